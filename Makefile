@@ -1,0 +1,46 @@
+# The README's two commands: `make demo` (run everything locally) and `make test`.
+# Each installs what it needs: virtual environment, packages, models and sample videos.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+MODELS := models/.fetched
+SAMPLES := samples/vtest.avi
+
+.PHONY: demo test lint typecheck unit venv models samples clean
+
+demo: $(STAMP) $(MODELS) $(SAMPLES)
+	$(VENV)/bin/ei up
+
+test: $(STAMP) $(MODELS) $(SAMPLES) lint typecheck
+	$(VENV)/bin/pytest
+
+unit: $(STAMP)
+	$(VENV)/bin/pytest tests/unit
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check apps tests
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+venv: $(STAMP)
+models: $(MODELS)
+samples: $(SAMPLES)
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+$(MODELS): $(STAMP) apps/elastic_inference/engine/fetch.py
+	PYTHON=$(PY) tools/download-models.sh -d models
+	touch $@
+
+$(SAMPLES):
+	tools/download-samples.sh -d samples
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The shared library every service is wired from. Imports no service and no engine code."""

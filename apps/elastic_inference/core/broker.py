@@ -1,0 +1,92 @@
+"""Output broker: per-stream live buffer and result history in Redis STREAMs.
+
+``ei:out:{stream}`` holds the original JPEG (passed through, never re-encoded) and the result
+JSON, trimmed to a short approximate length; ``ei:results:{stream}`` holds result JSON only,
+trimmed by age. Writers pipeline a whole batch in one round trip.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import redis
+
+from . import keys
+from .result import Result
+
+
+@dataclass(frozen=True)
+class OutputEntry:
+    """One entry of a live buffer: its stream entry id, the JPEG and the result JSON."""
+
+    stream: str
+    entry_id: str
+    jpeg: bytes
+    result: bytes
+
+
+def _s(v: bytes | str) -> str:
+    return v.decode() if isinstance(v, bytes) else v
+
+
+class OutputBroker:
+    """Publishes results and reads them back for the websocket server and the gateway."""
+
+    def __init__(self, client: redis.Redis, out_maxlen: int = 32,
+                 retention: float = 3600.0) -> None:
+        self.client = client
+        self.out_maxlen = out_maxlen
+        self.retention = retention
+
+    def publish(self, items: Sequence[tuple[Result, bytes]], now: float | None = None) -> None:
+        """Publish ``(result, original_jpeg)`` pairs in one pipelined round trip."""
+        if not items:
+            return
+        now = time.time() if now is None else now
+        min_id = str(int((now - self.retention) * 1000))
+        pipe = self.client.pipeline(transaction=False)
+        for result, jpeg in items:
+            body = result.encode()
+            pipe.xadd(keys.out(result.stream), {"frame": jpeg, "result": body},
+                      maxlen=self.out_maxlen, approximate=True)
+            pipe.xadd(keys.results(result.stream), {"result": body},
+                      minid=min_id, approximate=True)
+        pipe.execute()
+
+    def latest(self, stream: str, count: int = 1) -> list[OutputEntry]:
+        """The newest ``count`` live entries of ``stream``, newest first."""
+        raw = self.client.xrevrange(keys.out(stream), count=count)
+        return [self._entry(stream, eid, fields) for eid, fields in raw]
+
+    def read(self, cursors: Mapping[str, str], block_ms: int | None = 1000,
+             count: int = 4) -> list[OutputEntry]:
+        """Entries after each stream's cursor (``$`` = only new ones), oldest first."""
+        if not cursors:
+            return []
+        raw = self.client.xread({keys.out(s): c for s, c in cursors.items()},
+                                count=count, block=block_ms)
+        out: list[OutputEntry] = []
+        prefix = len(keys.out("x")) - 1
+        for key, entries in raw or []:
+            stream = _s(key)[prefix:]
+            out.extend(self._entry(stream, eid, fields) for eid, fields in entries)
+        return out
+
+    def history(self, stream: str, since: float, until: float,
+                count: int | None = None) -> list[tuple[str, bytes]]:
+        """Result JSON of ``stream`` published between ``since`` and ``until`` (epoch s)."""
+        raw = self.client.xrange(keys.results(stream), min=str(int(since * 1000)),
+                                 max=str(int(until * 1000)), count=count)
+        return [(_s(eid), fields[b"result"]) for eid, fields in raw if b"result" in fields]
+
+    def delete(self, streams: Iterable[str]) -> None:
+        """Remove the live buffers and histories of ``streams``."""
+        names = [k for s in streams for k in (keys.out(s), keys.results(s))]
+        if names:
+            self.client.delete(*names)
+
+    @staticmethod
+    def _entry(stream: str, eid: bytes | str, fields: Mapping[bytes, bytes]) -> OutputEntry:
+        return OutputEntry(stream, _s(eid), fields.get(b"frame", b""), fields.get(b"result", b""))

@@ -1,0 +1,25 @@
+"""Every exception the project raises on purpose, in one place, so callers catch by meaning."""
+
+
+class EIError(Exception):
+    """Base of all Elastic Inference errors."""
+
+
+class ConfigError(EIError):
+    """A setting is unknown or invalid; the message names the variable or flag."""
+
+
+class InvalidMessage(EIError):
+    """A frame or result message failed validation; it is dropped with reason ``invalid``."""
+
+
+class ModelError(EIError):
+    """A model is unknown, missing on disk, or does not match its post-processor."""
+
+
+class FetchError(EIError):
+    """Model or sample download failed, or a checksum did not match."""
+
+
+class SourceError(EIError):
+    """A video source could not be opened or stopped producing frames."""

@@ -1,0 +1,78 @@
+"""Every Redis key of the wire contract, and the id rules that make keys safe to build.
+
+Keeping them in one module means a key is spelled once; doc/wire-contract.md mirrors this file.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .errors import InvalidMessage
+
+PREFIX = "ei"
+STREAM_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+TYPE_RE = re.compile(r"^[a-z0-9_-]{1,32}$")
+
+
+def check_stream_id(stream: str) -> str:
+    """Return ``stream`` if it is a valid stream id, else raise InvalidMessage."""
+    if not isinstance(stream, str) or not STREAM_ID_RE.match(stream):
+        raise InvalidMessage(f"invalid stream id {stream!r}: must match {STREAM_ID_RE.pattern}")
+    return stream
+
+
+def check_type(infer_type: str) -> str:
+    """Return ``infer_type`` if it is a valid inference type name, else raise InvalidMessage."""
+    if not isinstance(infer_type, str) or not TYPE_RE.match(infer_type):
+        raise InvalidMessage(f"invalid inference type {infer_type!r}: must match {TYPE_RE.pattern}")
+    return infer_type
+
+
+def queue(infer_type: str) -> str:
+    """Frame queue (LIST) for one inference type."""
+    return f"{PREFIX}:queue:{check_type(infer_type)}"
+
+
+def queue_stats(infer_type: str) -> str:
+    """Push/drop counters (HASH) for one frame queue."""
+    return f"{queue(infer_type)}:stats"
+
+
+def queue_processing(infer_type: str, worker_id: str) -> str:
+    """Per-worker in-flight list for lossless delivery (reliable-queue pattern)."""
+    return f"{queue(infer_type)}:processing:{worker_id}"
+
+
+def out(stream: str) -> str:
+    """Live output buffer (STREAM) of one source stream: original JPEG plus result JSON."""
+    return f"{PREFIX}:out:{check_stream_id(stream)}"
+
+
+def results(stream: str) -> str:
+    """Result history (STREAM) of one source stream, trimmed by age."""
+    return f"{PREFIX}:results:{check_stream_id(stream)}"
+
+
+def stream_registry() -> str:
+    """Sorted set of live stream ids scored by last heartbeat (epoch seconds)."""
+    return f"{PREFIX}:streams"
+
+
+def stream_info(stream: str) -> str:
+    """HASH with one stream's details (types, source kind, size, fps)."""
+    return f"{PREFIX}:stream:{check_stream_id(stream)}"
+
+
+def worker_registry(infer_type: str) -> str:
+    """Sorted set of worker ids of one type scored by last heartbeat."""
+    return f"{PREFIX}:workers:{check_type(infer_type)}"
+
+
+def worker_info(worker_id: str) -> str:
+    """HASH with one worker's details and its latest rates."""
+    return f"{PREFIX}:worker:{check_stream_id(worker_id)}"
+
+
+def worker_types() -> str:
+    """SET of inference types that have ever had a worker (for status listings)."""
+    return f"{PREFIX}:worker-types"

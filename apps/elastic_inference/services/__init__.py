@@ -1,0 +1,1 @@
+"""One module per process and container; each wires core (and engine) pieces together."""

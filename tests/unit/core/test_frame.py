@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import msgpack
+import pytest
+
+from elastic_inference.core import frame
+from elastic_inference.core.errors import InvalidMessage
+
+JPEG = b"\xff\xd8\xff\xe0" + b"x" * 100
+
+
+def make(**kw: object) -> frame.Frame:
+    args: dict[str, object] = dict(stream="cam-1", type="face", seq=3, ts=1700000000.5, w=640,
+                                   h=360, jpeg=JPEG)
+    args.update(kw)
+    return frame.Frame(**args)  # type: ignore[arg-type]
+
+
+def test_round_trip_keeps_every_field() -> None:
+    f = make()
+    assert frame.decode(f.encode()) == f
+
+
+def test_integer_timestamp_is_accepted_as_float() -> None:
+    raw = msgpack.packb({"v": 1, "stream": "s", "type": "face", "seq": 0, "ts": 1700000000,
+                         "w": 2, "h": 2, "jpeg": JPEG}, use_bin_type=True)
+    assert frame.decode(raw).ts == 1700000000.0
+
+
+@pytest.mark.parametrize("raw", [b"", b"\x92\x01", b"\xc1garbage", b"not msgpack at all \xff",
+                                 msgpack.packb([1, 2, 3])])
+def test_garbage_is_invalid(raw: bytes) -> None:
+    with pytest.raises(InvalidMessage):
+        frame.decode(raw)
+
+
+def test_truncated_message_is_invalid() -> None:
+    with pytest.raises(InvalidMessage):
+        frame.decode(make().encode()[:-20])
+
+
+def test_unknown_version_is_invalid() -> None:
+    data = msgpack.unpackb(make().encode())
+    data["v"] = 2
+    with pytest.raises(InvalidMessage, match="version"):
+        frame.decode(msgpack.packb(data, use_bin_type=True))
+
+
+@pytest.mark.parametrize("field,value", [
+    ("stream", "bad id"), ("stream", "x" * 65), ("type", "Face"), ("seq", -1), ("seq", True),
+    ("ts", float("nan")), ("ts", 0), ("w", 0), ("h", 20000), ("jpeg", b"PNG..."),
+    ("jpeg", b""),
+])
+def test_invalid_fields_are_rejected(field: str, value: object) -> None:
+    with pytest.raises(InvalidMessage):
+        make(**{field: value})
+
+
+def test_oversized_jpeg_is_rejected() -> None:
+    with pytest.raises(InvalidMessage, match="size"):
+        make(jpeg=JPEG + b"0" * frame.MAX_JPEG_BYTES)
+
+
+def test_missing_field_is_named() -> None:
+    data = msgpack.unpackb(make().encode())
+    del data["seq"]
+    with pytest.raises(InvalidMessage, match="seq"):
+        frame.decode(msgpack.packb(data, use_bin_type=True))

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from elastic_inference.core.errors import ConfigError
+from elastic_inference.core.settings import (
+    InferSettings,
+    StreamSettings,
+    UpSettings,
+    describe,
+    known_env_names,
+    parse_settings,
+)
+
+
+def test_defaults_without_environment() -> None:
+    s = parse_settings(InferSettings, [], {})
+    assert (s.type, s.device, s.batch, s.max_age) == ("people", "CPU", 8, 1.0)
+    assert s.model_dir == Path("models")
+
+
+def test_flag_beats_environment_beats_default() -> None:
+    s = parse_settings(InferSettings, ["--batch", "3"], {"EI_BATCH": "5", "EI_TYPE": "face"})
+    assert s.batch == 3 and s.type == "face"
+
+
+def test_device_is_case_insensitive() -> None:
+    assert parse_settings(InferSettings, [], {"EI_DEVICE": "gpu"}).device == "GPU"
+
+
+@pytest.mark.parametrize("env,name", [
+    ({"EI_BATCH": "many"}, "EI_BATCH"),
+    ({"EI_BATCH": "0"}, "EI_BATCH"),
+    ({"EI_DEVICE": "TPU"}, "EI_DEVICE"),
+    ({"EI_MAX_AGE": "-1"}, "EI_MAX_AGE"),
+    ({"EI_TYPE": "Bad Type"}, "EI_TYPE"),
+    ({"EI_REDIS_URL": "http://x"}, "EI_REDIS_URL"),
+    ({"EI_TYPO": "1"}, "EI_TYPO"),
+])
+def test_invalid_values_name_the_variable(env: dict[str, str], name: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        parse_settings(InferSettings, [], env)
+
+
+def test_invalid_flag_is_named() -> None:
+    with pytest.raises(ConfigError, match="--jpeg-quality"):
+        parse_settings(StreamSettings, ["--jpeg-quality", "101"], {})
+
+
+def test_lists_and_booleans() -> None:
+    s = parse_settings(StreamSettings, [], {"EI_TYPES": "face, people", "EI_LOOP": "no"})
+    assert s.types == ("face", "people") and s.loop is False
+
+
+def test_variables_of_other_services_are_known() -> None:
+    # One ConfigMap may carry every service's settings: none of them is "unknown".
+    s = parse_settings(StreamSettings, [], {"EI_MODEL": "blazeface", "EI_PORT": "9000"})
+    assert s.types == ("people",)
+    assert {"EI_MODEL", "EI_SOURCE", "EI_REDIS_URL", "EI_WS_PORT"} <= known_env_names()
+
+
+def test_up_defaults_to_embedded_redis() -> None:
+    assert parse_settings(UpSettings, [], {}).redis_url == ""
+
+
+def test_describe_lists_every_option() -> None:
+    rows = describe(InferSettings)
+    assert ("EI_DEVICE", "--device", "'CPU'") == rows[[r[0] for r in rows].index("EI_DEVICE")][:3]
