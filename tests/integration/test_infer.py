@@ -1,0 +1,138 @@
+"""The inference worker on a real redis-server with real OpenVINO models."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import msgpack
+import numpy as np
+import pytest
+import redis
+from prometheus_client import generate_latest
+from skimage import data
+
+from elastic_inference.core import frame as frame_msg
+from elastic_inference.core import keys
+from elastic_inference.core.queue import FrameQueue
+from elastic_inference.core.result import decode_result
+from elastic_inference.core.runtime import ServiceRuntime
+from elastic_inference.core.settings import InferSettings, parse_settings
+from elastic_inference.engine.detector import load_detector
+from elastic_inference.services.infer import InferWorker, reduction_for
+
+pytestmark = pytest.mark.integration
+
+
+def astronaut_jpeg() -> bytes:
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
+    assert ok
+    return buf.tobytes()
+
+
+def make_worker(redis_url: str, model_dir: Path, infer_type: str, **flags: str
+                ) -> InferWorker:
+    argv = ["--type", infer_type, "--model-dir", str(model_dir), "--redis-url", redis_url]
+    for k, v in flags.items():
+        argv += [f"--{k.replace('_', '-')}", v]
+    settings = parse_settings(InferSettings, argv, {})
+    detector = load_detector(infer_type, model_dir, "CPU")
+    return InferWorker(settings, redis.Redis.from_url(redis_url), detector,
+                       ServiceRuntime("infer-test"), worker_id=f"test-{infer_type}")
+
+
+def frame_bytes(jpeg: bytes, seq: int, infer_type: str = "face", ts: float | None = None,
+                w: int = 512, h: int = 512) -> bytes:
+    return frame_msg.Frame(stream="astro", type=infer_type, seq=seq,
+                           ts=time.time() if ts is None else ts, w=w, h=h, jpeg=jpeg).encode()
+
+
+def test_bad_input_is_counted_invalid_and_the_worker_goes_on(
+        redis_url: str, model_dir: Path) -> None:
+    q = FrameQueue(redis.Redis.from_url(redis_url), "face", maxlen=100)
+    good = frame_bytes(astronaut_jpeg(), 2)
+    unknown_version = msgpack.packb({**msgpack.unpackb(good), "v": 99}, use_bin_type=True)
+    corrupt_jpeg = frame_bytes(b"\xff\xd8\xff\xe0" + b"\x00garbage" * 50, 1)
+    for message in (corrupt_jpeg, good[: len(good) // 2], unknown_version, good):
+        q.push(message)
+    worker = make_worker(redis_url, model_dir, "face", max_frames="1", max_age="0")
+    assert worker.run() == 0
+    text = generate_latest(worker.runtime.registry).decode()
+    assert 'reason="invalid",type="face"} 3.0' in text
+    assert q.stats().drops["invalid"] == 3
+    entries = worker.broker.latest("astro")
+    assert len(entries) == 1
+    result = decode_result(entries[0].result)
+    assert result.seq == 2 and result.model == "blazeface" and result.device == "CPU"
+    assert entries[0].jpeg == frame_msg.decode(good).jpeg  # passed through untouched
+    face = max(result.detections, key=lambda d: d.score)
+    x1, y1, x2, y2 = face.box
+    assert 0.3 < (x1 + x2) / 2 < 0.6 and 0.05 < (y1 + y2) / 2 < 0.4
+
+
+def test_stale_frames_are_dropped_at_pop_time(redis_url: str, model_dir: Path) -> None:
+    q = FrameQueue(redis.Redis.from_url(redis_url), "face", maxlen=100)
+    jpeg = astronaut_jpeg()
+    q.push(frame_bytes(jpeg, 1, ts=time.time() - 60))
+    q.push(frame_bytes(jpeg, 2))
+    worker = make_worker(redis_url, model_dir, "face", max_frames="1", max_age="5")
+    worker.run()
+    assert q.stats().drops["stale"] == 1
+    assert decode_result(worker.broker.latest("astro")[0].result).seq == 2
+
+
+def test_results_go_to_live_buffer_and_history_with_metrics(
+        redis_url: str, model_dir: Path) -> None:
+    client = redis.Redis.from_url(redis_url)
+    q = FrameQueue(client, "people", maxlen=100)
+    jpeg = astronaut_jpeg()
+    for seq in range(6):
+        q.push(frame_bytes(jpeg, seq, "people"))
+    worker = make_worker(redis_url, model_dir, "people", max_frames="6", batch="4",
+                         max_age="0")
+    worker.run()
+    assert client.xlen(keys.results("astro")) == 6
+    labels = {d.label for d in decode_result(worker.broker.latest("astro")[0].result).detections}
+    assert labels == {"Person"}  # the people type keeps only Person
+    worker.update_stats()
+    text = generate_latest(worker.runtime.registry).decode()
+    assert 'ei_frames_inferred_total{device="CPU",model="ssd-mobilenetv2-oidv4",type="people"} 6.0' in text
+    for name in ("ei_capacity_fps", "ei_infer_fps", "ei_scale_ratio"):
+        line = next(ln for ln in text.splitlines() if ln.startswith(name + "{"))
+        assert float(line.rsplit(" ", 1)[1]) > 0, line
+    assert "ei_frame_latency_seconds_count" in text
+
+
+def test_people_stream_over_vtest_finds_people_in_most_frames(
+        redis_url: str, model_dir: Path, sample_dir: Path) -> None:
+    n = 30
+    stream = subprocess.run(
+        [sys.executable, "-m", "elastic_inference.cli", "stream", "--source",
+         str(sample_dir / "vtest.avi"), "--stream-id", "vtest", "--types", "people",
+         "--fps", "0", "--max-frames", str(n), "--queue-maxlen", "100", "--metrics-port", "0",
+         "--metrics-host", "127.0.0.1", "--redis-url", redis_url],
+        capture_output=True, timeout=60, check=False)
+    assert stream.returncode == 0, stream.stderr.decode()[-2000:]
+    worker = make_worker(redis_url, model_dir, "people", max_frames=str(n), max_age="0")
+    worker.run()
+    entries = redis.Redis.from_url(redis_url).xrange(keys.results("vtest"))
+    assert len(entries) == n
+    with_person = sum(
+        any(d["label"] == "Person" for d in json.loads(f[b"result"])["detections"])
+        for _, f in entries)
+    assert with_person / n >= 0.8, f"only {with_person}/{n} frames with a Person"
+
+
+def test_reduction_keeps_frames_at_least_model_sized() -> None:
+    assert reduction_for(1280, 720, (300, 300)) == 2
+    assert reduction_for(1280, 720, (128, 128)) == 4
+    assert reduction_for(300, 300, (300, 300)) == 1
+    img = np.zeros((720, 1280, 3), np.uint8)
+    ok, buf = cv2.imencode(".jpg", img)
+    from elastic_inference.services.infer import decode_jpeg
+
+    assert decode_jpeg(buf.tobytes(), 4).shape == (180, 320, 3)
