@@ -52,10 +52,13 @@ def check_url(url: str) -> str:
     return url
 
 
-def connect(url: str, *, socket_timeout: float = 10.0, decode: bool = False) -> redis.Redis:
+def connect(url: str, *, socket_timeout: float = 10.0, decode: bool = False,
+            retries: int = 3) -> redis.Redis:
     """Build a client for ``url`` (password and TLS come from the URL; nothing is sent yet).
 
-    ``socket_timeout`` must exceed the longest blocking pop a caller makes.
+    ``socket_timeout`` must exceed the longest blocking pop a caller makes. ``retries`` is how
+    often redis-py itself retries one command; loops that must not stall (a stream capturing
+    while Redis is down) pass fewer and rely on :class:`Backoff`.
     """
     check_url(url)
     return redis.Redis.from_url(
@@ -63,7 +66,7 @@ def connect(url: str, *, socket_timeout: float = 10.0, decode: bool = False) -> 
         socket_timeout=socket_timeout,
         socket_connect_timeout=5.0,
         health_check_interval=15,
-        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
+        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=retries),
         retry_on_error=[redis.ConnectionError, redis.TimeoutError],
         decode_responses=decode,
     )
