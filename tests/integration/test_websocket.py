@@ -1,0 +1,331 @@
+"""Websocket fan-out against a real redis-server and real websocket clients.
+
+The service runs in-process (its own asyncio loop in a thread) except for the SIGTERM test,
+which runs ``ei websocket`` as a subprocess.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+import redis
+from prometheus_client import CollectorRegistry
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import ClientConnection, connect
+
+from elastic_inference.core.broker import OutputBroker
+from elastic_inference.core.metrics import WebsocketMetrics
+from elastic_inference.core.redisconn import connect as redis_connect
+from elastic_inference.core.registry import StreamRegistry
+from elastic_inference.core.result import Detection, Result
+from elastic_inference.services.websocket import WebsocketService, decode_frame
+from tests.redis_server import RedisServer, free_port
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def make_jpeg(w: int = 96, h: int = 64, noise: bool = False, quality: int = 90) -> bytes:
+    rng = np.random.default_rng(0)
+    img = (rng.integers(0, 256, (h, w, 3), dtype=np.uint8) if noise
+           else np.full((h, w, 3), 128, dtype=np.uint8))
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    assert ok
+    return buf.tobytes()
+
+
+def make_result(stream: str, seq: int, w: int = 96, h: int = 64,
+                infer_type: str = "people") -> Result:
+    return Result(stream=stream, type=infer_type, seq=seq, ts_capture=time.time(),
+                  ts_done=time.time(), model="fake", device="CPU", w=w, h=h,
+                  detections=(Detection("person", 0.9, (0.1, 0.2, 0.5, 0.8)),))
+
+
+class Publisher(threading.Thread):
+    """Heartbeats the streams and publishes a frame for each every ``interval`` seconds."""
+
+    def __init__(self, url: str, streams: list[str], jpeg: bytes, interval: float = 0.05,
+                 limit: int = 0, types: tuple[str, ...] = ("people",)) -> None:
+        super().__init__(daemon=True)
+        self.client = redis.Redis.from_url(url)
+        self.streams = streams
+        self.jpeg = jpeg
+        self.interval = interval
+        self.limit = limit
+        self.types = types
+        self.halt = threading.Event()
+        self.seq = 0
+        self.last_ids: dict[str, str] = {}
+
+    def run(self) -> None:
+        broker, registry = OutputBroker(self.client), StreamRegistry(self.client)
+        while not self.halt.is_set() and (not self.limit or self.seq < self.limit):
+            try:
+                for s in self.streams:
+                    registry.beat(s, {"types": list(self.types), "source_kind": "file"})
+                broker.publish([(make_result(s, self.seq, infer_type=t), self.jpeg)
+                                for s in self.streams for t in self.types])
+                for s in self.streams:
+                    self.last_ids[s] = broker.latest(s, 1)[0].entry_id
+                self.seq += 1
+            except redis.ConnectionError:
+                pass  # the restart test stops Redis under us
+            self.halt.wait(self.interval)
+
+    def stop(self) -> None:
+        self.halt.set()
+        self.join(5)
+        self.client.close()
+
+
+class ServiceThread:
+    """A WebsocketService on a free port, in its own event loop thread."""
+
+    def __init__(self, url: str, **kwargs: Any) -> None:
+        self.client = redis_connect(url)
+        self.metrics = WebsocketMetrics(CollectorRegistry())
+        kwargs.setdefault("refresh_s", 0.2)
+        self.service = WebsocketService(self.client, self.metrics, **kwargs)
+        self.port = 0
+        started = threading.Event()
+
+        def on_start(port: int) -> None:
+            self.port = port
+            started.set()
+
+        self.thread = threading.Thread(
+            target=lambda: asyncio.run(self.service.run("127.0.0.1", 0, started=on_start)),
+            daemon=True)
+        self.thread.start()
+        assert started.wait(10)
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    def stop(self) -> None:
+        self.service.stop.set()
+        self.thread.join(10)
+        self.client.close()
+
+
+@pytest.fixture
+def service(redis_url: str) -> Iterator[ServiceThread]:
+    svc = ServiceThread(redis_url)
+    yield svc
+    svc.stop()
+
+
+def recv_frames(ws: ClientConnection, want: set[str], timeout: float = 10.0
+                ) -> tuple[dict[str, tuple[dict[str, Any], bytes]], list[dict[str, Any]]]:
+    """Receive until a binary frame of every stream in ``want`` arrived; returns the last of
+    each and the text messages seen on the way."""
+    frames: dict[str, tuple[dict[str, Any], bytes]] = {}
+    texts: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while not want <= frames.keys():
+        msg = ws.recv(timeout=max(0.01, deadline - time.monotonic()))
+        if isinstance(msg, str):
+            texts.append(json.loads(msg))
+        else:
+            header, jpeg = decode_frame(msg)
+            frames[header["stream"]] = (header, jpeg)
+    return frames, texts
+
+
+def test_every_stream_reaches_the_client(service: ServiceThread, redis_url: str) -> None:
+    jpeg = make_jpeg()
+    pub = Publisher(redis_url, ["cam1", "cam2"], jpeg)
+    pub.start()
+    try:
+        with connect(service.url) as ws:
+            frames, texts = recv_frames(ws, {"cam1", "cam2"})
+    finally:
+        pub.stop()
+    assert {"streams": ["cam1", "cam2"]} in texts
+    for stream, (header, body) in frames.items():
+        assert body == jpeg  # passed through untouched
+        img = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
+        assert img is not None and img.shape == (64, 96, 3)
+        assert header["stream"] == stream and "-" in header["id"]
+        result = header["result"]
+        assert result["stream"] == stream and result["v"] == 1
+        assert result["detections"][0]["label"] == "person"
+    assert service.metrics.sent._value.get() >= 2
+    assert service.metrics.clients._value.get() in (0, 1)
+
+
+def test_each_types_result_of_a_frame_arrives(service: ServiceThread, redis_url: str) -> None:
+    pub = Publisher(redis_url, ["cam1"], make_jpeg(), types=("people", "face"))
+    pub.start()
+    seen: dict[str, set[int]] = {"people": set(), "face": set()}
+    try:
+        with connect(service.url) as ws:
+            deadline = time.monotonic() + 10
+            while not seen["people"] & seen["face"]:  # both types of one same frame
+                msg = ws.recv(timeout=max(0.01, deadline - time.monotonic()))
+                if isinstance(msg, bytes):
+                    result = decode_frame(msg)[0]["result"]
+                    seen[result["type"]].add(result["seq"])
+    finally:
+        pub.stop()
+
+
+def test_subscribe_filters_and_bad_messages_get_errors(service: ServiceThread,
+                                                       redis_url: str) -> None:
+    pub = Publisher(redis_url, ["cam1", "cam2"], make_jpeg())
+    pub.start()
+    try:
+        with connect(service.url) as ws:
+            ws.send("{nope")
+            ws.send(json.dumps({"subscribe": ["bad id"]}))
+            ws.send(b"\x00binary")
+            errors: list[str] = []
+            while len(errors) < 3:
+                msg = ws.recv(timeout=5)
+                if isinstance(msg, str) and "error" in json.loads(msg):
+                    errors.append(json.loads(msg)["error"])
+            assert "not valid JSON" in errors[0]
+            assert "invalid stream id" in errors[1]
+            assert "binary" in errors[2]
+            ws.send(json.dumps({"subscribe": ["cam2"]}))
+            time.sleep(0.3)  # let frames queued before the subscribe drain
+            while True:
+                try:
+                    ws.recv(timeout=0.05)
+                except TimeoutError:
+                    break
+            seen = set()
+            deadline = time.monotonic() + 1.0
+            while time.monotonic() < deadline:
+                msg = ws.recv(timeout=5)
+                if isinstance(msg, bytes):
+                    seen.add(decode_frame(msg)[0]["stream"])
+            assert seen == {"cam2"}  # still connected, and filtered
+    finally:
+        pub.stop()
+
+
+def test_non_reading_client_does_not_stop_another(service: ServiceThread,
+                                                   redis_url: str) -> None:
+    big = make_jpeg(640, 480, noise=True, quality=95)  # a few hundred KB: fills buffers fast
+    assert len(big) > 200_000
+    n = 80
+    # The stalled client reads nothing; max_queue=1 makes its library stop reading the socket
+    # at once, so the server's writes to it back up for real.
+    with connect(service.url, max_queue=1, close_timeout=1), connect(service.url) as fast:
+        recv_frames(fast, set(), timeout=1)
+        time.sleep(0.3)  # the reader sees both clients
+        pub = Publisher(redis_url, ["cam1"], big, interval=0.02, limit=n)
+        pub.start()
+        got = 0
+        deadline = time.monotonic() + 20
+        try:
+            while True:
+                msg = fast.recv(timeout=max(0.01, deadline - time.monotonic()))
+                if isinstance(msg, bytes):
+                    got += 1
+                    if decode_frame(msg)[0]["result"]["seq"] == n - 1:  # the last one published
+                        break
+        finally:
+            pub.stop()
+        assert got >= n * 3 // 4, got
+        assert service.metrics.skipped._value.get() > 0  # the stalled client's, not ours
+        assert service.metrics.clients._value.get() == 2  # the stalled one is still connected
+
+
+def test_other_paths_get_404(service: ServiceThread) -> None:
+    with pytest.raises(InvalidStatus) as info:
+        connect(f"ws://127.0.0.1:{service.port}/other")
+    assert info.value.response.status_code == 404
+
+
+def test_max_clients_closes_with_1013(redis_url: str) -> None:
+    svc = ServiceThread(redis_url, max_clients=1)
+    try:
+        with connect(svc.url) as first:
+            first.recv(timeout=5)  # streams text: first is registered
+            with connect(svc.url) as second:
+                with pytest.raises(ConnectionClosed) as info:
+                    while True:
+                        second.recv(timeout=5)
+                assert info.value.rcvd is not None and info.value.rcvd.code == 1013
+            first.ping().wait(5)  # the first client is unaffected
+    finally:
+        svc.stop()
+
+
+def test_redis_restart_keeps_clients_and_resumes() -> None:
+    server = RedisServer().start()
+    svc = ServiceThread(server.url)
+    pub = Publisher(server.url, ["cam1"], make_jpeg())
+    try:
+        pub.start()
+        with connect(svc.url) as ws:
+            recv_frames(ws, {"cam1"})
+            server.stop()
+            time.sleep(1.5)
+            ws.ping().wait(5)  # still connected while Redis is down
+            server.start()  # same port, empty data: the publisher re-registers the stream
+            while True:
+                try:
+                    ws.recv(timeout=0.05)
+                except TimeoutError:
+                    break
+            recv_frames(ws, {"cam1"}, timeout=15)
+        assert svc.metrics.reconnects._value.get() >= 1
+    finally:
+        pub.stop()
+        svc.stop()
+        server.stop()
+
+
+def test_cli_sigterm_closes_clients_with_1001_and_exits_0(redis_url: str) -> None:
+    port, mport = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EI_")}
+    env["PYTHONPATH"] = str(REPO / "apps") + os.pathsep + str(REPO)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "elastic_inference.cli", "websocket", "--redis-url", redis_url,
+         "--host", "127.0.0.1", "--port", str(port), "--metrics-host", "127.0.0.1",
+         "--metrics-port", str(mport)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{mport}/readyz", timeout=1):
+                    break
+            except OSError:
+                assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+                assert time.monotonic() < deadline, "ei websocket did not become ready"
+                time.sleep(0.1)
+        with connect(f"ws://127.0.0.1:{port}/ws") as ws:
+            assert json.loads(ws.recv(timeout=5)) == {"streams": []}
+            with urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=5) as r:
+                assert b"ei_ws_clients 1.0" in r.read()
+            proc.send_signal(signal.SIGTERM)
+            with pytest.raises(ConnectionClosed) as info:
+                ws.recv(timeout=10)
+            assert info.value.rcvd is not None and info.value.rcvd.code == 1001
+        assert proc.wait(15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
