@@ -23,7 +23,7 @@ from elastic_inference.core.result import decode_result
 from elastic_inference.core.runtime import ServiceRuntime
 from elastic_inference.core.settings import InferSettings, parse_settings
 from elastic_inference.engine.detector import load_detector
-from elastic_inference.services.infer import InferWorker, reduction_for
+from elastic_inference.services.infer import InferWorker, decode_jpeg, reduction_for
 
 pytestmark = pytest.mark.integration
 
@@ -100,7 +100,8 @@ def test_results_go_to_live_buffer_and_history_with_metrics(
     assert labels == {"Person"}  # the people type keeps only Person
     worker.update_stats()
     text = generate_latest(worker.runtime.registry).decode()
-    assert 'ei_frames_inferred_total{device="CPU",model="ssd-mobilenetv2-oidv4",type="people"} 6.0' in text
+    labels = 'device="CPU",model="ssd-mobilenetv2-oidv4",type="people"'
+    assert f"ei_frames_inferred_total{{{labels}}} 6.0" in text
     for name in ("ei_capacity_fps", "ei_infer_fps", "ei_scale_ratio"):
         line = next(ln for ln in text.splitlines() if ln.startswith(name + "{"))
         assert float(line.rsplit(" ", 1)[1]) > 0, line
@@ -132,7 +133,6 @@ def test_reduction_keeps_frames_at_least_model_sized() -> None:
     assert reduction_for(1280, 720, (128, 128)) == 4
     assert reduction_for(300, 300, (300, 300)) == 1
     img = np.zeros((720, 1280, 3), np.uint8)
-    ok, buf = cv2.imencode(".jpg", img)
-    from elastic_inference.services.infer import decode_jpeg
+    _, buf = cv2.imencode(".jpg", img)
 
     assert decode_jpeg(buf.tobytes(), 4).shape == (180, 320, 3)

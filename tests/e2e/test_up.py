@@ -1,0 +1,62 @@
+"""``ei up`` end to end: three sample streams, results for each, a websocket client sees all."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import struct
+import time
+from pathlib import Path
+
+import pytest
+import websockets
+
+from tests.processes import Service, get_json, wait_for
+from tests.redis_server import free_port
+
+pytestmark = pytest.mark.e2e
+
+STREAMS = {"vtest-people", "vtest-car", "megamind-face"}
+
+
+async def streams_seen_on_websocket(url: str, timeout: float) -> dict[str, dict[str, object]]:
+    """Read binary messages until each stream has sent one; return a result per stream."""
+    seen: dict[str, dict[str, object]] = {}
+    deadline = time.monotonic() + timeout
+    async with websockets.connect(url, open_timeout=10, max_size=16 * 2**20) as ws:
+        while set(seen) != STREAMS and time.monotonic() < deadline:
+            msg = await asyncio.wait_for(ws.recv(), max(0.1, deadline - time.monotonic()))
+            if not isinstance(msg, bytes):
+                continue
+            (n,) = struct.unpack(">I", msg[:4])
+            header = json.loads(msg[4:4 + n])
+            assert msg[4 + n:4 + n + 2] == b"\xff\xd8", "payload is not the JPEG"
+            seen[header["stream"]] = header["result"]
+    return seen
+
+
+def test_up_serves_three_streams_with_results(model_dir: Path, sample_dir: Path) -> None:
+    port, ws_port = free_port(), free_port()
+    up = Service(["up", "--port", str(port), "--ws-port", str(ws_port), "--model-dir",
+                  str(model_dir), "--sample-dir", str(sample_dir), "--fps", "8"])
+    started = time.monotonic()
+    try:
+        api = f"http://127.0.0.1:{port}/api/streams"
+        listed = wait_for(lambda: {s["id"] for s in get_json(api)[1]["streams"]} == STREAMS,
+                          60, "/api/streams to list the three streams")
+        assert listed
+
+        def all_have_results() -> bool:
+            return all(get_json(f"{api}/{s}/latest")[0] == 200 for s in STREAMS)
+
+        wait_for(all_have_results, 60 - (time.monotonic() - started),
+                 "results for every stream within 60 s of start")
+        seen = asyncio.run(streams_seen_on_websocket(f"ws://127.0.0.1:{ws_port}/ws", 30))
+        assert set(seen) == STREAMS
+        assert {r["type"] for r in seen.values()} == {"people", "car", "face"}
+        assert up.alive(), up.output()[-3000:]
+    finally:
+        code = up.stop(timeout=30, sig=signal.SIGINT)
+    assert code == 0, up.output()[-3000:]
+    assert "all services stopped" in up.output()

@@ -1,0 +1,77 @@
+"""Start project services as real subprocesses for integration and end-to-end tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tests.redis_server import free_port
+
+
+class Service:
+    """One ``ei SERVICE`` process whose combined output goes to a temporary log file."""
+
+    def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
+        self.args = args
+        self.log_path = Path(tempfile.mkstemp(prefix=f"ei-{args[0]}-", suffix=".log")[1])
+        self.metrics_port = free_port()
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("EI_")}
+        full_env.update(env or {})
+        cmd = [sys.executable, "-m", "elastic_inference.cli", *args]
+        if args[0] != "up":
+            cmd += ["--metrics-host", "127.0.0.1", "--metrics-port", str(self.metrics_port)]
+        self._log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
+                                     env=full_env)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout: float = 20.0, sig: int = signal.SIGTERM) -> int:
+        """Send ``sig`` once (if still running), wait, and kill only after ``timeout``."""
+        if self.alive():
+            self.proc.send_signal(sig)
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            code = self.proc.wait()
+        self._log.close()
+        return code
+
+
+def wait_for(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.25) -> Any:
+    """Poll ``check`` until it returns something truthy; fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+            if value:
+                return value
+        except Exception as exc:  # noqa: BLE001 - any error here just means "not yet"
+            last_error = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}"
+                         + (f" (last error: {last_error})" if last_error else ""))
+
+
+def get_json(url: str, timeout: float = 5.0) -> tuple[int, Any]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"null")

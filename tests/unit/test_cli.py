@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from elastic_inference import cli
+from elastic_inference.core import settings
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_every_subcommand_module_has_main() -> None:
+    import importlib
+
+    for name, (module, _) in cli.COMMANDS.items():
+        assert callable(importlib.import_module(module).main), name
+
+
+def test_unknown_command_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["frobnicate"]) == 2
+    assert "unknown command" in capsys.readouterr().err
+
+
+def test_config_error_exits_2_naming_the_variable(monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("EI_BATCH", "-3")
+    assert cli.main(["infer"]) == 2
+    assert "EI_BATCH" in capsys.readouterr().err
+
+
+def test_configuration_doc_lists_every_variable() -> None:
+    doc = (REPO / "doc" / "configuration.md").read_text()
+    missing = [n for n in settings.known_env_names() if f"`{n}`" not in doc]
+    assert not missing, f"doc/configuration.md lacks {missing}"
