@@ -1,0 +1,219 @@
+"""Real OpenVINO on the real fetched models (``model_dir`` fetches them once per session).
+
+Reference boxes were measured on ``skimage.data.astronaut()`` (512x512) and checked by drawing
+them: the face (brow to chin, ear to ear) is about x 0.34-0.54, y 0.12-0.36; the astronaut's
+body fills x 0.0-0.72 of the frame, top to bottom.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import openvino as ov
+import openvino.opset13 as ops
+import pytest
+from skimage import data
+
+from elastic_inference.core.errors import ModelError
+from elastic_inference.core.result import Box, Detection
+from elastic_inference.engine.detector import Detector, load_detector
+from elastic_inference.engine.fetch import SHA256, fetch_models, sha256_file
+from elastic_inference.engine.models import BUILTIN_MODELS, OIDV4_LABELS
+
+pytestmark = pytest.mark.integration
+
+FACE_REF: Box = (0.34, 0.12, 0.54, 0.36)
+PERSON_REF: Box = (0.0, 0.02, 0.72, 1.0)
+
+
+def iou(a: Box, b: Box) -> float:
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def bgr(rgb: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+
+
+@pytest.fixture(scope="module")
+def astronaut() -> np.ndarray:
+    return bgr(data.astronaut())
+
+
+@pytest.fixture(scope="module")
+def wide_astronaut(astronaut: np.ndarray) -> np.ndarray:
+    """1280x720 frame, astronaut scaled to 720x720 at x 280..1000, grey elsewhere."""
+    frame = np.full((720, 1280, 3), 90, dtype=np.uint8)
+    frame[:, 280:1000] = cv2.resize(astronaut, (720, 720))
+    return frame
+
+
+@pytest.fixture(scope="module")
+def detectors(model_dir: Path) -> Iterator[dict[str, Detector]]:
+    dets = {t: load_detector(t, model_dir, "CPU") for t in ("face", "people", "car", "object")}
+    yield dets
+    for d in dets.values():
+        d.close()
+
+
+def test_fetch_verified_and_idempotent(model_dir: Path) -> None:
+    for name, digest in SHA256.items():
+        assert sha256_file(model_dir / name) == digest
+    labelmap = (model_dir / "object_detection_oidv4_labelmap.txt").read_text().splitlines()
+    assert tuple(labelmap) == OIDV4_LABELS
+    start = time.monotonic()
+    again = fetch_models(model_dir, model_dir / ".cache")
+    assert time.monotonic() - start < 5.0
+    assert {p.name for p in again} == set(SHA256)
+    for spec in BUILTIN_MODELS.values():
+        assert spec.path(model_dir).is_file()
+
+
+def test_blazeface_finds_the_astronaut(
+    detectors: dict[str, Detector], astronaut: np.ndarray
+) -> None:
+    det = detectors["face"]
+    assert det.model == "blazeface" and det.device == "CPU" and det.input_size == (128, 128)
+    faces = det.infer([astronaut])[0]
+    assert len(faces) == 1, faces
+    assert faces[0].label == "face" and faces[0].score >= 0.8
+    assert iou(faces[0].box, FACE_REF) >= 0.5, faces[0].box
+
+
+def test_face_box_is_in_frame_coordinates(
+    detectors: dict[str, Detector], wide_astronaut: np.ndarray
+) -> None:
+    # The model sees a plain (squashing) resize of the whole 16:9 frame; boxes come back
+    # normalised to the frame, so the reference maps through the 720-px inset at x=280.
+    x1, y1, x2, y2 = FACE_REF
+    ref = ((280 + x1 * 720) / 1280, y1, (280 + x2 * 720) / 1280, y2)
+    faces = detectors["face"].infer([wide_astronaut])[0]
+    assert faces and iou(faces[0].box, ref) >= 0.4, (faces, ref)
+
+
+def test_full_range_face_model(model_dir: Path, astronaut: np.ndarray) -> None:
+    det = load_detector("face", model_dir, "CPU", model="blazeface-full")
+    try:
+        faces = det.infer([astronaut])[0]
+    finally:
+        det.close()
+    assert det.input_size == (192, 192)
+    assert len(faces) == 1 and iou(faces[0].box, FACE_REF) >= 0.5
+
+
+def test_ssd_finds_a_person(detectors: dict[str, Detector], astronaut: np.ndarray) -> None:
+    people = detectors["people"].infer([astronaut])[0]
+    assert people and {d.label for d in people} == {"Person"}
+    best = max(people, key=lambda d: d.score)
+    assert iou(best.box, PERSON_REF) >= 0.6, best.box
+    assert detectors["people"].input_size == (300, 300)
+
+
+def test_object_and_car_label_filters(
+    detectors: dict[str, Detector], astronaut: np.ndarray
+) -> None:
+    chelsea, coffee = bgr(data.chelsea()), bgr(data.coffee())
+    objects = detectors["object"].infer([astronaut, chelsea, coffee])
+    assert "Person" in {d.label for d in objects[0]}
+    assert "Cat" in {d.label for d in objects[1]}
+    assert {d.label for d in objects[2]} & {"Coffee cup", "Mug"}
+    cars = detectors["car"].infer([astronaut, chelsea, coffee])
+    assert cars == [[], [], []]  # no Person/Cat/cup leaks through the car filter
+    people = detectors["people"].infer([chelsea, coffee])
+    assert all(d.label == "Person" for r in people for d in r)
+
+
+def test_batch_returns_per_image_results_in_order(
+    detectors: dict[str, Detector], astronaut: np.ndarray, wide_astronaut: np.ndarray
+) -> None:
+    det = detectors["object"]
+    images = [
+        astronaut,
+        np.zeros((240, 320, 3), np.uint8),
+        bgr(data.chelsea()),
+        wide_astronaut,
+        cv2.cvtColor(data.camera(), cv2.COLOR_GRAY2BGR),
+        bgr(data.coffee()),
+        astronaut[:, ::-1],  # not contiguous: must still work
+    ] * 2
+    singles = [det.infer([im])[0] for im in images]
+    batch = det.infer(images)
+    assert len(batch) == len(images)
+    for got, want in zip(batch, singles, strict=True):
+        assert [d.label for d in got] == [d.label for d in want]
+        np.testing.assert_allclose([d.box for d in got], [d.box for d in want], atol=1e-5)
+    assert batch[1] == []
+    assert det.infer([]) == []
+
+
+def test_unavailable_device_is_a_model_error(model_dir: Path) -> None:
+    available = ov.Core().available_devices
+    missing = next(d for d in ("NPU", "GPU", "GPU.7", "NPU.7") if d not in available)
+    with pytest.raises(ModelError, match=rf"'{missing}' is not available.*available: CPU"):
+        load_detector("face", model_dir, missing)
+
+
+def test_missing_model_file_says_how_to_fetch(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match=r"download-models\.sh"):
+        load_detector("face", tmp_path, "CPU")
+
+
+def test_auto_device_reports_the_real_device(model_dir: Path, astronaut: np.ndarray) -> None:
+    det = load_detector("face", model_dir, "AUTO")
+    try:
+        assert det.device and det.device != "AUTO"
+        assert len(det.infer([astronaut])[0]) == 1
+    finally:
+        det.close()
+
+
+def _write_omz_like_model(path: Path) -> None:
+    """A tiny IR shaped like an OMZ SSD: NCHW BGR input, DetectionOutput-style [1,1,2,7].
+
+    The confidence of row 0 is 0.9 * mean(channel 0) / 255, so a pure blue BGR image scores
+    0.9 and a pure red one 0: this checks layout and colour order end to end.
+    """
+    param = ops.parameter([1, 3, 64, 64], np.float32, name="data")
+    blue = ops.reduce_mean(ops.gather(param, ops.constant(np.array([0])), 1), [1, 2, 3], True)
+    rows = np.array(
+        [[0, 1, 0, 0.1, 0.2, 0.5, 0.6], [-1, 0, 0, 0, 0, 0, 0]], dtype=np.float32
+    ).reshape(1, 1, 2, 7)
+    mask = np.zeros_like(rows)
+    mask[0, 0, 0, 2] = 0.9 / 255
+    out = ops.add(ops.constant(rows), ops.multiply(ops.constant(mask), blue))
+    ov.save_model(ov.Model([out], [param], "omz_like"), str(path), compress_to_fp16=False)
+
+
+def test_user_omz_model(tmp_path: Path) -> None:
+    _write_omz_like_model(tmp_path / "my-person-detector.xml")
+    (tmp_path / "my-person-detector.labels").write_text("background\nperson\n")
+    det = load_detector("people", tmp_path, "CPU", model="my-person-detector")
+    try:
+        blue = np.zeros((480, 640, 3), np.uint8)
+        blue[..., 0] = 255
+        red = np.zeros((480, 640, 3), np.uint8)
+        red[..., 2] = 255
+        got_blue, got_red = det.infer([blue, red])
+    finally:
+        det.close()
+    assert det.model == "my-person-detector" and det.input_size == (64, 64)
+    assert got_red == []
+    assert len(got_blue) == 1
+    assert isinstance(got_blue[0], Detection) and got_blue[0].label == "person"
+    assert got_blue[0].score == pytest.approx(0.9, abs=0.01)
+    np.testing.assert_allclose(got_blue[0].box, (0.1, 0.2, 0.5, 0.6), atol=1e-6)
+
+
+def test_closed_detector_refuses_work(model_dir: Path, astronaut: np.ndarray) -> None:
+    det = load_detector("face", model_dir, "CPU")
+    det.close()
+    det.close()  # idempotent
+    with pytest.raises(ModelError, match="closed"):
+        det.infer([astronaut])

@@ -1,0 +1,123 @@
+"""Model registry: type -> model + label filter, overrides, user models, clear errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from elastic_inference.core.errors import ModelError
+from elastic_inference.engine.models import (
+    BUILTIN_MODELS,
+    INFER_TYPES,
+    OIDV4_LABELS,
+    get_model,
+    load_user_model,
+    resolve,
+)
+
+
+def test_builtin_types() -> None:
+    spec, keep = resolve("face")
+    assert spec.name == "blazeface" and keep == frozenset({"face"})
+    assert spec.threshold == 0.6
+    spec, keep = resolve("people")
+    assert spec.name == "ssd-mobilenetv2-oidv4" and keep == frozenset({"Person"})
+    spec, keep = resolve("car")
+    assert keep == frozenset({"Car", "Vehicle"})
+    assert keep <= set(OIDV4_LABELS)
+    spec, keep = resolve("object")
+    assert spec.name == "ssd-mobilenetv2-oidv4" and keep is None
+    assert set(INFER_TYPES) == {"face", "people", "car", "object"}
+
+
+def test_oidv4_labels() -> None:
+    assert len(OIDV4_LABELS) == 24 and OIDV4_LABELS[0] == "???"
+    assert BUILTIN_MODELS["ssd-mobilenetv2-oidv4"].ignore_classes == (0,)
+
+
+def test_override_model_and_threshold() -> None:
+    spec, keep = resolve("people", "blazepose-detector", threshold=0.7)
+    assert spec.name == "blazepose-detector" and keep == frozenset({"person"})
+    assert spec.threshold == 0.7
+    assert BUILTIN_MODELS["blazepose-detector"].threshold == 0.6  # registry untouched
+    spec, _ = resolve("face", "blazeface-full")
+    assert spec.input_w == 192
+    with pytest.raises(ModelError, match="threshold"):
+        resolve("face", threshold=1.5)
+
+
+def test_unknown_names_raise_model_error() -> None:
+    with pytest.raises(ModelError, match="'spaceship'"):
+        resolve("spaceship")
+    with pytest.raises(ModelError, match="'yolo-v99'"):
+        resolve("face", "yolo-v99")
+    with pytest.raises(ModelError, match="no label for inference type 'car'"):
+        resolve("car", "blazeface")
+
+
+def test_user_model_in_model_dir(tmp_path: Path) -> None:
+    (tmp_path / "person-detection-retail-0013.xml").write_text("<net/>")
+    (tmp_path / "person-detection-retail-0013.labels").write_text("background\nperson\n")
+    spec, keep = resolve("people", "person-detection-retail-0013", tmp_path)
+    assert spec.postprocess == "omz-ssd" and not spec.builtin
+    assert spec.labels == ("background", "person") and keep == frozenset({"person"})
+    assert spec.color == "BGR" and spec.mean == 0.0 and spec.scale == 1.0
+    assert spec.path(tmp_path) == (tmp_path / "person-detection-retail-0013.xml").resolve()
+
+
+def test_user_model_by_path_with_sidecar(tmp_path: Path) -> None:
+    model = tmp_path / "sub" / "helmets.onnx"
+    model.parent.mkdir()
+    model.write_bytes(b"onnx")
+    (model.parent / "helmets.json").write_text(
+        json.dumps({"labels": ["bg", "helmet"], "threshold": 0.3, "color": "RGB"})
+    )
+    spec, keep = resolve("helmet", str(model))  # a custom type is fine with an explicit model
+    assert spec.name == "helmets" and keep is None
+    assert spec.threshold == 0.3 and spec.color == "RGB" and spec.labels == ("bg", "helmet")
+    # A known type whose labels the user model lacks keeps everything (with a warning).
+    _, keep = resolve("car", str(model))
+    assert keep is None
+
+
+def test_user_model_json_only_and_bad_sidecar(tmp_path: Path) -> None:
+    (tmp_path / "m.xml").write_text("<net/>")
+    (tmp_path / "m.json").write_text(json.dumps({"file": "m.xml", "labels": ["a"]}))
+    assert load_user_model(str(tmp_path / "m.json")).file.endswith("m.xml")
+    (tmp_path / "m.json").write_text(json.dumps({"labelz": []}))
+    with pytest.raises(ModelError, match="labelz"):
+        get_model("m", tmp_path)
+    (tmp_path / "m.json").write_text(json.dumps({"postprocess": "yolo"}))
+    with pytest.raises(ModelError, match="yolo"):
+        get_model("m", tmp_path)
+    (tmp_path / "m.json").write_text("{not json")
+    with pytest.raises(ModelError, match="sidecar"):
+        get_model("m", tmp_path)
+
+
+def test_user_mediapipe_model_from_sidecar(tmp_path: Path) -> None:
+    (tmp_path / "tiny.tflite").write_bytes(b"tfl3")
+    side = {
+        "postprocess": "mediapipe-ssd",
+        "labels": ["thing"],
+        "anchors": {
+            "num_layers": 1,
+            "min_scale": 0.2,
+            "max_scale": 0.9,
+            "input_w": 64,
+            "input_h": 64,
+            "strides": [8],
+            "interpolated_scale_aspect_ratio": 0.0,
+            "fixed_anchor_size": True,
+        },
+        "decode": {"order": "xywh", "x_scale": 64, "y_scale": 64, "w_scale": 64, "h_scale": 64},
+        "mean": 127.5,
+        "scale": 127.5,
+    }
+    (tmp_path / "tiny.json").write_text(json.dumps(side))
+    spec = get_model("tiny", tmp_path)
+    assert spec.anchors is not None and spec.anchors.strides == (8,)
+    assert spec.color == "RGB"
+    assert spec.make_postprocessor().num_anchors == 64  # type: ignore[union-attr]
