@@ -3,8 +3,8 @@
 The host only resizes (cv2, into a fresh array that is handed to OpenVINO without a copy);
 u8 -> f32, BGR -> RGB and ``(x - mean) / scale`` are folded into the compiled model with
 ``PrePostProcessor``, where the plugin fuses them into the first layer. A batch is spread over
-the device's optimal number of infer requests, and each request is post-processed in its
-completion callback while the others still run.
+the device's optimal number of infer requests; a finished request is post-processed on the
+calling thread while the others still run (no Python completion callback: see ``__init__``).
 
 openvino is imported inside the class, never at module level: the gateway and the unit tests
 import ``engine`` without having openvino installed.
@@ -84,21 +84,24 @@ class OpenVINODetector:
         if len(net.inputs) != 1:
             raise ModelError(f"model {spec.name!r} has {len(net.inputs)} inputs; one is supported")
 
-        layout, (w, h) = self._input_geometry(net, spec)
-        ppp = PrePostProcessor(net)
-        inp = ppp.input()
-        inp.tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC")).set_color_format(
-            ColorFormat.BGR
-        )
-        inp.model().set_layout(ov.Layout(layout))
-        steps = inp.preprocess().convert_element_type(ov.Type.f32)
-        if spec.color == "RGB":
-            steps.convert_color(ColorFormat.RGB)
-        if spec.mean:
-            steps.mean(float(spec.mean))
-        if spec.scale != 1.0:
-            steps.scale(float(spec.scale))
-        net = ppp.build()
+        try:
+            layout, (w, h) = self._input_geometry(net, spec)
+            ppp = PrePostProcessor(net)
+            inp = ppp.input()
+            inp.tensor().set_element_type(ov.Type.u8).set_layout(
+                ov.Layout("NHWC")
+            ).set_color_format(ColorFormat.BGR)
+            inp.model().set_layout(ov.Layout(layout))
+            steps = inp.preprocess().convert_element_type(ov.Type.f32)
+            if spec.color == "RGB":
+                steps.convert_color(ColorFormat.RGB)
+            if spec.mean:
+                steps.mean(float(spec.mean))
+            if spec.scale != 1.0:
+                steps.scale(float(spec.scale))
+            net = ppp.build()
+        except RuntimeError as exc:
+            raise ModelError(f"cannot set up the input of model {spec.name!r}: {exc}") from exc
 
         self._post = spec.make_postprocessor(
             None if label_filter is None else frozenset(label_filter)
@@ -118,8 +121,9 @@ class OpenVINODetector:
         n = num_requests or int(self._compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
         # No Python completion callback, on purpose: a callback makes OpenVINO's threads take
         # the GIL, and tearing the compiled model down (which joins those threads, GIL held)
-        # then deadlocks now and then (seen here in about 1 of 50 close() calls). The queue's
-        # built-in callback is pure C++; results are read on the calling thread instead.
+        # then deadlocks now and then (reproduced within a minute of create/infer/close
+        # cycles on OpenVINO 2026.4). The queue's built-in callback is pure C++; results are
+        # read on the calling thread instead.
         self._queue = ov.AsyncInferQueue(self._compiled, max(1, n))
         self.num_requests = len(self._queue)
         self.input_size: tuple[int, int] = (w, h)
