@@ -33,3 +33,11 @@ def test_configuration_doc_lists_every_variable() -> None:
     doc = (REPO / "doc" / "configuration.md").read_text()
     missing = [n for n in settings.known_env_names() if f"`{n}`" not in doc]
     assert not missing, f"doc/configuration.md lacks {missing}"
+
+
+def test_models_list_shows_types_and_missing_files(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["models", "list", "-d", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "people" in out and "ssd-mobilenetv2-oidv4" in out
+    assert "run ei models fetch" in out
