@@ -30,6 +30,7 @@ class Service:
         cmd = [sys.executable, "-m", "elastic_inference.cli", *args]
         if args[0] != "up":
             cmd += ["--metrics-host", "127.0.0.1", "--metrics-port", str(self.metrics_port)]
+        self.signalled = False
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
                                      env=full_env)
@@ -40,10 +41,15 @@ class Service:
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def stop(self, timeout: float = 20.0, sig: int = signal.SIGTERM) -> int:
-        """Send ``sig`` once (if still running), wait, and kill only after ``timeout``."""
-        if self.alive():
+    def send(self, sig: int = signal.SIGTERM) -> None:
+        """Send ``sig`` (a second one would mean "exit now", so it is sent at most once)."""
+        if self.alive() and not self.signalled:
+            self.signalled = True
             self.proc.send_signal(sig)
+
+    def stop(self, timeout: float = 20.0, sig: int = signal.SIGTERM) -> int:
+        """Signal once (unless done already), wait, and kill only after ``timeout``."""
+        self.send(sig)
         try:
             code = self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:

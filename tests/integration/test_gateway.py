@@ -8,10 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -34,6 +30,7 @@ from elastic_inference.core.redisconn import connect
 from elastic_inference.core.registry import StreamRegistry, WorkerRegistry
 from elastic_inference.core.result import Detection, Result
 from elastic_inference.services.gateway import make_app, serve
+from tests.processes import Service, get_json, wait_for
 from tests.redis_server import RedisServer, free_port
 
 pytestmark = pytest.mark.integration
@@ -234,40 +231,22 @@ def test_redis_outage_gives_503_and_recovers() -> None:
 
 
 def test_cli_serves_metrics_and_exits_0_on_sigterm(redis_url: str) -> None:
-    port, mport = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EI_")}
-    env["PYTHONPATH"] = str(REPO / "apps") + os.pathsep + str(REPO)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "elastic_inference.cli", "gateway", "--redis-url", redis_url,
-         "--host", "127.0.0.1", "--port", str(port), "--metrics-host", "127.0.0.1",
-         "--metrics-port", str(mport)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    port = free_port()
+    gw = Service(["gateway", "--redis-url", redis_url, "--host", "127.0.0.1", "--port",
+                  str(port)])
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
-                    assert r.status == 200
-                    break
-            except OSError:
-                assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-                assert time.monotonic() < deadline, "ei gateway did not become ready"
-                time.sleep(0.1)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/streams", timeout=5) as r:
-            assert json.loads(r.read()) == {"streams": []}
+        wait_for(lambda: get_json(f"http://127.0.0.1:{port}/readyz")[0] == 200 or
+                 not gw.alive(), 20, "ei gateway to become ready")
+        assert gw.alive(), gw.output()
+        assert get_json(f"http://127.0.0.1:{port}/api/streams") == (200, {"streams": []})
         counted = 'ei_http_requests_total{code="200",handler="StreamsHandler"} 1.0'
-        for _ in range(50):  # counted just after the response is written: may lag a moment
-            with urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=5) as r:
-                if counted in r.read().decode():
-                    break
-            time.sleep(0.05)
-        else:
-            pytest.fail(f"{counted} not in /metrics")
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(15) == 0
+
+        def metrics() -> str:
+            url = f"http://127.0.0.1:{gw.metrics_port}/metrics"
+            with urllib.request.urlopen(url, timeout=5) as r:
+                return str(r.read().decode())
+
+        # counted just after the response is written: may lag a moment
+        wait_for(lambda: counted in metrics(), 5, f"{counted} in /metrics", interval=0.05)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
+        assert gw.stop(timeout=15) == 0, gw.output()

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -33,6 +30,7 @@ from elastic_inference.core.redisconn import connect as redis_connect
 from elastic_inference.core.registry import StreamRegistry
 from elastic_inference.core.result import Detection, Result
 from elastic_inference.services.websocket import WebsocketService, decode_frame
+from tests.processes import Service, wait_for
 from tests.redis_server import RedisServer, free_port
 
 pytestmark = pytest.mark.integration
@@ -296,36 +294,26 @@ def test_redis_restart_keeps_clients_and_resumes() -> None:
 
 
 def test_cli_sigterm_closes_clients_with_1001_and_exits_0(redis_url: str) -> None:
-    port, mport = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EI_")}
-    env["PYTHONPATH"] = str(REPO / "apps") + os.pathsep + str(REPO)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "elastic_inference.cli", "websocket", "--redis-url", redis_url,
-         "--host", "127.0.0.1", "--port", str(port), "--metrics-host", "127.0.0.1",
-         "--metrics-port", str(mport)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    port = free_port()
+    svc = Service(["websocket", "--redis-url", redis_url, "--host", "127.0.0.1", "--port",
+                   str(port)])
+    metrics_url = f"http://127.0.0.1:{svc.metrics_port}"
+
+    def ready() -> bool:
+        with urllib.request.urlopen(f"{metrics_url}/readyz", timeout=1) as r:
+            return bool(r.status == 200)
+
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{mport}/readyz", timeout=1):
-                    break
-            except OSError:
-                assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-                assert time.monotonic() < deadline, "ei websocket did not become ready"
-                time.sleep(0.1)
+        wait_for(lambda: ready() or not svc.alive(), 20, "ei websocket to become ready")
+        assert svc.alive(), svc.output()
         with connect(f"ws://127.0.0.1:{port}/ws") as ws:
             assert json.loads(ws.recv(timeout=5)) == {"streams": []}
-            with urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=5) as r:
+            with urllib.request.urlopen(f"{metrics_url}/metrics", timeout=5) as r:
                 assert b"ei_ws_clients 1.0" in r.read()
-            proc.send_signal(signal.SIGTERM)
+            svc.send(signal.SIGTERM)
             with pytest.raises(ConnectionClosed) as info:
                 ws.recv(timeout=10)
             assert info.value.rcvd is not None and info.value.rcvd.code == 1001
-        assert proc.wait(15) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
+        code = svc.stop(timeout=15)
+    assert code == 0, svc.output()
