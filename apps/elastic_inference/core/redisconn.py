@@ -80,7 +80,6 @@ class Backoff:
         self.base = base
         self.cap = cap
         self.failures = 0
-        self.reconnects = 0
 
     def failed(self, exc: BaseException, stop: threading.Event) -> None:
         """Record a failure and wait (interruptibly) before the next try."""
@@ -97,9 +96,11 @@ class Backoff:
         delay = min(self.cap, self.base * 2 ** min(self.failures - 1, 16))
         return delay * random.uniform(0.5, 1.0)
 
-    def succeeded(self) -> None:
-        """Reset after a successful call; logs the recovery."""
-        if self.failures:
-            self.reconnects += 1
-            log.info("%s: Redis reachable again after %d failed tries", self.name, self.failures)
-            self.failures = 0
+    def succeeded(self) -> bool:
+        """Reset after a successful call; True (and a log line) when it ends an outage, so
+        callers count reconnects in one way."""
+        if not self.failures:
+            return False
+        log.info("%s: Redis reachable again after %d failed tries", self.name, self.failures)
+        self.failures = 0
+        return True

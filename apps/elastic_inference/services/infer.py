@@ -114,9 +114,9 @@ class InferWorker:
                     break
                 try:
                     raw = self.queue.pop_batch(self._batch_limit(), POP_TIMEOUT)
-                    self.backoff.succeeded()
+                    self._redis_ok()
                 except REDIS_DOWN_ERRORS as exc:
-                    self._redis_down(exc)
+                    self.backoff.failed(exc, self.stop)
                     continue
                 if raw:
                     self.process(raw)
@@ -215,18 +215,16 @@ class InferWorker:
         while True:
             try:
                 self.broker.publish(items)
-                self.backoff.succeeded()
+                self._redis_ok()
                 return
             except REDIS_DOWN_ERRORS as exc:
                 if self.stop.is_set():
                     log.warning("stopping with %d unpublished results", len(items))
                     return
-                self._redis_down(exc)
+                self.backoff.failed(exc, self.stop)
 
-    def _redis_down(self, exc: BaseException) -> None:
-        had_failed = self.backoff.failures > 0
-        self.backoff.failed(exc, self.stop)
-        if not had_failed:
+    def _redis_ok(self) -> None:
+        if self.backoff.succeeded():
             self.metrics.reconnects.inc()
 
     # --- once a second ---------------------------------------------------------------------

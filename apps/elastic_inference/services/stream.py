@@ -572,9 +572,7 @@ class StreamService:
         self._redis_retry_at = time.monotonic() + self.backoff.record_failure(exc)
 
     def _redis_ok(self) -> None:
-        before = self.backoff.reconnects
-        self.backoff.succeeded()
-        if self.backoff.reconnects > before:
+        if self.backoff.succeeded():
             self.metrics.reconnects.inc()
             self._next_beat = 0.0  # re-register at once (a restarted Redis forgot us)
             log.info("stream %s: %d frames dropped while Redis was down", self.stream_id,

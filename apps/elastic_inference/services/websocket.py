@@ -404,8 +404,7 @@ class WebsocketService:
             self.state.last_refresh = 0.0
 
     def _succeeded(self) -> None:
-        if self.backoff.failures:
-            self.backoff.succeeded()
+        if self.backoff.succeeded():
             self.metrics.reconnects.inc()
             # After an outage, start again at the newest entries instead of a backlog.
             self.state.cursors.clear()
