@@ -7,13 +7,14 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 MODELS := models/.fetched
 SAMPLES := samples/vtest.avi
+QUANTIZED := models/.quantized
 
 .PHONY: demo test lint typecheck unit venv models samples clean
 
-demo: $(STAMP) $(MODELS) $(SAMPLES)
+demo: $(STAMP) $(MODELS) $(SAMPLES) $(QUANTIZED)
 	$(VENV)/bin/ei up
 
-test: $(STAMP) $(MODELS) $(SAMPLES) lint typecheck
+test: $(STAMP) $(MODELS) $(SAMPLES) $(QUANTIZED) lint typecheck
 	$(VENV)/bin/pytest
 
 unit: $(STAMP)
@@ -41,6 +42,10 @@ $(MODELS): $(STAMP) apps/elastic_inference/engine/fetch.py
 
 $(SAMPLES):
 	tools/download-samples.sh -d samples
+
+$(QUANTIZED): $(MODELS) $(SAMPLES) apps/elastic_inference/engine/quantize.py
+	$(VENV)/bin/ei models quantize -d models -s samples
+	touch $@
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache

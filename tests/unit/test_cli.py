@@ -41,3 +41,22 @@ def test_models_list_shows_types_and_missing_files(tmp_path: Path,
     out = capsys.readouterr().out
     assert "people" in out and "ssd-mobilenetv2-oidv4" in out
     assert "run ei models fetch" in out
+
+
+def test_models_list_shows_int8_variants(tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "blazeface-int8.xml").write_text("<net/>")
+    assert cli.main(["models", "list", "-d", str(tmp_path)]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line}
+    assert "INT8" in rows["ssd-mobilenetv2-oidv4-int8"]
+    assert rows["ssd-mobilenetv2-oidv4-int8"].endswith("run ei models quantize")
+    assert rows["blazeface-int8"].endswith("yes")
+    assert "FP32" in rows["blazeface"]
+
+
+def test_models_quantize_refuses_unknown_or_absent_models(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["models", "quantize", "-d", str(tmp_path), "-m", "yolo"]) == 1
+    assert "not a built-in FP32 model" in capsys.readouterr().err
+    assert cli.main(["models", "quantize", "-d", str(tmp_path), "-m", "all"]) == 1
+    assert "ei models fetch" in capsys.readouterr().err

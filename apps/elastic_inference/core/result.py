@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,3 +114,34 @@ def decode_result(raw: bytes | str) -> Result:
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise InvalidMessage(f"result lacks or mistypes a field: {exc}") from exc
+
+
+def box_iou(a: Box, b: Box) -> float:
+    """Intersection over union of two ``(x1, y1, x2, y2)`` boxes."""
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def count_matched(reference: Sequence[Detection], candidate: Sequence[Detection],
+                  min_iou: float = 0.5) -> int:
+    """How many ``reference`` detections have a partner in ``candidate``: same label and
+    IoU >= ``min_iou``, each candidate used once (best-scoring references first).
+
+    How two models (FP32 and INT8, or two runs) are said to agree on one frame.
+    """
+    free = list(candidate)
+    matched = 0
+    for ref in sorted(reference, key=lambda d: -d.score):
+        best, best_iou = -1, min_iou
+        for i, cand in enumerate(free):
+            if cand.label == ref.label:
+                overlap = box_iou(ref.box, cand.box)
+                if overlap >= best_iou:
+                    best, best_iou = i, overlap
+        if best >= 0:
+            free.pop(best)
+            matched += 1
+    return matched

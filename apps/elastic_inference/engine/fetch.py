@@ -342,7 +342,7 @@ def run_fetch(args: argparse.Namespace) -> int:
         return 1
     for path in paths:
         log.info("ok %s", path)
-    known = ", ".join(BUILTIN_MODELS)
+    known = ", ".join(n for n, m in BUILTIN_MODELS.items() if not m.quantized_from)
     log.info("%d files in %s (built-in models: %s)", len(paths), args.model_dir, known)
     return 0
 

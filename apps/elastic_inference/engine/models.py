@@ -46,7 +46,8 @@ class ModelSpec:
     ``file`` is relative to the model directory (an absolute path for a user model elsewhere).
     ``input_w``/``input_h`` of 0 mean "read them from the model". ``color``/``mean``/``scale``
     describe the input the network expects (``(pixel - mean) / scale``); the runtime folds them
-    into the compiled model so the host only resizes.
+    into the compiled model so the host only resizes. ``quantized_from`` names the FP32 built-in
+    an INT8 variant is made from locally (``ei models quantize``; nothing to download).
     """
 
     name: str
@@ -68,6 +69,13 @@ class ModelSpec:
     optional: bool = False
     builtin: bool = True
     extra_files: tuple[str, ...] = field(default=())
+    quantized_from: str = ""
+
+    @property
+    def precision(self) -> str:
+        """``INT8`` for a quantized variant, else ``FP32`` (the network's, not the execution
+        precision: OpenVINO runs FP32 networks in BF16 on CPUs that have it)."""
+        return "INT8" if self.quantized_from else "FP32"
 
     def path(self, model_dir: Path) -> Path:
         """Absolute location of the model file (``file`` may itself be absolute)."""
@@ -201,6 +209,28 @@ BUILTIN_MODELS: dict[str, ModelSpec] = {
 }
 
 
+INT8_SUFFIX = "-int8"
+
+
+def int8_variant(spec: ModelSpec) -> ModelSpec:
+    """The INT8 twin of a built-in FP32 model: same decoding, an OpenVINO IR made locally."""
+    name = f"{spec.name}{INT8_SUFFIX}"
+    return replace(
+        spec,
+        name=name,
+        file=f"{name}.xml",
+        quantized_from=spec.name,
+        source=f"NNCF post-training INT8 quantization of {spec.name} ({spec.file})",
+        extra_files=(),
+    )
+
+
+# Every FP32 built-in gets an INT8 variant named ``<name>-int8`` (files ``<name>-int8.xml/.bin``).
+BUILTIN_MODELS.update(
+    {v.name: v for v in (int8_variant(s) for s in list(BUILTIN_MODELS.values()))}
+)
+
+
 @dataclass(frozen=True)
 class InferType:
     """An inference type (the ``type`` of a frame queue): default model + labels it keeps."""
@@ -234,7 +264,9 @@ def _read_labels(path: Path) -> tuple[str, ...]:
     return tuple(line.strip() for line in lines if line.strip())
 
 
-_SIDE_KEYS = {f.name for f in fields(ModelSpec)} - {"name", "builtin", "optional", "source"}
+_SIDE_KEYS = {f.name for f in fields(ModelSpec)} - {
+    "name", "builtin", "optional", "source", "quantized_from"
+}
 
 
 def _spec_from_sidecar(
@@ -327,11 +359,24 @@ def load_user_model(model: str, model_dir: Path | None = None) -> ModelSpec:
 
 
 def get_model(name: str, model_dir: Path | None = None) -> ModelSpec:
-    """A built-in model by registry name, else a user model (see :func:`load_user_model`)."""
+    """A built-in model by registry name, else a user model (see :func:`load_user_model`).
+
+    With ``model_dir``, a missing INT8 variant is reported here: unlike the FP32 files it is
+    made locally, so the runtime's "download the models" hint would send the user astray.
+    """
     spec = BUILTIN_MODELS.get(name)
-    if spec is not None:
-        return spec
-    return load_user_model(name, model_dir)
+    if spec is None:
+        return load_user_model(name, model_dir)
+    if spec.quantized_from and model_dir is not None:
+        path = spec.path(Path(model_dir))
+        if not (path.is_file() and path.with_suffix(".bin").is_file()):
+            raise ModelError(
+                f"INT8 model {name!r} is not in {model_dir} (no {path.name} + .bin): it is made "
+                f"from {spec.quantized_from!r} on this machine; run "
+                f"`ei models quantize -d {model_dir} -m {name}` (needs the `quantize` extra: "
+                "pip install 'elastic-inference[quantize]')"
+            )
+    return spec
 
 
 def resolve(

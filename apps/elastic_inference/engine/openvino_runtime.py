@@ -23,9 +23,10 @@ import numpy as np
 
 from ..core.errors import ModelError
 from ..core.result import Detection
-from .detector import Image
+from .detector import Done, Image, infer_all
 from .models import ModelSpec
 from .postprocess import DetectionOutputPostprocessor, SsdPostprocessor
+from .preprocess import resize_to_input
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +130,8 @@ class OpenVINODetector:
         self.input_size: tuple[int, int] = (w, h)
         self._lock = threading.Lock()
         self._closed = False
+        self._pending: dict[int, int] = {}  # request id -> caller's tag
+        self._inputs: dict[int, np.ndarray] = {}  # request id -> tensor it reads in place
         log.info(
             "model %s (%s) compiled for %s, running on %s with %d infer requests, input %dx%d",
             spec.name,
@@ -211,17 +214,7 @@ class OpenVINODetector:
                 f"expected a BGR uint8 image, got shape {image.shape} dtype {image.dtype}"
             )
         w, h = self.input_size
-        if image.shape[0] == h and image.shape[1] == w and image.flags.c_contiguous:
-            out: np.ndarray = image
-        elif image.shape[1] >= 2 * w or image.shape[0] >= 2 * h:
-            # Big shrink: plain bilinear aliases (small faces suffer), INTER_AREA at an odd
-            # ratio costs ~3 ms for 1280x720; bilinear to 2x then INTER_AREA's fast exact-2x
-            # path gives the same scores for ~0.2-0.5 ms.
-            mid = cv2.resize(image, (2 * w, 2 * h), interpolation=cv2.INTER_LINEAR)
-            out = cv2.resize(mid, (w, h), interpolation=cv2.INTER_AREA)
-        else:
-            out = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
-        return out[np.newaxis]
+        return resize_to_input(image, w, h)[np.newaxis]
 
     def _collect(self, request_id: int) -> list[Detection]:
         """Post-process the outputs of a finished request (before it is reused)."""
@@ -231,39 +224,48 @@ class OpenVINODetector:
             return self._post(outs[0], outs[1])
         return self._post(outs[0])
 
-    def infer(self, images: Sequence[Image]) -> list[list[Detection]]:
-        """Detections per image, in input order.
+    def prepare(self, image: Image) -> np.ndarray:
+        """Public, thread-safe form of the host-side resize (the worker's decode pool runs it)."""
+        return self._prepare(image)
 
-        Images are spread over the queue's requests; whenever a request is needed again its
-        finished result is post-processed first, so host work (resize, NMS) overlaps with the
-        inference of the other requests.
+    def submit(self, prepared: np.ndarray, tag: int) -> list[Done]:
+        """Start one inference; returns the detections of the request it had to reuse.
+
+        Blocks (GIL released) only while every request is busy. Finished requests are read
+        when they are needed again or in :meth:`flush`, on the calling thread.
         """
-        if not images:
-            return []
         with self._lock:
             if self._closed:
                 raise ModelError(f"detector for {self.model!r} is closed")
-            results: list[list[Detection]] = [[] for _ in images]
-            pending: dict[int, int] = {}  # request id -> image index
-            inputs: dict[int, np.ndarray] = {}  # shared with the request: keep alive until done
-            try:
-                for index, image in enumerate(images):
-                    x = self._prepare(image)
-                    rid = self._queue.get_idle_request_id()  # blocks, GIL released
-                    if rid in pending:
-                        results[pending.pop(rid)] = self._collect(rid)
-                    inputs[rid] = x
-                    # start_async takes this same request: it is the front of the queue's idle
-                    # list, and only this thread submits (under the lock).
-                    self._queue.start_async({0: x}, index, share_inputs=True)
-                    if self._queue.userdata[rid] != index:  # cheap guard on that invariant
-                        raise RuntimeError("AsyncInferQueue started another request than expected")
-                    pending[rid] = index
-            finally:
-                self._queue.wait_all()
-            for rid, index in pending.items():
-                results[index] = self._collect(rid)
-            return results
+            rid = self._queue.get_idle_request_id()
+            done: list[Done] = []
+            if rid in self._pending:
+                done.append((self._pending.pop(rid), self._collect(rid)))
+            # The request reads ``prepared`` in place (share_inputs): keep it alive until reuse.
+            self._inputs[rid] = prepared
+            # start_async takes this same request: it is the front of the queue's idle list,
+            # and only this thread submits (under the lock).
+            self._queue.start_async({0: prepared}, tag, share_inputs=True)
+            if self._queue.userdata[rid] != tag:  # cheap guard on that invariant
+                raise RuntimeError("AsyncInferQueue started another request than expected")
+            self._pending[rid] = tag
+            return done
+
+    def flush(self) -> list[Done]:
+        """Wait for all in-flight requests; their detections in submission order."""
+        with self._lock:
+            if self._closed or not self._pending:
+                return []
+            self._queue.wait_all()
+            done = sorted(((tag, self._collect(rid)) for rid, tag in self._pending.items()),
+                          key=lambda d: d[0])
+            self._pending.clear()
+            self._inputs.clear()
+            return done
+
+    def infer(self, images: Sequence[Image]) -> list[list[Detection]]:
+        """Detections per image, in input order (host work overlaps the other requests)."""
+        return infer_all(self, images)
 
     def close(self) -> None:
         """Wait for in-flight requests and drop the compiled model."""
@@ -272,6 +274,8 @@ class OpenVINODetector:
                 return
             self._closed = True
             self._queue.wait_all()
+            self._pending.clear()
+            self._inputs.clear()
             del self._queue
             del self._compiled
 

@@ -5,7 +5,13 @@ import json
 import pytest
 
 from elastic_inference.core.errors import InvalidMessage
-from elastic_inference.core.result import Detection, Result, decode_result
+from elastic_inference.core.result import (
+    Detection,
+    Result,
+    box_iou,
+    count_matched,
+    decode_result,
+)
 
 
 def sample() -> Result:
@@ -38,3 +44,18 @@ def test_bad_detection_is_invalid() -> None:
     data["detections"][0]["score"] = 3
     with pytest.raises(InvalidMessage, match="score"):
         decode_result(json.dumps(data))
+
+
+def test_box_iou_and_matching_pairs_each_candidate_once() -> None:
+    a = (0.0, 0.0, 0.5, 0.5)
+    assert box_iou(a, a) == 1.0
+    assert box_iou(a, (0.5, 0.5, 1.0, 1.0)) == 0.0
+    assert abs(box_iou(a, (0.0, 0.0, 0.5, 0.25)) - 0.5) < 1e-9
+    ref = [Detection("Person", 0.9, a), Detection("Person", 0.8, (0.01, 0.0, 0.5, 0.5)),
+           Detection("Car", 0.7, (0.6, 0.6, 0.9, 0.9))]
+    # One candidate for two overlapping references: only one can match; a label mismatch
+    # never matches, however exact the box.
+    cand = [Detection("Person", 0.6, a), Detection("Person", 0.7, (0.6, 0.6, 0.9, 0.9))]
+    assert count_matched(ref, cand) == 1
+    assert count_matched(ref, ref) == 3
+    assert count_matched([], cand) == 0

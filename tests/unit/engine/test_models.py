@@ -121,3 +121,49 @@ def test_user_mediapipe_model_from_sidecar(tmp_path: Path) -> None:
     assert spec.anchors is not None and spec.anchors.strides == (8,)
     assert spec.color == "RGB"
     assert spec.make_postprocessor().num_anchors == 64  # type: ignore[union-attr]
+
+
+def test_every_builtin_has_an_int8_variant() -> None:
+    fp32 = {n: s for n, s in BUILTIN_MODELS.items() if not s.quantized_from}
+    assert set(fp32) == {
+        "blazeface", "blazeface-full", "ssd-mobilenetv2-oidv4", "blazepose-detector"
+    }
+    for name, spec in fp32.items():
+        int8 = BUILTIN_MODELS[f"{name}-int8"]
+        assert spec.precision == "FP32" and int8.precision == "INT8"
+        assert int8.quantized_from == name and int8.builtin
+        assert int8.file == f"{name}-int8.xml" and int8.extra_files == ()
+        # Same decoding and input: only the weights' precision differs.
+        same = ("postprocess", "labels", "threshold", "iou_threshold", "input_w", "input_h",
+                "anchors", "decode", "ignore_classes", "color", "mean", "scale")
+        assert all(getattr(int8, f) == getattr(spec, f) for f in same), name
+    assert len(BUILTIN_MODELS) == 2 * len(fp32)  # no int8-of-int8
+
+
+def test_int8_variant_selectable_by_name(tmp_path: Path) -> None:
+    spec, keep = resolve("people", "ssd-mobilenetv2-oidv4-int8")  # no dir: nothing checked
+    assert spec.name == "ssd-mobilenetv2-oidv4-int8" and keep == frozenset({"Person"})
+    (tmp_path / "blazeface-int8.xml").write_text("<net/>")
+    (tmp_path / "blazeface-int8.bin").write_bytes(b"\0")
+    spec, keep = resolve("face", "blazeface-int8", tmp_path, threshold=0.7)
+    assert spec.file == "blazeface-int8.xml" and spec.threshold == 0.7
+    assert spec.path(tmp_path) == tmp_path / "blazeface-int8.xml"
+    with pytest.raises(ModelError, match="no label for inference type 'car'"):
+        resolve("car", "blazeface-int8")
+
+
+def test_missing_int8_file_says_run_quantize(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match=r"ei models quantize -d .* -m ssd-mobilenetv2-oidv4-int8"):
+        resolve("people", "ssd-mobilenetv2-oidv4-int8", tmp_path)
+    (tmp_path / "blazeface-int8.xml").write_text("<net/>")  # .bin missing: still not usable
+    with pytest.raises(ModelError, match=r"made from 'blazeface'.*quantize"):
+        get_model("blazeface-int8", tmp_path)
+    # FP32 built-ins are not checked here (the runtime says to fetch them).
+    assert get_model("blazeface", tmp_path).name == "blazeface"
+
+
+def test_sidecar_cannot_claim_to_be_quantized(tmp_path: Path) -> None:
+    (tmp_path / "m.xml").write_text("<net/>")
+    (tmp_path / "m.json").write_text(json.dumps({"quantized_from": "blazeface"}))
+    with pytest.raises(ModelError, match="quantized_from"):
+        get_model("m", tmp_path)

@@ -9,7 +9,7 @@ import pytest
 
 from elastic_inference.core.errors import ModelError
 from elastic_inference.core.result import Detection
-from elastic_inference.engine.detector import Detector
+from elastic_inference.engine.detector import Detector, Done, infer_all
 from elastic_inference.engine.openvino_runtime import check_device
 
 
@@ -26,18 +26,39 @@ def test_check_device() -> None:
 
 
 class FakeDetector:
+    """Finishes a request when the next one needs room, like a device with one request."""
+
     model = "fake"
     device = "CPU"
     input_size = (64, 64)
 
+    def __init__(self) -> None:
+        self.pending: list[tuple[int, np.ndarray]] = []
+
+    def prepare(self, image: np.ndarray) -> np.ndarray:
+        return image
+
+    def submit(self, prepared: np.ndarray, tag: int) -> list[Done]:
+        done = self.flush()
+        self.pending.append((tag, prepared))
+        return done
+
+    def flush(self) -> list[Done]:
+        done = [(tag, [Detection("x", 1.0, (0.0, 0.0, float(x.shape[1]) / 100, 1.0))])
+                for tag, x in self.pending]
+        self.pending.clear()
+        return done
+
     def infer(self, images: Sequence[np.ndarray]) -> list[list[Detection]]:
-        return [[Detection("x", 1.0, (0.0, 0.0, 1.0, 1.0))] for _ in images]
+        return infer_all(self, images)
 
     def close(self) -> None:
         pass
 
 
-def test_fake_detector_satisfies_protocol() -> None:
+def test_fake_detector_satisfies_protocol_and_infer_all_keeps_order() -> None:
     det: Detector = FakeDetector()
     assert isinstance(det, Detector)
-    assert len(det.infer([np.zeros((4, 4, 3), np.uint8)] * 3)) == 3
+    images = [np.zeros((4, w, 3), np.uint8) for w in (10, 20, 30)]
+    widths = [dets[0].box[2] for dets in det.infer(images)]
+    assert widths == [0.1, 0.2, 0.3]
