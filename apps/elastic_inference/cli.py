@@ -23,7 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "gateway": ("elastic_inference.services.gateway", "serve the REST API and dashboard"),
     "up": ("elastic_inference.services.local", "run the whole system on this machine"),
     "status": ("elastic_inference.status", "print queues, workers and streams"),
-    "models": ("elastic_inference.models_cli", "list or fetch models (ei models fetch)"),
+    "models": ("elastic_inference.models_cli", "list, fetch or quantize models"),
+    "bench": ("elastic_inference.bench.run", "measure the worker against its limits"),
 }
 
 

@@ -120,7 +120,7 @@ class WorkerMetrics:
         self._dropped = Counter(FRAMES_DROPPED, "Frames dropped, by reason", (*lab, "reason"),
                                 registry=registry)
         self.dropped = {r: self._dropped.labels(*lv, r) for r in ("overflow", "stale", "invalid")}
-        self.inference_seconds = Histogram(INFERENCE_SECONDS, "Inference time of one batch",
+        self.inference_seconds = Histogram(INFERENCE_SECONDS, "Submit to detections, per frame",
                                            lab, buckets=INFER_BUCKETS, registry=registry
                                            ).labels(*lv)
         self.latency = Histogram(FRAME_LATENCY, "Capture to published, seconds", lab,

@@ -76,12 +76,12 @@ class FrameQueue:
         first = self.client.blpop([self.key], timeout=timeout)
         if first is None:
             return []
-        batch: list[bytes] = [first[1]]
-        if max_items > 1:
-            more = self.client.lpop(self.key, max_items - 1)
-            if more:
-                batch.extend(more)
-        return batch
+        return [first[1], *self.pop_nowait(max_items - 1)] if max_items > 1 else [first[1]]
+
+    def pop_nowait(self, max_items: int) -> list[bytes]:
+        """Up to ``max_items`` frames without waiting (a worker with work in hand tops up)."""
+        more = self.client.lpop(self.key, max_items)
+        return list(more) if more else []
 
     def count_drops(self, reason: str, n: int = 1) -> None:
         """Record drops a worker made (stale/invalid) where every peer can see them."""

@@ -73,13 +73,18 @@ def connect(url: str, *, socket_timeout: float = 10.0, decode: bool = False,
 
 
 class Backoff:
-    """Exponential backoff with jitter for reconnect loops; logs once per outage."""
+    """Exponential backoff with jitter for reconnect loops; logs once per outage.
+
+    Thread-safe: a worker's main and publisher threads share one, so an outage is logged
+    and its recovery counted once.
+    """
 
     def __init__(self, name: str, base: float = 0.1, cap: float = 5.0) -> None:
         self.name = name
         self.base = base
         self.cap = cap
         self.failures = 0
+        self._lock = threading.Lock()
 
     def failed(self, exc: BaseException, stop: threading.Event) -> None:
         """Record a failure and wait (interruptibly) before the next try."""
@@ -90,17 +95,22 @@ class Backoff:
 
         For loops that must keep working while Redis is down (a stream keeps capturing).
         """
-        if self.failures == 0:
-            log.warning("%s: Redis unavailable (%s); retrying with backoff", self.name, exc)
-        self.failures += 1
-        delay = min(self.cap, self.base * 2 ** min(self.failures - 1, 16))
+        with self._lock:
+            if self.failures == 0:
+                log.warning("%s: Redis unavailable (%s); retrying with backoff", self.name, exc)
+            self.failures += 1
+            delay = min(self.cap, self.base * 2 ** min(self.failures - 1, 16))
         return delay * random.uniform(0.5, 1.0)
 
     def succeeded(self) -> bool:
         """Reset after a successful call; True (and a log line) when it ends an outage, so
         callers count reconnects in one way."""
-        if not self.failures:
+        if not self.failures:  # the hot path: no lock while all is well
             return False
-        log.info("%s: Redis reachable again after %d failed tries", self.name, self.failures)
-        self.failures = 0
-        return True
+        with self._lock:
+            if not self.failures:
+                return False
+            log.info("%s: Redis reachable again after %d failed tries", self.name,
+                     self.failures)
+            self.failures = 0
+            return True

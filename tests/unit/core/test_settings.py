@@ -52,6 +52,11 @@ def test_invalid_flag_is_named() -> None:
 def test_lists_and_booleans() -> None:
     s = parse_settings(StreamSettings, [], {"EI_TYPES": "face, people", "EI_LOOP": "no"})
     assert s.types == ("face", "people") and s.loop is False
+    # A bare boolean flag means true; an explicit value and the flag-over-env order still hold.
+    assert parse_settings(StreamSettings, ["--loop"], {"EI_LOOP": "no"}).loop is True
+    assert parse_settings(StreamSettings, ["--loop", "off"], {}).loop is False
+    with pytest.raises(ConfigError, match="--loop"):
+        parse_settings(StreamSettings, ["--loop", "maybe"], {})
 
 
 def test_variables_of_other_services_are_known() -> None:

@@ -1,0 +1,424 @@
+"""``ei bench``: run every measurement, print the table, check the targets, write JSON."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import platform
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..core.errors import ConfigError
+from ..core.redisconn import connect
+from ..core.result import count_matched
+from ..core.runtime import setup_logging
+from ..core.settings import BenchSettings, parse_settings
+from ..engine.detector import load_detector
+from ..engine.models import BUILTIN_MODELS, resolve
+from ..engine.preprocess import decode_jpeg, reduction_for
+from ..status import table
+from .baseline import OriginalDesignWorker
+from .frames import sample_video, video_jpegs
+from .harness import Drain, LivePhase, WorkerProcess, fill_queue, measure_drain, run_live
+from .probes import Rate, cpu_model, decode_only, detector_only, model_only_fps
+
+log = logging.getLogger(__name__)
+
+HD = (1280, 720)
+SMALL = (640, 360)
+STREAM_FPS = 15.0  # per stream, for density
+MAX_AGE = 1.0  # the worker's default freshness bound, used in the live phases
+QUEUE_MAXLEN = 16  # the stream service's default queue bound
+STOP_WAIT = 30.0  # for a worker to exit by itself after ``max_frames``
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How long each measurement runs: ``--quick`` trades precision for time."""
+
+    probe_seconds: int  # benchmark_app -t, and decode-only
+    drain_seconds: float  # target length of a pre-filled drain
+    max_frames: int  # cap on pre-filled frames (each 1280x720 JPEG is ~120 KB in Redis)
+    baseline_seconds: float
+    live_seconds: float
+    density_seconds: float
+    density_tries: int
+    agreement_frames: int
+
+
+QUICK = Plan(probe_seconds=3, drain_seconds=2.5, max_frames=700, baseline_seconds=2.0,
+             live_seconds=3.0, density_seconds=3.0, density_tries=3, agreement_frames=24)
+FULL = Plan(probe_seconds=10, drain_seconds=8.0, max_frames=2000, baseline_seconds=8.0,
+            live_seconds=10.0, density_seconds=10.0, density_tries=5, agreement_frames=120)
+
+
+@dataclass
+class ModelFigures:
+    """Everything measured for one model (FP32 or INT8) serving one type."""
+
+    type: str
+    model: str
+    input: str
+    reduction: int
+    model_only_fps: float = 0.0
+    detector_only_fps: float = 0.0
+    decode_only_fps: float = 0.0
+    worker_fps: float = 0.0
+    worker_fps_small: float = 0.0
+    baseline_fps: float = 0.0
+    worker_rss_mb: float = 0.0
+    cpu_ms_per_frame: dict[str, float] = field(default_factory=dict)
+    latency_half: dict[str, float] = field(default_factory=dict)
+    latency_overload: dict[str, float] = field(default_factory=dict)
+    density_streams: int = 0
+    worker_exit_code: int = 0
+
+    @property
+    def bound(self) -> str:
+        """What limits this model's worker here: the model or JPEG decoding."""
+        return "model" if self.model_only_fps <= self.decode_only_fps else "decode"
+
+    @property
+    def shared_limit_fps(self) -> float:
+        """Both limits sharing the same cores: 1 / (1/model + 1/decode)."""
+        if self.model_only_fps <= 0 or self.decode_only_fps <= 0:
+            return 0.0
+        return 1.0 / (1.0 / self.model_only_fps + 1.0 / self.decode_only_fps)
+
+
+@dataclass
+class Int8Figures:
+    type: str
+    fp32: str
+    int8: str
+    model_only_speedup: float
+    worker_speedup: float
+    fp32_detections: int
+    int8_detections: int
+    matched: int
+
+    @property
+    def agreement(self) -> float:
+        return self.matched / self.fp32_detections if self.fp32_detections else 0.0
+
+
+@dataclass(frozen=True)
+class Check:
+    what: str
+    value: float
+    target: float
+    at_least: bool = True
+
+    @property
+    def ok(self) -> bool:
+        return self.value >= self.target if self.at_least else self.value <= self.target
+
+
+class Bench:
+    """One bench run against one Redis; owns the frames and the measurement order."""
+
+    def __init__(self, settings: BenchSettings, redis_url: str, redis_pid: int | None,
+                 plan: Plan) -> None:
+        self.s = settings
+        self.url = redis_url
+        self.redis_pid = redis_pid
+        self.plan = plan
+        self.client = connect(redis_url, socket_timeout=30)
+        self.cores = os.cpu_count() or 1
+        self._frames: dict[tuple[str, tuple[int, int]], list[bytes]] = {}
+
+    def frames(self, infer_type: str, size: tuple[int, int], count: int) -> list[bytes]:
+        key = (infer_type, size)
+        have = self._frames.get(key, [])
+        if len(have) < count:
+            have = video_jpegs(sample_video(self.s.sample_dir, infer_type), count, size)
+            self._frames[key] = have
+        return have[:count]
+
+    def _drain_frames(self, expected_fps: float) -> int:
+        return int(max(60, min(self.plan.max_frames, expected_fps * self.plan.drain_seconds)))
+
+    def measure(self, infer_type: str, model: str, full: bool) -> ModelFigures:
+        """All figures for one model; ``full`` adds baseline, latency and density."""
+        spec, _ = resolve(infer_type, model, self.s.model_dir)
+        w, h = spec.input_w, spec.input_h
+        reduction = reduction_for(*HD, (w, h))
+        fig = ModelFigures(infer_type, spec.name, f"{w}x{h}", reduction)
+        hd = self.frames(infer_type, HD, 100)
+        log.info("%s: model only (benchmark_app) and decode only", spec.name)
+        fig.model_only_fps = model_only_fps(spec.path(self.s.model_dir), self.s.device,
+                                            self.plan.probe_seconds)
+        decode = decode_only(hd, reduction, self.cores, self.plan.probe_seconds)
+        fig.decode_only_fps = decode.fps
+        detector = load_detector(infer_type, self.s.model_dir, self.s.device, spec.name)
+        try:
+            inference = detector_only(detector, HD, self.plan.probe_seconds)
+        finally:
+            detector.close()
+        fig.detector_only_fps = inference.fps
+        expected = min(fig.model_only_fps, fig.decode_only_fps)
+        n_hd = self._drain_frames(expected)
+        n_small = self._drain_frames(expected * 1.5) if full else 0
+        log.info("%s: worker draining %d frames of 1280x720%s", spec.name, n_hd,
+                 f" and {n_small} of 640x360" if n_small else "")
+        groups: list[tuple[str, list[bytes], tuple[int, int]]] = [
+            ("bench-hd", self._repeat(hd, n_hd), HD)]
+        if n_small:
+            groups.append(("bench-small", self._repeat(self.frames(infer_type, SMALL, 100),
+                                                       n_small), SMALL))
+        fill_queue(self.client, infer_type, groups)
+        worker = WorkerProcess(self.url, infer_type, spec.name, self.s.model_dir,
+                               self.s.device, max_age=0, max_frames=n_hd + n_small)
+        try:
+            drains = measure_drain(self.client, worker, [g[0] for g in groups],
+                                   [len(g[1]) for g in groups], self.redis_pid)
+        finally:
+            fig.worker_exit_code = worker.stop(exit_wait=STOP_WAIT)
+        fig.worker_fps = drains[0].fps
+        fig.worker_rss_mb = worker.peak_rss_mb
+        fig.cpu_ms_per_frame = self._profile(drains[0], decode, inference)
+        if full:
+            fig.worker_fps_small = drains[1].fps
+            fig.baseline_fps = self._baseline(infer_type, spec.name, hd)
+            self._live(fig, hd)
+        return fig
+
+    @staticmethod
+    def _repeat(jpegs: list[bytes], n: int) -> list[bytes]:
+        return [jpegs[i % len(jpegs)] for i in range(n)]
+
+    @staticmethod
+    def _profile(drain: Drain, decode: Rate, inference: Rate) -> dict[str, float]:
+        """CPU ms per frame: the worker's and Redis's, beside decoding's and inference's own."""
+        return {"worker": round(drain.cpu_ms_per_frame, 3),
+                "redis": round(drain.redis_cpu_ms_per_frame, 3),
+                "decode_alone": round(decode.cpu_ms_per_frame, 3),
+                "inference_alone": round(inference.cpu_ms_per_frame, 3),
+                "rest": round(drain.cpu_ms_per_frame - decode.cpu_ms_per_frame
+                              - inference.cpu_ms_per_frame, 3)}
+
+    def _baseline(self, infer_type: str, model: str, hd: list[bytes]) -> float:
+        log.info("%s: original design (synchronous, full decode, re-encode)", model)
+        original = OriginalDesignWorker(self.client, infer_type, self.s.model_dir,
+                                        self.s.device, model)
+        try:
+            # Its speed is unknown until measured: time a few frames, then size the run.
+            fill_queue(self.client, infer_type, [("bench-original", hd[:10], HD)])
+            start = time.perf_counter()
+            original.run(10, threading.Event())
+            first = 10 / (time.perf_counter() - start)
+            n = int(max(30, min(self.plan.max_frames, first * self.plan.baseline_seconds)))
+            original.frames, original.published_at = 0, []
+            fill_queue(self.client, infer_type,
+                       [("bench-original", self._repeat(hd, n), HD)])
+            original.run(n, threading.Event())
+            return original.throughput()
+        finally:
+            original.close()
+            self.client.delete(f"ei:queue:{infer_type}")
+
+    def _live(self, fig: ModelFigures, hd: list[bytes]) -> None:
+        """Latency at half and twice capacity, then density, on one live worker."""
+        worker = WorkerProcess(self.url, fig.type, fig.model, self.s.model_dir, self.s.device,
+                               max_age=MAX_AGE)
+        try:
+            worker.wait_registered(self.client)
+            for name, factor in (("half", 0.5), ("overload", 2.0)):
+                log.info("%s: latency at %.1fx capacity (%.0f fps)", fig.model, factor,
+                         factor * fig.worker_fps)
+                phase = run_live(self.client, fig.type, [f"bench-{name}"],
+                                 factor * fig.worker_fps, hd, HD, self.plan.live_seconds)
+                setattr(fig, f"latency_{name}", _phase(phase))
+            fig.density_streams = self._density(fig)
+        finally:
+            code = worker.stop()
+            fig.worker_exit_code = fig.worker_exit_code or code
+            fig.worker_rss_mb = max(fig.worker_rss_mb, worker.peak_rss_mb)
+
+    def _density(self, fig: ModelFigures) -> int:
+        """Most 640x360 streams at 15 fps with no drop: bisection below the capacity estimate.
+
+        The load generator shares the machine with the worker, so the estimate from the
+        pre-filled drain is an upper bound, not the answer; the search starts well below it.
+        """
+        small = self.frames(fig.type, SMALL, 100)
+        estimate = max(1, math.floor(fig.worker_fps_small / STREAM_FPS))
+        good, bad = 0, estimate + 1
+        n = max(1, round(estimate * 0.6))
+        for _ in range(self.plan.density_tries):
+            log.info("%s: density, %d streams of 640x360 at %.0f fps", fig.model, n, STREAM_FPS)
+            phase = run_live(self.client, fig.type, [f"bench-s{i}" for i in range(n)],
+                             n * STREAM_FPS, small, SMALL, self.plan.density_seconds)
+            if phase.drops == 0 and phase.published == phase.pushed:
+                good = n
+            else:
+                bad = n
+            if bad - good <= 1:
+                break
+            n = (good + bad) // 2
+        return good
+
+    def agreement(self, infer_type: str, fp32: str, int8: str, frames: int) -> tuple[int, ...]:
+        """(FP32 detections, INT8 detections, matched) over the same decoded frames."""
+        images = [decode_jpeg(j) for j in self.frames(infer_type, HD, frames)]
+        a = load_detector(infer_type, self.s.model_dir, self.s.device, fp32)
+        b = load_detector(infer_type, self.s.model_dir, self.s.device, int8)
+        try:
+            ref, cand = a.infer(images), b.infer(images)
+        finally:
+            a.close()
+            b.close()
+        return (sum(map(len, ref)), sum(map(len, cand)),
+                sum(count_matched(r, c) for r, c in zip(ref, cand, strict=True)))
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _phase(p: LivePhase) -> dict[str, float]:
+    return {k: round(float(v), 2) for k, v in asdict(p).items()}
+
+
+def checks(models: list[ModelFigures], int8: list[Int8Figures]) -> list[Check]:
+    """The targets of the worker's design, for whichever models were measured."""
+    out: list[Check] = []
+    for m in models:
+        if m.baseline_fps <= 0:
+            continue  # an INT8 row: throughput only
+        if m.bound == "model":
+            out.append(Check(f"{m.model}: worker / model only", m.worker_fps / m.model_only_fps,
+                             0.75))
+            out.append(Check(f"{m.model}: worker / original design",
+                             m.worker_fps / m.baseline_fps, 2.0))
+        else:
+            out.append(Check(f"{m.model}: worker / decode only",
+                             m.worker_fps / m.decode_only_fps, 0.75))
+            out.append(Check(f"{m.model}: worker / original design",
+                             m.worker_fps / m.baseline_fps, 3.0))
+        out.append(Check(f"{m.model}: p99 age at 2x load (s)",
+                         m.latency_overload.get("p99_ms", 0) / 1000, MAX_AGE, at_least=False))
+        out.append(Check(f"{m.model}: queue length at 2x load",
+                         m.latency_overload.get("max_queue", 0), QUEUE_MAXLEN, at_least=False))
+        out.append(Check(f"{m.model}: worker resident memory (MB)", m.worker_rss_mb, 500,
+                         at_least=False))
+    for q in int8:
+        out.append(Check(f"{q.int8}: worker speed-up over FP32", q.worker_speedup, 1.5))
+        out.append(Check(f"{q.int8}: FP32 detections matched", q.agreement, 0.95))
+    return out
+
+
+def render(report: dict[str, Any], models: list[ModelFigures], int8: list[Int8Figures],
+           results: list[Check]) -> str:
+    m = report["machine"]
+    lines = [f"ei bench{' --quick' if report['quick'] else ''}: {m['cpu']}, {m['cores']} cores, "
+             f"OpenVINO {m['openvino']}, device {m['device']}", ""]
+    rows: list[Sequence[object]] = [
+        (f.model, f.input, f"1/{f.reduction}", f"{f.model_only_fps:.0f}",
+         f"{f.detector_only_fps:.0f}", f"{f.decode_only_fps:.0f}", f"{f.shared_limit_fps:.0f}",
+         f"{f.worker_fps:.0f}", f"{f.baseline_fps:.0f}" if f.baseline_fps else "-",
+         f"{f.worker_fps / f.model_only_fps:.2f}", f"{f.worker_fps / f.decode_only_fps:.2f}",
+         f"{f.worker_fps / f.shared_limit_fps:.2f}",
+         f"{f.worker_fps / f.baseline_fps:.1f}" if f.baseline_fps else "-",
+         f"{f.worker_rss_mb:.0f}") for f in models]
+    lines += ["THROUGHPUT, frames/s, 1280x720 JPEG q80 frames",
+              table(rows, ("model", "input", "decode", "model only", "runtime only",
+                           "decode only", "shared limit", "worker", "original", "w/model",
+                           "w/decode", "w/shared", "w/original", "RSS MB")), ""]
+    live = [f for f in models if f.latency_half]
+    if live:
+        rows = [(f.model, f"{f.latency_half['offered_fps']:.0f}",
+                 f"{f.latency_half['p50_ms']:.0f}", f"{f.latency_half['p99_ms']:.0f}",
+                 f"{f.latency_overload['offered_fps']:.0f}",
+                 f"{f.latency_overload['p50_ms']:.0f}", f"{f.latency_overload['p99_ms']:.0f}",
+                 f"{f.latency_overload['drops']:.0f}", f"{f.latency_overload['max_queue']:.0f}",
+                 f"{f.worker_fps_small:.0f}", f.density_streams) for f in live]
+        lines += [f"LATENCY capture -> published, ms (max age {MAX_AGE:g} s) and DENSITY "
+                  f"(640x360 streams at {STREAM_FPS:g} fps, no drops)",
+                  table(rows, ("model", "50% fps", "p50", "p99", "2x fps", "p50", "p99",
+                               "dropped", "max queue", "640x360 fps", "streams")), ""]
+    rows = [(f.model, *(f"{f.cpu_ms_per_frame[k]:.2f}" for k in
+                        ("worker", "decode_alone", "inference_alone", "rest", "redis")))
+            for f in models]
+    lines += ["WHERE THE TIME GOES, CPU ms per frame (decode, inference: measured alone)",
+              table(rows, ("model", "worker", "decode", "inference", "rest",
+                           "redis-server")), ""]
+    if int8:
+        rows = [(q.int8, f"{q.model_only_speedup:.2f}", f"{q.worker_speedup:.2f}",
+                 q.fp32_detections, q.int8_detections, f"{100 * q.agreement:.1f}%")
+                for q in int8]
+        lines += ["INT8 vs FP32 (same frames)",
+                  table(rows, ("model", "model-only x", "worker x", "FP32 dets", "INT8 dets",
+                               "matched")), ""]
+    rows = [(c.what, f"{c.value:.2f}", f"{'>=' if c.at_least else '<='} {c.target:g}",
+             "ok" if c.ok else "MISSED") for c in results]
+    lines += ["TARGETS", table(rows, ("check", "measured", "target", "")), ""]
+    return "\n".join(lines)
+
+
+def run(settings: BenchSettings) -> int:
+    plan = QUICK if settings.quick else FULL
+    started = time.monotonic()
+    embedded = None
+    if settings.redis_url:
+        url, pid = settings.redis_url, None
+    else:
+        from ..services.local import EmbeddedRedis
+
+        embedded = EmbeddedRedis(Path(tempfile.mkdtemp(prefix="ei-bench-")), persistent=False)
+        url, pid = embedded.url, embedded.pid
+    bench = Bench(settings, url, pid, plan)
+    try:
+        models: list[ModelFigures] = []
+        int8: list[Int8Figures] = []
+        for infer_type in settings.types:
+            spec, _ = resolve(infer_type, None, settings.model_dir)
+            fp32 = bench.measure(infer_type, spec.name, full=True)
+            models.append(fp32)
+            quantized = f"{spec.name}-int8"
+            if settings.int8 and quantized in BUILTIN_MODELS:
+                q = bench.measure(infer_type, quantized, full=False)
+                models.append(q)
+                dets = bench.agreement(infer_type, spec.name, quantized, plan.agreement_frames)
+                int8.append(Int8Figures(infer_type, spec.name, quantized,
+                                        q.model_only_fps / fp32.model_only_fps,
+                                        q.worker_fps / fp32.worker_fps, *dets))
+    finally:
+        bench.close()
+        if embedded is not None:
+            embedded.close()
+    import openvino
+
+    results = checks(models, int8)
+    report: dict[str, Any] = {
+        "quick": settings.quick,
+        "seconds": round(time.monotonic() - started, 1),
+        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "device": settings.device,
+                    "openvino": openvino.get_version().split("-")[0],
+                    "python": platform.python_version()},
+        "models": [{**asdict(f), "bound": f.bound, "shared_limit_fps": f.shared_limit_fps}
+                   for f in models],
+        "int8": [{**asdict(q), "agreement": q.agreement} for q in int8],
+        "checks": [{**asdict(c), "ok": c.ok} for c in results],
+    }
+    sys.stdout.write(render(report, models, int8, results) + "\n")
+    log.info("bench finished in %.0f s", report["seconds"])
+    if settings.json:
+        Path(settings.json).write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    settings = parse_settings(BenchSettings, argv, prog="ei bench")
+    setup_logging(settings.log_level)
+    if not settings.model_dir.is_dir():
+        raise ConfigError(f"EI_MODEL_DIR={settings.model_dir} is not a directory; "
+                          "run tools/download-models.sh")
+    return run(settings)

@@ -1,0 +1,61 @@
+"""``ei bench --quick``: every figure present and positive (its speed is the bench's business,
+not a test's)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.e2e
+
+POSITIVE_PER_MODEL = ("model_only_fps", "detector_only_fps", "decode_only_fps", "worker_fps",
+                      "shared_limit_fps", "worker_rss_mb")
+POSITIVE_PER_FP32_MODEL = ("worker_fps_small", "baseline_fps", "density_streams")
+LIVE_FIGURES = ("offered_fps", "pushed", "published", "p50_ms", "p99_ms", "max_queue")
+
+
+def test_quick_bench_reports_every_figure(model_dir: Path, sample_dir: Path,
+                                          tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EI_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "elastic_inference.cli", "bench", "--quick", "--json", str(out),
+         "--model-dir", str(model_dir), "--sample-dir", str(sample_dir)],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=240, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(out.read_text())
+    artifacts = REPO / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    (artifacts / "bench-quick.txt").write_text(done.stdout)
+
+    models = {m["model"]: m for m in report["models"]}
+    assert {"blazeface", "ssd-mobilenetv2-oidv4", "ssd-mobilenetv2-oidv4-int8"} <= set(models)
+    for name, m in models.items():
+        for key in POSITIVE_PER_MODEL:
+            assert m[key] > 0, (name, key, m[key])
+        assert m["worker_exit_code"] == 0, name
+        assert set(m["cpu_ms_per_frame"]) == {"worker", "redis", "decode_alone",
+                                              "inference_alone", "rest"}
+        assert m["cpu_ms_per_frame"]["worker"] > 0 and m["cpu_ms_per_frame"]["decode_alone"] > 0
+    for name in ("blazeface", "ssd-mobilenetv2-oidv4"):
+        m = models[name]
+        for key in POSITIVE_PER_FP32_MODEL:
+            assert m[key] > 0, (name, key, m[key])
+        for phase in ("latency_half", "latency_overload"):
+            for key in LIVE_FIGURES:
+                assert m[phase][key] > 0, (name, phase, key, m[phase])
+            assert m[phase]["p99_ms"] >= m[phase]["p50_ms"]
+    (q,) = [q for q in report["int8"] if q["int8"] == "ssd-mobilenetv2-oidv4-int8"]
+    assert q["model_only_speedup"] > 0 and q["worker_speedup"] > 0
+    assert q["fp32_detections"] > 0 and 0 < q["agreement"] <= 1
+    assert report["checks"] and all(isinstance(c["ok"], bool) for c in report["checks"])
+    assert report["seconds"] > 0 and report["machine"]["cores"] >= 1
+    for heading in ("THROUGHPUT", "LATENCY", "WHERE THE TIME GOES", "INT8 vs FP32", "TARGETS"):
+        assert heading in done.stdout

@@ -1,0 +1,86 @@
+"""The bench's arithmetic and report, on made-up figures (no model, no Redis)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from elastic_inference.bench.frames import sample_video
+from elastic_inference.bench.probes import percentile, proc_sample
+from elastic_inference.bench.run import Int8Figures, ModelFigures, checks, render
+from elastic_inference.core.errors import ConfigError
+
+
+def figures(model: str, model_fps: float, decode_fps: float, worker_fps: float,
+            baseline_fps: float = 0.0) -> ModelFigures:
+    f = ModelFigures("people", model, "300x300", 2, model_only_fps=model_fps,
+                     detector_only_fps=model_fps * 0.9, decode_only_fps=decode_fps,
+                     worker_fps=worker_fps, baseline_fps=baseline_fps, worker_rss_mb=200.0,
+                     cpu_ms_per_frame={"worker": 10.0, "redis": 0.2, "decode_alone": 2.0,
+                                       "inference_alone": 7.0, "rest": 1.0})
+    if baseline_fps:
+        f.worker_fps_small = worker_fps * 1.2
+        f.density_streams = 5
+        f.latency_half = {"offered_fps": worker_fps / 2, "p50_ms": 30.0, "p99_ms": 60.0}
+        f.latency_overload = {"offered_fps": worker_fps * 2, "p50_ms": 200.0, "p99_ms": 1200.0,
+                              "drops": 100.0, "max_queue": 16.0}
+    return f
+
+
+def test_percentile_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 50) == 50.0
+    assert percentile(values, 99) == 99.0
+    assert percentile(values, 100) == 100.0
+    assert percentile([], 50) == 0.0
+
+
+def test_the_limit_is_whichever_is_slower_and_both_share_the_cores() -> None:
+    ssd = figures("ssd", model_fps=100, decode_fps=400, worker_fps=70, baseline_fps=30)
+    face = figures("face", model_fps=1600, decode_fps=1000, worker_fps=500, baseline_fps=100)
+    assert ssd.bound == "model" and face.bound == "decode"
+    assert ssd.shared_limit_fps == pytest.approx(80.0)
+
+
+def test_checks_follow_the_bound_and_flag_misses() -> None:
+    ssd = figures("ssd", model_fps=100, decode_fps=400, worker_fps=70, baseline_fps=30)
+    face = figures("face", model_fps=1600, decode_fps=1000, worker_fps=800, baseline_fps=200)
+    int8 = Int8Figures("people", "ssd", "ssd-int8", model_only_speedup=2.0, worker_speedup=1.6,
+                       fp32_detections=100, int8_detections=98, matched=96)
+    by_name = {c.what: c for c in checks([ssd, face], [int8])}
+    assert not by_name["ssd: worker / model only"].ok  # 0.70 < 0.75
+    assert by_name["ssd: worker / original design"].ok  # 2.33 >= 2
+    assert by_name["face: worker / decode only"].ok  # 0.8
+    assert by_name["face: worker / original design"].ok  # 4.0 >= 3
+    assert not by_name["ssd: p99 age at 2x load (s)"].ok  # 1.2 s > max age
+    assert by_name["ssd-int8: FP32 detections matched"].ok
+    assert by_name["ssd-int8: worker speed-up over FP32"].value == pytest.approx(1.6)
+    # An INT8 row (no baseline measured) brings no design checks of its own.
+    assert not any(c.what.startswith("ssd-int8: worker /") for c in
+                   checks([figures("ssd-int8", 200, 400, 150)], []))
+
+
+def test_render_shows_every_section_and_the_misses() -> None:
+    ssd = figures("ssd", model_fps=100, decode_fps=400, worker_fps=70, baseline_fps=30)
+    q = figures("ssd-int8", 200, 400, 150)
+    int8 = Int8Figures("people", "ssd", "ssd-int8", 2.0, 2.1, 100, 98, 96)
+    report = {"quick": True, "machine": {"cpu": "Test CPU", "cores": 2, "openvino": "x",
+                                         "device": "CPU"}}
+    text = render(report, [ssd, q], [int8], checks([ssd, q], [int8]))
+    for heading in ("THROUGHPUT", "LATENCY", "WHERE THE TIME GOES", "INT8 vs FP32", "TARGETS"):
+        assert heading in text
+    assert "MISSED" in text and "96.0%" in text and "Test CPU" in text
+
+
+def test_missing_sample_video_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="download-samples"):
+        sample_video(tmp_path, "face")
+
+
+def test_proc_sample_reads_this_process() -> None:
+    import os
+
+    sample = proc_sample(os.getpid())
+    assert sample is not None and sample.cpu_seconds > 0 and sample.peak_rss_mb > 10
+    assert proc_sample(2**22 + 12345) is None
