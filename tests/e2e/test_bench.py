@@ -54,6 +54,7 @@ def test_quick_bench_reports_every_figure(model_dir: Path, sample_dir: Path,
             assert m[phase]["p99_ms"] >= m[phase]["p50_ms"]
     (q,) = [q for q in report["int8"] if q["int8"] == "ssd-mobilenetv2-oidv4-int8"]
     assert q["model_only_speedup"] > 0 and q["worker_speedup"] > 0
+    assert q["model_only_speedup_vs_f32"] > 0
     assert q["fp32_detections"] > 0 and 0 < q["agreement"] <= 1
     assert report["checks"] and all(isinstance(c["ok"], bool) for c in report["checks"])
     assert report["seconds"] > 0 and report["machine"]["cores"] >= 1

@@ -38,10 +38,12 @@ def benchmark_app() -> str:
     return found
 
 
-def model_only_fps(model_file: Path, device: str, seconds: int, hint: str = "throughput") -> float:
-    """Frames per second ``benchmark_app`` reports for the model alone (random input)."""
+def model_only_fps(model_file: Path, device: str, seconds: int, hint: str = "throughput",
+                   precision: str = "") -> float:
+    """Frames per second ``benchmark_app`` reports for the model alone (random input);
+    ``precision`` (``f32``) overrides the device's default inference precision."""
     cmd = [benchmark_app(), "-m", str(model_file), "-d", device, "-hint", hint,
-           "-t", str(max(1, seconds))]
+           "-t", str(max(1, seconds)), *(["-infer_precision", precision] if precision else [])]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 120,
                               check=False)

@@ -25,10 +25,11 @@ def resize_to_input(image: np.ndarray, w: int, h: int) -> np.ndarray:
     """
     if image.shape[0] == h and image.shape[1] == w and image.flags.c_contiguous:
         return image
-    if image.shape[1] >= 2 * w or image.shape[0] >= 2 * h:
+    if image.shape[1] >= 2 * w and image.shape[0] >= 2 * h:
         # Big shrink: plain bilinear aliases (small faces suffer), INTER_AREA at an odd
         # ratio costs ~3 ms for 1280x720; bilinear to 2x then INTER_AREA's fast exact-2x
-        # path gives the same scores for ~0.2-0.5 ms.
+        # path gives the same scores for ~0.2-0.5 ms. Below 2x on either axis (the usual
+        # case after a reduced JPEG decode) bilinear alone is enough and 3x cheaper.
         mid = cv2.resize(image, (2 * w, 2 * h), interpolation=cv2.INTER_LINEAR)
         return cv2.resize(mid, (w, h), interpolation=cv2.INTER_AREA)
     return cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)

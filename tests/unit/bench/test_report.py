@@ -46,7 +46,8 @@ def test_the_limit_is_whichever_is_slower_and_both_share_the_cores() -> None:
 def test_checks_follow_the_bound_and_flag_misses() -> None:
     ssd = figures("ssd", model_fps=100, decode_fps=400, worker_fps=70, baseline_fps=30)
     face = figures("face", model_fps=1600, decode_fps=1000, worker_fps=800, baseline_fps=200)
-    int8 = Int8Figures("people", "ssd", "ssd-int8", model_only_speedup=2.0, worker_speedup=1.6,
+    int8 = Int8Figures("people", "ssd", "ssd-int8", model_only_speedup=2.0,
+                       model_only_speedup_vs_f32=2.5, worker_speedup=1.6,
                        fp32_detections=100, int8_detections=98, matched=96)
     by_name = {c.what: c for c in checks([ssd, face], [int8])}
     assert not by_name["ssd: worker / model only"].ok  # 0.70 < 0.75
@@ -64,7 +65,7 @@ def test_checks_follow_the_bound_and_flag_misses() -> None:
 def test_render_shows_every_section_and_the_misses() -> None:
     ssd = figures("ssd", model_fps=100, decode_fps=400, worker_fps=70, baseline_fps=30)
     q = figures("ssd-int8", 200, 400, 150)
-    int8 = Int8Figures("people", "ssd", "ssd-int8", 2.0, 2.1, 100, 98, 96)
+    int8 = Int8Figures("people", "ssd", "ssd-int8", 2.0, 2.5, 2.1, 100, 98, 96)
     report = {"quick": True, "machine": {"cpu": "Test CPU", "cores": 2, "openvino": "x",
                                          "device": "CPU"}}
     text = render(report, [ssd, q], [int8], checks([ssd, q], [int8]))
