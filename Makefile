@@ -9,13 +9,17 @@ MODELS := models/.fetched
 SAMPLES := samples/vtest.avi
 QUANTIZED := models/.quantized
 
-.PHONY: demo test lint typecheck unit venv models samples clean
+.PHONY: demo test bench lint typecheck unit venv models samples clean
 
 demo: $(STAMP) $(MODELS) $(SAMPLES) $(QUANTIZED)
 	$(VENV)/bin/ei up
 
 test: $(STAMP) $(MODELS) $(SAMPLES) $(QUANTIZED) lint typecheck
 	$(VENV)/bin/pytest
+
+# The worker's speed beside its limits (doc/benchmarks.md); BENCH_FLAGS=--quick for a first look.
+bench: $(STAMP) $(MODELS) $(SAMPLES) $(QUANTIZED)
+	$(VENV)/bin/ei bench $(BENCH_FLAGS)
 
 unit: $(STAMP)
 	$(VENV)/bin/pytest tests/unit
