@@ -23,6 +23,7 @@ from ..core.runtime import setup_logging
 from ..core.settings import BenchSettings, parse_settings
 from ..engine.detector import load_detector
 from ..engine.models import BUILTIN_MODELS, resolve
+from ..engine.openvino_runtime import openvino_version
 from ..engine.preprocess import decode_jpeg, reduction_for
 from ..status import table
 from .baseline import OriginalDesignWorker
@@ -405,14 +406,12 @@ def run(settings: BenchSettings) -> int:
         bench.close()
         if embedded is not None:
             embedded.close()
-    import openvino
-
     results = checks(models, int8)
     report: dict[str, Any] = {
         "quick": settings.quick,
         "seconds": round(time.monotonic() - started, 1),
         "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "device": settings.device,
-                    "openvino": openvino.get_version().split("-")[0],
+                    "openvino": openvino_version(),
                     "python": platform.python_version()},
         "models": [{**asdict(f), "bound": f.bound, "shared_limit_fps": f.shared_limit_fps}
                    for f in models],

@@ -34,6 +34,13 @@ VIRTUAL_DEVICES = ("AUTO", "MULTI", "HETERO", "BATCH")
 _FETCH_HINT = "run tools/download-models.sh (or `ei models fetch`) to download the models"
 
 
+def openvino_version() -> str:
+    """The installed OpenVINO release (``2026.4.1``), for reports."""
+    import openvino as ov
+
+    return str(ov.get_version()).split("-")[0]
+
+
 def check_device(device: str, available: Sequence[str]) -> str:
     """Normalise ``device`` and make sure the machine has it; virtual devices pass through.
 
