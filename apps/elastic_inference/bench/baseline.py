@@ -71,6 +71,11 @@ class OriginalDesignWorker:
             self.published_at.append(time.perf_counter())
         return self.frames
 
+    def reset(self) -> None:
+        """Forget what was counted (after a warm-up run)."""
+        self.frames = 0
+        self.published_at = []
+
     def throughput(self, warmup: float = 0.1) -> float:
         """Frames per second after the first ``warmup`` fraction (model warm-up excluded)."""
         times = self.published_at

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -48,4 +49,9 @@ def video_jpegs(path: Path, count: int, size: tuple[int, int], quality: int = 80
         cap.release()
     if not out:
         raise ConfigError(f"sample video {path} has no readable frames")
-    return [out[i % len(out)] for i in range(count)]
+    return cycle(out, count)
+
+
+def cycle(jpegs: Sequence[bytes], count: int) -> list[bytes]:
+    """``count`` items taken round-robin from ``jpegs`` (a long queue from a few frames)."""
+    return [jpegs[i % len(jpegs)] for i in range(count)]

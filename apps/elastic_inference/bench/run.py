@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..core import keys
 from ..core.errors import ConfigError
 from ..core.redisconn import connect
 from ..core.result import count_matched
@@ -27,7 +28,7 @@ from ..engine.openvino_runtime import openvino_version
 from ..engine.preprocess import decode_jpeg, reduction_for
 from ..status import table
 from .baseline import OriginalDesignWorker
-from .frames import sample_video, video_jpegs
+from .frames import cycle, sample_video, video_jpegs
 from .harness import Drain, LivePhase, WorkerProcess, fill_queue, measure_drain, run_live
 from .probes import Rate, cpu_model, decode_only, detector_only, model_only_fps
 
@@ -177,9 +178,9 @@ class Bench:
         log.info("%s: worker draining %d frames of 1280x720%s", spec.name, n_hd,
                  f" and {n_small} of 640x360" if n_small else "")
         groups: list[tuple[str, list[bytes], tuple[int, int]]] = [
-            ("bench-hd", self._repeat(hd, n_hd), HD)]
+            ("bench-hd", cycle(hd, n_hd), HD)]
         if n_small:
-            groups.append(("bench-small", self._repeat(self.frames(infer_type, SMALL, 100),
+            groups.append(("bench-small", cycle(self.frames(infer_type, SMALL, 100),
                                                        n_small), SMALL))
         fill_queue(self.client, infer_type, groups)
         worker = WorkerProcess(self.url, infer_type, spec.name, self.s.model_dir,
@@ -197,10 +198,6 @@ class Bench:
             fig.baseline_fps = self._baseline(infer_type, spec.name, hd)
             self._live(fig, hd)
         return fig
-
-    @staticmethod
-    def _repeat(jpegs: list[bytes], n: int) -> list[bytes]:
-        return [jpegs[i % len(jpegs)] for i in range(n)]
 
     @staticmethod
     def _profile(drain: Drain, decode: Rate, inference: Rate) -> dict[str, float]:
@@ -223,14 +220,14 @@ class Bench:
             original.run(10, threading.Event())
             first = 10 / (time.perf_counter() - start)
             n = int(max(30, min(self.plan.max_frames, first * self.plan.baseline_seconds)))
-            original.frames, original.published_at = 0, []
+            original.reset()
             fill_queue(self.client, infer_type,
-                       [("bench-original", self._repeat(hd, n), HD)])
+                       [("bench-original", cycle(hd, n), HD)])
             original.run(n, threading.Event())
             return original.throughput()
         finally:
             original.close()
-            self.client.delete(f"ei:queue:{infer_type}")
+            self.client.delete(keys.queue(infer_type))
 
     def _live(self, fig: ModelFigures, hd: list[bytes]) -> None:
         """Latency at half and twice capacity, then density, on one live worker."""
