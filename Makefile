@@ -8,13 +8,16 @@ STAMP := $(VENV)/.installed
 MODELS := models/.fetched
 SAMPLES := samples/vtest.avi
 QUANTIZED := models/.quantized
+# Real Prometheus and promtool for the monitoring tests (Debian package).
+PROMETHEUS := /usr/bin/promtool
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test bench lint typecheck unit venv models samples clean
+.PHONY: demo test bench lint typecheck unit venv models samples prometheus clean
 
 demo: $(STAMP) $(MODELS) $(SAMPLES) $(QUANTIZED)
 	$(VENV)/bin/ei up
 
-test: $(STAMP) $(MODELS) $(SAMPLES) $(QUANTIZED) lint typecheck
+test: $(STAMP) $(MODELS) $(SAMPLES) $(QUANTIZED) $(PROMETHEUS) lint typecheck
 	$(VENV)/bin/pytest
 
 # The worker's speed beside its limits (doc/benchmarks.md); BENCH_FLAGS=--quick for a first look.
@@ -33,6 +36,7 @@ typecheck: $(STAMP)
 venv: $(STAMP)
 models: $(MODELS)
 samples: $(SAMPLES)
+prometheus: $(PROMETHEUS)
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +54,10 @@ $(SAMPLES):
 $(QUANTIZED): $(MODELS) $(SAMPLES) apps/elastic_inference/engine/quantize.py
 	$(VENV)/bin/ei models quantize -d models -s samples
 	touch $@
+
+$(PROMETHEUS):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends prometheus
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache
