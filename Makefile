@@ -28,7 +28,7 @@ unit: $(STAMP)
 	$(VENV)/bin/pytest tests/unit
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check apps tests
+	$(VENV)/bin/ruff check apps tests container
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
