@@ -1,0 +1,728 @@
+"""The Kubernetes manifests: tools/gen-k8s-yaml.sh renders them, and what it renders is valid
+(kubernetes-validate for built-in kinds, schemas of our own for custom ones), configures every
+service with settings it knows, runs hardened pods, scrapes and scales every worker type once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from elastic_inference.core import keys
+from elastic_inference.core.settings import (
+    CommonSettings,
+    GatewaySettings,
+    InferSettings,
+    StreamSettings,
+    WebsocketSettings,
+    env_name,
+    parse_settings,
+)
+from elastic_inference.engine.models import INFER_TYPES
+from elastic_inference.services.local import SAMPLE_STREAMS
+from tests.kube_manifests import (
+    REPO,
+    SCRIPT,
+    Doc,
+    Rendered,
+    load_docs,
+    render,
+    run_renderer,
+    selects,
+)
+
+TEMPLATES = REPO / "kubernetes"
+MONITORING = TEMPLATES / "monitoring"
+VENV_BIN = REPO / ".venv" / "bin"
+
+REGISTRY = "registry.example.com:5000/team/ei"
+TAG = "1.2.3-rc1"
+NAMESPACE = "ei-test"
+# The oldest Kubernetes the manifests support (the preStop sleep action is on by default from
+# 1.30) and the newest that kubernetes-validate knows.
+KUBERNETES_VERSIONS = ("1.30.0", "1.37.0")
+
+SETTINGS: dict[str, type[CommonSettings]] = {
+    "stream": StreamSettings, "infer": InferSettings,
+    "websocket": WebsocketSettings, "gateway": GatewaySettings,
+}
+AUTOSCALERS = ("ratio", "cpu", "keda")
+ALL_OPTIONS = ("-a", "keda", "-m", "12", "-d", "GPU", "-G", "110", "-s", "5Gi",
+               "-H", "ei.example.com", "-i", "nginx", "-N", "-w", "ws://203.0.113.5:30081/ws")
+# Renders every check below runs on: each autoscaler, and every option at once.
+VARIANTS = [("-a", a) for a in AUTOSCALERS] + [ALL_OPTIONS]
+
+RenderOnce = Callable[..., Rendered]
+
+
+@pytest.fixture(scope="module")
+def render_once(tmp_path_factory: pytest.TempPathFactory) -> RenderOnce:
+    """Renders with the test registry, tag and namespace plus ARGS, each set of ARGS once."""
+    cache: dict[tuple[str, ...], Rendered] = {}
+
+    def get(*args: str) -> Rendered:
+        if args not in cache:
+            out = tmp_path_factory.mktemp("k8s") / "out"
+            cache[args] = render(out, "-r", REGISTRY, "-t", TAG, "-n", NAMESPACE, *args)
+        return cache[args]
+
+    return get
+
+
+@pytest.fixture(params=VARIANTS, ids=lambda args: " ".join(args))
+def variant(request: pytest.FixtureRequest, render_once: RenderOnce) -> Rendered:
+    return render_once(*request.param)
+
+
+# --------------------------------------------------------------------------- validity
+
+
+def is_custom(doc: Doc) -> bool:
+    """A kind from a CRD: an API group with a dot that is not Kubernetes' own."""
+    group = doc["apiVersion"].rpartition("/")[0]
+    return "." in group and not group.endswith(".k8s.io")
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_builtin_kinds_pass_kubernetes_validate(variant: Rendered, version: str,
+                                                tmp_path: Path) -> None:
+    builtin = [doc for doc in variant.docs if not is_custom(doc)]
+    manifest = tmp_path / "builtin.yaml"
+    manifest.write_text(yaml.safe_dump_all(builtin))
+    result = subprocess.run([str(VENV_BIN / "kubernetes-validate"), "--strict", "-k", version,
+                             str(manifest)], capture_output=True, text=True, check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "WARN" not in output and "ERROR" not in output, output
+    # Every document was checked against a schema, none skipped.
+    assert output.count(" passed for resource ") == len(builtin), output
+
+
+_METADATA = {"type": "object", "required": ["name"],
+             "properties": {"name": {"type": "string", "minLength": 1},
+                            "labels": {"type": "object",
+                                       "additionalProperties": {"type": "string"}}}}
+_TARGET = {"type": "object", "required": ["name"],
+           "properties": {"name": {"type": "string", "minLength": 1},
+                          "kind": {"type": "string"}, "apiVersion": {"type": "string"}}}
+_SECRET_REFS = {"type": "array", "minItems": 1,
+                "items": {"type": "object", "required": ["parameter", "name", "key"],
+                          "properties": {k: {"type": "string", "minLength": 1}
+                                         for k in ("parameter", "name", "key")}}}
+
+
+def _crd(api_version: str, kind: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "required": ["apiVersion", "kind", "metadata", "spec"],
+            "properties": {"apiVersion": {"const": api_version}, "kind": {"const": kind},
+                           "metadata": _METADATA, "spec": spec}}
+
+
+# The fields these operators require (their CRD schemas are not available offline).
+CRD_SCHEMAS: dict[str, dict[str, Any]] = {
+    "ServiceMonitor": _crd("monitoring.coreos.com/v1", "ServiceMonitor", {
+        "type": "object", "required": ["selector", "endpoints"],
+        "properties": {
+            "selector": {"type": "object", "minProperties": 1},
+            "endpoints": {"type": "array", "minItems": 1, "items": {
+                "type": "object", "required": ["port"],
+                "properties": {"port": {"type": "string"}, "path": {"type": "string"},
+                               "interval": {"type": "string", "pattern": r"^\d+(ms|s|m|h)$"}}}},
+        }}),
+    "PrometheusRule": _crd("monitoring.coreos.com/v1", "PrometheusRule", {
+        "type": "object", "required": ["groups"],
+        "properties": {"groups": {"type": "array", "minItems": 1, "items": {
+            "type": "object", "required": ["name", "rules"],
+            "properties": {"name": {"type": "string"}, "rules": {
+                "type": "array", "minItems": 1, "items": {
+                    "type": "object", "required": ["expr"],
+                    "oneOf": [{"required": ["record"]}, {"required": ["alert"]}],
+                    "properties": {"expr": {"type": ["string", "integer"]},
+                                   "record": {"type": "string"}, "alert": {"type": "string"},
+                                   "labels": {"type": "object"},
+                                   "annotations": {"type": "object"}}}}}}}}}),
+    "ScaledObject": _crd("keda.sh/v1alpha1", "ScaledObject", {
+        "type": "object", "required": ["scaleTargetRef", "triggers"],
+        "properties": {
+            "scaleTargetRef": _TARGET,
+            "minReplicaCount": {"type": "integer", "minimum": 0},
+            "maxReplicaCount": {"type": "integer", "minimum": 1},
+            "pollingInterval": {"type": "integer", "minimum": 1},
+            "cooldownPeriod": {"type": "integer", "minimum": 0},
+            "triggers": {"type": "array", "minItems": 1, "items": {
+                "type": "object", "required": ["type", "metadata"],
+                "properties": {"type": {"type": "string"},
+                               # KEDA reads every trigger parameter as a string.
+                               "metadata": {"type": "object",
+                                            "additionalProperties": {"type": "string"}},
+                               "authenticationRef": _TARGET}}},
+        }}),
+    "TriggerAuthentication": _crd("keda.sh/v1alpha1", "TriggerAuthentication", {
+        "type": "object", "required": ["secretTargetRef"],
+        "properties": {"secretTargetRef": _SECRET_REFS}}),
+}
+
+
+def test_custom_kinds_match_their_schemas(variant: Rendered) -> None:
+    custom = [doc for doc in variant.docs if is_custom(doc)]
+    assert custom, "no custom kinds rendered (the ServiceMonitor at least)"
+    for doc in custom:
+        assert doc["kind"] in CRD_SCHEMAS, f"no schema for the custom kind {doc['kind']}"
+        jsonschema.validate(doc, CRD_SCHEMAS[doc["kind"]])
+
+
+@pytest.mark.parametrize(("kind", "path", "bad"), [
+    ("ScaledObject", ("spec", "scaleTargetRef"), None),
+    ("ScaledObject", ("spec", "triggers", 0, "metadata", "listLength"), 2),
+    ("TriggerAuthentication", ("spec", "secretTargetRef", 0, "key"), None),
+])
+def test_custom_schemas_reject_broken_objects(render_once: RenderOnce, kind: str,
+                                              path: tuple[Any, ...], bad: Any) -> None:
+    """The schemas are strict enough to fail: a missing field or a number for a string."""
+    doc = json.loads(json.dumps(render_once("-a", "keda").of_kind(kind)[0]))
+    parent = doc
+    for step in path[:-1]:
+        parent = parent[step]
+    if bad is None:
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = bad
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(doc, CRD_SCHEMAS[kind])
+
+
+def test_templates_parse_as_yaml() -> None:
+    """Placeholders and guards keep every template valid YAML, so editors and linters work."""
+    templates = sorted(TEMPLATES.glob("*.yaml"))
+    assert templates
+    for path in templates:
+        assert load_docs(path), path
+
+
+def test_renderer_is_shellcheck_clean() -> None:
+    result = subprocess.run([str(VENV_BIN / "shellcheck"), str(SCRIPT)], capture_output=True,
+                            text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+def service_of(pod: Doc) -> str:
+    return str(pod["metadata"]["labels"]["app.kubernetes.io/component"])
+
+
+def ei_containers(rendered: Rendered) -> list[tuple[str, Doc]]:
+    """(service, container) of every Elastic Inference container."""
+    found = [(service_of(pod), container) for _, pod in rendered.pod_templates()
+             for container in pod["spec"]["containers"]]
+    return [(service, c) for service, c in found if service in SETTINGS]
+
+
+def container_env(rendered: Rendered, container: Doc) -> dict[str, str]:
+    """The environment a container starts with: its ConfigMaps, then its own variables."""
+    env: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        env.update(rendered.one("ConfigMap", source["configMapRef"]["name"])["data"])
+    for var in container.get("env", []):
+        if "value" in var:
+            env[var["name"]] = str(var["value"])
+        else:
+            ref = var["valueFrom"]["secretKeyRef"]
+            env[var["name"]] = rendered.one("Secret", ref["name"])["stringData"][ref["key"]]
+    return env
+
+
+def unknown_settings(service: str, env: dict[str, str]) -> list[str]:
+    """The EI_* variables of ``env`` that ``service`` has no setting for."""
+    known = {env_name(f) for f in dataclasses.fields(SETTINGS[service])}
+    return sorted(name for name in env if name.startswith("EI_") and name not in known)
+
+
+def test_unknown_settings_catches_a_typo() -> None:
+    assert unknown_settings("infer", {"EI_MAX_AGE": "1", "EI_MAX_AGEE": "1"}) == ["EI_MAX_AGEE"]
+    # Known to another service is not enough: the stream has no model directory.
+    assert unknown_settings("stream", {"EI_MODEL_DIR": "/m", "PATH": "/bin"}) == ["EI_MODEL_DIR"]
+
+
+def test_every_variable_is_a_valid_setting_of_its_service(variant: Rendered) -> None:
+    containers = ei_containers(variant)
+    assert {service for service, _ in containers} == set(SETTINGS)
+    for service, container in containers:
+        env = container_env(variant, container)
+        assert unknown_settings(service, env) == [], container["name"]
+        # Every value parses as the service would parse it at start-up.
+        parse_settings(SETTINGS[service], container.get("args", []), env)
+
+
+def test_every_configmap_with_settings_is_loaded(variant: Rendered) -> None:
+    """A ConfigMap no container loads would hide its settings (and their typos)."""
+    loaded = {source["configMapRef"]["name"] for _, c in ei_containers(variant)
+              for source in c.get("envFrom", [])}
+    with_settings = {doc["metadata"]["name"] for doc in variant.of_kind("ConfigMap")
+                     if any(key.startswith("EI_") for key in doc.get("data", {}))}
+    assert with_settings and with_settings <= loaded
+
+
+def test_images_come_from_the_registry_with_the_tag(variant: Rendered) -> None:
+    for _, pod in variant.pod_templates():
+        service = service_of(pod)
+        for container in pod["spec"]["containers"]:
+            if service == "redis":
+                # An official image, pinned to a patch release.
+                assert re.fullmatch(r"redis:7\.2\.\d+-alpine", container["image"])
+            else:
+                assert container["image"] == f"{REGISTRY}/ei-{service}:{TAG}"
+                assert container["name"] == service
+
+
+def test_worker_types_and_sample_streams_match_the_code(variant: Rendered) -> None:
+    workers = {dep["metadata"]["labels"]["ei.type"]: dep
+               for dep, pod in variant.pod_templates() if service_of(pod) == "infer"}
+    assert set(workers) == set(INFER_TYPES)
+    for infer_type, dep in workers.items():
+        assert dep["metadata"]["name"] == f"ei-infer-{infer_type}"
+        assert container_env(variant, dep["spec"]["template"]["spec"]["containers"][0])[
+            "EI_TYPE"] == infer_type
+    streams = set()
+    for _, pod in variant.pod_templates():
+        if service_of(pod) == "stream":
+            env = container_env(variant, pod["spec"]["containers"][0])
+            source = Path(env["EI_SOURCE"])
+            assert source.parent == Path("/opt/ei/samples")
+            streams.add((env["EI_STREAM_ID"], source.name, tuple(env["EI_TYPES"].split(","))))
+    assert streams == set(SAMPLE_STREAMS)
+
+
+# --------------------------------------------------------------------------- pods
+
+
+def test_every_pod_is_hardened_probed_and_sized(variant: Rendered) -> None:
+    for workload, pod in variant.pod_templates():
+        spec, name = pod["spec"], workload["metadata"]["name"]
+        security = spec["securityContext"]
+        assert security["runAsNonRoot"] is True and security["runAsUser"] > 0, name
+        assert security["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        assert spec["automountServiceAccountToken"] is False, name
+        # Service links would add EI_<SERVICE>_PORT variables, which the services reject.
+        assert spec["enableServiceLinks"] is False, name
+        for container in spec["containers"]:
+            context = container["securityContext"]
+            assert context["allowPrivilegeEscalation"] is False, name
+            assert context["readOnlyRootFilesystem"] is True, name
+            assert context["capabilities"] == {"drop": ["ALL"]}, name
+            assert "livenessProbe" in container and "readinessProbe" in container, name
+            for bound in ("requests", "limits"):
+                assert {"cpu", "memory"} <= set(container["resources"][bound]), name
+
+
+def test_ei_pods_serve_metrics_and_probes_on_port_8000(variant: Rendered) -> None:
+    for _, container in ei_containers(variant):
+        assert {"name": "metrics", "containerPort": 8000} in container["ports"]
+        assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+        assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+
+
+def test_labels_and_namespaces(variant: Rendered) -> None:
+    assert variant.kustomization["namespace"] == NAMESPACE
+    for doc in variant.docs:
+        labels, what = doc["metadata"]["labels"], f"{doc['kind']} {doc['metadata']['name']}"
+        assert labels["app.kubernetes.io/part-of"] == "elastic-inference", what
+        assert "app.kubernetes.io/component" in labels, what
+    ours = [doc for path in variant.files if "monitoring" not in path.parts
+            for doc in load_docs(path)]
+    for doc in ours:
+        assert doc["metadata"]["labels"]["app.kubernetes.io/name"], doc["metadata"]["name"]
+        if doc["kind"] != "Namespace":
+            assert doc["metadata"]["namespace"] == NAMESPACE, doc["metadata"]["name"]
+    for workload, pod in variant.pod_templates():
+        labels = pod["metadata"]["labels"]
+        assert selects(workload["spec"]["selector"]["matchLabels"], labels)
+        assert labels["app.kubernetes.io/part-of"] == "elastic-inference"
+        assert labels["app.kubernetes.io/component"] == \
+            workload["metadata"]["labels"]["app.kubernetes.io/component"]
+        if service_of(pod) == "infer":
+            assert labels["ei.type"] == workload["metadata"]["labels"]["ei.type"]
+
+
+# --------------------------------------------------------------------------- services
+
+
+def metrics_port(service: Doc) -> dict[str, Any] | None:
+    return next((p for p in service["spec"]["ports"] if p["name"] == "metrics"), None)
+
+
+def test_every_service_selects_pods(variant: Rendered) -> None:
+    pods = [pod["metadata"]["labels"] for _, pod in variant.pod_templates()]
+    for service in variant.of_kind("Service"):
+        assert any(selects(service["spec"]["selector"], labels) for labels in pods), \
+            service["metadata"]["name"]
+
+
+def test_every_ei_pod_is_scraped_through_exactly_one_service(variant: Rendered) -> None:
+    monitored = [svc for svc in variant.of_kind("Service") if metrics_port(svc)]
+    for svc in monitored:
+        assert metrics_port(svc) == {"name": "metrics", "port": 8000, "targetPort": "metrics"}
+    for _, pod in variant.pod_templates():
+        if service_of(pod) in SETTINGS:
+            scrapers = [svc["metadata"]["name"] for svc in monitored
+                        if selects(svc["spec"]["selector"], pod["metadata"]["labels"])]
+            assert len(scrapers) == 1, (pod["metadata"]["labels"], scrapers)
+    # Each of those Services is picked up by exactly one ServiceMonitor.
+    monitors = variant.of_kind("ServiceMonitor")
+    for svc in monitored:
+        picked = [m for m in monitors if selects(m["spec"]["selector"].get("matchLabels", {}),
+                                                 svc["metadata"]["labels"])
+                  and all(svc["metadata"]["labels"].get(e["key"]) in e["values"]
+                          for e in m["spec"]["selector"].get("matchExpressions", []))]
+        assert len(picked) == 1, svc["metadata"]["name"]
+
+
+def test_headless_metrics_services_and_traffic_services(render_once: RenderOnce) -> None:
+    rendered = render_once()
+    for name in ("ei-infer", "ei-stream"):
+        service = rendered.one("Service", name)
+        assert service["spec"]["clusterIP"] == "None" and metrics_port(service)
+    for name, port in (("ei-gateway", 8080), ("ei-websocket", 8081), ("redis", 6379)):
+        spec = rendered.one("Service", name)["spec"]
+        assert spec["type"] == "ClusterIP", name
+        assert port in [p["port"] for p in spec["ports"]], name
+    assert not [s for s in rendered.of_kind("Service") if s["spec"].get("type") == "NodePort"]
+
+
+def test_node_ports_expose_traffic_only(render_once: RenderOnce) -> None:
+    node_ports = [s for s in render_once(*ALL_OPTIONS).of_kind("Service")
+                  if s["spec"].get("type") == "NodePort"]
+    assert {s["metadata"]["name"]: [p["nodePort"] for p in s["spec"]["ports"]]
+            for s in node_ports} == {"ei-gateway-nodeport": [30080],
+                                     "ei-websocket-nodeport": [30081]}
+    assert not [s for s in node_ports if metrics_port(s)]
+
+
+def test_ingress_serves_one_origin(render_once: RenderOnce) -> None:
+    default, options = render_once(), render_once(*ALL_OPTIONS)
+    for rendered in (default, options):
+        (rule,) = rendered.one("Ingress", "ei-gateway")["spec"]["rules"]
+        routes = {p["path"]: (p["pathType"], p["backend"]["service"])
+                  for p in rule["http"]["paths"]}
+        assert routes == {"/ws": ("Prefix", {"name": "ei-websocket", "port": {"name": "http"}}),
+                          "/": ("Prefix", {"name": "ei-gateway", "port": {"name": "http"}})}
+    default_spec = default.one("Ingress", "ei-gateway")["spec"]
+    assert "ingressClassName" not in default_spec and "host" not in default_spec["rules"][0]
+    options_spec = options.one("Ingress", "ei-gateway")["spec"]
+    assert options_spec["ingressClassName"] == "nginx"
+    assert options_spec["rules"][0]["host"] == "ei.example.com"
+    for rendered, url in ((default, "/ws"), (options, "ws://203.0.113.5:30081/ws")):
+        gateway = rendered.one("Deployment", "ei-gateway")["spec"]["template"]["spec"]
+        assert container_env(rendered, gateway["containers"][0])["EI_WEBSOCKET_URL"] == url
+
+
+# --------------------------------------------------------------------------- autoscaling
+
+
+def autoscaler_targets(rendered: Rendered) -> list[str]:
+    """The Deployment every autoscaler (HPA or ScaledObject) targets, one entry each."""
+    targets = []
+    for doc in rendered.of_kind("HorizontalPodAutoscaler") + rendered.of_kind("ScaledObject"):
+        ref = doc["spec"]["scaleTargetRef"]
+        assert ref.get("kind", "Deployment") == "Deployment"
+        targets.append(ref["name"])
+    return targets
+
+
+@pytest.mark.parametrize("autoscaler", AUTOSCALERS)
+def test_one_autoscaler_per_worker_type(render_once: RenderOnce, autoscaler: str) -> None:
+    rendered = render_once("-a", autoscaler, "-m", "12")
+    assert sorted(autoscaler_targets(rendered)) == sorted(f"ei-infer-{t}" for t in INFER_TYPES)
+    for infer_type in INFER_TYPES:
+        # The autoscaler owns the count: a re-apply must not reset it.
+        assert "replicas" not in rendered.one("Deployment", f"ei-infer-{infer_type}")["spec"]
+    hpas, scaled = rendered.of_kind("HorizontalPodAutoscaler"), rendered.of_kind("ScaledObject")
+    if autoscaler == "keda":
+        assert not hpas
+        check_scaled_objects(rendered, scaled)
+        return
+    assert not scaled
+    expected = ({"type": "Pods", "pods": {"metric": {"name": "ei_scale_ratio"},
+                                          "target": {"type": "AverageValue",
+                                                     "averageValue": "1"}}}
+                if autoscaler == "ratio" else
+                {"type": "Resource", "resource": {"name": "cpu", "target": {
+                    "type": "Utilization", "averageUtilization": 70}}})
+    for hpa in hpas:
+        spec = hpa["spec"]
+        assert spec["metrics"] == [expected]
+        assert (spec["minReplicas"], spec["maxReplicas"]) == (1, 12)
+        assert spec["behavior"]["scaleUp"]["stabilizationWindowSeconds"] == 0
+        assert spec["behavior"]["scaleDown"]["stabilizationWindowSeconds"] > 0
+
+
+def check_scaled_objects(rendered: Rendered, scaled: list[Doc]) -> None:
+    secret = rendered.one("Secret", "ei-redis")
+    for obj in scaled:
+        infer_type = obj["metadata"]["labels"]["ei.type"]
+        (trigger,) = obj["spec"]["triggers"]
+        assert trigger["type"] == "redis"
+        assert trigger["metadata"]["listName"] == keys.queue(infer_type)
+        assert obj["spec"]["maxReplicaCount"] == 12
+        auth = rendered.one("TriggerAuthentication", trigger["authenticationRef"]["name"])
+        for ref in auth["spec"]["secretTargetRef"]:
+            assert ref["name"] == "ei-redis" and ref["key"] in secret["stringData"]
+
+
+# --------------------------------------------------------------------------- Redis
+
+
+def secret_data(rendered: Rendered) -> dict[str, str]:
+    return dict(rendered.one("Secret", "ei-redis")["stringData"])
+
+
+def test_in_cluster_redis(render_once: RenderOnce) -> None:
+    rendered = render_once()
+    secret = secret_data(rendered)
+    password = secret["redis-password"]
+    assert re.fullmatch(r"[0-9a-f]{48}", password)
+    assert secret["redis-url"] == f"redis://:{password}@redis:6379/0"
+    assert secret["redis-address"] == f"redis.{NAMESPACE}.svc:6379"
+    assert secret["auth.conf"] == f"requirepass {password}\n"
+    config = rendered.one("ConfigMap", "redis-config")["data"]["redis.conf"]
+    assert "appendonly yes" in config.splitlines()
+    assert "include /etc/redis/auth/auth.conf" in config.splitlines()
+    pod = rendered.one("Deployment", "redis")["spec"]["template"]["spec"]
+    assert pod["volumes"][0] == {"name": "data", "emptyDir": {}}
+    assert "PersistentVolumeClaim" not in {doc["kind"] for doc in rendered.docs}
+    # The password reaches Redis through a file and redis-cli through the environment.
+    assert password not in json.dumps(pod)
+
+
+def test_redis_on_a_persistent_volume_claim(render_once: RenderOnce) -> None:
+    rendered = render_once(*ALL_OPTIONS)
+    claim = rendered.one("PersistentVolumeClaim", "redis-data")
+    assert claim["spec"]["resources"]["requests"]["storage"] == "5Gi"
+    pod = rendered.one("Deployment", "redis")["spec"]["template"]["spec"]
+    assert pod["volumes"][0] == {"name": "data",
+                                 "persistentVolumeClaim": {"claimName": "redis-data"}}
+
+
+def test_external_redis(tmp_path: Path) -> None:
+    url = "rediss://worker:p%40ss%3Aword@redis.example.com:6380/2"
+    url_file = tmp_path / "url"
+    url_file.write_text(url + "\n")
+    rendered = render(tmp_path / "out", "-r", REGISTRY, "-a", "keda", "-u", str(url_file))
+    assert secret_data(rendered) == {"redis-url": url, "redis-address": "redis.example.com:6380",
+                                     "redis-username": "worker", "redis-password": "p@ss:word"}
+    assert not [doc for doc in rendered.docs if doc["metadata"]["name"].startswith("redis")]
+    for obj in rendered.of_kind("ScaledObject"):
+        metadata = obj["spec"]["triggers"][0]["metadata"]
+        assert (metadata["enableTLS"], metadata["databaseIndex"]) == ("true", "2")
+    assert "p@ss" not in rendered.stdout + rendered.stderr
+
+
+def test_password_is_kept_given_and_never_printed(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    first = render(out, "-r", REGISTRY)
+    password = secret_data(first)["redis-password"]
+    assert (out / "secret.yaml").stat().st_mode & 0o777 == 0o600
+    again = render(out, "-r", REGISTRY, "-a", "cpu")
+    assert secret_data(again)["redis-password"] == password
+    assert secret_data(render(tmp_path / "other", "-r", REGISTRY))["redis-password"] != password
+    given = "Given.Password_0123456789"
+    from_stdin = render(out, "-r", REGISTRY, "-p", "-", stdin=given + "\n")
+    assert secret_data(from_stdin)["redis-url"] == f"redis://:{given}@redis:6379/0"
+    for result in (first, again, from_stdin):
+        assert password not in result.stdout + result.stderr
+        assert given not in result.stdout + result.stderr
+
+
+def test_gpu_workers(render_once: RenderOnce) -> None:
+    default, gpu = render_once(), render_once(*ALL_OPTIONS)
+    assert default.one("ConfigMap", "ei-infer-config")["data"]["EI_DEVICE"] == "CPU"
+    assert gpu.one("ConfigMap", "ei-infer-config")["data"]["EI_DEVICE"] == "GPU"
+    for rendered, extra, groups in ((default, {}, None), (gpu, {"gpu.intel.com/i915": "1"}, [110])):
+        for _, pod in rendered.pod_templates():
+            infer = service_of(pod) == "infer"
+            assert pod["spec"]["securityContext"].get("supplementalGroups") == (
+                groups if infer else None)
+            limits = pod["spec"]["containers"][0]["resources"]["limits"]
+            assert {k: v for k, v in limits.items() if k not in ("cpu", "memory")} == (
+                extra if infer else {})
+
+
+# --------------------------------------------------------------------------- the renderer
+
+
+BAD_ARGUMENTS = [
+    ((), "registry is required"),
+    (("-r", "https://registry.example.com"), "invalid registry"),
+    (("-r", "registry.example.com/Team"), "invalid registry"),
+    (("-r", "registry.example.com/ei:1.0"), "invalid registry"),
+    (("-r", "registry.example.com/"), "invalid registry"),
+    (("-r", "r.example.com", "-t", "-bad"), "invalid tag"),
+    (("-r", "r.example.com", "-t", "a" * 129), "invalid tag"),
+    (("-r", "r.example.com", "-t", "1.0 beta"), "invalid tag"),
+    (("-r", "r.example.com", "-n", "Elastic_Inference"), "invalid namespace"),
+    (("-r", "r.example.com", "-n", "e" * 64), "invalid namespace"),
+    (("-r", "r.example.com", "-a", "vpa"), "invalid autoscaler"),
+    (("-r", "r.example.com", "-m", "0"), "invalid -m"),
+    (("-r", "r.example.com", "-d", "TPU"), "invalid device"),
+    (("-r", "r.example.com", "-G", "render"), "invalid group"),
+    (("-r", "r.example.com", "-s", "5GB"), "invalid Redis storage size"),
+    (("-r", "r.example.com", "-H", "Bad Host"), "invalid Ingress host"),
+    (("-r", "r.example.com", "-w", "http://example.com/ws"), "invalid websocket URL"),
+    (("-r", "r.example.com", "-N"), "-N needs -w"),
+    (("-r", "r.example.com", "-p", "/nonexistent/password"), "cannot read file"),
+    (("-r", "r.example.com", "-p", "-"), "must be 16 to 128"),
+    (("-r", "r.example.com", "-u", "-"), "is not redis[s]://"),
+    (("-r", "r.example.com", "-u", "-", "-s", "1Gi"), "does not go with -u"),
+    (("-r", "r.example.com", "-x"), "unknown option -x"),
+    (("-r",), "needs a value"),
+    (("-r", "r.example.com", "extra"), "unexpected argument"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_ARGUMENTS,
+                         ids=[" ".join(args) or "none" for args, _ in BAD_ARGUMENTS])
+def test_bad_arguments_fail_with_a_message(tmp_path: Path, args: tuple[str, ...],
+                                           message: str) -> None:
+    out = tmp_path / "out"
+    # Options first: getopts stops at the first operand, and "-o" must still be read.
+    result = run_renderer("-o", str(out), *args, stdin="short\n")
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert not out.exists()
+
+
+def test_help(tmp_path: Path) -> None:
+    result = run_renderer("-h")
+    assert result.returncode == 0 and result.stdout.startswith("Usage: gen-k8s-yaml.sh -r ")
+
+
+def test_refuses_a_directory_it_did_not_write(tmp_path: Path) -> None:
+    mine = tmp_path / "notes.txt"
+    mine.write_text("mine")
+    result = run_renderer("-r", REGISTRY, "-o", str(tmp_path))
+    assert result.returncode == 2 and "holds no earlier render" in result.stderr
+    assert mine.read_text() == "mine"
+
+
+def test_replaces_an_earlier_render(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    render(out, "-r", REGISTRY)
+    assert (out / "hpa.yaml").exists()
+    rendered = render(out, "-r", REGISTRY, "-a", "keda")
+    assert not (out / "hpa.yaml").exists() and (out / "keda.yaml").exists()
+    assert not rendered.of_kind("HorizontalPodAutoscaler")
+    assert not list(tmp_path.glob(".gen-k8s-yaml.*")), "staging directory left behind"
+
+
+def listed_templates() -> list[str]:
+    """Every template kubernetes/kustomization.yaml lists, whatever the options."""
+    text = (TEMPLATES / "kustomization.yaml").read_text()
+    return re.findall(r"^  - (\S+\.yaml)(?:  # (?:if|unless) [A-Z_]+)?$", text, re.MULTILINE)
+
+
+def test_kustomization_lists_the_templates() -> None:
+    listed = listed_templates()
+    source = yaml.safe_load((TEMPLATES / "kustomization.yaml").read_text())
+    # The renderer appends the monitoring entries: resources must stay the last key.
+    assert list(source)[-1] == "resources" and len(source["resources"]) == len(listed)
+    assert all((TEMPLATES / name).is_file() for name in listed)
+    templates = {p.name for p in TEMPLATES.glob("*.yaml")} - {"kustomization.yaml"}
+    assert set(listed) == templates, "a template the kustomization does not list"
+
+
+def test_rendered_kustomization_lists_every_rendered_file(variant: Rendered) -> None:
+    listed = set(variant.kustomization["resources"])
+    assert all((variant.out / name).is_file() for name in listed)
+    written = {str(p.relative_to(variant.out)) for p in variant.out.rglob("*.yaml")}
+    assert written - {"kustomization.yaml"} == listed
+    for path in variant.files:
+        assert path.read_text().startswith("# Rendered by tools/gen-k8s-yaml.sh")
+
+
+# --------------------------------------------------------------------------- monitoring
+
+
+def test_monitoring_manifests_and_dashboards_are_included(render_once: RenderOnce) -> None:
+    rendered = render_once()
+    manifests = [p for p in sorted(MONITORING.rglob("*.y*ml"))
+                 if re.search(r"^kind:", p.read_text(), re.MULTILINE)]
+    dashboards = sorted((MONITORING / "dashboards").glob("*.json"))
+    assert manifests and dashboards, "kubernetes/monitoring/ is empty"
+    for path in manifests:
+        relative = path.relative_to(TEMPLATES)
+        assert str(relative) in rendered.kustomization["resources"]
+        source = path.read_text().replace("${NAMESPACE}", NAMESPACE)
+        assert load_docs(rendered.out / relative) == list(
+            filter(None, yaml.safe_load_all(source)))
+    for path in dashboards:
+        configmap = rendered.one("ConfigMap", f"ei-dashboard-{path.stem}")
+        assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
+        assert json.loads(configmap["data"][path.name]) == json.loads(path.read_text())
+
+
+def copy_renderer(root: Path) -> Path:
+    """A repository of the script and the templates, without kubernetes/monitoring."""
+    shutil.copytree(TEMPLATES, root / "kubernetes", ignore=shutil.ignore_patterns("monitoring"))
+    (root / "tools").mkdir()
+    return Path(shutil.copy2(SCRIPT, root / "tools" / SCRIPT.name))
+
+
+def test_renders_without_monitoring(tmp_path: Path) -> None:
+    script = copy_renderer(tmp_path)
+    rendered = render(tmp_path / "out", "-r", REGISTRY, script=script)
+    assert not [n for n in rendered.kustomization["resources"] if n.startswith("monitoring/")]
+    assert rendered.of_kind("HorizontalPodAutoscaler")
+
+
+def test_monitoring_can_be_left_out(render_once: RenderOnce) -> None:
+    rendered = render_once("-M")
+    assert not [n for n in rendered.kustomization["resources"] if n.startswith("monitoring/")]
+    assert not (rendered.out / "monitoring").exists()
+    assert not [doc for doc in rendered.docs if is_custom(doc)]
+
+
+def test_monitoring_files_of_any_shape(tmp_path: Path) -> None:
+    script = copy_renderer(tmp_path)
+    monitoring = tmp_path / "kubernetes" / "monitoring"
+    (monitoring / "extra").mkdir(parents=True)
+    (monitoring / "extra" / "monitor.yml").write_text(
+        "apiVersion: monitoring.coreos.com/v1\nkind: ServiceMonitor\nmetadata:\n"
+        "  name: m\n  namespace: ${NAMESPACE}\n  labels: {app.kubernetes.io/part-of: x}\n"
+        "spec: {selector: {matchLabels: {a: b}}, endpoints: [{port: metrics}]}\n")
+    (monitoring / "tests").mkdir()
+    (monitoring / "tests" / "rules.test.yaml").write_text("rule_files: [x.yaml]\ntests: []\n")
+    (monitoring / "dashboards").mkdir()
+    dashboard = '  {"title": "A board", "panels": [{"expr": "sum(x{a=\\"b\\"})"}]}\n\n'
+    (monitoring / "dashboards" / "My Board.json").write_text(dashboard)
+    rendered = render(tmp_path / "out", "-r", REGISTRY, "-n", NAMESPACE, script=script)
+    assert rendered.kustomization["resources"][-2:] == ["monitoring/extra/monitor.yml",
+                                                        "monitoring/dashboards.yaml"]
+    assert rendered.one("ServiceMonitor", "m")["metadata"]["namespace"] == NAMESPACE
+    assert not (rendered.out / "monitoring" / "tests").exists()
+    configmap = rendered.one("ConfigMap", "ei-dashboard-my-board")
+    assert json.loads(configmap["data"]["My Board.json"]) == json.loads(dashboard)
+
+
+def test_unknown_placeholder_fails(tmp_path: Path) -> None:
+    script = copy_renderer(tmp_path)
+    config = tmp_path / "kubernetes" / "config.yaml"
+    config.write_text(config.read_text() + "  EI_BATCH_TYPO: ${BATCH}\n")
+    result = run_renderer("-r", REGISTRY, "-o", str(tmp_path / "out"), script=script)
+    assert result.returncode == 2
+    assert "kubernetes/config.yaml: unknown placeholder ${BATCH}" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_renderer_is_executable() -> None:
+    assert os.access(SCRIPT, os.X_OK)

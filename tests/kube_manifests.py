@@ -1,0 +1,81 @@
+"""Render the Kubernetes manifests with tools/gen-k8s-yaml.sh and read them back, for tests."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+SCRIPT = REPO / "tools" / "gen-k8s-yaml.sh"
+
+Doc = dict[str, Any]
+
+
+def run_renderer(*args: str, script: Path = SCRIPT,
+                 stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """``gen-k8s-yaml.sh ARGS``, output captured; the caller checks the exit status."""
+    return subprocess.run(["bash", str(script), *args], input=stdin, capture_output=True,
+                          text=True, timeout=60, check=False)
+
+
+def load_docs(path: Path) -> list[Doc]:
+    """The non-empty YAML documents of ``path``."""
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+@dataclass
+class Rendered:
+    """One output directory of the renderer."""
+
+    out: Path
+    stdout: str
+    stderr: str
+
+    @cached_property
+    def kustomization(self) -> Doc:
+        docs = load_docs(self.out / "kustomization.yaml")
+        assert len(docs) == 1
+        return docs[0]
+
+    @cached_property
+    def files(self) -> list[Path]:
+        """The rendered files, as the kustomization lists them."""
+        return [self.out / name for name in self.kustomization["resources"]]
+
+    @cached_property
+    def docs(self) -> list[Doc]:
+        return [doc for path in self.files for doc in load_docs(path)]
+
+    def of_kind(self, kind: str) -> list[Doc]:
+        return [doc for doc in self.docs if doc["kind"] == kind]
+
+    def one(self, kind: str, name: str) -> Doc:
+        found = [doc for doc in self.of_kind(kind) if doc["metadata"]["name"] == name]
+        assert len(found) == 1, f"{len(found)} {kind} named {name}"
+        return found[0]
+
+    def names(self, kind: str) -> set[str]:
+        return {doc["metadata"]["name"] for doc in self.of_kind(kind)}
+
+    def pod_templates(self) -> Iterator[tuple[Doc, Doc]]:
+        """(workload, pod template) of every Deployment."""
+        for doc in self.of_kind("Deployment"):
+            yield doc, doc["spec"]["template"]
+
+
+def render(out: Path, *args: str, script: Path = SCRIPT, stdin: str | None = None) -> Rendered:
+    """Render into ``out``; fail the test with the renderer's message if it fails."""
+    result = run_renderer(*args, "-o", str(out), script=script, stdin=stdin)
+    assert result.returncode == 0, result.stderr
+    return Rendered(out, result.stdout, result.stderr)
+
+
+def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    """Whether a label selector (matchLabels form) selects ``labels``."""
+    return all(labels.get(key) == value for key, value in selector.items())

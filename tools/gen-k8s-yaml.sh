@@ -1,0 +1,398 @@
+#!/usr/bin/env bash
+# Render the Kubernetes manifests of Elastic Inference from the templates in kubernetes/.
+#
+# Template syntax (doc/deployment.md, "How the templates work"):
+#   ${NAME}            replaced by a value this script sets (an unknown NAME is an error);
+#   ... # if NAME      a line kept only when NAME is set (non-empty), the marker removed;
+#   ... # unless NAME  a line kept only when NAME is empty.
+# A YAML document (between --- lines) that mentions ${TYPE} is rendered once per inference type,
+# one that mentions ${STREAM_ID} once per sample stream. kubernetes/kustomization.yaml, itself a
+# template, lists the templates to render; its rendered copy in the output directory lists the
+# rendered files, so `kubectl apply --server-side -k DIR` applies them all. Every Kubernetes
+# manifest under kubernetes/monitoring/ is copied with ${NAMESPACE} replaced, and every Grafana
+# dashboard kubernetes/monitoring/dashboards/*.json becomes a ConfigMap for the Grafana sidecar.
+set -euo pipefail
+
+PROG=$(basename "$0")
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+TEMPLATES=$ROOT/kubernetes
+MONITORING=$TEMPLATES/monitoring
+readonly PROG ROOT TEMPLATES MONITORING
+
+# The inference types (engine/models.py INFER_TYPES) and the sample streams of `ei up`
+# (services/local.py SAMPLE_STREAMS: id, video, types); tests/integration/test_kubernetes.py
+# checks that they agree.
+readonly INFER_TYPES=(face people car object)
+readonly SAMPLE_STREAMS=("vtest-people vtest.avi people" "vtest-car vtest.avi car"
+                         "megamind-face Megamind.avi face")
+# The first line of every rendered file; also how an earlier render is recognised.
+readonly RENDERED_MARK="# Rendered by tools/gen-k8s-yaml.sh"
+# A generated or given in-cluster Redis password goes into a URL and redis.conf unescaped.
+readonly PASSWORD_RE='^[A-Za-z0-9._~-]{16,128}$'
+
+usage() {
+    cat <<EOF
+Usage: $PROG -r REGISTRY [options]
+
+Render the Kubernetes manifests of Elastic Inference into DIR; apply them with
+  kubectl apply --server-side -k DIR
+(doc/deployment.md has the whole walk-through).
+
+  -r REGISTRY   registry and path of the images REGISTRY/ei-<service>:TAG, as given to
+                container/build.sh -r, e.g. registry.example.com:5000/ei (required)
+  -t TAG        image tag (default: latest)
+  -n NAMESPACE  namespace to deploy into (default: elastic-inference)
+  -o DIR        output directory (default: build/kubernetes in the repository); an
+                earlier render there is replaced, any other non-empty directory refused
+  -a SCALER     worker autoscaler, one per type: ratio (HPA on the ei_scale_ratio metric,
+                default), cpu (HPA on CPU use) or keda (KEDA on the queue length)
+  -m MAX        most replicas per worker type (default: 8)
+  -d DEVICE     OpenVINO device of the workers: CPU (default), GPU, NPU or AUTO; GPU and
+                NPU also request the Intel device plugin's resource
+  -G GID        add the group GID to the workers' groups: the nodes' group of the GPU
+                render node or NPU device (stat -c %g /dev/dri/renderD128)
+  -p FILE       read the Redis password from FILE ('-' for stdin; 16+ characters of
+                A-Z a-z 0-9 . _ ~ -); default: the one of an earlier render in DIR, else
+                a random one. The password is never printed.
+  -u FILE       use an external Redis instead of the in-cluster one: read its URL
+                (redis:// or rediss:// for TLS) from FILE ('-' for stdin)
+  -s SIZE       keep the in-cluster Redis data on a PersistentVolumeClaim of SIZE (e.g.
+                5Gi) instead of an emptyDir
+  -H HOST       serve the Ingress on this host name only (default: any host)
+  -i CLASS      ingressClassName of the Ingress (default: the cluster's default class)
+  -N            also expose the gateway and the websocket server on ports 30080 and 30081
+                of every node (NodePort Services); needs -w
+  -w URL        websocket URL the browser uses (EI_WEBSOCKET_URL of the gateway), e.g.
+                ws://NODE:30081/ws with -N (default: /ws, through the Ingress)
+  -M            leave out kubernetes/monitoring (for clusters without the Prometheus
+                operator: its ServiceMonitor and PrometheusRule kinds would not apply)
+  -h            show this help
+EOF
+}
+
+die() {
+    printf '%s: %s\n' "$PROG" "$*" >&2
+    exit 2
+}
+
+# check VALUE REGEX MESSAGE: die with MESSAGE unless VALUE matches REGEX.
+check() {
+    [[ $1 =~ $2 ]] || die "$3"
+}
+
+# read_secret FILE: the first line of FILE ('-': stdin), without its line ending.
+read_secret() {
+    local line=""
+    if [[ $1 == - ]]; then
+        IFS= read -r line || true
+    else
+        [[ -r $1 && ! -d $1 ]] || die "cannot read file '$1'"
+        IFS= read -r line <"$1" || true
+    fi
+    printf '%s' "${line%$'\r'}"
+}
+
+# yaml_escape TEXT: TEXT for the inside of a double-quoted YAML string.
+yaml_escape() {
+    local text=${1//\\/\\\\}
+    printf '%s' "${text//\"/\\\"}"
+}
+
+# url_decode TEXT: TEXT with %XX escapes decoded (URL user names and passwords).
+url_decode() {
+    printf '%b' "${1//%/\\x}"
+}
+
+# ----------------------------------------------------------------------------- rendering
+
+declare -A VARS=()  # placeholder name -> value
+CURRENT=""          # the template being rendered, for error messages
+DOCUMENTS=0         # documents written to the current output file
+
+# render_text TEXT: print TEXT with line guards applied and placeholders replaced.
+render_text() {
+    local line rest name guard set
+    while IFS= read -r line; do
+        if [[ $line =~ ^(.*[^[:space:]])[[:space:]]+#[[:space:]]+(if|unless)[[:space:]]+([A-Z_]+)[[:space:]]*$ ]]; then
+            line=${BASH_REMATCH[1]} guard=${BASH_REMATCH[2]} name=${BASH_REMATCH[3]}
+            [[ -v "VARS[$name]" ]] || die "$CURRENT: unknown guard name $name"
+            set=no
+            [[ -n ${VARS[$name]} ]] && set=yes
+            [[ ($guard == if && $set == no) || ($guard == unless && $set == yes) ]] && continue
+        fi
+        # Names are checked on the template text, so a value may contain anything.
+        rest=$line
+        while [[ $rest =~ \$\{([^}]*)\}(.*)$ ]]; do
+            name=${BASH_REMATCH[1]} rest=${BASH_REMATCH[2]}
+            [[ -v "VARS[$name]" ]] || die "$CURRENT: unknown placeholder \${$name}"
+        done
+        for name in "${!VARS[@]}"; do
+            line=${line//"\${$name}"/"${VARS[$name]}"}
+        done
+        printf '%s\n' "$line"
+    done <<<"$1"
+}
+
+# render_document TEXT: print one template document, once per type or sample if it asks.
+render_document() {
+    local doc=$1 type entry id sample types
+    # Skip the empty and comment-only documents (before a leading or after a trailing ---).
+    grep -qv -e '^[[:space:]]*#' -e '^[[:space:]]*$' <<<"$doc" || return 0
+    if [[ $doc == *"\${TYPE}"* ]]; then
+        for type in "${INFER_TYPES[@]}"; do
+            VARS[TYPE]=$type
+            print_document "$doc"
+        done
+        unset 'VARS[TYPE]'
+    elif [[ $doc == *"\${STREAM_ID}"* ]]; then
+        for entry in "${SAMPLE_STREAMS[@]}"; do
+            read -r id sample types <<<"$entry"
+            VARS[STREAM_ID]=$id VARS[SAMPLE]=$sample VARS[STREAM_TYPES]=$types
+            print_document "$doc"
+        done
+        unset 'VARS[STREAM_ID]' 'VARS[SAMPLE]' 'VARS[STREAM_TYPES]'
+    else
+        print_document "$doc"
+    fi
+}
+
+print_document() {
+    ((DOCUMENTS++ == 0)) || echo ---
+    render_text "${1%$'\n'}"
+}
+
+# render_template NAME: print kubernetes/NAME rendered, documents separated by ---. The
+# comment lines that open the template are printed once, not with every copy of a document.
+render_template() {
+    local doc="" line opening=yes
+    CURRENT=kubernetes/$1 DOCUMENTS=0
+    [[ -f $TEMPLATES/$1 ]] || die "$CURRENT: no such template (listed in kustomization.yaml)"
+    echo "$RENDERED_MARK from $CURRENT; edit the template, not this file."
+    while IFS= read -r line || [[ -n $line ]]; do
+        if [[ $opening == yes && $line == \#* ]]; then
+            printf '%s\n' "$line"
+            continue
+        fi
+        opening=no
+        if [[ $line == --- ]]; then
+            render_document "$doc"
+            doc=""
+        else
+            doc+=$line$'\n'
+        fi
+    done <"$TEMPLATES/$1"
+    render_document "$doc"
+}
+
+# dashboard_configmap FILE: a ConfigMap the Grafana sidecar loads the dashboard FILE from.
+dashboard_configmap() {
+    local file=$1 base name
+    base=$(basename "$file" .json)
+    name=$(tr -c 'a-z0-9\n' '-' <<<"${base,,}")
+    cat <<EOF
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: ei-dashboard-$name
+  namespace: ${VARS[NAMESPACE]}
+  labels:
+    app.kubernetes.io/name: ei-dashboard-$name
+    app.kubernetes.io/part-of: elastic-inference
+    app.kubernetes.io/component: monitoring
+    # The Grafana sidecar (kube-prometheus-stack) loads dashboards from ConfigMaps so labelled.
+    grafana_dashboard: "1"
+data:
+  # Explicit indentation: a dashboard may start with blanks.
+  $base.json: |2
+EOF
+    sed 's/^/    /' "$file"
+}
+
+# render_monitoring OUT: copy the Kubernetes manifests under kubernetes/monitoring into
+# OUT/monitoring and turn its Grafana dashboards into ConfigMaps, printing a kustomization
+# entry for each file written. Other YAML there (promtool tests) is not a manifest.
+render_monitoring() {
+    local out=$1 file rel dashboards=()
+    [[ -d $MONITORING ]] || return 0
+    while IFS= read -r -d '' file; do
+        if ! grep -q '^apiVersion:' "$file" || ! grep -q '^kind:' "$file"; then
+            continue
+        fi
+        rel=${file#"$MONITORING/"}
+        mkdir -p "$(dirname "$out/monitoring/$rel")"
+        {
+            echo "$RENDERED_MARK from kubernetes/monitoring/$rel; edit that file, not this one."
+            sed "s/\${NAMESPACE}/${VARS[NAMESPACE]}/g" "$file"
+        } >"$out/monitoring/$rel"
+        echo "  - monitoring/$rel"
+    done < <(find "$MONITORING" -type f \( -name '*.yaml' -o -name '*.yml' \) -print0 | sort -z)
+    if [[ -d $MONITORING/dashboards ]]; then
+        while IFS= read -r -d '' file; do
+            dashboards+=("$file")
+        done < <(find "$MONITORING/dashboards" -maxdepth 1 -type f -name '*.json' -print0 | sort -z)
+    fi
+    ((${#dashboards[@]})) || return 0
+    mkdir -p "$out/monitoring"
+    {
+        echo "$RENDERED_MARK from kubernetes/monitoring/dashboards/*.json."
+        for file in "${dashboards[@]}"; do
+            [[ $file == "${dashboards[0]}" ]] || echo ---
+            dashboard_configmap "$file"
+        done
+    } >"$out/monitoring/dashboards.yaml"
+    echo "  - monitoring/dashboards.yaml"
+}
+
+# ----------------------------------------------------------------------------- options
+
+registry="" tag=latest namespace=elastic-inference out=$ROOT/build/kubernetes autoscaler=ratio
+max_replicas=8 device=CPU device_group="" password_file="" url_file="" storage="" ingress_host=""
+ingress_class="" node_ports="" websocket_url=/ws websocket_url_given="" monitoring=yes
+
+while getopts ":r:t:n:o:a:m:d:G:p:u:s:H:i:Nw:Mh" opt; do
+    case $opt in
+        r) registry=$OPTARG ;;
+        t) tag=$OPTARG ;;
+        n) namespace=$OPTARG ;;
+        o) out=$OPTARG ;;
+        a) autoscaler=$OPTARG ;;
+        m) max_replicas=$OPTARG ;;
+        d) device=${OPTARG^^} ;;
+        G) device_group=$OPTARG ;;
+        p) password_file=$OPTARG ;;
+        u) url_file=$OPTARG ;;
+        s) storage=$OPTARG ;;
+        H) ingress_host=$OPTARG ;;
+        i) ingress_class=$OPTARG ;;
+        N) node_ports=yes ;;
+        w) websocket_url=$OPTARG websocket_url_given=yes ;;
+        M) monitoring="" ;;
+        h) usage; exit 0 ;;
+        :) die "option -$OPTARG needs a value (see -h)" ;;
+        *) die "unknown option -$OPTARG (see -h)" ;;
+    esac
+done
+shift $((OPTIND - 1))
+(($# == 0)) || die "unexpected argument '$1' (see -h)"
+
+[[ -n $registry ]] || die "the image registry is required: -r REGISTRY (see -h)"
+# Docker's reference grammar: a host (with an optional port) or a first path component, then
+# lower-case path components; no scheme, no tag.
+check "$registry" '^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$' \
+    "invalid registry '$registry': expected HOST[:PORT][/PATH] such as registry.example.com:5000/ei (no scheme, no tag, lower-case path)"
+check "$tag" '^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$' \
+    "invalid tag '$tag': 1 to 128 of A-Z a-z 0-9 _ . -, not starting with . or -"
+check "$namespace" '^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$' \
+    "invalid namespace '$namespace': up to 63 of a-z 0-9 -, starting and ending with a letter or digit"
+hpa="" hpa_ratio="" keda=""
+case $autoscaler in
+    ratio) hpa=yes hpa_ratio=yes ;;
+    cpu) hpa=yes ;;
+    keda) keda=yes ;;
+    *) die "invalid autoscaler '$autoscaler': choose ratio, cpu or keda" ;;
+esac
+check "$max_replicas" '^[1-9][0-9]{0,2}$' "invalid -m '$max_replicas': a whole number from 1 to 999"
+case $device in
+    CPU | AUTO) accelerator="" ;;
+    GPU) accelerator=gpu.intel.com/i915 ;;  # Intel GPU device plugin
+    NPU) accelerator=npu.intel.com/accel ;;  # Intel NPU device plugin
+    *) die "invalid device '$device': choose CPU, GPU, NPU or AUTO" ;;
+esac
+[[ -z $device_group ]] || check "$device_group" '^[1-9][0-9]{0,9}$' \
+    "invalid group '$device_group': a numeric group id such as 110"
+[[ -z $storage ]] || check "$storage" '^[1-9][0-9]*(Mi|Gi|Ti)$' \
+    "invalid Redis storage size '$storage': a quantity such as 512Mi, 5Gi or 1Ti"
+[[ -z $url_file || -z $storage ]] || die "-s sizes the in-cluster Redis; it does not go with -u"
+[[ -z $url_file || -z $password_file ]] ||
+    die "-p sets the in-cluster Redis password; with -u the password is part of the URL"
+[[ -z $ingress_host ]] || check "$ingress_host" \
+    '^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$' \
+    "invalid Ingress host '$ingress_host': a lower-case DNS name such as ei.example.com"
+[[ -z $ingress_class ]] || check "$ingress_class" '^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$' \
+    "invalid ingress class '$ingress_class': a lower-case DNS name such as nginx"
+check "$websocket_url" '^(/[^[:space:]"\\]*|wss?://[^[:space:]"\\/]+(/[^[:space:]"\\]*)?)$' \
+    "invalid websocket URL '$websocket_url': a path such as /ws or a ws:// or wss:// URL"
+[[ -z $node_ports || -n $websocket_url_given ]] ||
+    die "-N needs -w ws://NODE_ADDRESS:30081/ws: browsers reach the websocket server directly"
+((BASH_VERSINFO[0] > 4 || (BASH_VERSINFO[0] == 4 && BASH_VERSINFO[1] >= 4))) ||
+    die "bash 4.4 or newer is needed (this is $BASH_VERSION)"
+
+# Refuse to replace a directory this script did not write.
+if [[ -e $out ]]; then
+    [[ -d $out ]] || die "output '$out' exists and is not a directory"
+    first_line=""
+    [[ -f $out/kustomization.yaml ]] && IFS= read -r first_line <"$out/kustomization.yaml" || true
+    if [[ -n $(ls -A "$out") && $first_line != "$RENDERED_MARK"* ]]; then
+        die "output directory '$out' is not empty and holds no earlier render; choose another -o"
+    fi
+fi
+
+# ----------------------------------------------------------------------------- Redis
+
+if [[ -n $url_file ]]; then
+    redis_url=$(read_secret "$url_file")
+    url_re='^(rediss?)://(([^:@/]*)(:([^@/]*))?@)?([^:@/?]+|\[[0-9A-Fa-f:.]+\])(:([0-9]{1,5}))?(/([0-9]{1,2}))?(\?[^#]*)?$'
+    [[ $redis_url =~ $url_re && $redis_url != *[[:space:]\"\\]* ]] ||
+        die "the URL in '$url_file' is not redis[s]://[[USER]:PASSWORD@]HOST[:PORT][/DB] (password not shown)"
+    redis_username=$(url_decode "${BASH_REMATCH[3]}")
+    redis_password=$(url_decode "${BASH_REMATCH[5]}")
+    redis_address=${BASH_REMATCH[6]}:${BASH_REMATCH[8]:-6379}
+    redis_db=${BASH_REMATCH[10]:-0}
+    redis_tls=false
+    [[ ${BASH_REMATCH[1]} == rediss ]] && redis_tls=true
+    in_cluster_redis=""
+else
+    if [[ -n $password_file ]]; then
+        redis_password=$(read_secret "$password_file")
+        [[ $redis_password =~ $PASSWORD_RE ]] ||
+            die "the password in '$password_file' must be 16 to 128 of A-Z a-z 0-9 . _ ~ - (password not shown)"
+    else
+        # Keep the password of an earlier render: the running Redis still has it.
+        redis_password=$(sed -n 's/^  redis-password: "\(.*\)"$/\1/p' "$out/secret.yaml" 2>/dev/null || true)
+        if [[ $redis_password =~ $PASSWORD_RE ]]; then
+            echo "keeping the Redis password of the earlier render in $out"
+        else
+            redis_password=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+        fi
+    fi
+    redis_username="" redis_address=redis.$namespace.svc:6379 redis_db=0 redis_tls=false
+    redis_url=redis://:$redis_password@redis:6379/$redis_db
+    in_cluster_redis=yes
+fi
+
+VARS=(
+    [NAMESPACE]=$namespace [REGISTRY]=$registry [TAG]=$tag [MAX_REPLICAS]=$max_replicas
+    [DEVICE]=$device [ACCELERATOR_RESOURCE]=$accelerator [DEVICE_GROUP]=$device_group
+    [REDIS_URL]=$(yaml_escape "$redis_url") [REDIS_PASSWORD]=$(yaml_escape "$redis_password")
+    [REDIS_USERNAME]=$(yaml_escape "$redis_username") [REDIS_ADDRESS]=$(yaml_escape "$redis_address")
+    [REDIS_DB]=$redis_db [REDIS_TLS]=$redis_tls [IN_CLUSTER_REDIS]=$in_cluster_redis
+    [REDIS_STORAGE]=$storage
+    [HPA]=$hpa [HPA_RATIO]=$hpa_ratio [KEDA]=$keda
+    [NODE_PORTS]=$node_ports
+    [WEBSOCKET_URL]=$websocket_url [INGRESS_HOST]=$ingress_host [INGRESS_CLASS]=$ingress_class
+)
+
+# ----------------------------------------------------------------------------- render
+
+mkdir -p "$(dirname "$out")"
+staging=$(mktemp -d "$(dirname "$out")/.gen-k8s-yaml.XXXXXX")
+trap 'rm -rf -- "$staging"' EXIT
+
+render_template kustomization.yaml >"$staging/kustomization.yaml"
+mapfile -t resources < <(sed -n 's/^  - \([^ #]*\.yaml\)$/\1/p' "$staging/kustomization.yaml")
+for name in "${resources[@]}"; do
+    mkdir -p "$(dirname "$staging/$name")"
+    if [[ $name == secret.yaml ]]; then
+        (umask 077 && render_template "$name" >"$staging/$name")
+    else
+        render_template "$name" >"$staging/$name"
+    fi
+done
+[[ -z $monitoring ]] || render_monitoring "$staging" >>"$staging/kustomization.yaml"
+
+rm -rf -- "$out"
+mv -- "$staging" "$out"
+trap - EXIT
+count=$(grep -c '^  - ' "$out/kustomization.yaml")
+echo "rendered $count manifest files into $out (autoscaler: $autoscaler, namespace: $namespace)"
+echo "apply them with: kubectl apply --server-side -k $out"
