@@ -294,7 +294,7 @@ def test_survives_a_redis_restart(spawn: Callable[..., StreamProcess], clip: Pat
         wait_for(lambda: registry_entry(client, "moving-shapes"), 5, "the stream to re-register")
         frame = decode(client.lindex(keys.queue("face"), -1))
         assert frame.stream == "moving-shapes"
-        assert metric(port, 'ei_redis_reconnects_total{service="stream"}') == 1
+        assert metric(port, 'ei_redis_reconnects_total{component="stream"}') == 1
         assert p.running()
         assert p.terminate() == 0
         assert "Redis unavailable" in p.log and "reachable again" in p.log

@@ -128,7 +128,7 @@ class WorkerMetrics:
         self.batch_size = Histogram(BATCH_SIZE, "Frames per popped batch", lab,
                                     buckets=BATCH_BUCKETS, registry=registry).labels(*lv)
         self.reconnects = Counter(REDIS_RECONNECTS, "Recoveries from a Redis outage",
-                                  ("service",), registry=registry).labels("infer")
+                                  ("component",), registry=registry).labels("infer")
 
 
 class StreamMetrics:
@@ -144,7 +144,7 @@ class StreamMetrics:
         self.overflow = Counter(STREAM_OVERFLOW, "Frames this stream's pushes trimmed from a full "
                                 "queue", ("stream", "type"), registry=registry)
         self.reconnects = Counter(REDIS_RECONNECTS, "Recoveries from a Redis outage",
-                                  ("service",), registry=registry).labels("stream")
+                                  ("component",), registry=registry).labels("stream")
 
 
 class WebsocketMetrics:
@@ -155,7 +155,7 @@ class WebsocketMetrics:
         self.sent = Counter(WS_SENT, "Frames sent to clients", registry=registry)
         self.skipped = Counter(WS_SKIPPED, "Frames skipped for slow clients", registry=registry)
         self.reconnects = Counter(REDIS_RECONNECTS, "Recoveries from a Redis outage",
-                                  ("service",), registry=registry).labels("websocket")
+                                  ("component",), registry=registry).labels("websocket")
 
 
 class GatewayMetrics:
@@ -165,4 +165,4 @@ class GatewayMetrics:
         self.requests = Counter(HTTP_REQUESTS, "HTTP requests by handler and status code",
                                 ("handler", "code"), registry=registry)
         self.reconnects = Counter(REDIS_RECONNECTS, "Recoveries from a Redis outage",
-                                  ("service",), registry=registry).labels("gateway")
+                                  ("component",), registry=registry).labels("gateway")
