@@ -57,7 +57,7 @@ $(QUANTIZED): $(MODELS) $(SAMPLES) apps/elastic_inference/engine/quantize.py
 
 $(PROMETHEUS):
 	$(SUDO) apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends prometheus
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache
