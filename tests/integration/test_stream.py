@@ -345,3 +345,118 @@ def test_a_missing_file_exits_1_with_a_message(spawn: Callable[..., StreamProces
     p = spawn("--source", str(tmp_path / "nope.avi"), EI_REDIS_URL=redis_url)
     assert p.proc.wait(timeout=30) == 1
     assert "cannot open video file" in p.log and "nope.avi" in p.log
+
+
+# ----------------------------------------------------------------------------- a live HTTP camera
+
+
+class MjpegCamera:
+    """A real HTTP MJPEG camera on loopback (multipart/x-mixed-replace, as IP cameras serve),
+    playing ``clip`` at 20 fps; ``stop()`` kills it mid-stream, ``start()`` brings it back on
+    the same port."""
+
+    def __init__(self, clip: Path) -> None:
+        cap = cv2.VideoCapture(str(clip))
+        self.jpegs: list[bytes] = []
+        while True:
+            ok, image = cap.read()
+            if not ok:
+                break
+            self.jpegs.append(cv2.imencode(".jpg", image)[1].tobytes())
+        cap.release()
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/video.mjpg"
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        self.alive = threading.Event()
+
+    def start(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        camera = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+                self.end_headers()
+                i = 0
+                try:
+                    while camera.alive.is_set():
+                        jpeg = camera.jpegs[i % len(camera.jpegs)]
+                        i += 1
+                        self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\n"
+                                         b"Content-Length: %d\r\n\r\n%s\r\n" % (len(jpeg), jpeg))
+                        time.sleep(0.05)
+                except OSError:
+                    pass  # the client went away
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        ThreadingHTTPServer.allow_reuse_address = True
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server.daemon_threads = True
+        self.alive.set()
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Close the listening socket and cut every open connection (a camera power loss)."""
+        self.alive.clear()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+
+def test_an_http_camera_that_dies_mid_stream_is_retried_and_resumes(
+        spawn: Callable[..., StreamProcess], redis_url: str, redis_client: redis.Redis,
+        clip: Path) -> None:
+    camera = MjpegCamera(clip)
+    camera.start()
+    port = free_port()
+    p = spawn("--source", camera.url, "--stream-id", "cam", "--types", "people",
+              EI_REDIS_URL=redis_url, EI_METRICS_PORT=str(port))
+    try:
+        stats = keys.queue_stats("people")
+        wait_for(lambda: int(redis_client.hget(stats, "pushed") or 0) >= 10, 20,
+                 "frames from the camera")
+        assert registry_entry(redis_client, "cam")["state"] == "live"  # type: ignore[index]
+        assert metric(port, 'ei_stream_state{state="live",stream="cam"}') == 1
+
+        camera.stop()
+        wait_for(lambda: (registry_entry(redis_client, "cam") or {}).get("state") == "retrying",
+                 20, "the stream to show the camera as retrying")
+        assert metric(port, 'ei_stream_state{state="retrying",stream="cam"}') == 1
+        before = int(redis_client.hget(stats, "pushed") or 0)
+
+        camera.start()
+        wait_for(lambda: (registry_entry(redis_client, "cam") or {}).get("state") == "live",
+                 30, "the stream to be live again")
+        wait_for(lambda: int(redis_client.hget(stats, "pushed") or 0) >= before + 10, 20,
+                 "frames to resume")
+        info = registry_entry(redis_client, "cam")
+        assert info is not None and info["reconnects"] == 1 and info["errors"] >= 1
+        assert metric(port, 'ei_stream_source_reconnects_total{stream="cam"}') == 1
+        assert p.running()
+        assert p.terminate() == 0
+        assert "live -> retrying" in p.log and "retrying -> live" in p.log
+    finally:
+        camera.stop()
+
+
+def test_a_source_that_stays_down_is_shown_as_failed_after_max_retries(
+        spawn: Callable[..., StreamProcess], redis_url: str, redis_client: redis.Redis) -> None:
+    port = free_port()
+    p = spawn("--source", f"http://127.0.0.1:{free_port()}/none.mjpg", "--stream-id", "gone",
+              "--max-retries", "2", EI_REDIS_URL=redis_url, EI_METRICS_PORT=str(port))
+    # Tries: the first open, then reopens after 0.5 s and 1 s; the third failure gives up.
+    info = wait_for(lambda: (registry_entry(redis_client, "gone") or {}).get("state") == "failed"
+                    and registry_entry(redis_client, "gone"), 20, "the failed state")
+    assert info["errors"] == 3
+    assert metric(port, 'ei_stream_state{state="failed",stream="gone"}') == 1
+    time.sleep(1.5)
+    assert p.running() and (registry_entry(redis_client, "gone") or {})["errors"] == 3
+    assert p.terminate() == 0
+    assert "giving up after 2 tries (EI_MAX_RETRIES)" in p.log

@@ -32,6 +32,8 @@ STREAM_FRAMES = "ei_stream_frames_total"
 STREAM_FPS = "ei_stream_fps"
 STREAM_ERRORS = "ei_stream_capture_errors_total"
 STREAM_OVERFLOW = "ei_stream_overflow_drops_total"
+STREAM_STATE = "ei_stream_state"
+STREAM_SOURCE_RECONNECTS = "ei_stream_source_reconnects_total"
 # Websocket
 WS_CLIENTS = "ei_ws_clients"
 WS_SENT = "ei_ws_frames_sent_total"
@@ -145,6 +147,17 @@ class StreamMetrics:
                                 "queue", ("stream", "type"), registry=registry)
         self.reconnects = Counter(REDIS_RECONNECTS, "Recoveries from a Redis outage",
                                   ("component",), registry=registry).labels("stream")
+        self.source_reconnects = Counter(STREAM_SOURCE_RECONNECTS, "Live source reopened after "
+                                         "it failed", ("stream",), registry=registry
+                                         ).labels(stream)
+        self._state = Gauge(STREAM_STATE, "1 for the source's current state, 0 for the others",
+                            ("stream", "state"), registry=registry)
+        self._stream = stream
+
+    def set_state(self, state: str, states: tuple[str, ...]) -> None:
+        """One series per state, exactly one of them 1 (the usual enum-as-gauge pattern)."""
+        for s in states:
+            self._state.labels(self._stream, s).set(1.0 if s == state else 0.0)
 
 
 class WebsocketMetrics:

@@ -102,6 +102,9 @@ class StreamSettings(CommonSettings):
                             check=_positive)
     max_frames: int = opt(0, "stop after this many frames (0 = run until stopped)",
                           check=_non_negative)
+    max_retries: int = opt(0, "give up on a live source after this many failed reopen tries in "
+                              "a row and show it as failed (0 = retry forever)",
+                           check=_non_negative)
 
 
 @dataclass(frozen=True)

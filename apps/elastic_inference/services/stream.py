@@ -52,7 +52,9 @@ LIVE_FAILURES_BEFORE_REOPEN = 3
 #: Consecutive failed reads inside a file before it is treated as ended.
 FILE_FAILURES_BEFORE_END = 10
 
-STATES = ("connecting", "live", "retrying", "ended")
+#: What the registry, the API and ``ei_stream_state`` show: ``failed`` is a live source given up
+#: after ``max_retries`` reopen tries, ``ended`` a file that finished with looping off.
+STATES = ("connecting", "live", "retrying", "failed", "ended")
 
 _UNSAFE_ID_CHARS = re.compile(r"[^A-Za-z0-9_.-]+")
 _DEVICE_RE = re.compile(r"^/dev/video(\d+)$")
@@ -339,6 +341,8 @@ class StreamService:
         self.seq = 0
         self.sent = 0
         self.errors = 0
+        self.reconnects = 0  # live source reopened after failing
+        self._was_live = False
         self.started = time.time()
         self._redis_retry_at = 0.0
         self._next_beat = 0.0
@@ -347,6 +351,7 @@ class StreamService:
         self._errors_in_row = 0
         self._frames_this_pass = 0
         self._dropped_while_down = 0
+        self.metrics.set_state(self.state, STATES)
 
     # ----- loop
 
@@ -366,6 +371,10 @@ class StreamService:
                     break
                 if self.state == "ended":
                     break
+                if self.state == "failed":
+                    # Stay registered so the failure is visible; nothing to do but wait.
+                    self.stop.wait(max(0.1, self._beat_due_in()))
+                    continue
                 if self.source.is_open:
                     self._step()
                 else:
@@ -427,6 +436,7 @@ class StreamService:
             self.size = scaled_size(*src.size, self.settings.max_width)
         self._errors_in_row = 0
         self._frames_this_pass = 0
+        self._was_live = True
         self._set_state("live")
         log.info("stream %s: %s source %s open (%dx%d, sending %.1f fps%s)", self.stream_id,
                  src.spec.kind, src.spec.public, self.size[0], self.size[1], self.target_fps,
@@ -470,6 +480,13 @@ class StreamService:
 
     def _retry_later(self, reason: str) -> None:
         self._reopen_failures += 1
+        limit = self.settings.max_retries
+        if limit and self._reopen_failures > limit:
+            self._set_state("failed")
+            log.error("stream %s: %s source %s %s; giving up after %d tries (EI_MAX_RETRIES)",
+                      self.stream_id, self.source.spec.kind, self.source.spec.public, reason,
+                      limit)
+            return
         delay = reopen_delay(self._reopen_failures)
         self._reopen_at = time.monotonic() + delay
         self._set_state("retrying")
@@ -486,6 +503,9 @@ class StreamService:
             log.info("stream %s: source reopened after %d failed tries", self.stream_id,
                      self._reopen_failures)
             self._reopen_failures = 0
+            if self._was_live:  # a reopen of a source that had worked: a reconnect
+                self.reconnects += 1
+                self.metrics.source_reconnects.inc()
             self._opened()
         else:
             self._capture_error("open failed")
@@ -493,7 +513,9 @@ class StreamService:
 
     def _set_state(self, state: str) -> None:
         if state != self.state:
+            log.info("stream %s: %s -> %s", self.stream_id, self.state, state)
             self.state = state
+            self.metrics.set_state(state, STATES)
             self._next_beat = 0.0  # publish state changes at once
 
     # ----- Redis
@@ -544,6 +566,7 @@ class StreamService:
             "state": self.state,
             "frames": self.sent,
             "errors": self.errors,
+            "reconnects": self.reconnects,
             "started": self.started,
         }
 
