@@ -19,11 +19,13 @@ log = logging.getLogger(__name__)
 COMMANDS: dict[str, tuple[str, str]] = {
     "stream": ("elastic_inference.services.stream", "feed a video source into frame queues"),
     "infer": ("elastic_inference.services.infer", "run an inference worker for one type"),
+    "analysis": ("elastic_inference.services.analysis", "run analysis jobs (whole videos)"),
     "websocket": ("elastic_inference.services.websocket", "fan live results out to browsers"),
     "gateway": ("elastic_inference.services.gateway", "serve the REST API and dashboard"),
     "up": ("elastic_inference.services.local", "run the whole system on this machine"),
     "status": ("elastic_inference.status", "print queues, workers and streams"),
     "models": ("elastic_inference.models_cli", "list, fetch or quantize models"),
+    "results": ("elastic_inference.results_cli", "prune stored results and job frames"),
     "bench": ("elastic_inference.bench.run", "measure the worker against its limits"),
 }
 

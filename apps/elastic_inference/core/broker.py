@@ -74,12 +74,38 @@ class OutputBroker:
             out.extend(self._entry(stream, eid, fields) for eid, fields in entries)
         return out
 
-    def history(self, stream: str, since: float, until: float,
-                count: int | None = None) -> list[tuple[str, bytes]]:
-        """Result JSON of ``stream`` published between ``since`` and ``until`` (epoch s)."""
-        raw = self.client.xrange(keys.results(stream), min=str(int(since * 1000)),
-                                 max=str(int(until * 1000)), count=count)
+    def history(self, stream: str, since: float, until: float, count: int | None = None, *,
+                after: str = "", reverse: bool = False) -> list[tuple[str, bytes]]:
+        """Result JSON of ``stream`` published between ``since`` and ``until`` (epoch s),
+        oldest first, or newest first with ``reverse``.
+
+        A long range is read in pages of ``count``: pass the last entry id of a page as
+        ``after`` to continue beyond it (exclusive) in the same direction.
+        """
+        key, low, high = keys.results(stream), str(int(since * 1000)), str(int(until * 1000))
+        if reverse:
+            raw = self.client.xrevrange(key, max=f"({after}" if after else high, min=low,
+                                        count=count)
+        else:
+            raw = self.client.xrange(key, min=f"({after}" if after else low, max=high,
+                                     count=count)
         return [(_s(eid), fields[b"result"]) for eid, fields in raw if b"result" in fields]
+
+    def prune_history(self, before: float, dry_run: bool = False) -> dict[str, int]:
+        """Trim every stream's result history to entries from ``before`` (epoch s) on.
+
+        Returns entries removed (or that would be) per stream. Workers already trim by
+        ``results_retention`` as they publish; this covers streams that stopped publishing.
+        """
+        min_id = f"{int(before * 1000)}-0"
+        removed: dict[str, int] = {}
+        prefix = len(keys.results("x")) - 1
+        for key in self.client.scan_iter(match=keys.results_pattern(), count=500):
+            old = len(self.client.xrange(key, "-", f"({min_id}")) if dry_run else \
+                int(self.client.xtrim(key, minid=min_id, approximate=False))
+            if old:
+                removed[_s(key)[prefix:]] = old
+        return removed
 
     def delete(self, streams: Iterable[str]) -> None:
         """Remove the live buffers and histories of ``streams``."""

@@ -38,9 +38,54 @@ def queue_stats(infer_type: str) -> str:
     return f"{queue(infer_type)}:stats"
 
 
-def queue_processing(infer_type: str, worker_id: str) -> str:
-    """Per-worker in-flight list for lossless delivery (reliable-queue pattern)."""
-    return f"{queue(infer_type)}:processing:{worker_id}"
+JOB_ID_RE = re.compile(r"^j[0-9a-f]{12}$")
+
+
+def check_job_id(job: str) -> str:
+    """Return ``job`` if it is a valid analysis job id (``j`` + 12 hex digits)."""
+    if not isinstance(job, str) or not JOB_ID_RE.match(job):
+        raise InvalidMessage(f"invalid job id {job!r}: must match {JOB_ID_RE.pattern}")
+    return job
+
+
+def job_queue(infer_type: str) -> str:
+    """Lossless frame queue (LIST of message ids) of analysis jobs for one type."""
+    return f"{PREFIX}:jobq:{check_type(infer_type)}"
+
+
+def job_queue_messages(infer_type: str) -> str:
+    """HASH message id -> frame message of the lossless queue (the LIST holds ids only)."""
+    return f"{job_queue(infer_type)}:msg"
+
+
+def job_queue_leases(infer_type: str) -> str:
+    """ZSET message id -> lease deadline (epoch s): taken, not yet acknowledged."""
+    return f"{job_queue(infer_type)}:leased"
+
+
+def jobs() -> str:
+    """ZSET of analysis job ids scored by creation time."""
+    return f"{PREFIX}:jobs"
+
+
+def jobs_pending() -> str:
+    """Lossless queue of job ids waiting for an analysis runner (same layout as job_queue)."""
+    return f"{PREFIX}:jobs:pending"
+
+
+def job(job_id: str) -> str:
+    """HASH with one job's request and progress."""
+    return f"{PREFIX}:job:{check_job_id(job_id)}"
+
+
+def job_frames(job_id: str) -> str:
+    """HASH frame number -> JPEG of the frames a job analyses."""
+    return f"{job(job_id)}:frames"
+
+
+def job_results(job_id: str, infer_type: str) -> str:
+    """HASH frame number -> result JSON of one type of one job (a redelivery overwrites)."""
+    return f"{job(job_id)}:results:{check_type(infer_type)}"
 
 
 def out(stream: str) -> str:
@@ -51,6 +96,11 @@ def out(stream: str) -> str:
 def results(stream: str) -> str:
     """Result history (STREAM) of one source stream, trimmed by age."""
     return f"{PREFIX}:results:{check_stream_id(stream)}"
+
+
+def results_pattern() -> str:
+    """SCAN pattern matching every stream's result history."""
+    return f"{PREFIX}:results:*"
 
 
 def stream_registry() -> str:

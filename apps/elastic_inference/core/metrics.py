@@ -40,6 +40,7 @@ WS_SENT = "ei_ws_frames_sent_total"
 WS_SKIPPED = "ei_ws_frames_skipped_total"
 # Gateway
 HTTP_REQUESTS = "ei_http_requests_total"
+MJPEG_FRAMES = "ei_mjpeg_frames_sent_total"
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 INFER_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -179,3 +180,5 @@ class GatewayMetrics:
                                 ("handler", "code"), registry=registry)
         self.reconnects = Counter(REDIS_RECONNECTS, "Recoveries from a Redis outage",
                                   ("component",), registry=registry).labels("gateway")
+        self.mjpeg_frames = Counter(MJPEG_FRAMES, "Frames sent to MJPEG viewers",
+                                    registry=registry)

@@ -92,10 +92,19 @@ class Result:
 
 def decode_result(raw: bytes | str) -> Result:
     """Parse and validate result JSON v1; raise InvalidMessage on anything else."""
+    return result_from_json(parse_json(raw))
+
+
+def parse_json(raw: bytes | str) -> Any:
+    """``json.loads`` with InvalidMessage for bad input, for callers that keep the object."""
     try:
-        data = json.loads(raw)
+        return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidMessage(f"result is not valid JSON: {exc}") from exc
+
+
+def result_from_json(data: Any) -> Result:
+    """Validate an already parsed result JSON v1 object; raise InvalidMessage if it is not."""
     if not isinstance(data, dict) or data.get("v") != VERSION:
         raise InvalidMessage("result is not a v1 result object")
     try:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
+from urllib.parse import urlsplit
 
 from .errors import ConfigError
 from .keys import STREAM_ID_RE, TYPE_RE
@@ -69,6 +70,17 @@ def _redis_url(v: str) -> str:
     except ConfigError as exc:
         return str(exc)
     return ""
+
+
+def _websocket_url(v: str, absolute: bool = False) -> str:
+    """A ws:// or wss:// URL with a host, or (unless ``absolute``) a path such as ``/ws``."""
+    if not v or (not absolute and v.startswith("/") and not v.startswith("//")):
+        return ""
+    parts = urlsplit(v)
+    if parts.scheme in ("ws", "wss") and parts.netloc and not parts.username:
+        return ""
+    what = "a ws:// or wss:// URL" if absolute else "a path such as /ws or a ws:// or wss:// URL"
+    return f"must be {what} (without credentials)"
 
 
 @dataclass(frozen=True)
@@ -125,8 +137,29 @@ class InferSettings(CommonSettings):
                           check=_positive)
     results_retention: float = opt(3600.0, "seconds of result history kept per stream",
                                    check=_positive)
+    lease_timeout: float = opt(30.0, "seconds a worker holds analysis-job frames before another "
+                                     "may take them over", check=_positive)
     max_frames: int = opt(0, "exit after inferring this many frames (0 = run until stopped)",
                           check=_non_negative)
+
+
+@dataclass(frozen=True)
+class AnalysisSettings(CommonSettings):
+    """``ei analysis``: runs analysis jobs (whole videos, no frame lost) through the workers."""
+
+    media_dir: Path = opt(Path("media"), "directory job sources are read from (request paths "
+                                         "are relative to it)")
+    lease_timeout: float = opt(30.0, "seconds a runner or worker holds a job or frame before "
+                                     "another may take it over (renewed while working)",
+                               check=_positive)
+    max_pending: int = opt(64, "most frames of one type waiting in the job queue; extraction "
+                               "waits beyond that (bounds Redis memory)", check=_positive)
+    jpeg_quality: int = opt(90, "JPEG quality of the analysed frames 1..100",
+                            check=lambda v: "" if 1 <= v <= 100 else "must be 1..100")
+    max_width: int = opt(1280, "downscale frames wider than this (0 = never)",
+                         check=_non_negative)
+    max_jobs: int = opt(0, "exit after this many jobs (0 = run until stopped)",
+                        check=_non_negative)
 
 
 @dataclass(frozen=True)
@@ -144,8 +177,18 @@ class GatewaySettings(CommonSettings):
 
     host: str = opt("0.0.0.0", "listen address")
     port: int = opt(8080, "listen port", check=_port)
-    websocket_url: str = opt("", "public websocket URL shown to browsers (default: same host, "
-                                 "port 8081)")
+    websocket_url: str = opt("", "websocket URL browsers connect to, relative (/ws) or absolute "
+                                 "(wss://host/ws); empty: /ws on the page's own origin",
+                             check=_websocket_url)
+    websocket_upstream: str = opt("", "websocket service the gateway proxies /ws to, e.g. "
+                                      "ws://127.0.0.1:8081/ws (empty: no proxy, /ws is 404)",
+                                  check=lambda v: _websocket_url(v, absolute=True))
+    spa_dir: Path = opt(Path("spa/dist"), "directory of the built dashboard (index.html and "
+                                          "assets/); without index.html / serves a plain page")
+    max_mjpeg_clients: int = opt(20, "most concurrent MJPEG viewers (/api/streams/ID/mjpeg)",
+                                 check=_positive)
+    max_proxy_clients: int = opt(200, "most concurrent websocket clients proxied at /ws",
+                                 check=_positive)
 
 
 @dataclass(frozen=True)
@@ -193,6 +236,15 @@ class StatusSettings(CommonSettings):
 
 
 @dataclass(frozen=True)
+class PruneSettings(CommonSettings):
+    """``ei results prune``: delete result history and analysis jobs older than a number of days."""
+
+    older_than: float = opt(0.0, "days: delete what is older (required, > 0)",
+                            check=_positive)
+    dry_run: bool = opt(False, "only say what would be deleted")
+
+
+@dataclass(frozen=True)
 class BenchSettings(CommonSettings):
     """``ei bench``: the worker's throughput beside the model's and the decoder's limits."""
 
@@ -210,8 +262,8 @@ class BenchSettings(CommonSettings):
 
 
 ALL_SETTINGS: tuple[type[CommonSettings], ...] = (
-    StreamSettings, InferSettings, WebsocketSettings, GatewaySettings, UpSettings, StatusSettings,
-    BenchSettings,
+    StreamSettings, InferSettings, AnalysisSettings, WebsocketSettings, GatewaySettings,
+    UpSettings, StatusSettings, PruneSettings, BenchSettings,
 )
 
 

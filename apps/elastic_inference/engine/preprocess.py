@@ -8,7 +8,7 @@ worker will later feed. Pure numpy/cv2: no openvino here.
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 import cv2
 import numpy as np
@@ -76,3 +76,25 @@ def decode_jpeg(jpeg: bytes, reduction: int = 1) -> npt.NDArray[np.uint8]:
     if image is None or image.size == 0:
         raise InvalidMessage("JPEG could not be decoded")
     return cast(npt.NDArray[np.uint8], image)
+
+
+def scaled_size(w: int, h: int, max_width: int) -> tuple[int, int]:
+    """Size after downscaling to ``max_width`` (0 = never), keeping the aspect ratio."""
+    if max_width <= 0 or w <= max_width:
+        return w, h
+    return max_width, max(1, round(h * max_width / w))
+
+
+def encode_jpeg(image: Any, max_width: int, quality: int) -> tuple[bytes, int, int] | None:
+    """Downscale and JPEG-encode one frame; ``None`` for a frame that is not a usable image."""
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.size == 0 \
+            or image.ndim not in (2, 3):
+        return None
+    h, w = image.shape[:2]
+    sw, sh = scaled_size(w, h, max_width)
+    if (sw, sh) != (w, h):
+        image = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        return None
+    return buf.tobytes(), sw, sh

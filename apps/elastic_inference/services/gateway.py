@@ -1,18 +1,24 @@
-"""``ei gateway``: the REST API and the first HTML page, served by Tornado.
+"""``ei gateway``: the dashboard, the REST API, MJPEG viewers and the same-origin ``/ws`` proxy.
 
 Core's Redis calls are synchronous, so every one runs in a small thread pool (never on the
-event loop); snapshot annotation (JPEG decode, draw, encode) runs there too. Every error is JSON
-``{"error": message}``; a Redis outage answers 503 and the gateway keeps serving, recovering
-as soon as Redis answers again (redis-py reconnects its pool by itself). Routes are described in
-doc/api.md.
+event loop); snapshot annotation (JPEG decode, draw, encode) runs there too. MJPEG viewers
+block in ``XREAD`` for their stream's next frame, so they get a pool of their own (a thread
+per viewer at most) and never starve the API. Every error is JSON ``{"error": message}``; a
+Redis outage answers 503 and the gateway keeps serving, recovering as soon as Redis answers
+again (redis-py reconnects its pool by itself). Routes are described in doc/api.md.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
-from collections.abc import Callable, Sequence
+import math
+import time
+import unicodedata
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,10 +27,14 @@ from urllib.parse import urlsplit
 
 import redis
 import tornado.web
+import tornado.websocket
+from tornado.httpclient import HTTPClientError
 from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop
+from tornado.iostream import StreamClosedError
 from tornado.netutil import bind_sockets
 
+from ..core import keys
 from ..core.broker import OutputBroker, OutputEntry
 from ..core.errors import InvalidMessage
 from ..core.keys import TYPE_RE, check_stream_id
@@ -32,7 +42,7 @@ from ..core.metrics import GatewayMetrics
 from ..core.queue import FrameQueue
 from ..core.redisconn import REDIS_DOWN_ERRORS, connect, redact_url
 from ..core.registry import Member, StreamRegistry, WorkerRegistry, worker_types
-from ..core.result import Detection, Result, decode_result
+from ..core.result import Detection, Result, parse_json, result_from_json
 from ..core.runtime import ServiceRuntime, setup_logging
 from ..core.settings import GatewaySettings, parse_settings
 from ..engine.annotate import annotate_jpeg
@@ -48,19 +58,60 @@ SNAPSHOT_SCAN = 8
 SNAPSHOT_QUALITY = 80
 REDIS_DOWN_MESSAGE = "Redis is unavailable; retry shortly"
 
+# History queries (/results, /counts)
+DEFAULT_RANGE_S = 300.0
+MAX_RANGE_S = 24 * 3600.0
+#: Epoch seconds beyond this are refused (year 5138): a Redis stream id must stay in range.
+MAX_EPOCH_S = 1e11
+DEFAULT_LIMIT = 1000
+MAX_LIMIT = 10_000
+MAX_LABEL_CHARS = 64
+DEFAULT_STEP_S = 10.0
+MIN_STEP_S, MAX_STEP_S = 1.0, 3600.0
+MAX_BUCKETS = 1000
+#: Results read from Redis per round trip while scanning a range.
+HISTORY_PAGE = 1000
+
+# MJPEG
+DEFAULT_MJPEG_FPS = 10.0
+MIN_MJPEG_FPS, MAX_MJPEG_FPS = 1.0, 30.0
+#: Longest blocking XREAD of a viewer: bounds how late it notices a disconnect or shutdown.
+MJPEG_BLOCK_MS = 500
+#: Most new entries a viewer reads at once; a full read means a backlog, skipped.
+MJPEG_READ = 32
+MJPEG_BOUNDARY = "eiframe"
+#: How long shutdown waits for viewers and proxied websockets to finish.
+SHUTDOWN_WAIT_S = 3.0
+
+# Websocket proxy
+WS_PATH = "/ws"
+#: Browsers send only small control messages (the websocket service's own limit).
+WS_MAX_INCOMING = 64 * 1024
+#: A frame message: an 8 MiB JPEG at most plus its header.
+WS_MAX_UPSTREAM = 16 * 1024 * 1024
+WS_CONNECT_TIMEOUT_S = 5.0
+WS_PING_S = 20.0
+#: Close codes a server may send on (RFC 6455 reserves 1005, 1006 and 1015 for local use).
+_RELAYABLE_CLOSE = frozenset({1000, 1001, 1008, 1011, 1012, 1013, 1014})
+
+#: Vite names files under assets/ by content hash, so they never change under one name.
+IMMUTABLE = "public, max-age=31536000, immutable"
+
 
 def content_security_policy(websocket_url: str = "") -> str:
-    """The CSP of every response: own origin only, no inline or eval'd script.
+    """The CSP of every response: own origin only, no inline or eval'd script or style.
 
-    The websocket server runs on another port (another origin), so its origin is allowed for
-    ``connect-src`` when configured.
+    ``'self'`` covers websockets to the page's own origin (the ``/ws`` proxy, or an Ingress
+    routing ``/ws``); an absolute ``EI_WEBSOCKET_URL`` on another origin is added to
+    ``connect-src``.
     """
     connect = "'self'"
     if websocket_url:
         parts = urlsplit(websocket_url)
         if parts.scheme in ("ws", "wss") and parts.netloc:
             connect += f" {parts.scheme}://{parts.netloc}"
-    return ("default-src 'self'; img-src 'self' data: blob:; "
+    return ("default-src 'self'; script-src 'self'; style-src 'self'; "
+            "img-src 'self' data: blob:; "
             f"connect-src {connect}; object-src 'none'; base-uri 'none'; "
             "frame-ancestors 'none'; form-action 'self'")
 
@@ -84,16 +135,23 @@ class Snapshot:
     types: tuple[str, ...]
 
 
+def parse_result(raw: bytes | str) -> tuple[Result, dict[str, Any]] | None:
+    """A valid result JSON v1 as (Result, the JSON object, parsed once); ``None`` otherwise."""
+    try:
+        data = parse_json(raw)
+        return result_from_json(data), data
+    except InvalidMessage as exc:
+        log.debug("skipping an invalid result: %s", exc)
+        return None
+
+
 def _valid(entries: Sequence[OutputEntry]) -> list[tuple[OutputEntry, Result, dict[str, Any]]]:
     """(entry, Result, raw JSON) for entries whose result validates; others are skipped."""
     out = []
     for entry in entries:
-        try:
-            result = decode_result(entry.result)
-        except InvalidMessage as exc:
-            log.debug("skipping entry %s of %s: %s", entry.entry_id, entry.stream, exc)
-            continue
-        out.append((entry, result, json.loads(entry.result)))
+        parsed = parse_result(entry.result)
+        if parsed is not None:
+            out.append((entry, *parsed))
     return out
 
 
@@ -121,6 +179,13 @@ def pick_snapshot(entries: Sequence[OutputEntry]) -> Snapshot | None:
     return Snapshot(seq=seq, jpeg=jpeg, detections=tuple(detections), types=tuple(sorted(seen)))
 
 
+def render_snapshot(snap: Snapshot) -> bytes:
+    """The snapshot's JPEG with its boxes drawn (sync, CPU); ValueError if it is no JPEG."""
+    if not snap.detections:
+        return snap.jpeg
+    return annotate_jpeg(snap.jpeg, snap.detections, SNAPSHOT_QUALITY)
+
+
 def latest_by_type(entries: Sequence[OutputEntry]) -> dict[str, dict[str, Any]]:
     """The newest valid result JSON object of each type among ``entries`` (newest first)."""
     out: dict[str, dict[str, Any]] = {}
@@ -129,11 +194,44 @@ def latest_by_type(entries: Sequence[OutputEntry]) -> dict[str, dict[str, Any]]:
     return dict(sorted(out.items()))
 
 
+def _number(info: Mapping[str, Any], name: str) -> float:
+    """A numeric heartbeat field, 0 when missing or malformed (older workers lack some)."""
+    value = info.get(name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return 0.0
+    return float(value) if math.isfinite(value) else 0.0
+
+
+def summarize_workers(infos: Sequence[Mapping[str, Any]], queue_length: int) -> dict[str, Any]:
+    """A type's totals from its workers' heartbeats (design.md section 5).
+
+    Each worker publishes its share of the type's drops and its scale ratio, so sums give the
+    type's drop rate and its demand in workers; ``desired_workers`` is what an HPA on
+    ``ei_scale_ratio`` with ``averageValue: 1`` would ask for, at least 1 while frames wait or
+    flow. Capacity is averaged over the workers that have measured it (0 = never busy).
+    """
+    infer_fps = sum(_number(i, "infer_fps") for i in infos)
+    drop_fps = sum(_number(i, "drop_fps") for i in infos)
+    ratio = sum(_number(i, "scale_ratio") for i in infos)
+    capacities = [c for c in (_number(i, "capacity_fps") for i in infos) if c > 0]
+    demand = ratio > 0 or infer_fps > 0 or drop_fps > 0 or queue_length > 0
+    # Rounded first: float noise in a sum of rounded ratios must not ask for one more pod.
+    desired = max(1, math.ceil(round(ratio, 3))) if demand else 0
+
+    def distinct(name: str) -> list[str]:
+        return sorted({v for i in infos if isinstance(v := i.get(name), str) and v})
+
+    return {"infer_fps": round(infer_fps, 2), "drop_fps": round(drop_fps, 2),
+            "scale_ratio": round(ratio, 3), "desired_workers": desired,
+            "capacity_fps": round(sum(capacities) / len(capacities), 2) if capacities else 0.0,
+            "models": distinct("model"), "devices": distinct("device")}
+
+
 def collect_status(client: redis.Redis) -> dict[str, Any]:
-    """Queues, drops and workers per inference type, plus the live stream count (sync).
+    """Queues, drops, workers and their totals per inference type, plus the live stream count.
 
     Types are those that ever had a worker plus those live streams feed, so a type whose
-    frames pile up with no worker at all still shows.
+    frames pile up with no worker at all still shows. Sync: runs in the pool.
     """
     streams = StreamRegistry(client).members()
     types = set(worker_types(client))
@@ -150,8 +248,247 @@ def collect_status(client: redis.Redis) -> dict[str, Any]:
             "queue": {"length": stats.length, "pushed": stats.pushed,
                       "dropped": stats.dropped, "drops": stats.drops},
             "workers": [{**w.info, "id": w.id, "last_seen": w.last_seen} for w in workers],
+            **summarize_workers([w.info for w in workers], stats.length),
         })
     return {"streams": len(streams), "types": rows}
+
+
+# -- query parameters --------------------------------------------------------------------------
+
+
+class ParamError(ValueError):
+    """An invalid query parameter; the message names it and is answered with 400."""
+
+
+def parse_number(name: str, raw: str | None, default: float, low: float,
+                 high: float) -> float:
+    """A finite number in ``low..high``; ``default`` when absent or empty."""
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise ParamError(f"invalid {name} {raw[:40]!r}: must be a number")
+    if not low <= value <= high:
+        raise ParamError(f"invalid {name} {raw[:40]!r}: must be between {low:g} and {high:g}")
+    return value
+
+
+def parse_range(since_raw: str | None, until_raw: str | None,
+                now: float) -> tuple[float, float]:
+    """``(since, until)`` in epoch seconds: until defaults to now, since to 5 minutes before
+    it; since must not be after until and the range must not exceed 24 hours."""
+    until = parse_number("until", until_raw, now, 0.0, MAX_EPOCH_S)
+    since = parse_number("since", since_raw, max(0.0, until - DEFAULT_RANGE_S), 0.0,
+                         MAX_EPOCH_S)
+    if since > until:
+        raise ParamError(f"invalid since {since:.3f}: it is after until {until:.3f}")
+    if until - since > MAX_RANGE_S:
+        raise ParamError(f"invalid since {since:.3f}: the range to until ({until - since:.0f} "
+                         f"s) exceeds {MAX_RANGE_S:.0f} s (24 h)")
+    return since, until
+
+
+def parse_limit(raw: str | None) -> int:
+    """How many results at most: an integer in 1..10000, default 1000."""
+    if raw is None or raw == "":
+        return DEFAULT_LIMIT
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ParamError(f"invalid limit {raw[:40]!r}: must be an integer") from exc
+    if not 1 <= value <= MAX_LIMIT:
+        raise ParamError(f"invalid limit {value}: must be between 1 and {MAX_LIMIT}")
+    return value
+
+
+def parse_label(raw: str | None) -> str | None:
+    """An optional detection label: at most 64 characters, none of them control characters."""
+    if raw is None or raw == "":
+        return None
+    if len(raw) > MAX_LABEL_CHARS:
+        raise ParamError(f"invalid label: longer than {MAX_LABEL_CHARS} characters")
+    if any(unicodedata.category(c) == "Cc" for c in raw):
+        raise ParamError("invalid label: contains control characters")
+    return raw
+
+
+def bucket_count(since: float, until: float, step: float) -> int:
+    """Buckets of ``step`` seconds covering ``since..until`` (at least one)."""
+    return max(1, math.ceil((until - since) / step))
+
+
+def parse_step(raw: str | None, since: float, until: float) -> float:
+    """Bucket width in seconds: 1..3600, default 10, and at most 1000 buckets in the range."""
+    step = parse_number("step", raw, DEFAULT_STEP_S, MIN_STEP_S, MAX_STEP_S)
+    n = bucket_count(since, until, step)
+    if n > MAX_BUCKETS:
+        raise ParamError(f"invalid step {step:g}: {n} buckets over {until - since:.0f} s; at "
+                         f"most {MAX_BUCKETS} (use a step of at least "
+                         f"{math.ceil((until - since) / MAX_BUCKETS)} s)")
+    return step
+
+
+def parse_fps(raw: str | None) -> float:
+    """MJPEG frame rate cap: 1..30 frames per second, default 10."""
+    return parse_number("fps", raw, DEFAULT_MJPEG_FPS, MIN_MJPEG_FPS, MAX_MJPEG_FPS)
+
+
+# -- history ----------------------------------------------------------------------------------
+
+
+def entry_seconds(entry_id: str) -> float:
+    """The publish time of a Redis stream entry id (``<ms>-<n>``), in epoch seconds."""
+    return int(entry_id.split("-", 1)[0]) / 1000.0
+
+
+def only_label(result: dict[str, Any], label: str | None) -> dict[str, Any] | None:
+    """``result`` with its detections restricted to ``label``; ``None`` when none is left.
+
+    ``result`` must have been validated (its detections are objects with a label).
+    """
+    if label is None:
+        return result
+    kept = [d for d in result["detections"] if d["label"] == label]
+    return {**result, "detections": kept} if kept else None
+
+
+class LabelBuckets:
+    """Per time bucket and label, the most detections of that label in one result.
+
+    "How many are in view": the largest count in a single frame, not a sum over frames (which
+    would grow with the frame rate). Buckets start at ``since + k * step``.
+    """
+
+    def __init__(self, since: float, until: float, step: float) -> None:
+        self.since, self.step = since, step
+        self.n = bucket_count(since, until, step)
+        self.buckets: dict[int, dict[str, int]] = {}
+
+    def add(self, t: float, labels: Iterable[str]) -> None:
+        """One result published at ``t`` with detections of ``labels`` (repeats count)."""
+        k = min(self.n - 1, max(0, int((t - self.since) // self.step)))
+        bucket = self.buckets.setdefault(k, {})
+        for label, n in Counter(labels).items():
+            bucket[label] = max(bucket.get(label, 0), n)
+
+    def series(self) -> dict[str, list[list[float]]]:
+        """``{label: [[bucket start, n], ...]}``; buckets without results are left out, and a
+        label absent from a bucket that has results counts 0 there."""
+        labels = sorted({label for b in self.buckets.values() for label in b})
+        ks = sorted(self.buckets)
+        return {label: [[round(self.since + k * self.step, 3), self.buckets[k].get(label, 0)]
+                        for k in ks] for label in labels}
+
+
+def query_results(broker: OutputBroker, stream: str, since: float, until: float, limit: int,
+                  label: str | None) -> tuple[list[dict[str, Any]], bool]:
+    """The newest ``limit`` valid results in the range (with ``label``), oldest first, and
+    whether older matching ones were left out. Sync: runs in the pool."""
+    newest_first: list[dict[str, Any]] = []
+    after = ""
+    while page := broker.history(stream, since, until, HISTORY_PAGE, after=after, reverse=True):
+        for _, raw in page:
+            parsed = parse_result(raw)
+            kept = only_label(parsed[1], label) if parsed is not None else None
+            if kept is None:
+                continue
+            if len(newest_first) == limit:
+                return newest_first[::-1], True
+            newest_first.append(kept)
+        after = page[-1][0]
+    return newest_first[::-1], False
+
+
+def query_counts(broker: OutputBroker, stream: str, since: float, until: float,
+                 step: float) -> tuple[dict[str, list[list[float]]], bool]:
+    """Label series of the range (see :class:`LabelBuckets`) and whether any result was
+    found, read page by page. Sync: runs in the pool."""
+    buckets = LabelBuckets(since, until, step)
+    found = False
+    after = ""
+    while page := broker.history(stream, since, until, HISTORY_PAGE, after=after):
+        found = True
+        for entry_id, raw in page:
+            parsed = parse_result(raw)
+            if parsed is not None:
+                buckets.add(entry_seconds(entry_id), (d.label for d in parsed[0].detections))
+        after = page[-1][0]
+    return buckets.series(), found
+
+
+# -- MJPEG ------------------------------------------------------------------------------------
+
+
+def mjpeg_part(jpeg: bytes) -> bytes:
+    """One part of a ``multipart/x-mixed-replace`` body."""
+    head = (f"--{MJPEG_BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
+            f"Content-Length: {len(jpeg)}\r\n\r\n").encode("ascii")
+    return b"".join((head, jpeg, b"\r\n"))
+
+
+@dataclass
+class MjpegFollower:
+    """Follows one stream's live buffer for one MJPEG viewer; its calls run in a pool thread.
+
+    It keeps the newest few entries itself, so each entry (JPEG included) crosses from Redis
+    once, as new, instead of on every frame; after a backlog it jumps to the newest entries
+    rather than replaying old ones. The first call shows the current frame at once.
+    """
+
+    broker: OutputBroker
+    stream: str
+    cursor: str = ""  # "" until the window is filled
+    window: deque[OutputEntry] = field(default_factory=lambda: deque(maxlen=SNAPSHOT_SCAN))
+    shown: tuple[int, tuple[str, ...], str] | None = None
+
+    def _catch_up(self, block_ms: int) -> bool:
+        """Bring the window up to date; False when nothing new came within ``block_ms``."""
+        if self.cursor:
+            new = self.broker.read({self.stream: self.cursor}, block_ms=block_ms,
+                                   count=MJPEG_READ)
+            if not new:
+                return False
+            if len(new) < MJPEG_READ:
+                self.window.extend(new)
+                self.cursor = new[-1].entry_id
+                return True
+            # More may wait behind these: skip to the newest instead.
+        elif not self.broker.read({self.stream: "0-0"}, block_ms=block_ms, count=1):
+            return False  # no output yet
+        newest = self.broker.latest(self.stream, SNAPSHOT_SCAN)
+        if not newest:
+            return False
+        self.window.clear()
+        self.window.extend(reversed(newest))
+        self.cursor = newest[0].entry_id
+        return True
+
+    def next_frame(self, block_ms: int) -> tuple[int, bytes] | None:
+        """``(seq, annotated JPEG)`` of the newest frame once something new arrived; ``None``
+        after ``block_ms`` without news, or when the news does not change the picture.
+
+        A frame is new when its seq is, or when more types' boxes have arrived for it (types
+        publish their results for one frame at different moments).
+        """
+        if not self._catch_up(block_ms):
+            return None
+        entries = list(reversed(self.window))
+        snap = pick_snapshot(entries)
+        if snap is None:
+            return None
+        # A bare frame (no valid result) has no seq: its entry id tells frames apart.
+        key = (snap.seq, snap.types, entries[0].entry_id if snap.seq < 0 else "")
+        if key == self.shown:
+            return None
+        self.shown = key
+        try:
+            return snap.seq, render_snapshot(snap)
+        except ValueError as exc:
+            log.debug("mjpeg %s: frame seq %d skipped: %s", self.stream, snap.seq, exc)
+            return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -188,12 +525,42 @@ class GatewayContext:
     websocket_url: str
     csp: str
     health: RedisHealth
+    websocket_upstream: str = ""
+    max_mjpeg_clients: int = 20
+    max_proxy_clients: int = 200
     broker: OutputBroker = field(init=False)
     registry: StreamRegistry = field(init=False)
+    #: Blocking reads of MJPEG viewers: one thread each at most, apart from the API's pool.
+    follow_pool: ThreadPoolExecutor = field(init=False)
+    mjpeg_clients: int = field(init=False, default=0)
+    proxies: set[WebsocketProxyHandler] = field(init=False, default_factory=set)
+    stopping: asyncio.Event = field(init=False, default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         self.broker = OutputBroker(self.client)
         self.registry = StreamRegistry(self.client)
+        self.follow_pool = ThreadPoolExecutor(max_workers=self.max_mjpeg_clients,
+                                              thread_name_prefix="gateway-mjpeg")
+
+    def stream_known(self, stream: str, key: str) -> bool:
+        """Whether ``stream`` is live or Redis still holds its ``key`` (sync)."""
+        return stream in self.registry.ids() or bool(self.client.exists(key))
+
+    async def wait_stopping(self, timeout: float) -> bool:
+        """Sleep up to ``timeout`` seconds; True as soon as the gateway is shutting down."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.stopping.wait(), timeout)
+        return self.stopping.is_set()
+
+    async def shutdown(self) -> None:
+        """End MJPEG responses and proxied websockets (1001), waiting a bounded time."""
+        self.stopping.set()
+        for proxy in list(self.proxies):
+            proxy.close(1001, "gateway shutting down")
+        deadline = time.monotonic() + SHUTDOWN_WAIT_S
+        while (self.mjpeg_clients or self.proxies) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        self.follow_pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _security_headers(handler: tornado.web.RequestHandler, csp: str) -> None:
@@ -220,13 +587,8 @@ def _write_json_error(handler: tornado.web.RequestHandler, status_code: int,
     handler.finish(json.dumps({"error": message}))
 
 
-class BaseHandler(tornado.web.RequestHandler):
-    """Security headers, JSON errors and Redis calls off the event loop."""
-
-    ctx: GatewayContext
-
-    def initialize(self, ctx: GatewayContext) -> None:
-        self.ctx = ctx
+class SecureHandler(tornado.web.RequestHandler):
+    """What every handler shares: security headers and JSON errors."""
 
     def set_default_headers(self) -> None:
         _security_headers(self, self.application.settings["ei_csp"])
@@ -239,6 +601,15 @@ class BaseHandler(tornado.web.RequestHandler):
         if isinstance(value, tornado.web.HTTPError):
             return
         log.error("uncaught exception in %s", self._request_summary(), exc_info=value)
+
+
+class BaseHandler(SecureHandler):
+    """API handlers: query parameters, and Redis calls off the event loop."""
+
+    ctx: GatewayContext
+
+    def initialize(self, ctx: GatewayContext) -> None:
+        self.ctx = ctx
 
     def write_json(self, data: Any, status: int = 200) -> None:
         self.set_status(status)
@@ -263,6 +634,27 @@ class BaseHandler(tornado.web.RequestHandler):
         except InvalidMessage as exc:
             raise tornado.web.HTTPError(400, "%s", str(exc)) from exc
 
+    def query(self, name: str) -> str | None:
+        """A query parameter as sent (the last one if repeated).
+
+        Not ``get_query_argument``: it quietly turns control characters into spaces, and
+        they must be seen to be refused.
+        """
+        values = self.request.query_arguments.get(name)
+        if not values:
+            return None
+        try:
+            return values[-1].decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise tornado.web.HTTPError(400, "invalid %s: not UTF-8", name) from exc
+
+    def param(self, parse: Callable[..., T], *args: Any) -> T:
+        """Apply a ``parse_*`` helper; its ParamError becomes a 400 naming the parameter."""
+        try:
+            return parse(*args)
+        except ParamError as exc:
+            raise tornado.web.HTTPError(400, "%s", str(exc)) from exc
+
 
 class NotFoundHandler(BaseHandler):
     """Every unknown path, API or not: 404 JSON."""
@@ -271,18 +663,30 @@ class NotFoundHandler(BaseHandler):
         raise tornado.web.HTTPError(404, "no such resource: %s", self.request.path)
 
 
-class SecureStaticHandler(tornado.web.StaticFileHandler):
+class SecureStaticHandler(SecureHandler, tornado.web.StaticFileHandler):
     """Static files with the same security headers and JSON errors as the API."""
 
-    def set_default_headers(self) -> None:
-        _security_headers(self, self.application.settings["ei_csp"])
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        _write_json_error(self, status_code, kwargs)
+    async def get(self, path: str, include_body: bool = True) -> None:
+        """A missing file, a directory or a path out of the root answers like any unknown
+        path."""
+        try:
+            await super().get(path, include_body)
+        except tornado.web.HTTPError as exc:
+            if exc.status_code not in (403, 404):
+                raise
+            raise tornado.web.HTTPError(404, "no such resource: %s", self.request.path) from exc
 
     def set_extra_headers(self, path: str) -> None:
         if path.endswith(".html") or not path:
             self.set_header("Cache-Control", "no-cache")
+
+
+class DashboardHandler(SecureStaticHandler):
+    """The built SPA: hashed bundles under ``assets/`` cached for a year, the rest (above all
+    index.html, which names the current bundles) revalidated on every load."""
+
+    def set_extra_headers(self, path: str) -> None:
+        self.set_header("Cache-Control", IMMUTABLE if path.startswith("assets/") else "no-cache")
 
 
 class StreamsHandler(BaseHandler):
@@ -309,16 +713,12 @@ class SnapshotHandler(BaseHandler):
         snap = pick_snapshot(entries)
         if snap is None:
             raise tornado.web.HTTPError(404, "no output yet for stream %r", stream)
-        body = snap.jpeg
-        if snap.detections:
-            try:
-                body = await self.run(annotate_jpeg, snap.jpeg, snap.detections,
-                                      SNAPSHOT_QUALITY)
-            except ValueError as exc:
-                log.warning("snapshot of %s: cannot annotate frame seq %d: %s", stream,
-                            snap.seq, exc)
-                raise tornado.web.HTTPError(502, "the latest frame of %r is not a decodable "
-                                            "JPEG", stream) from exc
+        try:
+            body = await self.run(render_snapshot, snap)
+        except ValueError as exc:
+            log.warning("snapshot of %s: cannot annotate frame seq %d: %s", stream, snap.seq, exc)
+            raise tornado.web.HTTPError(502, "the latest frame of %r is not a decodable JPEG",
+                                        stream) from exc
         self.set_header("Content-Type", "image/jpeg")
         self.set_header("Cache-Control", "no-store")
         self.set_header("X-EI-Seq", str(snap.seq))
@@ -333,6 +733,189 @@ class LatestHandler(BaseHandler):
         if not results:
             raise tornado.web.HTTPError(404, "no results yet for stream %r", stream)
         self.write_json({"stream": stream, "results": results})
+
+
+class HistoryHandler(BaseHandler):
+    """Shared by /results and /counts: the stream id and the time range."""
+
+    def time_range(self) -> tuple[float, float]:
+        return self.param(parse_range, self.query("since"), self.query("until"), time.time())
+
+    async def check_known(self, stream: str, found: bool) -> None:
+        """404 only for a stream that is neither live nor has any history at all."""
+        if not found and not await self.run(self.ctx.stream_known, stream,
+                                            keys.results(stream)):
+            raise tornado.web.HTTPError(404, "unknown stream %r", stream)
+
+
+class ResultsHandler(HistoryHandler):
+    async def get(self, raw_id: str) -> None:
+        stream = self.stream_id(raw_id)
+        since, until = self.time_range()
+        limit = self.param(parse_limit, self.query("limit"))
+        label = self.param(parse_label, self.query("label"))
+        results, truncated = await self.run(query_results, self.ctx.broker, stream, since,
+                                            until, limit, label)
+        await self.check_known(stream, bool(results))
+        self.write_json({"stream": stream, "since": since, "until": until,
+                         "results": results, "truncated": truncated})
+
+
+class CountsHandler(HistoryHandler):
+    async def get(self, raw_id: str) -> None:
+        stream = self.stream_id(raw_id)
+        since, until = self.time_range()
+        step = self.param(parse_step, self.query("step"), since, until)
+        series, found = await self.run(query_counts, self.ctx.broker, stream, since, until,
+                                       step)
+        await self.check_known(stream, found)
+        self.write_json({"stream": stream, "since": since, "until": until, "step": step,
+                         "series": series})
+
+
+class MjpegHandler(BaseHandler):
+    """The newest annotated frame of a stream, pushed as ``multipart/x-mixed-replace``.
+
+    Viewable in an ``<img>``, a browser tab, ffplay or VLC. Each part is rendered only once
+    the previous one has been flushed to the client, from the newest frame at that moment:
+    a slow client gets fewer frames, never a backlog.
+    """
+
+    gone = False
+
+    def on_connection_close(self) -> None:
+        self.gone = True
+        super().on_connection_close()
+
+    async def get(self, raw_id: str) -> None:
+        stream = self.stream_id(raw_id)
+        fps = self.param(parse_fps, self.query("fps"))
+        ctx = self.ctx
+        if ctx.mjpeg_clients >= ctx.max_mjpeg_clients:
+            raise tornado.web.HTTPError(503, "too many MJPEG viewers (%d); retry later",
+                                        ctx.max_mjpeg_clients)
+        ctx.mjpeg_clients += 1  # counted before any await, so the bound holds
+        try:
+            if not await self.run(ctx.stream_known, stream, keys.out(stream)):
+                raise tornado.web.HTTPError(404, "unknown stream %r", stream)
+            self.set_header("Content-Type",
+                            f"multipart/x-mixed-replace; boundary={MJPEG_BOUNDARY}")
+            self.set_header("Cache-Control", "no-store")
+            self.set_header("X-Accel-Buffering", "no")  # proxies must not hold parts back
+            await self.flush()
+            await self.stream_frames(MjpegFollower(ctx.broker, stream), 1.0 / fps)
+            if not self.gone:
+                self.finish(f"--{MJPEG_BOUNDARY}--\r\n".encode("ascii"))
+        except StreamClosedError:
+            self.gone = True
+        finally:
+            ctx.mjpeg_clients -= 1
+
+    async def stream_frames(self, follower: MjpegFollower, interval: float) -> None:
+        """Send new frames, at most one per ``interval``, until the client leaves or the
+        gateway stops; a Redis outage pauses the stream instead of ending it."""
+        ctx = self.ctx
+        loop = IOLoop.current()
+        next_at = 0.0
+        while not self.gone and not ctx.stopping.is_set():
+            wait = next_at - time.monotonic()
+            if wait > 0 and await ctx.wait_stopping(wait):
+                return
+            try:
+                frame = await loop.run_in_executor(ctx.follow_pool, follower.next_frame,
+                                                   MJPEG_BLOCK_MS)
+            except REDIS_DOWN_ERRORS as exc:
+                ctx.health.failed(exc)
+                await ctx.wait_stopping(1.0)
+                continue
+            ctx.health.ok()
+            if frame is None or self.gone:
+                continue
+            self.write(mjpeg_part(frame[1]))
+            await self.flush()
+            if ctx.metrics is not None:
+                ctx.metrics.mjpeg_frames.inc()
+            next_at = time.monotonic() + interval
+
+
+class WebsocketProxyHandler(SecureHandler, tornado.websocket.WebSocketHandler):
+    """``/ws`` on the gateway's origin: relays the websocket service, both ways, unchanged.
+
+    Each direction awaits its write before reading the next message, so nothing queues here:
+    a slow browser holds back the upstream connection, and the websocket service's per-client
+    mailbox (newest frame per stream and type) decides what is skipped.
+    """
+
+    ctx: GatewayContext
+    upstream: tornado.websocket.WebSocketClientConnection | None
+    relay: asyncio.Task[None] | None
+
+    def initialize(self, ctx: GatewayContext) -> None:
+        self.ctx = ctx
+        self.upstream = None
+        self.relay = None
+
+    @property
+    def max_message_size(self) -> int:
+        return WS_MAX_INCOMING
+
+    async def get(self, *args: Any, **kwargs: Any) -> None:
+        if self.request.headers.get("Upgrade", "").lower() != "websocket":
+            raise tornado.web.HTTPError(400, "%s is a websocket endpoint (Upgrade: websocket)",
+                                        WS_PATH)
+        await super().get(*args, **kwargs)
+
+    async def open(self, *args: str, **kwargs: str) -> None:
+        """Connect upstream (the browser's messages wait until this returns)."""
+        ctx = self.ctx
+        if len(ctx.proxies) >= ctx.max_proxy_clients:
+            log.warning("ws proxy: refusing %s: %d clients already", self.request.remote_ip,
+                        len(ctx.proxies))
+            self.close(1013, "too many clients")
+            return
+        ctx.proxies.add(self)
+        try:
+            upstream = await tornado.websocket.websocket_connect(
+                ctx.websocket_upstream, connect_timeout=WS_CONNECT_TIMEOUT_S,
+                max_message_size=WS_MAX_UPSTREAM)
+        except (OSError, HTTPClientError, StreamClosedError,
+                tornado.websocket.WebSocketError, asyncio.TimeoutError) as exc:
+            log.warning("ws proxy: websocket service %s unreachable: %s",
+                        ctx.websocket_upstream, exc)
+            self.close(1013, "websocket service unavailable")
+            return
+        if self not in ctx.proxies:  # the browser left (or shutdown began) meanwhile
+            upstream.close(1000)
+            return
+        self.upstream = upstream
+        self.relay = asyncio.create_task(self._relay_down(upstream))
+
+    async def _relay_down(self, upstream: tornado.websocket.WebSocketClientConnection) -> None:
+        """Websocket service -> browser until either side closes."""
+        while (message := await upstream.read_message()) is not None:
+            try:
+                await self.write_message(message, binary=isinstance(message, bytes))
+            except tornado.websocket.WebSocketClosedError:
+                return
+        code = upstream.close_code
+        self.close(code if code in _RELAYABLE_CLOSE else 1013,
+                   upstream.close_reason or "websocket service closed the connection")
+
+    async def on_message(self, message: str | bytes) -> None:
+        """Browser -> websocket service (subscriptions), one at a time."""
+        if self.upstream is None:
+            return
+        try:
+            await self.upstream.write_message(message, binary=isinstance(message, bytes))
+        except tornado.websocket.WebSocketClosedError:
+            self.close(1013, "websocket service closed the connection")
+
+    def on_close(self) -> None:
+        self.ctx.proxies.discard(self)
+        if self.upstream is not None:
+            self.upstream.close(1000)
+        if self.relay is not None:
+            self.relay.cancel()
 
 
 class StatusHandler(BaseHandler):
@@ -374,36 +957,71 @@ class GatewayApp(tornado.web.Application):
                     1000.0 * handler.request.request_time())
 
 
+def dashboard_dir(spa_dir: Path | None) -> Path | None:
+    """``spa_dir`` when it holds a built dashboard (index.html), else None (logged once)."""
+    if spa_dir is None:
+        return None
+    if (spa_dir / "index.html").is_file():
+        log.info("gateway: serving the dashboard from %s", spa_dir)
+        return spa_dir
+    log.warning("gateway: the dashboard is not built (no %s); / serves the plain page. "
+                "`make spa` or `make demo` builds it", spa_dir / "index.html")
+    return None
+
+
 def make_app(client: redis.Redis, *, metrics: GatewayMetrics | None = None,
              executor: ThreadPoolExecutor | None = None, websocket_url: str = "",
+             websocket_upstream: str = "", spa_dir: Path | None = None,
+             max_mjpeg_clients: int = 20, max_proxy_clients: int = 200,
              static_path: Path = STATIC_DIR) -> GatewayApp:
-    """Build the Tornado application; tests pass their own client, pool and metrics."""
+    """Build the Tornado application; tests pass their own client, pool and metrics.
+
+    ``spa_dir`` is the built dashboard (``None``: the plain page only); an empty
+    ``websocket_upstream`` leaves ``/ws`` unrouted (404).
+    """
     if executor is None:
         executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="gateway-redis")
     csp = content_security_policy(websocket_url)
     ctx = GatewayContext(client=client, executor=executor, metrics=metrics,
-                         websocket_url=websocket_url, csp=csp, health=RedisHealth(metrics))
+                         websocket_url=websocket_url, csp=csp, health=RedisHealth(metrics),
+                         websocket_upstream=websocket_upstream,
+                         max_mjpeg_clients=max_mjpeg_clients,
+                         max_proxy_clients=max_proxy_clients)
     args = {"ctx": ctx}
     sid = r"([^/]+)"
+    dashboard = dashboard_dir(spa_dir)
+    # A StaticFileHandler needs a path group; "/" maps to "" and so to index.html.
+    index: Any = ((r"/()", DashboardHandler, {"path": str(dashboard),
+                                              "default_filename": "index.html"})
+                  if dashboard is not None else
+                  (r"/()", SecureStaticHandler, {"path": str(static_path),
+                                                 "default_filename": "index.html"}))
     routes: list[Any] = [
-        # A StaticFileHandler needs a path group; "/" maps to "" and so to index.html.
-        (r"/()", SecureStaticHandler, {"path": str(static_path),
-                                       "default_filename": "index.html"}),
+        index,
+        (r"/static/(.*)", SecureStaticHandler, {"path": str(static_path)}),
         (r"/healthz", HealthHandler, args),
         (r"/readyz", ReadyHandler, args),
         (r"/api/streams", StreamsHandler, args),
         (rf"/api/streams/{sid}", StreamHandler, args),
         (rf"/api/streams/{sid}/snapshot\.jpg", SnapshotHandler, args),
         (rf"/api/streams/{sid}/latest", LatestHandler, args),
+        (rf"/api/streams/{sid}/results", ResultsHandler, args),
+        (rf"/api/streams/{sid}/counts", CountsHandler, args),
+        (rf"/api/streams/{sid}/mjpeg", MjpegHandler, args),
         (r"/api/status", StatusHandler, args),
         (r"/api/config", ConfigHandler, args),
     ]
+    if websocket_upstream:
+        routes.append((WS_PATH, WebsocketProxyHandler, args))
+    if dashboard is not None:
+        # Any other file of the build (favicon, images), except under /api/.
+        routes.append((r"/(?!api(?:/|$))(.+)", DashboardHandler, {"path": str(dashboard)}))
     return GatewayApp(
         routes,
-        static_path=str(static_path),
-        static_handler_class=SecureStaticHandler,
         default_handler_class=NotFoundHandler,
         default_handler_args=args,
+        websocket_ping_interval=WS_PING_S,
+        websocket_ping_timeout=WS_PING_S,
         ei_csp=csp,
         ei_metrics=metrics,
         ei_context=ctx,
@@ -413,7 +1031,8 @@ def make_app(client: redis.Redis, *, metrics: GatewayMetrics | None = None,
 
 async def serve(app: GatewayApp, host: str, port: int, stop: Callable[[], bool],
                 started: Callable[[int], None] | None = None) -> None:
-    """Serve ``app`` until ``stop()`` is true, then close connections (bounded wait)."""
+    """Serve ``app`` until ``stop()`` is true, then end streams and close connections
+    (bounded waits)."""
     sockets = bind_sockets(port, host)
     server = HTTPServer(app)
     server.add_sockets(sockets)
@@ -428,6 +1047,8 @@ async def serve(app: GatewayApp, host: str, port: int, stop: Callable[[], bool],
             await asyncio.sleep(0.1)
     finally:
         server.stop()
+        ctx: GatewayContext = app.settings["ei_context"]
+        await ctx.shutdown()
         try:
             await asyncio.wait_for(server.close_all_connections(), 5.0)
         except asyncio.TimeoutError:
@@ -444,9 +1065,14 @@ def main(argv: list[str]) -> int:
     runtime.serve_health(settings.metrics_host, settings.metrics_port)
     client = connect(settings.redis_url)
     log.info("gateway: Redis at %s", redact_url(settings.redis_url))
+    if settings.websocket_upstream:
+        log.info("gateway: proxying %s to %s", WS_PATH, settings.websocket_upstream)
     executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="gateway-redis")
     app = make_app(client, metrics=metrics, executor=executor,
-                   websocket_url=settings.websocket_url)
+                   websocket_url=settings.websocket_url,
+                   websocket_upstream=settings.websocket_upstream, spa_dir=settings.spa_dir,
+                   max_mjpeg_clients=settings.max_mjpeg_clients,
+                   max_proxy_clients=settings.max_proxy_clients)
 
     try:
         asyncio.run(serve(app, settings.host, settings.port, runtime.stop.is_set,

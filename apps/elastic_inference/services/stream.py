@@ -23,7 +23,6 @@ from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import cv2
-import numpy as np
 import redis
 
 from ..core.errors import ConfigError, InvalidMessage, SourceError
@@ -35,6 +34,7 @@ from ..core.redisconn import REDIS_DOWN_ERRORS, Backoff, connect, redact_url
 from ..core.registry import HEARTBEAT_INTERVAL, StreamRegistry
 from ..core.runtime import ServiceRuntime, setup_logging
 from ..core.settings import StreamSettings, parse_settings
+from ..engine.preprocess import encode_jpeg, scaled_size
 
 log = logging.getLogger(__name__)
 
@@ -144,31 +144,6 @@ def derive_stream_id(spec: SourceSpec) -> str:
         pieces.append(str(parts.port))
     pieces += [p for p in parts.path.split("/") if p]
     return sanitize_id("-".join(pieces), fallback="url")
-
-
-# --------------------------------------------------------------------------- frames
-
-
-def scaled_size(w: int, h: int, max_width: int) -> tuple[int, int]:
-    """Size after downscaling to ``max_width`` (0 = never), keeping the aspect ratio."""
-    if max_width <= 0 or w <= max_width:
-        return w, h
-    return max_width, max(1, round(h * max_width / w))
-
-
-def encode_jpeg(image: Any, max_width: int, quality: int) -> tuple[bytes, int, int] | None:
-    """Downscale and JPEG-encode one frame; ``None`` for a frame that is not a usable image."""
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.size == 0 \
-            or image.ndim not in (2, 3):
-        return None
-    h, w = image.shape[:2]
-    sw, sh = scaled_size(w, h, max_width)
-    if (sw, sh) != (w, h):
-        image = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA)
-    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        return None
-    return buf.tobytes(), sw, sh
 
 
 # --------------------------------------------------------------------------- pacing

@@ -1,26 +1,48 @@
-"""Gateway without Redis: snapshot/latest merging, CSP, and the HTTP surface via Tornado's test
-client, with a fake client that behaves like Redis being down."""
+"""Gateway without Redis: snapshot/latest merging, query parameters, bucketing, status totals,
+CSP, and the HTTP surface via Tornado's test client, with a fake client that behaves like Redis
+being down."""
 
 from __future__ import annotations
 
 import json
+import logging
+import math
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
+import pytest
 import redis
 from prometheus_client import CollectorRegistry
 from tornado.testing import AsyncHTTPTestCase
 
 from elastic_inference.core.broker import OutputEntry
+from elastic_inference.core.errors import ConfigError
 from elastic_inference.core.metrics import GatewayMetrics
 from elastic_inference.core.result import Detection, Result
+from elastic_inference.core.runtime import ServiceRuntime
+from elastic_inference.core.settings import GatewaySettings, UpSettings, parse_settings
 from elastic_inference.services.gateway import (
+    IMMUTABLE,
+    MJPEG_BOUNDARY,
     REDIS_DOWN_MESSAGE,
+    LabelBuckets,
+    ParamError,
     content_security_policy,
+    entry_seconds,
     latest_by_type,
     make_app,
+    mjpeg_part,
+    only_label,
+    parse_fps,
+    parse_label,
+    parse_limit,
+    parse_range,
+    parse_step,
     pick_snapshot,
+    summarize_workers,
 )
+from elastic_inference.services.local import LocalSystem
 
 
 def entry(infer_type: str, seq: int, jpeg: bytes = b"jpeg", label: str = "person",
@@ -67,10 +89,206 @@ def test_latest_by_type_keeps_newest_per_type() -> None:
 def test_csp_forbids_inline_and_eval_and_allows_websocket_origin() -> None:
     csp = content_security_policy("wss://ws.example.com:8443/ws")
     assert "default-src 'self'" in csp
+    assert "script-src 'self';" in csp and "style-src 'self';" in csp
     assert "img-src 'self' data: blob:" in csp
     assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
-    assert "connect-src 'self' wss://ws.example.com:8443" in csp
-    assert "connect-src 'self';" in content_security_policy("")
+    assert "connect-src 'self' wss://ws.example.com:8443;" in csp
+    for same_origin in ("", "/ws"):  # the /ws proxy or an Ingress route: 'self' covers it
+        assert "connect-src 'self';" in content_security_policy(same_origin)
+
+
+# -- query parameters --------------------------------------------------------------------------
+
+NOW = 1_718_000_000.0
+
+
+def test_range_defaults_to_the_last_five_minutes() -> None:
+    assert parse_range(None, None, NOW) == (NOW - 300, NOW)
+    assert parse_range("", "", NOW) == (NOW - 300, NOW)  # empty = not given
+    assert parse_range(None, "1000.5", NOW) == (700.5, 1000.5)
+    assert parse_range(str(NOW - 60), None, NOW) == (NOW - 60, NOW)
+    assert parse_range("100", "200", NOW) == (100.0, 200.0)
+    assert parse_range(None, "100", NOW) == (0.0, 100.0)  # never before the epoch
+
+
+@pytest.mark.parametrize(("since", "until", "words"), [
+    ("abc", None, ("since", "number")),
+    (None, "12:00", ("until", "number")),
+    ("nan", None, ("since", "number")),
+    ("inf", None, ("since", "number")),
+    ("-5", None, ("since", "between")),
+    (None, "1e300", ("until", "between")),
+    ("200", "100", ("since", "after until")),
+    ("0", str(24 * 3600 + 1), ("since", "24 h")),
+])
+def test_range_errors_name_the_parameter(since: str | None, until: str | None,
+                                         words: tuple[str, ...]) -> None:
+    with pytest.raises(ParamError) as err:
+        parse_range(since, until, NOW)
+    for word in words:
+        assert word in str(err.value)
+
+
+def test_a_full_day_is_allowed() -> None:
+    assert parse_range("0", str(24 * 3600), NOW) == (0.0, 86400.0)
+
+
+def test_limit() -> None:
+    assert parse_limit(None) == parse_limit("") == 1000
+    assert parse_limit("1") == 1 and parse_limit("10000") == 10000
+    for bad in ("0", "10001", "-1", "1.5", "ten"):
+        with pytest.raises(ParamError, match="limit"):
+            parse_limit(bad)
+
+
+def test_label() -> None:
+    assert parse_label(None) is None and parse_label("") is None
+    assert parse_label("Vehicle registration plate") == "Vehicle registration plate"
+    assert parse_label("x" * 64) == "x" * 64
+    assert parse_label("Gesicht \u00fc") == "Gesicht \u00fc"
+    with pytest.raises(ParamError, match=r"label.*64"):
+        parse_label("x" * 65)
+    for bad in ("a\x00b", "a\nb", "tab\t", "del\x7f", "c1\x85"):
+        with pytest.raises(ParamError, match=r"label.*control"):
+            parse_label(bad)
+
+
+def test_step() -> None:
+    assert parse_step(None, 0, 300) == 10.0
+    assert parse_step("1", 0, 1000) == 1.0  # exactly 1000 buckets
+    assert parse_step("3600", 0, 86400) == 3600.0
+    for bad, words in (("0.5", "between"), ("3601", "between"), ("ten", "number"),
+                       ("1", "1001 buckets")):
+        with pytest.raises(ParamError, match=f"step.*{words}"):
+            parse_step(bad, 0, 1001)
+    with pytest.raises(ParamError, match="at least 87 s"):
+        parse_step("60", 0, 86400)
+
+
+def test_fps() -> None:
+    assert parse_fps(None) == 10.0 and parse_fps("1") == 1.0 and parse_fps("30") == 30.0
+    assert parse_fps("2.5") == 2.5
+    for bad in ("0", "0.5", "31", "fast", "nan"):
+        with pytest.raises(ParamError, match="fps"):
+            parse_fps(bad)
+
+
+# -- history helpers -----------------------------------------------------------------------------
+
+
+def test_entry_seconds() -> None:
+    assert entry_seconds("1718000000123-4") == 1718000000.123
+
+
+def test_only_label_restricts_detections_and_drops_results_without_it() -> None:
+    result = {"v": 1, "detections": [{"label": "car", "score": 0.9}, {"label": "person"},
+                                     {"label": "car", "score": 0.5}]}
+    assert only_label(result, None) is result
+    kept = only_label(result, "car")
+    assert kept is not None and [d.get("score") for d in kept["detections"]] == [0.9, 0.5]
+    assert len(result["detections"]) == 3  # the input is left as it was
+    assert only_label(result, "bus") is None
+
+
+def test_buckets_keep_the_most_in_view_per_result_not_a_sum() -> None:
+    b = LabelBuckets(since=100.0, until=130.0, step=10.0)
+    b.add(100.0, ["car", "car", "person"])
+    b.add(105.0, ["car"])                      # fewer cars in a later frame: max stays 2
+    b.add(109.999, ["person", "person", "person"])
+    b.add(125.0, [])                           # a frame with nothing: the bucket exists
+    b.add(130.0, ["car"])                      # t == until belongs to the last bucket
+    assert b.series() == {"car": [[100.0, 2], [120.0, 1]],
+                          "person": [[100.0, 3], [120.0, 0]]}  # 110..120 had no result
+
+
+def test_buckets_clamp_entries_just_outside_the_range() -> None:
+    b = LabelBuckets(since=100.0, until=100.0, step=5.0)  # an empty range is one bucket
+    b.add(99.9995, ["face"])  # ms rounding of the range start
+    b.add(100.0004, ["face", "face"])
+    assert b.series() == {"face": [[100.0, 2]]}
+
+
+# -- status totals -------------------------------------------------------------------------------
+
+
+def test_status_totals_sum_workers_and_ask_for_ceil_of_demand() -> None:
+    infos = [
+        {"model": "ssd", "device": "CPU", "infer_fps": 10.0, "drop_fps": 1.5,
+         "scale_ratio": 0.8, "capacity_fps": 12.0},
+        {"model": "ssd-int8", "device": "GPU", "infer_fps": 12.5, "drop_fps": 1.5,
+         "scale_ratio": 0.9, "capacity_fps": 14.0},
+        {"model": "ssd", "device": "CPU", "infer_fps": 0.0, "scale_ratio": 0.0,
+         "capacity_fps": 0.0},  # just started: no capacity measured yet, no drop_fps field
+    ]
+    assert summarize_workers(infos, 3) == {
+        "infer_fps": 22.5, "drop_fps": 3.0, "scale_ratio": 1.7, "desired_workers": 2,
+        "capacity_fps": 13.0, "models": ["ssd", "ssd-int8"], "devices": ["CPU", "GPU"]}
+
+
+def test_status_totals_without_demand_and_with_frames_but_no_worker() -> None:
+    idle = summarize_workers([{"infer_fps": 0, "scale_ratio": 0, "capacity_fps": 20}], 0)
+    assert idle["desired_workers"] == 0 and idle["capacity_fps"] == 20.0
+    waiting = summarize_workers([], 16)  # frames queue up, nobody serves the type
+    assert waiting == {"infer_fps": 0.0, "drop_fps": 0.0, "scale_ratio": 0.0,
+                       "desired_workers": 1, "capacity_fps": 0.0, "models": [],
+                       "devices": []}
+    light = summarize_workers([{"scale_ratio": 0.05, "infer_fps": 1}], 0)
+    assert light["desired_workers"] == 1
+
+
+def test_status_totals_ignore_float_noise_and_malformed_fields() -> None:
+    thirds = [{"scale_ratio": 0.333}, {"scale_ratio": 0.333}, {"scale_ratio": 0.334}]
+    assert summarize_workers(thirds, 0)["desired_workers"] == 1
+    exact = [{"scale_ratio": 1.0000000002}, {"scale_ratio": 1.0}]
+    assert summarize_workers(exact, 0)["desired_workers"] == 2
+    junk = [{"infer_fps": "fast", "scale_ratio": True, "capacity_fps": math.inf,
+             "drop_fps": None, "model": 7, "device": ""}]
+    assert summarize_workers(junk, 0) == {
+        "infer_fps": 0.0, "drop_fps": 0.0, "scale_ratio": 0.0, "desired_workers": 0,
+        "capacity_fps": 0.0, "models": [], "devices": []}
+
+
+def test_mjpeg_part_is_boundary_headers_jpeg_crlf() -> None:
+    part = mjpeg_part(b"\xff\xd8jpeg\xff\xd9")
+    assert part == (f"--{MJPEG_BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
+                    "Content-Length: 8\r\n\r\n").encode() + b"\xff\xd8jpeg\xff\xd9\r\n"
+
+
+# -- settings and ei up ----------------------------------------------------------------------------
+
+
+def test_gateway_settings() -> None:
+    s = parse_settings(GatewaySettings, [], {})
+    assert (s.spa_dir, s.websocket_upstream, s.websocket_url) == (Path("spa/dist"), "", "")
+    assert (s.max_mjpeg_clients, s.max_proxy_clients) == (20, 200)
+    env = {"EI_WEBSOCKET_UPSTREAM": "ws://ei-websocket:8081/ws", "EI_WEBSOCKET_URL": "/ws",
+           "EI_SPA_DIR": "/opt/ei/spa", "EI_MAX_MJPEG_CLIENTS": "3"}
+    s = parse_settings(GatewaySettings, [], env)
+    assert s.websocket_upstream == "ws://ei-websocket:8081/ws" and s.websocket_url == "/ws"
+    assert s.spa_dir == Path("/opt/ei/spa") and s.max_mjpeg_clients == 3
+    assert parse_settings(GatewaySettings, [], {"EI_WEBSOCKET_URL": "wss://h.example/ws"})
+    for name, value in (("EI_WEBSOCKET_UPSTREAM", "/ws"),
+                        ("EI_WEBSOCKET_UPSTREAM", "http://127.0.0.1:8081/ws"),
+                        ("EI_WEBSOCKET_UPSTREAM", "ws://user:secret@h/ws"),
+                        ("EI_WEBSOCKET_URL", "http://h/ws"),
+                        ("EI_WEBSOCKET_URL", "//h/ws"),
+                        ("EI_MAX_MJPEG_CLIENTS", "0"),
+                        ("EI_MAX_PROXY_CLIENTS", "0")):
+        with pytest.raises(ConfigError, match=name):
+            parse_settings(GatewaySettings, [], {name: value})
+
+
+@pytest.mark.parametrize(("host", "upstream"), [
+    ("127.0.0.1", "ws://127.0.0.1:8081/ws"), ("0.0.0.0", "ws://127.0.0.1:8081/ws"),
+    ("::", "ws://[::1]:8081/ws"), ("192.0.2.7", "ws://192.0.2.7:8081/ws")])
+def test_ei_up_starts_the_gateway_behind_its_own_ws_proxy(tmp_path: Path, host: str,
+                                                          upstream: str) -> None:
+    s = parse_settings(UpSettings, ["--sample-dir", str(tmp_path), "--host", host], {})
+    system = LocalSystem(s, "redis://127.0.0.1:1/0", ServiceRuntime("t"))
+    [gateway] = [c for c in system.children if c.args[0] == "gateway"]
+    assert gateway.args[gateway.args.index("--websocket-upstream") + 1] == upstream
+    assert "--websocket-url" not in gateway.args  # same origin: /api/config says null
+    parse_settings(GatewaySettings, gateway.args[1:], {})  # every flag is a real setting
 
 
 # -- HTTP surface with Redis "down" ------------------------------------------------------------
@@ -113,10 +331,25 @@ class TestGatewayHttp(AsyncHTTPTestCase):
 
     def test_redis_down_gives_503_json(self) -> None:
         for path in ("/readyz", "/api/streams", "/api/status", "/api/streams/cam1",
-                     "/api/streams/cam1/snapshot.jpg", "/api/streams/cam1/latest"):
+                     "/api/streams/cam1/snapshot.jpg", "/api/streams/cam1/latest",
+                     "/api/streams/cam1/results", "/api/streams/cam1/counts?step=60",
+                     "/api/streams/cam1/mjpeg"):
             code, _, body = self.json_fetch(path)
             assert code == 503, path
             assert body == {"error": REDIS_DOWN_MESSAGE}
+
+    def test_parameters_are_checked_before_redis_is_asked(self) -> None:
+        for path, name in (("/api/streams/cam1/results?limit=0", "limit"),
+                           ("/api/streams/cam1/results?label=%00", "label"),
+                           ("/api/streams/cam1/results?since=%FF", "since"),
+                           ("/api/streams/cam1/counts?step=0", "step"),
+                           ("/api/streams/cam1/mjpeg?fps=99", "fps")):
+            code, _, body = self.json_fetch(path)
+            assert code == 400 and name in body["error"], (path, body)
+
+    def test_ws_is_404_without_an_upstream(self) -> None:
+        code, _, body = self.json_fetch("/ws")
+        assert code == 404 and "/ws" in body["error"]
 
     def test_bad_ids_give_400_with_message(self) -> None:
         for path in ("/api/streams/bad%20id", "/api/streams/" + "x" * 100,
@@ -167,3 +400,81 @@ class TestGatewayHttp(AsyncHTTPTestCase):
         assert counter.labels("HealthHandler", "200")._value.get() == 1
         assert counter.labels("NotFoundHandler", "404")._value.get() == 1
         assert counter.labels("ReadyHandler", "503")._value.get() == 1
+
+
+# -- the dashboard ---------------------------------------------------------------------------------
+
+
+def build_dashboard(root: Path) -> Path:
+    """A stand-in for ``vite build`` output: index.html, a hashed bundle, a public file."""
+    (root / "assets").mkdir(parents=True)
+    (root / "index.html").write_text('<!doctype html><script type="module" '
+                                     'src="./assets/index-4f2a.js"></script><div id="app">')
+    (root / "assets" / "index-4f2a.js").write_text("console.log('dashboard');\n")
+    (root / "favicon.ico").write_bytes(b"\x00\x00\x01\x00")
+    return root
+
+
+class TestDashboard(AsyncHTTPTestCase):
+    def get_app(self) -> Any:
+        import tempfile
+
+        self.spa = build_dashboard(Path(tempfile.mkdtemp(prefix="ei-spa-")) / "dist")
+        self.pool = ThreadPoolExecutor(max_workers=1)
+        return make_app(DownRedis(), executor=self.pool, spa_dir=self.spa)  # type: ignore[arg-type]
+
+    def tearDown(self) -> None:
+        super().tearDown()
+        self.pool.shutdown(wait=True)
+
+    def test_index_is_revalidated_and_carries_security_headers(self) -> None:
+        resp = self.fetch("/")
+        assert resp.code == 200 and b'id="app"' in resp.body
+        assert resp.headers["Content-Type"].startswith("text/html")
+        assert resp.headers["Cache-Control"] == "no-cache"
+        for name in SECURITY_HEADERS:
+            assert name in resp.headers
+        assert "unsafe" not in resp.headers["Content-Security-Policy"]
+        again = self.fetch("/", headers={"If-None-Match": resp.headers["Etag"]})
+        assert again.code == 304
+
+    def test_hashed_assets_are_immutable_and_other_files_served(self) -> None:
+        js = self.fetch("/assets/index-4f2a.js")
+        assert js.code == 200 and b"dashboard" in js.body
+        assert js.headers["Cache-Control"] == IMMUTABLE
+        assert "javascript" in js.headers["Content-Type"]
+        assert js.headers["X-Content-Type-Options"] == "nosniff"
+        ico = self.fetch("/favicon.ico")
+        assert ico.code == 200 and ico.headers["Cache-Control"] == "no-cache"
+
+    def test_missing_files_and_api_paths_are_404_json(self) -> None:
+        for path, handler_hint in (("/assets/index-0000.js", "/assets/index-0000.js"),
+                                   ("/nope", "/nope"), ("/api/nope", "/api/nope"),
+                                   ("/api", "/api"), ("/ws", "/ws")):
+            resp = self.fetch(path)
+            assert resp.code == 404, path
+            assert json.loads(resp.body) == {"error": f"no such resource: {handler_hint}"}
+        for path in ("/assets", "/assets/", "/%2e%2e/%2e%2e/etc/passwd"):
+            resp = self.fetch(path)  # a directory, or out of the build
+            assert resp.code == 404 and b"no such resource" in resp.body, path
+
+    def test_api_and_plain_page_files_still_answer(self) -> None:
+        assert self.fetch("/healthz").code == 200
+        assert self.fetch("/api/config").code == 200
+        assert self.fetch("/static/app.js").code == 200
+
+
+def test_plain_page_when_the_dashboard_is_not_built(tmp_path: Path,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    pool = ThreadPoolExecutor(max_workers=1)
+    with caplog.at_level(logging.WARNING, "elastic_inference.services.gateway"):
+        app = make_app(DownRedis(), executor=pool, spa_dir=tmp_path / "dist")  # type: ignore[arg-type]
+    pool.shutdown()
+    [record] = [r for r in caplog.records if "not built" in r.getMessage()]
+    assert "make spa" in record.getMessage() and str(tmp_path / "dist") in record.getMessage()
+    built = build_dashboard(tmp_path / "built")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, "elastic_inference.services.gateway"):
+        make_app(DownRedis(), executor=pool, spa_dir=built)  # type: ignore[arg-type]
+    assert not caplog.records
+    assert app.settings["ei_context"].websocket_upstream == ""

@@ -16,7 +16,7 @@ def test_plan_starts_three_streams_three_workers_websocket_and_gateway(tmp_path:
     system = LocalSystem(s, "redis://127.0.0.1:1/0", ServiceRuntime("t"))
     kinds = [c.args[0] for c in system.all_children()]
     assert kinds.count("stream") == 3 and kinds.count("infer") == 3
-    assert kinds[:5] == ["stream"] * 3 + ["websocket", "gateway"]
+    assert kinds[:6] == ["stream"] * 3 + ["analysis", "websocket", "gateway"]
     assert {c.env["EI_REDIS_URL"] for c in system.all_children()} == {"redis://127.0.0.1:1/0"}
     ports = [c.args[c.args.index("--metrics-port") + 1] for c in system.all_children()]
     assert len(set(ports)) == len(ports)
@@ -29,7 +29,7 @@ def test_autoscale_plan_starts_min_workers_of_the_chosen_types_only(tmp_path: Pa
                                     "--workers", "people", "--sample-streams", "false",
                                     "--min-workers", "2", "--max-workers", "3"], {})
     system = LocalSystem(s, "redis://127.0.0.1:1/0", ServiceRuntime("t"))
-    assert [c.args[0] for c in system.children] == ["websocket", "gateway"]
+    assert [c.args[0] for c in system.children] == ["analysis", "websocket", "gateway"]
     (pool,) = system.pools
     assert pool.infer_type == "people" and len(pool.workers) == 2
     assert pool.autoscaler is not None and pool.autoscaler.policy.max_replicas == 3

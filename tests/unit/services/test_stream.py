@@ -11,6 +11,7 @@ import pytest
 from elastic_inference.core.errors import ConfigError
 from elastic_inference.core.keys import STREAM_ID_RE
 from elastic_inference.core.settings import StreamSettings, parse_settings
+from elastic_inference.engine.preprocess import encode_jpeg, scaled_size
 from elastic_inference.services import stream
 from elastic_inference.services.stream import (
     Pacer,
@@ -18,12 +19,10 @@ from elastic_inference.services.stream import (
     Source,
     SourceSpec,
     derive_stream_id,
-    encode_jpeg,
     parse_source,
     redact_source_url,
     reopen_delay,
     sanitize_id,
-    scaled_size,
 )
 
 # ----------------------------------------------------------------------------- sources and ids

@@ -1,0 +1,198 @@
+"""``ei analysis``: the job runner. Turns a queued analysis job into frames for the workers.
+
+A runner leases one job at a time from ``ei:jobs:pending``, reads its video (a file from the
+media directory, or a URL), and sends every ``frame_step``-th frame to the lossless job queue of
+each of the job's types, where the type's ordinary workers pick it up whenever their live queue
+is empty. Each kept frame is also stored with the job, for ``frames/{n}.jpg``.
+
+Nothing is lost on the way: the job stays leased while the runner works (renewed every
+second), so if the runner dies another one re-runs the extraction from the start; frames and
+results are keyed by frame number, so running twice writes the same entries. Extraction waits
+while a type's queue holds ``max_pending`` frames, which bounds Redis memory for any video
+length. See doc/analysis.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import cv2
+import redis
+
+from ..core.errors import InvalidMessage
+from ..core.frame import Frame
+from ..core.jobs import JobStore, LeasedQueue, job_message_id, resolve_source
+from ..core.redisconn import REDIS_DOWN_ERRORS, Backoff, connect, redact_url
+from ..core.runtime import ServiceRuntime, setup_logging
+from ..core.settings import AnalysisSettings, parse_settings
+from ..engine.preprocess import encode_jpeg
+
+log = logging.getLogger(__name__)
+
+IDLE_POLL = 0.5  # seconds between looks at an empty job queue
+RENEW_EVERY = 1.0  # seconds between lease renewals and deletion checks while extracting
+#: Consecutive unreadable frames inside a file before it is treated as ended.
+MAX_BAD_READS = 10
+URL_TIMEOUT_MS = 10000
+
+
+class JobAborted(Exception):
+    """The job was deleted, or the runner is stopping, while it extracted."""
+
+
+class AnalysisRunner:
+    """Leases jobs and extracts their frames until stopped (or ``max_jobs`` ran)."""
+
+    def __init__(self, settings: AnalysisSettings, client: redis.Redis,
+                 runtime: ServiceRuntime) -> None:
+        self.settings = settings
+        self.client = client
+        self.runtime = runtime
+        self.stop = runtime.stop
+        self.store = JobStore(client)
+        self.backoff = Backoff("analysis")
+        self.jobs_run = 0
+
+    def run(self) -> int:
+        self.runtime.ready.set()
+        log.info("analysis runner: media directory %s", self.settings.media_dir)
+        while not self.stop.is_set():
+            if self.settings.max_jobs and self.jobs_run >= self.settings.max_jobs:
+                break
+            try:
+                taken = self.store.pending.lease(1, self.settings.lease_timeout)
+                self.backoff.succeeded()
+            except REDIS_DOWN_ERRORS as exc:
+                self.backoff.failed(exc, self.stop)
+                continue
+            if not taken:
+                self.stop.wait(IDLE_POLL)
+                continue
+            job_id = taken[0][0]
+            try:
+                finished = self.run_job(job_id)
+            except REDIS_DOWN_ERRORS as exc:
+                # The lease runs out and another runner (or this one) starts the job again.
+                log.warning("job %s interrupted by a Redis outage: %s", job_id, exc)
+                self.backoff.failed(exc, self.stop)
+                continue
+            if finished:
+                self.store.pending.ack([job_id])
+                self.jobs_run += 1
+            else:
+                self.store.pending.release([job_id])  # stopping: another runner takes it now
+        log.info("analysis runner stopped after %d jobs", self.jobs_run)
+        return 0
+
+    def run_job(self, job_id: str) -> bool:
+        """Extract one job; False when stopped midway (the job must be run again)."""
+        job = self.store.get(job_id)
+        if job is None:
+            return True  # deleted before it started: nothing to do
+        try:
+            target = resolve_source(self.store.source(job_id), self.settings.media_dir)
+        except InvalidMessage as exc:
+            self.store.update(job_id, status="failed", error=str(exc))
+            return True
+        self.store.update(job_id, status="extracting", started=time.time())
+        log.info("job %s: %s -> %s every %d frame(s)", job_id, redact_url(target),
+                 ",".join(job["types"]), job["frame_step"])
+        try:
+            kept = self._extract(job_id, target, job["types"], job["frame_step"])
+        except JobAborted as exc:
+            log.info("job %s: %s", job_id, exc)
+            return not self.stop.is_set()
+        except InvalidMessage as exc:
+            self.store.update(job_id, status="failed", error=str(exc))
+            log.warning("job %s failed: %s", job_id, exc)
+            return True
+        self.store.update(job_id, status="processing", frames_total=kept, frames_read=kept)
+        log.info("job %s: %d frames queued", job_id, kept)
+        return True
+
+    def _extract(self, job_id: str, target: str, types: list[str], step: int) -> int:
+        """Read ``target`` and queue every ``step``-th frame for every type; frames queued."""
+        cap: Any
+        if "://" in target:
+            cap = cv2.VideoCapture(target, cv2.CAP_FFMPEG,
+                                   [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, URL_TIMEOUT_MS,
+                                    cv2.CAP_PROP_READ_TIMEOUT_MSEC, URL_TIMEOUT_MS])
+        else:
+            cap = cv2.VideoCapture(target)
+        if not cap.isOpened():
+            raise InvalidMessage(f"cannot open the source {redact_url(target)}")
+        queues = {t: LeasedQueue.for_type(self.client, t) for t in types}
+        total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        kept = 0
+        index = 0
+        bad = 0
+        renew_at = time.monotonic() + RENEW_EVERY
+        try:
+            while True:
+                if time.monotonic() >= renew_at:
+                    self._keep_alive(job_id, kept)
+                    renew_at = time.monotonic() + RENEW_EVERY
+                ok, image = cap.read()
+                if not ok:
+                    if 0 < total and index < total - 1 and bad < MAX_BAD_READS:
+                        bad += 1  # a broken frame inside a file: it keeps its number
+                        index += 1
+                        continue
+                    break
+                bad = 0
+                if index % step == 0:
+                    self._send(job_id, index, image, queues)
+                    kept += 1
+                    self._wait_for_room(job_id, queues, kept)
+                index += 1
+        finally:
+            cap.release()
+        if kept == 0:
+            raise InvalidMessage("the source yielded no frames")
+        return kept
+
+    def _send(self, job_id: str, index: int, image: Any,
+              queues: dict[str, LeasedQueue]) -> None:
+        """Store frame ``index`` with the job and queue it for each type."""
+        encoded = encode_jpeg(image, self.settings.max_width, self.settings.jpeg_quality)
+        if encoded is None:
+            raise InvalidMessage(f"frame {index} could not be encoded")
+        jpeg, w, h = encoded
+        pipe = self.client.pipeline(transaction=False)
+        self.store.store_frame(job_id, index, jpeg, pipe)
+        pipe.execute()
+        now = time.time()
+        mid = job_message_id(job_id, index)
+        for t, q in queues.items():
+            q.push([(mid, Frame(job_id, t, index, now, w, h, jpeg).encode())])
+
+    def _wait_for_room(self, job_id: str, queues: dict[str, LeasedQueue], kept: int) -> None:
+        """Back-pressure: wait while any type's queue is full, renewing the job's lease."""
+        while any(q.waiting() >= self.settings.max_pending for q in queues.values()):
+            self._keep_alive(job_id, kept)
+            if self.stop.wait(0.05):
+                raise JobAborted("stopping; the job goes back to the queue")
+
+    def _keep_alive(self, job_id: str, kept: int) -> None:
+        if self.stop.is_set():
+            raise JobAborted("stopping; the job goes back to the queue")
+        if not self.store.update(job_id, frames_read=kept):
+            raise JobAborted("deleted while extracting")
+        self.store.pending.extend([job_id], self.settings.lease_timeout)
+
+
+def main(argv: list[str]) -> int:
+    settings = parse_settings(AnalysisSettings, argv, prog="ei analysis")
+    setup_logging(settings.log_level)
+    runtime = ServiceRuntime("analysis")
+    runtime.install_signal_handlers()
+    runtime.serve_health(settings.metrics_host, settings.metrics_port)
+    client = connect(settings.redis_url)
+    log.info("analysis: Redis at %s", redact_url(settings.redis_url))
+    try:
+        return AnalysisRunner(settings, client, runtime).run()
+    finally:
+        runtime.close()
+        client.close()
