@@ -58,6 +58,12 @@ Render the Kubernetes manifests of Elastic Inference into DIR; apply them with
                 (redis:// or rediss:// for TLS) from FILE ('-' for stdin)
   -s SIZE       keep the in-cluster Redis data on a PersistentVolumeClaim of SIZE (e.g.
                 5Gi) instead of an emptyDir
+  -v SIZE       size of the media volume, the PersistentVolumeClaim ei-media that holds
+                the videos of analysis jobs (default: 10Gi)
+  -c CLASS      StorageClass of the media volume (default: the cluster's default class);
+                it must offer ReadWriteMany, unless -O
+  -O            make the media volume ReadWriteOnce instead of ReadWriteMany: for a
+                single-node cluster, or storage that keeps a volume on one node
   -H HOST       serve the Ingress on this host name only (default: any host)
   -i CLASS      ingressClassName of the Ingress (default: the cluster's default class)
   -N            also expose the gateway and the websocket server on ports 30080 and 30081
@@ -248,8 +254,9 @@ render_monitoring() {
 registry="" tag=latest namespace=elastic-inference out=$ROOT/build/kubernetes autoscaler=ratio
 max_replicas=8 device=CPU device_group="" password_file="" url_file="" storage="" ingress_host=""
 ingress_class="" node_ports="" websocket_url=/ws websocket_url_given="" monitoring=yes
+media_size=10Gi media_class="" media_access_mode=ReadWriteMany
 
-while getopts ":r:t:n:o:a:m:d:G:p:u:s:H:i:Nw:Mh" opt; do
+while getopts ":r:t:n:o:a:m:d:G:p:u:s:v:c:OH:i:Nw:Mh" opt; do
     case $opt in
         r) registry=$OPTARG ;;
         t) tag=$OPTARG ;;
@@ -262,6 +269,9 @@ while getopts ":r:t:n:o:a:m:d:G:p:u:s:H:i:Nw:Mh" opt; do
         p) password_file=$OPTARG ;;
         u) url_file=$OPTARG ;;
         s) storage=$OPTARG ;;
+        v) media_size=$OPTARG ;;
+        c) media_class=$OPTARG ;;
+        O) media_access_mode=ReadWriteOnce ;;
         H) ingress_host=$OPTARG ;;
         i) ingress_class=$OPTARG ;;
         N) node_ports=yes ;;
@@ -302,6 +312,10 @@ esac
     "invalid group '$device_group': a numeric group id such as 110"
 [[ -z $storage ]] || check "$storage" '^[1-9][0-9]*(Mi|Gi|Ti)$' \
     "invalid Redis storage size '$storage': a quantity such as 512Mi, 5Gi or 1Ti"
+check "$media_size" '^[1-9][0-9]*(Mi|Gi|Ti)$' \
+    "invalid media volume size '$media_size': a quantity such as 512Mi, 10Gi or 1Ti"
+[[ -z $media_class ]] || check "$media_class" '^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$' \
+    "invalid storage class '$media_class': a lower-case DNS name such as nfs-client"
 [[ -z $url_file || -z $storage ]] || die "-s sizes the in-cluster Redis; it does not go with -u"
 [[ -z $url_file || -z $password_file ]] ||
     die "-p sets the in-cluster Redis password; with -u the password is part of the URL"
@@ -367,6 +381,7 @@ VARS=(
     [REDIS_USERNAME]=$(yaml_escape "$redis_username") [REDIS_ADDRESS]=$(yaml_escape "$redis_address")
     [REDIS_DB]=$redis_db [REDIS_TLS]=$redis_tls [IN_CLUSTER_REDIS]=$in_cluster_redis
     [REDIS_STORAGE]=$storage
+    [MEDIA_SIZE]=$media_size [MEDIA_CLASS]=$media_class [MEDIA_ACCESS_MODE]=$media_access_mode
     [HPA]=$hpa [HPA_RATIO]=$hpa_ratio [KEDA]=$keda
     [NODE_PORTS]=$node_ports
     [WEBSOCKET_URL]=$websocket_url [INGRESS_HOST]=$ingress_host [INGRESS_CLASS]=$ingress_class

@@ -1,90 +1,63 @@
-"""Analysis jobs end to end: a real runner and real workers, every N-th frame, nothing lost."""
+"""The analysis runner in process against a real redis-server: frame cap, failures, deletion."""
 
 from __future__ import annotations
 
-import signal
-import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
 
 from elastic_inference.core import keys
-from elastic_inference.core.jobs import JobRequest, JobStore
-from tests.processes import Service, wait_for
+from elastic_inference.core.jobs import JobRequest, JobStore, LeasedQueue
+from elastic_inference.core.runtime import ServiceRuntime
+from elastic_inference.core.settings import AnalysisSettings
+from elastic_inference.services.analysis import AnalysisRunner
 
 pytestmark = pytest.mark.integration
 
-VTEST_FRAMES = 795
-LEASE = "3"  # seconds: short, so a killed worker's frames come back quickly
+
+def run_jobs(redis_url: str, media: Path, jobs: int, **settings: object) -> AnalysisRunner:
+    runner = AnalysisRunner(AnalysisSettings(redis_url=redis_url, media_dir=media,
+                                             max_jobs=jobs, **settings),  # type: ignore[arg-type]
+                            redis.Redis.from_url(redis_url), ServiceRuntime("analysis-test"))
+    assert runner.run() == 0
+    return runner
 
 
-def start_runner(redis_url: str, sample_dir: Path) -> Service:
-    return Service(["analysis", "--media-dir", str(sample_dir), "--lease-timeout", LEASE],
-                   env={"EI_REDIS_URL": redis_url})
-
-
-def start_worker(redis_url: str, model_dir: Path, infer_type: str = "people") -> Service:
-    return Service(["infer", "--type", infer_type, "--model-dir", str(model_dir),
-                    "--lease-timeout", LEASE], env={"EI_REDIS_URL": redis_url})
-
-
-def job_done(store: JobStore, job: str) -> dict[str, Any] | None:
+def test_a_long_video_is_cut_at_the_frame_cap_and_says_so(
+        redis_url: str, redis_client: redis.Redis, sample_dir: Path) -> None:
+    store = JobStore(redis_client)
+    job = store.create(JobRequest("vtest.avi", ("people", "face"), frame_step=5))
+    run_jobs(redis_url, sample_dir, 1, max_job_frames=3)
     rec = store.get(job)
-    assert rec is not None and rec["status"] != "failed", rec
-    return rec if rec["status"] == "done" else None
+    assert rec is not None and rec["status"] == "processing"
+    assert rec["frames_total"] == 3 and rec["truncated"] is True
+    for t in ("people", "face"):
+        assert [m for m, _ in LeasedQueue.for_type(redis_client, t).lease(10, 30)] == [
+            f"{job}:0", f"{job}:5", f"{job}:10"]
+    assert sorted(int(k) for k in redis_client.hkeys(keys.job_frames(job))) == [0, 5, 10]
 
 
-def test_every_fifth_frame_of_vtest_gets_exactly_one_result_per_type(
-        redis_url: str, redis_client: redis.Redis, model_dir: Path, sample_dir: Path) -> None:
-    services = [start_runner(redis_url, sample_dir), start_worker(redis_url, model_dir),
-                start_worker(redis_url, model_dir, "face")]
-    try:
-        store = JobStore(redis_client)
-        job = store.create(JobRequest("vtest.avi", ("people", "face"), frame_step=5))
-        rec = wait_for(lambda: job_done(store, job), 120, "the job to finish")
-        expected = list(range(0, VTEST_FRAMES, 5))
-        assert rec["frames_total"] == len(expected) == 159
-        assert rec["progress"] == {t: {"done": 159, "total": 159} for t in ("people", "face")}
-        assert store.result_frames(job, ("people",)) == expected
-        assert store.result_frames(job, ("face",)) == expected
-        results = store.frame_results(job, 100, ("people", "face"))
-        assert results["people"]["seq"] == 100 and results["people"]["stream"] == job
-        assert any(d["label"] == "Person" for d in results["people"]["detections"])
-        frame = store.frame(job, 100)
-        assert frame is not None and frame.startswith(b"\xff\xd8")
-        assert all(s.alive() for s in services), [s.output()[-2000:] for s in services]
-    finally:
-        for s in services:
-            s.stop()
+def test_an_unreadable_source_fails_the_job_with_a_reason(
+        redis_url: str, redis_client: redis.Redis, tmp_path: Path) -> None:
+    (tmp_path / "broken.avi").write_bytes(b"not a video at all")
+    store = JobStore(redis_client)
+    broken = store.create(JobRequest("broken.avi", ("people",)))
+    gone = store.create(JobRequest("vanished.avi", ("people",)))
+    run_jobs(redis_url, tmp_path, 2)
+    for job, reason in ((broken, "cannot open the source"), (gone, "is not a file")):
+        rec = store.get(job)
+        assert rec is not None and rec["status"] == "failed" and reason in rec["error"], rec
+    assert LeasedQueue.for_type(redis_client, "people").waiting() == 0
 
 
-def test_a_worker_killed_halfway_loses_no_frame(
-        redis_url: str, redis_client: redis.Redis, model_dir: Path, sample_dir: Path) -> None:
-    runner = start_runner(redis_url, sample_dir)
-    doomed = start_worker(redis_url, model_dir)
-    survivor = start_worker(redis_url, model_dir)
-    try:
-        store = JobStore(redis_client)
-        wait_for(lambda: "compiled" in doomed.output() and "compiled" in survivor.output(), 60,
-                 "both workers to load the model")
-        job = store.create(JobRequest("vtest.avi", ("people",), frame_step=5))
-
-        def halfway() -> bool:
-            rec = store.get(job)
-            return rec is not None and rec["progress"]["people"]["done"] >= 50
-
-        wait_for(halfway, 90, "half of the job", interval=0.05)
-        held = redis_client.zcard(keys.job_queue_leases("people"))
-        doomed.stop(sig=signal.SIGKILL)  # holding leased frames, no chance to clean up
-        assert held >= 1  # frames were out on lease, so some die with the worker
-        killed_at = time.monotonic()
-        rec = wait_for(lambda: job_done(store, job), 120, "the job to finish without the worker")
-        assert rec["frames_total"] == 159 and rec["frames_done"] == 159
-        assert store.result_frames(job, ("people",)) == list(range(0, VTEST_FRAMES, 5))
-        assert time.monotonic() - killed_at < 90
-        assert survivor.alive() and runner.alive()
-    finally:
-        for s in (runner, doomed, survivor):
-            s.stop()
+def test_a_job_deleted_before_it_runs_is_skipped(
+        redis_url: str, redis_client: redis.Redis, sample_dir: Path) -> None:
+    store = JobStore(redis_client)
+    doomed = store.create(JobRequest("vtest.avi", ("people",), frame_step=100))
+    kept = store.create(JobRequest("vtest.avi", ("people",), frame_step=100))
+    store.delete(doomed)
+    run_jobs(redis_url, sample_dir, 1)
+    assert store.get(doomed) is None and not redis_client.exists(keys.job_frames(doomed))
+    rec = store.get(kept)
+    assert rec is not None and rec["frames_total"] == 8 and rec["truncated"] is False

@@ -21,6 +21,7 @@ import yaml
 
 from elastic_inference.core import keys
 from elastic_inference.core.settings import (
+    AnalysisSettings,
     CommonSettings,
     GatewaySettings,
     InferSettings,
@@ -54,11 +55,12 @@ NAMESPACE = "ei-test"
 KUBERNETES_VERSIONS = ("1.30.0", "1.37.0")
 
 SETTINGS: dict[str, type[CommonSettings]] = {
-    "stream": StreamSettings, "infer": InferSettings,
+    "stream": StreamSettings, "infer": InferSettings, "analysis": AnalysisSettings,
     "websocket": WebsocketSettings, "gateway": GatewaySettings,
 }
 AUTOSCALERS = ("ratio", "cpu", "keda")
 ALL_OPTIONS = ("-a", "keda", "-m", "12", "-d", "GPU", "-G", "110", "-s", "5Gi",
+               "-v", "200Gi", "-c", "nfs-client", "-O",
                "-H", "ei.example.com", "-i", "nginx", "-N", "-w", "ws://203.0.113.5:30081/ws")
 # Renders every check below runs on: each autoscaler, and every option at once.
 VARIANTS = [("-a", a) for a in AUTOSCALERS] + [ALL_OPTIONS]
@@ -390,7 +392,7 @@ def test_every_ei_pod_is_scraped_through_exactly_one_service(variant: Rendered) 
 
 def test_headless_metrics_services_and_traffic_services(render_once: RenderOnce) -> None:
     rendered = render_once()
-    for name in ("ei-infer", "ei-stream"):
+    for name in ("ei-infer", "ei-stream", "ei-analysis"):
         service = rendered.one("Service", name)
         assert service["spec"]["clusterIP"] == "None" and metrics_port(service)
     for name, port in (("ei-gateway", 8080), ("ei-websocket", 8081), ("redis", 6379)):
@@ -500,7 +502,7 @@ def test_in_cluster_redis(render_once: RenderOnce) -> None:
     assert "include /etc/redis/auth/auth.conf" in config.splitlines()
     pod = rendered.one("Deployment", "redis")["spec"]["template"]["spec"]
     assert pod["volumes"][0] == {"name": "data", "emptyDir": {}}
-    assert "PersistentVolumeClaim" not in {doc["kind"] for doc in rendered.docs}
+    assert rendered.names("PersistentVolumeClaim") == {"ei-media"}
     # The password reaches Redis through a file and redis-cli through the environment.
     assert password not in json.dumps(pod)
 
@@ -512,6 +514,52 @@ def test_redis_on_a_persistent_volume_claim(render_once: RenderOnce) -> None:
     pod = rendered.one("Deployment", "redis")["spec"]["template"]["spec"]
     assert pod["volumes"][0] == {"name": "data",
                                  "persistentVolumeClaim": {"claimName": "redis-data"}}
+
+
+# --------------------------------------------------------------------------- analysis jobs
+
+
+MEDIA = "/opt/ei/media"
+
+
+def test_media_volume_for_analysis_jobs(render_once: RenderOnce) -> None:
+    """One claim for the videos, mounted read-only where the runners and the gateway look."""
+    default, options = render_once(), render_once(*ALL_OPTIONS)
+    for rendered, modes, size, storage_class in (
+            (default, ["ReadWriteMany"], "10Gi", None),
+            (options, ["ReadWriteOnce"], "200Gi", "nfs-client")):
+        spec = rendered.one("PersistentVolumeClaim", "ei-media")["spec"]
+        assert spec["accessModes"] == modes
+        assert spec["resources"]["requests"]["storage"] == size
+        assert spec.get("storageClassName") == storage_class
+        mounting = {}
+        for workload, pod in rendered.pod_templates():
+            claims = {v["name"]: v["persistentVolumeClaim"] for v in pod["spec"]["volumes"]
+                      if "persistentVolumeClaim" in v}
+            media = [name for name, claim in claims.items() if claim["claimName"] == "ei-media"]
+            if not media:
+                continue
+            assert claims[media[0]]["readOnly"] is True
+            (container,) = pod["spec"]["containers"]
+            mounts = [m for m in container["volumeMounts"] if m["name"] == media[0]]
+            assert mounts == [{"name": media[0], "mountPath": MEDIA, "readOnly": True}]
+            service = service_of(pod)
+            env = container_env(rendered, container)
+            assert parse_settings(SETTINGS[service], [], env).media_dir == Path(MEDIA)
+            mounting[workload["metadata"]["name"]] = service
+        assert mounting == {"ei-analysis": "analysis", "ei-gateway": "gateway"}
+
+
+def test_analysis_runner(render_once: RenderOnce) -> None:
+    deployment = render_once().one("Deployment", "ei-analysis")
+    assert deployment["spec"]["replicas"] == 1
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert (container["name"], container["image"]) == ("analysis",
+                                                        f"{REGISTRY}/ei-analysis:{TAG}")
+    # The image's entrypoint is `ei analysis`: no command, no arguments to override it.
+    assert "command" not in container and "args" not in container
+    dockerfile = (REPO / "container" / "analysis" / "Dockerfile").read_text()
+    assert 'ENTRYPOINT ["/opt/ei/venv/bin/ei", "analysis"]' in dockerfile
 
 
 def test_external_redis(tmp_path: Path) -> None:
@@ -577,6 +625,9 @@ BAD_ARGUMENTS = [
     (("-r", "r.example.com", "-d", "TPU"), "invalid device"),
     (("-r", "r.example.com", "-G", "render"), "invalid group"),
     (("-r", "r.example.com", "-s", "5GB"), "invalid Redis storage size"),
+    (("-r", "r.example.com", "-v", "10G"), "invalid media volume size"),
+    (("-r", "r.example.com", "-v", "0Gi"), "invalid media volume size"),
+    (("-r", "r.example.com", "-c", "NFS_Client"), "invalid storage class"),
     (("-r", "r.example.com", "-H", "Bad Host"), "invalid Ingress host"),
     (("-r", "r.example.com", "-w", "http://example.com/ws"), "invalid websocket URL"),
     (("-r", "r.example.com", "-N"), "-N needs -w"),

@@ -38,8 +38,8 @@ RULES_FILE = "prometheusrule.rules.yaml"  # the name alerts.test.yaml loads
 PART_OF = "app.kubernetes.io/part-of"
 COMPONENT = "app.kubernetes.io/component"
 #: The Services the manifests create (job label = Service name), by component.
-SERVICES = {"infer": "ei-infer", "stream": "ei-stream", "websocket": "ei-websocket",
-            "gateway": "ei-gateway"}
+SERVICES = {"infer": "ei-infer", "stream": "ei-stream", "analysis": "ei-analysis",
+            "websocket": "ei-websocket", "gateway": "ei-gateway"}
 NAMESPACE = "ei-test"
 TYPE = "people"
 WORKER_POD = f"ei-infer-{TYPE}-0"
@@ -299,8 +299,10 @@ def system(redis_server: RedisServer, model_dir: Path, sample_dir: Path, rules_d
                            "--stream-id", "unreachable", "--types", TYPE, *url])
     websocket = Service(["websocket", "--host", "127.0.0.1", "--port", str(free_port()), *url])
     gateway = Service(["gateway", "--host", "127.0.0.1", "--port", str(gateway_port), *url])
+    analysis = Service(["analysis", "--media-dir", str(sample_dir), *url])
     pods = {"infer": {WORKER_POD: worker},
             "stream": {**load, "ei-stream-unreachable": unreachable},
+            "analysis": {"ei-analysis-0": analysis},
             "websocket": {"ei-websocket-0": websocket},
             "gateway": {"ei-gateway-0": gateway}}
     workdir = tmp_path_factory.mktemp("prometheus")
@@ -315,7 +317,7 @@ def system(redis_server: RedisServer, model_dir: Path, sample_dir: Path, rules_d
     try:
         promtool("check", "config", str(prometheus.config_path))
         prometheus.start()
-        for service in (worker, *load.values(), websocket, gateway):  # not the unreachable
+        for service in (worker, *load.values(), analysis, websocket, gateway):  # not unreachable
             wait_for(partial(ready, service), 90, f"ei {service.args[0]} to be ready")
         # One API request, so the gateway's request counter has a series.
         with urllib.request.urlopen(f"http://127.0.0.1:{gateway_port}/api/streams",

@@ -320,6 +320,8 @@ class JobStore:
             "frame_step": int(rec["frame_step"]), "status": status,
             "created": float(rec["created"]), "error": rec["error"] or None,
             "frames_total": total if total >= 0 else None,
+            # The video had more frames than EI_MAX_JOB_FRAMES allows one job to keep.
+            "truncated": rec.get("truncated") == "1",
             "frames_read": int(rec["frames_read"]),
             "frames_done": min(done.values()) if done else 0,
             "progress": {t: {"done": n, "total": expected} for t, n in done.items()},

@@ -158,6 +158,9 @@ class AnalysisSettings(CommonSettings):
                             check=lambda v: "" if 1 <= v <= 100 else "must be 1..100")
     max_width: int = opt(1280, "downscale frames wider than this (0 = never)",
                          check=_non_negative)
+    max_job_frames: int = opt(2000, "most frames one job keeps; the rest of the video is left "
+                                    "out and the job says so (frames live in Redis memory)",
+                              check=_positive)
     max_jobs: int = opt(0, "exit after this many jobs (0 = run until stopped)",
                         check=_non_negative)
 
@@ -189,6 +192,9 @@ class GatewaySettings(CommonSettings):
                                  check=_positive)
     max_proxy_clients: int = opt(200, "most concurrent websocket clients proxied at /ws",
                                  check=_positive)
+    media_dir: Path = opt(Path("media"), "directory analysis-job sources are read from, as "
+                                         "the ei analysis runners see it (request paths are "
+                                         "relative to it)")
 
 
 @dataclass(frozen=True)

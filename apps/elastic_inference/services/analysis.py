@@ -143,6 +143,11 @@ class AnalysisRunner:
                     break
                 bad = 0
                 if index % step == 0:
+                    if kept >= self.settings.max_job_frames:
+                        self.store.update(job_id, truncated=1)
+                        log.warning("job %s: stopped at %d frames (EI_MAX_JOB_FRAMES)", job_id,
+                                    kept)
+                        break
                     self._send(job_id, index, image, queues)
                     kept += 1
                     self._wait_for_room(job_id, queues, kept)

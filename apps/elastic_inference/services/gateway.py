@@ -6,6 +6,10 @@ block in ``XREAD`` for their stream's next frame, so they get a pool of their ow
 per viewer at most) and never starve the API. Every error is JSON ``{"error": message}``; a
 Redis outage answers 503 and the gateway keeps serving, recovering as soon as Redis answers
 again (redis-py reconnects its pool by itself). Routes are described in doc/api.md.
+
+Analysis jobs (``/api/analysis``, doc/analysis.md) are validated here and recorded through
+:class:`~elastic_inference.core.jobs.JobStore`; sources are checked against the media
+directory (``EI_MEDIA_DIR``), the same one the ``ei analysis`` runners read.
 """
 
 from __future__ import annotations
@@ -15,10 +19,11 @@ import contextlib
 import json
 import logging
 import math
+import re
 import time
 import unicodedata
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +42,8 @@ from tornado.netutil import bind_sockets
 from ..core import keys
 from ..core.broker import OutputBroker, OutputEntry
 from ..core.errors import InvalidMessage
-from ..core.keys import TYPE_RE, check_stream_id
+from ..core.jobs import JobRequest, JobStore, resolve_source
+from ..core.keys import TYPE_RE, check_job_id, check_stream_id
 from ..core.metrics import GatewayMetrics
 from ..core.queue import FrameQueue
 from ..core.redisconn import REDIS_DOWN_ERRORS, connect, redact_url
@@ -46,6 +52,7 @@ from ..core.result import Detection, Result, parse_json, result_from_json
 from ..core.runtime import ServiceRuntime, setup_logging
 from ..core.settings import GatewaySettings, parse_settings
 from ..engine.annotate import annotate_jpeg
+from ..engine.models import INFER_TYPES
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +103,15 @@ _RELAYABLE_CLOSE = frozenset({1000, 1001, 1008, 1011, 1012, 1013, 1014})
 
 #: Vite names files under assets/ by content hash, so they never change under one name.
 IMMUTABLE = "public, max-age=31536000, immutable"
+
+# Analysis jobs
+#: Largest ``POST /api/analysis`` body; a job request is a few hundred bytes.
+MAX_JOB_BODY = 16 * 1024
+JOB_FIELDS = ("source", "types", "frame_step", "name")
+DEFAULT_JOBS_LIMIT, MAX_JOBS_LIMIT = 100, 1000
+DEFAULT_PAGE, MAX_PAGE = 100, 1000
+MAX_OFFSET = 10**9
+FRAME_RE = re.compile(r"^(?:0|[1-9][0-9]{0,8})$")
 
 
 def content_security_policy(websocket_url: str = "") -> str:
@@ -291,17 +307,22 @@ def parse_range(since_raw: str | None, until_raw: str | None,
     return since, until
 
 
-def parse_limit(raw: str | None) -> int:
-    """How many results at most: an integer in 1..10000, default 1000."""
+def parse_int(name: str, raw: str | None, default: int, low: int, high: int) -> int:
+    """An integer in ``low..high``; ``default`` when absent or empty."""
     if raw is None or raw == "":
-        return DEFAULT_LIMIT
+        return default
     try:
         value = int(raw)
     except ValueError as exc:
-        raise ParamError(f"invalid limit {raw[:40]!r}: must be an integer") from exc
-    if not 1 <= value <= MAX_LIMIT:
-        raise ParamError(f"invalid limit {value}: must be between 1 and {MAX_LIMIT}")
+        raise ParamError(f"invalid {name} {raw[:40]!r}: must be an integer") from exc
+    if not low <= value <= high:
+        raise ParamError(f"invalid {name} {value}: must be between {low} and {high}")
     return value
+
+
+def parse_limit(raw: str | None) -> int:
+    """How many results at most: an integer in 1..10000, default 1000."""
+    return parse_int("limit", raw, DEFAULT_LIMIT, 1, MAX_LIMIT)
 
 
 def parse_label(raw: str | None) -> str | None:
@@ -334,6 +355,171 @@ def parse_step(raw: str | None, since: float, until: float) -> float:
 def parse_fps(raw: str | None) -> float:
     """MJPEG frame rate cap: 1..30 frames per second, default 10."""
     return parse_number("fps", raw, DEFAULT_MJPEG_FPS, MIN_MJPEG_FPS, MAX_MJPEG_FPS)
+
+
+# -- analysis jobs ----------------------------------------------------------------------------
+
+
+def _shown(value: Any) -> str:
+    """A JSON value as an error message shows it: short, one line."""
+    text = json.dumps(value, ensure_ascii=True)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def parse_job_request(body: bytes) -> JobRequest:
+    """The job a ``POST /api/analysis`` body asks for; InvalidMessage naming the problem.
+
+    Checks the body's shape and each field's JSON type here, and leaves the value rules to
+    :class:`JobRequest` (type names, repeats, frame step range, name). Whether the types are
+    known and the source exists need Redis and the media directory: see
+    :func:`check_known_types` and :func:`~elastic_inference.core.jobs.resolve_source`.
+    """
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise InvalidMessage(f"the body is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise InvalidMessage('the body must be a JSON object such as {"source": "video.mp4", '
+                             '"types": ["people"]}')
+    unknown = sorted(set(data) - set(JOB_FIELDS))
+    if unknown:
+        names = ", ".join(_shown(k) for k in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
+        raise InvalidMessage(f"unknown field(s) {names}: a job has {', '.join(JOB_FIELDS)}")
+    source = data.get("source")
+    if source is None or source == "":
+        raise InvalidMessage("source is required: a path in the media directory or an "
+                             "rtsp://, http:// or https:// URL")
+    if not isinstance(source, str):
+        raise InvalidMessage(f"source must be a string, not {_shown(source)}")
+    types = data.get("types")
+    if not isinstance(types, list) or not types or not all(isinstance(t, str) for t in types):
+        raise InvalidMessage(f"types must be a non-empty list of inference type names such as "
+                             f'["people"], not {_shown(types)}')
+    frame_step = data.get("frame_step", 1)
+    if isinstance(frame_step, bool) or not isinstance(frame_step, int):
+        raise InvalidMessage(f"frame_step must be an integer >= 1 (analyse every n-th frame), "
+                             f"not {_shown(frame_step)}")
+    name = data.get("name", "")
+    if not isinstance(name, str):
+        raise InvalidMessage(f"name must be a string, not {_shown(name)}")
+    return JobRequest(source=source, types=tuple(types), frame_step=frame_step, name=name)
+
+
+def check_known_types(types: Iterable[str], known: Collection[str]) -> None:
+    """InvalidMessage unless every type is built in or has had a worker."""
+    unknown = [t for t in types if t not in known]
+    if unknown:
+        raise InvalidMessage(f"unknown inference type(s) {', '.join(map(repr, unknown))}: "
+                             f"known types are {', '.join(sorted(known))}")
+
+
+def known_types(client: redis.Redis) -> set[str]:
+    """The built-in inference types plus every type that has had a worker (sync)."""
+    return set(INFER_TYPES) | set(worker_types(client))
+
+
+def parse_frame_number(raw: str) -> int:
+    """A frame number from a path: 0, 1, 2, ... (decimal digits, no sign, below 10^9)."""
+    if not FRAME_RE.match(raw):
+        raise ParamError(f"invalid frame number {raw[:40]!r}: must be a whole number "
+                         f"0, 1, 2, ...")
+    return int(raw)
+
+
+def frame_view(frame: int, jpeg: bytes,
+               results: Mapping[str, Any]) -> tuple[Snapshot, dict[str, dict[str, Any]]]:
+    """A job frame with every type's valid result: the snapshot to draw and the results.
+
+    ``results`` maps a type to its parsed result JSON (as JobStore.frame_results returns);
+    an invalid one is left out of both, as the live endpoints skip invalid results.
+    """
+    valid: dict[str, dict[str, Any]] = {}
+    detections: list[Detection] = []
+    for infer_type, data in sorted(results.items()):
+        try:
+            result = result_from_json(data)
+        except InvalidMessage as exc:
+            log.debug("job frame %d: skipping an invalid %s result: %s", frame, infer_type, exc)
+            continue
+        valid[infer_type] = data
+        detections.extend(result.detections)
+    return Snapshot(seq=frame, jpeg=jpeg, detections=tuple(detections),
+                    types=tuple(valid)), valid
+
+
+def job_results_page(client: redis.Redis, job_id: str, offset: int,
+                     limit: int) -> dict[str, Any] | None:
+    """``GET /api/analysis/{id}/results``: frames with results in frame order, one page of
+    them with every type's valid result; None for an unknown job. Sync: runs in the pool."""
+    store = JobStore(client)
+    job = store.get(job_id)
+    if job is None:
+        return None
+    types: list[str] = job["types"]
+    frames = store.result_frames(job_id, types)
+    page = frames[offset:offset + limit]
+    rows: list[dict[str, Any]] = []
+    if page:
+        fields = [str(n) for n in page]
+        pipe = client.pipeline(transaction=False)
+        for t in types:
+            pipe.hmget(keys.job_results(job_id, t), fields)
+        by_type = dict(zip(types, pipe.execute(), strict=True))
+        for i, n in enumerate(page):
+            results = {}
+            for t in types:
+                raw = by_type[t][i]
+                parsed = parse_result(raw) if raw is not None else None
+                if parsed is not None:
+                    results[t] = parsed[1]
+            rows.append({"frame": n, "results": results})
+    return {"id": job_id, "total": len(frames), "offset": offset, "limit": limit,
+            "frames": rows}
+
+
+@dataclass(frozen=True)
+class JobFrame:
+    """What Redis holds about one frame of a job."""
+
+    job: dict[str, Any] | None  # None: unknown job
+    stored: bool
+    jpeg: bytes | None  # only when asked for
+    results: dict[str, Any]
+
+
+def read_job_frame(client: redis.Redis, job_id: str, frame: int, jpeg: bool) -> JobFrame:
+    """The job, whether ``frame`` is stored, its JPEG (if ``jpeg``) and every type's
+    result for it. Sync: runs in the pool."""
+    store = JobStore(client)
+    job = store.get(job_id)
+    if job is None:
+        return JobFrame(None, False, None, {})
+    if jpeg:
+        data = store.frame(job_id, frame)
+        stored = data is not None
+    else:
+        data = None
+        stored = bool(client.hexists(keys.job_frames(job_id), str(frame)))
+    results = store.frame_results(job_id, frame, job["types"]) if stored else {}
+    return JobFrame(job, stored, data, results)
+
+
+def create_job(client: redis.Redis, request: JobRequest) -> dict[str, Any] | None:
+    """Record the job and return it as ``GET /api/analysis/{id}`` shows it (sync)."""
+    store = JobStore(client)
+    return store.get(store.create(request))
+
+
+def get_job(client: redis.Redis, job_id: str) -> dict[str, Any] | None:
+    return JobStore(client).get(job_id)
+
+
+def list_jobs(client: redis.Redis, limit: int) -> list[dict[str, Any]]:
+    return JobStore(client).recent(limit)
+
+
+def delete_job(client: redis.Redis, job_id: str) -> bool:
+    return JobStore(client).delete(job_id)
 
 
 # -- history ----------------------------------------------------------------------------------
@@ -528,6 +714,8 @@ class GatewayContext:
     websocket_upstream: str = ""
     max_mjpeg_clients: int = 20
     max_proxy_clients: int = 200
+    #: Where analysis-job sources are looked up (EI_MEDIA_DIR), as the runners do.
+    media_dir: Path = Path("media")
     broker: OutputBroker = field(init=False)
     registry: StreamRegistry = field(init=False)
     #: Blocking reads of MJPEG viewers: one thread each at most, apart from the API's pool.
@@ -655,6 +843,19 @@ class BaseHandler(SecureHandler):
         except ParamError as exc:
             raise tornado.web.HTTPError(400, "%s", str(exc)) from exc
 
+    def job_id(self, raw: str) -> str:
+        """Validate a job id from the path or answer 400."""
+        try:
+            return check_job_id(raw)
+        except InvalidMessage as exc:
+            raise tornado.web.HTTPError(400, "%s", str(exc)) from exc
+
+    async def job_or_404(self, job_id: str) -> dict[str, Any]:
+        job = await self.run(get_job, self.ctx.client, job_id)
+        if job is None:
+            raise tornado.web.HTTPError(404, "unknown analysis job %r", job_id)
+        return job
+
 
 class NotFoundHandler(BaseHandler):
     """Every unknown path, API or not: 404 JSON."""
@@ -771,6 +972,126 @@ class CountsHandler(HistoryHandler):
         await self.check_known(stream, found)
         self.write_json({"stream": stream, "since": since, "until": until, "step": step,
                          "series": series})
+
+
+@tornado.web.stream_request_body
+class AnalysisJobsHandler(BaseHandler):
+    """``POST /api/analysis`` submits a job, ``GET /api/analysis`` lists them.
+
+    The body is streamed in rather than buffered by Tornado, so a request over
+    :data:`MAX_JOB_BODY` is refused without being held in memory.
+    """
+
+    body: bytearray
+    too_large: bool
+
+    def prepare(self) -> None:
+        self.body = bytearray()
+        self.too_large = False
+        length = self.request.headers.get("Content-Length", "")
+        if length.isdigit() and int(length) > MAX_JOB_BODY:
+            raise tornado.web.HTTPError(413, "the body is larger than %d bytes", MAX_JOB_BODY)
+
+    def data_received(self, chunk: bytes) -> None:
+        if self.too_large or len(self.body) + len(chunk) > MAX_JOB_BODY:
+            self.too_large = True  # a chunked body: keep reading, stop keeping
+            self.body.clear()
+        else:
+            self.body += chunk
+
+    async def get(self) -> None:
+        limit = self.param(parse_int, "limit", self.query("limit"), DEFAULT_JOBS_LIMIT, 1,
+                           MAX_JOBS_LIMIT)
+        self.write_json({"jobs": await self.run(list_jobs, self.ctx.client, limit)})
+
+    async def post(self) -> None:
+        if self.too_large:
+            raise tornado.web.HTTPError(413, "the body is larger than %d bytes", MAX_JOB_BODY)
+        media_type = self.request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if media_type != "application/json":
+            # Also keeps other sites' pages out: a cross-origin JSON POST needs a CORS
+            # preflight, which the gateway never grants.
+            raise tornado.web.HTTPError(415, "send the job as JSON with Content-Type: "
+                                             "application/json")
+        try:
+            request = parse_job_request(bytes(self.body))
+            check_known_types(request.types, await self.run(known_types, self.ctx.client))
+            # On the pool: the media directory may be a network volume.
+            await self.run(resolve_source, request.source, self.ctx.media_dir)
+        except InvalidMessage as exc:
+            raise tornado.web.HTTPError(400, "%s", str(exc)) from exc
+        job = await self.run(create_job, self.ctx.client, request)
+        if job is None:  # only a DELETE racing the creation gets here
+            raise tornado.web.HTTPError(404, "the new job was deleted at once")
+        log.info("analysis job %s: %s, types %s, every %d frame(s)", job["id"], job["source"],
+                 ",".join(job["types"]), job["frame_step"])
+        self.set_header("Location", f"/api/analysis/{job['id']}")
+        self.write_json(job, 201)
+
+
+class AnalysisJobHandler(BaseHandler):
+    async def get(self, raw_id: str) -> None:
+        self.write_json(await self.job_or_404(self.job_id(raw_id)))
+
+    async def delete(self, raw_id: str) -> None:
+        job_id = self.job_id(raw_id)
+        if not await self.run(delete_job, self.ctx.client, job_id):
+            raise tornado.web.HTTPError(404, "unknown analysis job %r", job_id)
+        log.info("analysis job %s deleted", job_id)
+        self.set_status(204)
+        self.finish()
+
+
+class AnalysisResultsHandler(BaseHandler):
+    async def get(self, raw_id: str) -> None:
+        job_id = self.job_id(raw_id)
+        offset = self.param(parse_int, "offset", self.query("offset"), 0, 0, MAX_OFFSET)
+        limit = self.param(parse_int, "limit", self.query("limit"), DEFAULT_PAGE, 1, MAX_PAGE)
+        page = await self.run(job_results_page, self.ctx.client, job_id, offset, limit)
+        if page is None:
+            raise tornado.web.HTTPError(404, "unknown analysis job %r", job_id)
+        self.write_json(page)
+
+
+class AnalysisFrameHandler(BaseHandler):
+    """Shared by the frame image and the frame results."""
+
+    async def frame(self, raw_id: str, raw_frame: str, jpeg: bool) -> tuple[str, int, JobFrame]:
+        job_id = self.job_id(raw_id)
+        frame = self.param(parse_frame_number, raw_frame)
+        found = await self.run(read_job_frame, self.ctx.client, job_id, frame, jpeg)
+        if found.job is None:
+            raise tornado.web.HTTPError(404, "unknown analysis job %r", job_id)
+        if not found.stored:
+            step = found.job["frame_step"]
+            raise tornado.web.HTTPError(
+                404, "frame %d of job %r is not stored: the job keeps frames 0, %d, %d, ... "
+                "of its video, as they are read", frame, job_id, step, 2 * step)
+        return job_id, frame, found
+
+
+class AnalysisFrameImageHandler(AnalysisFrameHandler):
+    async def get(self, raw_id: str, raw_frame: str) -> None:
+        job_id, frame, found = await self.frame(raw_id, raw_frame, jpeg=True)
+        assert found.jpeg is not None
+        snap, _ = frame_view(frame, found.jpeg, found.results)
+        try:
+            body = await self.run(render_snapshot, snap)
+        except ValueError as exc:
+            log.warning("job %s frame %d: cannot annotate: %s", job_id, frame, exc)
+            raise tornado.web.HTTPError(502, "frame %d of job %r is not a decodable JPEG",
+                                        frame, job_id) from exc
+        self.set_header("Content-Type", "image/jpeg")
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("X-EI-Frame", str(frame))
+        self.finish(body)
+
+
+class AnalysisFrameResultsHandler(AnalysisFrameHandler):
+    async def get(self, raw_id: str, raw_frame: str) -> None:
+        job_id, frame, found = await self.frame(raw_id, raw_frame, jpeg=False)
+        _, results = frame_view(frame, b"", found.results)
+        self.write_json({"id": job_id, "frame": frame, "results": results})
 
 
 class MjpegHandler(BaseHandler):
@@ -973,11 +1294,12 @@ def make_app(client: redis.Redis, *, metrics: GatewayMetrics | None = None,
              executor: ThreadPoolExecutor | None = None, websocket_url: str = "",
              websocket_upstream: str = "", spa_dir: Path | None = None,
              max_mjpeg_clients: int = 20, max_proxy_clients: int = 200,
-             static_path: Path = STATIC_DIR) -> GatewayApp:
+             static_path: Path = STATIC_DIR, media_dir: Path = Path("media")) -> GatewayApp:
     """Build the Tornado application; tests pass their own client, pool and metrics.
 
     ``spa_dir`` is the built dashboard (``None``: the plain page only); an empty
-    ``websocket_upstream`` leaves ``/ws`` unrouted (404).
+    ``websocket_upstream`` leaves ``/ws`` unrouted (404); ``media_dir`` is where analysis-job
+    sources are checked.
     """
     if executor is None:
         executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="gateway-redis")
@@ -986,7 +1308,7 @@ def make_app(client: redis.Redis, *, metrics: GatewayMetrics | None = None,
                          websocket_url=websocket_url, csp=csp, health=RedisHealth(metrics),
                          websocket_upstream=websocket_upstream,
                          max_mjpeg_clients=max_mjpeg_clients,
-                         max_proxy_clients=max_proxy_clients)
+                         max_proxy_clients=max_proxy_clients, media_dir=media_dir)
     args = {"ctx": ctx}
     sid = r"([^/]+)"
     dashboard = dashboard_dir(spa_dir)
@@ -1008,6 +1330,11 @@ def make_app(client: redis.Redis, *, metrics: GatewayMetrics | None = None,
         (rf"/api/streams/{sid}/results", ResultsHandler, args),
         (rf"/api/streams/{sid}/counts", CountsHandler, args),
         (rf"/api/streams/{sid}/mjpeg", MjpegHandler, args),
+        (r"/api/analysis", AnalysisJobsHandler, args),
+        (rf"/api/analysis/{sid}", AnalysisJobHandler, args),
+        (rf"/api/analysis/{sid}/results", AnalysisResultsHandler, args),
+        (rf"/api/analysis/{sid}/frames/{sid}\.jpg", AnalysisFrameImageHandler, args),
+        (rf"/api/analysis/{sid}/frames/{sid}/results", AnalysisFrameResultsHandler, args),
         (r"/api/status", StatusHandler, args),
         (r"/api/config", ConfigHandler, args),
     ]
@@ -1067,12 +1394,17 @@ def main(argv: list[str]) -> int:
     log.info("gateway: Redis at %s", redact_url(settings.redis_url))
     if settings.websocket_upstream:
         log.info("gateway: proxying %s to %s", WS_PATH, settings.websocket_upstream)
+    if settings.media_dir.is_dir():
+        log.info("gateway: analysis-job sources from %s", settings.media_dir)
+    else:
+        log.warning("gateway: the media directory %s does not exist: analysis jobs can read "
+                    "URLs only (EI_MEDIA_DIR)", settings.media_dir)
     executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="gateway-redis")
     app = make_app(client, metrics=metrics, executor=executor,
                    websocket_url=settings.websocket_url,
                    websocket_upstream=settings.websocket_upstream, spa_dir=settings.spa_dir,
                    max_mjpeg_clients=settings.max_mjpeg_clients,
-                   max_proxy_clients=settings.max_proxy_clients)
+                   max_proxy_clients=settings.max_proxy_clients, media_dir=settings.media_dir)
 
     try:
         asyncio.run(serve(app, settings.host, settings.port, runtime.stop.is_set,

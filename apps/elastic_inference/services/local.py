@@ -217,7 +217,8 @@ class LocalSystem:
         # EI_WEBSOCKET_URL stays empty.
         children.append(child("gateway", "gateway", "--host", s.host, "--port", str(s.port),
                               "--websocket-upstream",
-                              f"ws://{reachable(s.host)}:{s.ws_port}/ws"))
+                              f"ws://{reachable(s.host)}:{s.ws_port}/ws",
+                              "--media-dir", str(s.sample_dir)))
         return children
 
     def all_children(self) -> list[Child]:

@@ -1,6 +1,6 @@
 """Gateway without Redis: snapshot/latest merging, query parameters, bucketing, status totals,
-CSP, and the HTTP surface via Tornado's test client, with a fake client that behaves like Redis
-being down."""
+CSP, analysis-job requests, and the HTTP surface via Tornado's test client, with a fake client
+that behaves like Redis being down."""
 
 from __future__ import annotations
 
@@ -17,24 +17,31 @@ from prometheus_client import CollectorRegistry
 from tornado.testing import AsyncHTTPTestCase
 
 from elastic_inference.core.broker import OutputEntry
-from elastic_inference.core.errors import ConfigError
+from elastic_inference.core.errors import ConfigError, InvalidMessage
+from elastic_inference.core.jobs import JobRequest
 from elastic_inference.core.metrics import GatewayMetrics
 from elastic_inference.core.result import Detection, Result
 from elastic_inference.core.runtime import ServiceRuntime
 from elastic_inference.core.settings import GatewaySettings, UpSettings, parse_settings
 from elastic_inference.services.gateway import (
     IMMUTABLE,
+    MAX_JOB_BODY,
     MJPEG_BOUNDARY,
     REDIS_DOWN_MESSAGE,
     LabelBuckets,
     ParamError,
+    check_known_types,
     content_security_policy,
     entry_seconds,
+    frame_view,
     latest_by_type,
     make_app,
     mjpeg_part,
     only_label,
     parse_fps,
+    parse_frame_number,
+    parse_int,
+    parse_job_request,
     parse_label,
     parse_limit,
     parse_range,
@@ -173,6 +180,103 @@ def test_fps() -> None:
             parse_fps(bad)
 
 
+def test_int() -> None:
+    assert parse_int("offset", None, 0, 0, 10) == 0 and parse_int("offset", "", 3, 0, 10) == 3
+    assert parse_int("offset", "10", 0, 0, 10) == 10
+    with pytest.raises(ParamError, match=r"^invalid offset -1: must be between 0 and 10$"):
+        parse_int("offset", "-1", 0, 0, 10)
+    with pytest.raises(ParamError, match=r"^invalid offset '2.0': must be an integer$"):
+        parse_int("offset", "2.0", 0, 0, 10)
+
+
+# -- analysis jobs -------------------------------------------------------------------------------
+
+
+def job_body(**fields: Any) -> bytes:
+    return json.dumps({"source": "v.avi", "types": ["people"], **fields}).encode()
+
+
+def test_job_request_defaults_and_fields() -> None:
+    assert parse_job_request(job_body()) == JobRequest("v.avi", ("people",), 1, "")
+    assert parse_job_request(job_body(types=["people", "face"], frame_step=5, name="lobby")) \
+        == JobRequest("v.avi", ("people", "face"), 5, "lobby")
+    url = "rtsp://cam.example.com/1"
+    assert parse_job_request(job_body(source=url)).source == url  # checked by resolve_source
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    (b"{", "not valid JSON"),
+    (b"\xff", "not valid JSON"),
+    (b"[" * 10000 + b"]" * 10000, "not valid JSON"),  # too deep to decode
+    (b"null", "must be a JSON object"),
+    (b'["v.avi"]', "must be a JSON object"),
+    (job_body(fps=5, z=1), "unknown field(s) \"fps\", \"z\": a job has source, types, "
+                           "frame_step, name"),
+    (json.dumps({str(i): i for i in range(7)}).encode(), "\"4\", ..."),
+    (json.dumps({"types": ["people"]}).encode(), "source is required"),
+    (job_body(source=None), "source is required"),
+    (job_body(source=""), "source is required"),
+    (job_body(source=["v.avi"]), 'source must be a string, not ["v.avi"]'),
+    (json.dumps({"source": "v.avi"}).encode(), "types must be a non-empty list"),
+    (job_body(types="people"), 'not "people"'),
+    (job_body(types=[]), "types must be a non-empty list"),
+    (job_body(types=[["people"]]), "types must be a non-empty list"),
+    (job_body(types=["no way"]), "invalid inference type 'no way'"),
+    (job_body(types=["face", "face"]), "inference types repeat"),
+    (job_body(frame_step=True), "frame_step must be an integer >= 1"),
+    (job_body(frame_step=2.0), "not 2.0"),
+    (job_body(frame_step="2"), "frame_step must be an integer >= 1"),
+    (job_body(frame_step=0), "frame_step must be an integer in 1..10000"),
+    (job_body(frame_step=10**30), "frame_step must be an integer in 1..10000"),
+    (job_body(name=5), "name must be a string"),
+    (job_body(name="n" * 121), "name must be at most 120"),
+    (job_body(name="bell\x07"), "printable"),
+])
+def test_bad_job_requests_name_the_problem(body: bytes, message: str) -> None:
+    with pytest.raises(InvalidMessage) as info:
+        parse_job_request(body)
+    assert message in str(info.value)
+
+
+def test_long_values_are_shortened_in_messages() -> None:
+    with pytest.raises(InvalidMessage) as info:
+        parse_job_request(job_body(types="x" * 1000))
+    assert len(str(info.value)) < 150 and '..."' not in str(info.value)
+
+
+def test_known_types() -> None:
+    check_known_types(["people", "plates"], {"people", "plates", "face"})
+    with pytest.raises(InvalidMessage, match=r"unknown inference type\(s\) 'plates': known types "
+                                             r"are face, people$"):
+        check_known_types(["people", "plates"], {"people", "face"})
+
+
+def test_frame_number() -> None:
+    assert parse_frame_number("0") == 0 and parse_frame_number("790") == 790
+    assert parse_frame_number("999999999") == 999_999_999
+    for bad in ("", "-1", "01", "1.0", "1e3", " 1", "x", "1000000000", "\u0661"):
+        with pytest.raises(ParamError, match="invalid frame number"):
+            parse_frame_number(bad)
+
+
+def test_frame_view_merges_every_valid_type_and_skips_invalid_ones() -> None:
+    def result(infer_type: str, label: str) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(Result(
+            stream="j0123456789ab", type=infer_type, seq=5, ts_capture=1.0, ts_done=1.1,
+            model="m", device="CPU", w=64, h=48,
+            detections=(Detection(label, 0.9, (0.1, 0.1, 0.5, 0.5)),)).encode())
+        return data
+
+    results = {"people": result("people", "Person"), "face": result("face", "face"),
+               "car": {"v": 2}}
+    snap, valid = frame_view(5, b"jpeg", results)
+    assert (snap.seq, snap.jpeg, snap.types) == (5, b"jpeg", ("face", "people"))
+    assert sorted(d.label for d in snap.detections) == ["Person", "face"]
+    assert valid == {"face": results["face"], "people": results["people"]}
+    snap, valid = frame_view(5, b"jpeg", {})
+    assert snap.detections == () and valid == {}
+
+
 # -- history helpers -----------------------------------------------------------------------------
 
 
@@ -260,6 +364,9 @@ def test_mjpeg_part_is_boundary_headers_jpeg_crlf() -> None:
 def test_gateway_settings() -> None:
     s = parse_settings(GatewaySettings, [], {})
     assert (s.spa_dir, s.websocket_upstream, s.websocket_url) == (Path("spa/dist"), "", "")
+    assert s.media_dir == Path("media")
+    assert parse_settings(GatewaySettings, [], {"EI_MEDIA_DIR": "/opt/ei/media"}).media_dir \
+        == Path("/opt/ei/media")
     assert (s.max_mjpeg_clients, s.max_proxy_clients) == (20, 200)
     env = {"EI_WEBSOCKET_UPSTREAM": "ws://ei-websocket:8081/ws", "EI_WEBSOCKET_URL": "/ws",
            "EI_SPA_DIR": "/opt/ei/spa", "EI_MAX_MJPEG_CLIENTS": "3"}
@@ -288,6 +395,10 @@ def test_ei_up_starts_the_gateway_behind_its_own_ws_proxy(tmp_path: Path, host: 
     [gateway] = [c for c in system.children if c.args[0] == "gateway"]
     assert gateway.args[gateway.args.index("--websocket-upstream") + 1] == upstream
     assert "--websocket-url" not in gateway.args  # same origin: /api/config says null
+    # Jobs name files of the sample directory, which the analysis runner reads too.
+    [runner] = [c for c in system.children if c.args[0] == "analysis"]
+    for child in (gateway, runner):
+        assert child.args[child.args.index("--media-dir") + 1] == str(tmp_path)
     parse_settings(GatewaySettings, gateway.args[1:], {})  # every flag is a real setting
 
 
@@ -317,9 +428,11 @@ class TestGatewayHttp(AsyncHTTPTestCase):
         super().tearDown()
         self.pool.shutdown(wait=True)
 
-    def json_fetch(self, path: str, method: str = "GET") -> tuple[int, dict[str, Any], Any]:
-        body = b"{}" if method == "POST" else None
-        resp = self.fetch(path, method=method, body=body, raise_error=False)
+    def json_fetch(self, path: str, method: str = "GET", body: bytes | None = None,
+                   headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any], Any]:
+        if body is None and method == "POST":
+            body = b"{}"
+        resp = self.fetch(path, method=method, body=body, headers=headers, raise_error=False)
         assert resp.headers["Content-Type"].startswith("application/json"), path
         for name in SECURITY_HEADERS:
             assert name in resp.headers, (path, name)
@@ -337,6 +450,33 @@ class TestGatewayHttp(AsyncHTTPTestCase):
             code, _, body = self.json_fetch(path)
             assert code == 503, path
             assert body == {"error": REDIS_DOWN_MESSAGE}
+        job = "/api/analysis/j0123456789ab"
+        for path in ("/api/analysis", job, f"{job}/results", f"{job}/frames/5.jpg",
+                     f"{job}/frames/5/results"):
+            code, _, body = self.json_fetch(path)
+            assert (code, body) == (503, {"error": REDIS_DOWN_MESSAGE}), path
+        assert self.json_fetch(job, "DELETE")[0] == 503
+        code, _, body = self.json_fetch("/api/analysis", "POST", job_body(),
+                                        {"Content-Type": "application/json; charset=utf-8"})
+        assert (code, body) == (503, {"error": REDIS_DOWN_MESSAGE})
+
+    def test_job_requests_are_checked_before_redis_is_asked(self) -> None:
+        as_json = {"Content-Type": "application/json"}
+        for body, headers, status, message in (
+                (job_body(), {}, 415, "Content-Type: application/json"),
+                (job_body(), {"Content-Type": "text/plain"}, 415, "application/json"),
+                (job_body(name="x" * MAX_JOB_BODY), as_json, 413, "larger than 16384 bytes"),
+                (b"{", as_json, 400, "not valid JSON"),
+                (job_body(types=["x y"]), as_json, 400, "invalid inference type")):
+            code, _, answer = self.json_fetch("/api/analysis", "POST", body, headers)
+            assert (code, message in answer["error"]) == (status, True), (body[:40], answer)
+        for path, message in (("/api/analysis?limit=0", "invalid limit"),
+                              ("/api/analysis/nope", "invalid job id"),
+                              ("/api/analysis/j0123456789ab/results?offset=x", "invalid offset"),
+                              ("/api/analysis/j0123456789ab/frames/-1.jpg",
+                               "invalid frame number")):
+            code, _, answer = self.json_fetch(path)
+            assert code == 400 and message in answer["error"], (path, answer)
 
     def test_parameters_are_checked_before_redis_is_asked(self) -> None:
         for path, name in (("/api/streams/cam1/results?limit=0", "limit"),
