@@ -10,14 +10,20 @@ SAMPLES := samples/vtest.avi
 QUANTIZED := models/.quantized
 # Real Prometheus and promtool for the monitoring tests (Debian package).
 PROMETHEUS := /usr/bin/promtool
+# The dashboard (spa/): node modules from the lock file, and the built bundle the gateway serves.
+SPA_MODULES := spa/node_modules/.installed
+SPA := spa/dist/index.html
+SPA_SOURCES := $(shell find spa/src -type f 2>/dev/null) spa/index.html spa/vite.config.js
+# Debian's Chromium for the dashboard's browser tests (playwright-core drives it; no download).
+CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test bench lint typecheck unit venv models samples prometheus clean
+.PHONY: demo test bench lint typecheck unit venv models samples prometheus spa chromium clean
 
-demo: $(STAMP) $(MODELS) $(SAMPLES) $(QUANTIZED)
+demo: $(STAMP) $(MODELS) $(SAMPLES) $(QUANTIZED) $(SPA)
 	$(VENV)/bin/ei up
 
-test: $(STAMP) $(MODELS) $(SAMPLES) $(QUANTIZED) $(PROMETHEUS) lint typecheck
+test: $(STAMP) $(MODELS) $(SAMPLES) $(QUANTIZED) $(PROMETHEUS) $(SPA) $(CHROMIUM) lint typecheck
 	$(VENV)/bin/pytest
 
 # The worker's speed beside its limits (doc/benchmarks.md); BENCH_FLAGS=--quick for a first look.
@@ -37,6 +43,8 @@ venv: $(STAMP)
 models: $(MODELS)
 samples: $(SAMPLES)
 prometheus: $(PROMETHEUS)
+spa: $(SPA)
+chromium: $(CHROMIUM)
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +66,18 @@ $(QUANTIZED): $(MODELS) $(SAMPLES) apps/elastic_inference/engine/quantize.py
 $(PROMETHEUS):
 	$(SUDO) apt-get update -qq
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus
+
+# npm ci only when the lock changes (it empties node_modules first); a build when sources do.
+$(SPA_MODULES): spa/package.json spa/package-lock.json
+	cd spa && npm ci --no-audit --no-fund
+	touch $@
+
+$(SPA): $(SPA_MODULES) $(SPA_SOURCES)
+	cd spa && npm run build
+
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache

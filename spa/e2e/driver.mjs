@@ -1,0 +1,45 @@
+// A headless Chromium that a test drives line by line: one JSON request per stdin line
+// ({"id", "op", ...args}), one JSON answer per stdout line ({"id", "ok", "value" | "error"}).
+// The browser tests (tests/e2e/test_dashboard.py) keep their logic in Python; this only
+// gives them a real browser. Chromium is Debian's (`make chromium`); playwright-core comes
+// from `npm ci` and never downloads a browser of its own.
+import readline from "node:readline";
+import { chromium } from "playwright-core";
+
+const executablePath = process.env.EI_CHROMIUM || "/usr/bin/chromium";
+const browser = await chromium.launch({
+  executablePath,
+  // Root in a container has no user namespaces for Chromium's sandbox.
+  args: process.getuid?.() === 0 ? ["--no-sandbox"] : [],
+});
+const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+
+// Everything the page complains about (CSP violations are console errors too).
+const problems = [];
+page.on("console", (msg) => {
+  if (msg.type() === "error") problems.push(`console: ${msg.text()}`);
+});
+page.on("pageerror", (err) => problems.push(`page error: ${err.message}`));
+
+const ops = {
+  goto: ({ url }) => page.goto(url, { waitUntil: "load" }).then((resp) => resp?.status() ?? null),
+  eval: ({ expr }) => page.evaluate(expr),
+  click: ({ selector }) => page.click(selector),
+  screenshot: ({ path, fullPage = false }) => page.screenshot({ path, fullPage }).then(() => path),
+  viewport: ({ width, height }) => page.setViewportSize({ width, height }),
+  problems: () => problems.splice(0),
+};
+
+const reply = (message) => process.stdout.write(`${JSON.stringify(message)}\n`);
+reply({ id: 0, ok: true, value: browser.version() }); // ready
+for await (const line of readline.createInterface({ input: process.stdin })) {
+  if (!line.trim()) continue;
+  const { id, op, ...args } = JSON.parse(line);
+  try {
+    if (!(op in ops)) throw new Error(`unknown op ${op}`);
+    reply({ id, ok: true, value: (await ops[op](args)) ?? null });
+  } catch (err) {
+    reply({ id, ok: false, error: String(err?.message || err) });
+  }
+}
+await browser.close();

@@ -1,0 +1,136 @@
+// The one websocket of the page: connects (URL from /api/config), subscribes, decodes frame
+// messages and hands each to the listeners of its stream; reconnects by itself with
+// exponential backoff. Components read `status` (reactive); frames bypass Vue entirely.
+import { reactive } from "vue";
+import { getJson } from "../api.js";
+import { decodeFrame, websocketUrl } from "./protocol.js";
+import { StreamState } from "./stream-state.js";
+
+const BACKOFF_MIN_MS = 500;
+const BACKOFF_MAX_MS = 10000;
+
+export class LiveFeed {
+  constructor({ onStreams }) {
+    this.onStreams = onStreams; // (ids) => void, for {"streams": [...]} messages
+    this.status = reactive({ state: "connecting", retryAt: 0, attempts: 0, error: "" });
+    this.states = new Map(); // stream id -> StreamState
+    this.listeners = new Map(); // stream id -> Set of (message) => void
+    this.subscription = "*";
+    this.url = null;
+    this.ws = null;
+    this.timer = 0;
+    this.stopped = false;
+  }
+
+  start() {
+    this.stopped = false;
+    this.connect();
+  }
+
+  stop() {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    if (this.ws) this.ws.close(1000);
+  }
+
+  /** Receive frames of `ids` only (an array), or of every stream ("*"). */
+  subscribe(ids) {
+    this.subscription = ids;
+    this.send({ subscribe: ids });
+  }
+
+  /** Call `fn` with every message of `stream`; returns the function that stops it. */
+  listen(stream, fn) {
+    let set = this.listeners.get(stream);
+    if (!set) this.listeners.set(stream, (set = new Set()));
+    set.add(fn);
+    return () => {
+      set.delete(fn);
+      if (!set.size) this.listeners.delete(stream);
+    };
+  }
+
+  state(stream) {
+    let state = this.states.get(stream);
+    if (!state) this.states.set(stream, (state = new StreamState(stream)));
+    return state;
+  }
+
+  /** Forget streams no longer live, so a stream that comes back starts afresh. */
+  retain(ids) {
+    const live = new Set(ids);
+    for (const id of this.states.keys()) if (!live.has(id)) this.states.delete(id);
+  }
+
+  /** Skip the wait after a lost connection (the banner's "Retry now"). */
+  retryNow() {
+    if (this.status.state === "lost") {
+      clearTimeout(this.timer);
+      this.connect();
+    }
+  }
+
+  send(message) {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(message));
+  }
+
+  async connect() {
+    if (this.stopped) return;
+    this.status.state = this.status.attempts ? "reconnecting" : "connecting";
+    try {
+      // Asked once: the deployment's websocket URL does not change under a page.
+      if (this.url === null) {
+        const config = await getJson("/api/config");
+        this.url = websocketUrl(config.websocket_url, window.location);
+      }
+      this.open(new WebSocket(this.url));
+    } catch (err) {
+      this.lost(err.message);
+    }
+  }
+
+  open(ws) {
+    this.ws = ws;
+    ws.binaryType = "arraybuffer";
+    ws.onopen = () => {
+      this.status.state = "open";
+      this.status.attempts = 0;
+      this.status.error = "";
+      if (this.subscription !== "*") this.send({ subscribe: this.subscription });
+    };
+    ws.onmessage = (event) => this.receive(event.data);
+    ws.onclose = (event) => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      this.lost(event.reason || `closed with code ${event.code}`);
+    };
+  }
+
+  lost(why) {
+    if (this.stopped) return;
+    this.status.attempts += 1;
+    // Exponential backoff with jitter, so a restarted server is not hit by every page at once.
+    const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** (this.status.attempts - 1));
+    const delay = base / 2 + Math.random() * (base / 2);
+    this.status.state = "lost";
+    this.status.error = why;
+    this.status.retryAt = Date.now() + delay;
+    this.timer = setTimeout(() => this.connect(), delay);
+  }
+
+  receive(data) {
+    const arrivedAt = performance.now();
+    if (typeof data === "string") {
+      const message = JSON.parse(data);
+      if (Array.isArray(message.streams)) this.onStreams(message.streams);
+      else if (message.error) console.warn("websocket server:", message.error);
+      return;
+    }
+    const { header, jpeg } = decodeFrame(data);
+    const result = header.result;
+    const state = this.state(header.stream);
+    const kind = state.accept(result, Date.now() / 1000);
+    const listeners = this.listeners.get(header.stream);
+    if (listeners) for (const fn of listeners) fn({ kind, result, jpeg, arrivedAt, state });
+  }
+}
