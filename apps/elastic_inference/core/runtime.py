@@ -95,3 +95,23 @@ class ServiceRuntime:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+
+#: Socket buffer cap for live video connections: about four 768x576 JPEG frames. Loopback and
+#: LAN sockets otherwise grow their buffers to megabytes, and a browser that cannot keep up
+#: then sees frames seconds late; with a small buffer the senders' newest-frame-wins mailboxes
+#: skip frames instead, and what arrives is fresh.
+LIVE_SOCKET_BUFFER = 256 * 1024
+
+
+def cap_socket_buffers(sock: socket.socket | None, send: int = 0, recv: int = 0) -> None:
+    """Set SO_SNDBUF / SO_RCVBUF of a connected socket (0 leaves one as it is)."""
+    if sock is None:
+        return
+    try:
+        if send:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send)
+        if recv:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, recv)
+    except OSError as exc:  # a closed socket or a platform without the option: keep going
+        log.debug("socket buffers not capped: %s", exc)

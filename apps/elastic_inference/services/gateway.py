@@ -49,7 +49,7 @@ from ..core.queue import FrameQueue
 from ..core.redisconn import REDIS_DOWN_ERRORS, connect, redact_url
 from ..core.registry import Member, StreamRegistry, WorkerRegistry, worker_types
 from ..core.result import Detection, Result, parse_json, result_from_json
-from ..core.runtime import ServiceRuntime, setup_logging
+from ..core.runtime import LIVE_SOCKET_BUFFER, ServiceRuntime, cap_socket_buffers, setup_logging
 from ..core.settings import GatewaySettings, parse_settings
 from ..engine.annotate import annotate_jpeg
 from ..engine.models import INFER_TYPES
@@ -1209,6 +1209,14 @@ class WebsocketProxyHandler(SecureHandler, tornado.websocket.WebSocketHandler):
             upstream.close(1000)
             return
         self.upstream = upstream
+        # Small buffers on both hops, so a slow browser holds back the websocket service (whose
+        # mailbox then skips to the newest frame) instead of megabytes of stale frames.
+        up = upstream.protocol.stream if upstream.protocol is not None else None
+        down = self.ws_connection.stream if self.ws_connection is not None else None
+        if up is not None:
+            cap_socket_buffers(up.socket, recv=LIVE_SOCKET_BUFFER)
+        if down is not None:
+            cap_socket_buffers(down.socket, send=LIVE_SOCKET_BUFFER)
         self.relay = asyncio.create_task(self._relay_down(upstream))
 
     async def _relay_down(self, upstream: tornado.websocket.WebSocketClientConnection) -> None:

@@ -37,7 +37,7 @@ from ..core.keys import STREAM_ID_RE
 from ..core.metrics import WebsocketMetrics
 from ..core.redisconn import REDIS_DOWN_ERRORS, Backoff, connect, redact_url
 from ..core.registry import StreamRegistry
-from ..core.runtime import ServiceRuntime, setup_logging
+from ..core.runtime import LIVE_SOCKET_BUFFER, ServiceRuntime, cap_socket_buffers, setup_logging
 from ..core.settings import WebsocketSettings, parse_settings
 
 log = logging.getLogger(__name__)
@@ -310,6 +310,7 @@ class WebsocketService:
                         conn.remote_address, len(self.hub.clients))
             await conn.close(CloseCode.TRY_AGAIN_LATER, "too many clients")
             return
+        cap_socket_buffers(conn.transport.get_extra_info("socket"), send=LIVE_SOCKET_BUFFER)
         box = Mailbox(conn.send, self.metrics, name=str(conn.remote_address))
         self.hub.add(box)
         sender = asyncio.create_task(self._send_loop(box), name=f"ws-send-{conn.id}")
