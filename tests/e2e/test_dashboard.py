@@ -30,7 +30,7 @@ from elastic_inference.core.broker import OutputBroker
 from elastic_inference.core.registry import StreamRegistry
 from elastic_inference.core.result import Detection, Result
 from elastic_inference.engine.annotate import label_colour
-from tests.e2e.browser import ARTIFACTS, REPO, SPA, Browser
+from tests.e2e.browser import ARTIFACTS, SPA, Browser
 from tests.processes import Service, get_json, wait_for
 from tests.redis_server import RedisServer, free_port
 
@@ -116,11 +116,9 @@ def system(redis_server: RedisServer, model_dir: Path, sample_dir: Path,
            browser: Browser) -> Iterator[UpSystem]:
     redis_url = flushed(redis_server)
     port = free_port()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(REPO)  # the gateway finds the built dashboard at spa/dist
-        up = Service(["up", "--redis-url", redis_url, "--port", str(port), "--ws-port",
-                      str(free_port()), "--model-dir", str(model_dir), "--sample-dir",
-                      str(sample_dir), "--fps", "8"])
+    up = Service(["up", "--redis-url", redis_url, "--port", str(port), "--ws-port",
+                  str(free_port()), "--model-dir", str(model_dir), "--sample-dir",
+                  str(sample_dir), "--spa-dir", str(SPA / "dist"), "--fps", "8"])
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: {s["id"] for s in get_json(f"{base}/api/streams")[1]["streams"]}

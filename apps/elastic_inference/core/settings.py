@@ -210,6 +210,7 @@ class UpSettings(CommonSettings):
     device: str = opt("CPU", "OpenVINO device for the workers", choices=DEVICES)
     model_dir: Path = opt(Path("models"), "directory of model files")
     sample_dir: Path = opt(Path("samples"), "directory with vtest.avi and Megamind.avi")
+    spa_dir: Path = opt(Path("spa/dist"), "the built dashboard the gateway serves (make spa)")
     fps: float = opt(10.0, "frames per second of each sample stream", check=_non_negative)
     duration: float = opt(0.0, "stop after this many seconds (0 = until Ctrl-C)",
                           check=_non_negative)

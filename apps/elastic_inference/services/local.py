@@ -218,7 +218,8 @@ class LocalSystem:
         children.append(child("gateway", "gateway", "--host", s.host, "--port", str(s.port),
                               "--websocket-upstream",
                               f"ws://{reachable(s.host)}:{s.ws_port}/ws",
-                              "--media-dir", str(s.sample_dir)))
+                              "--media-dir", str(s.sample_dir),
+                              "--spa-dir", str(s.spa_dir)))
         return children
 
     def all_children(self) -> list[Child]:
