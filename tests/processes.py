@@ -11,7 +11,8 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,20 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str, interval: floa
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}"
                          + (f" (last error: {last_error})" if last_error else ""))
+
+
+def http(url: str, method: str = "GET", body: bytes | Iterable[bytes] | None = None,
+         headers: dict[str, str] | None = None, timeout: float = 15.0
+         ) -> tuple[int, Message, bytes]:
+    """One HTTP request; error statuses are returned, not raised. An iterable body without a
+    length goes out chunked."""
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, resp.headers, resp.read()
+    except urllib.error.HTTPError as err:
+        with err:
+            return err.code, err.headers, err.read()
 
 
 def get_json(url: str, timeout: float = 5.0) -> tuple[int, Any]:

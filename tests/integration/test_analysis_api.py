@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import signal
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterable, Iterator
 from email.message import Message
 from pathlib import Path
@@ -24,7 +22,7 @@ import redis
 from elastic_inference.core import keys
 from elastic_inference.core.jobs import JobStore
 from elastic_inference.core.registry import WorkerRegistry
-from tests.processes import Service, wait_for
+from tests.processes import Service, http, wait_for
 from tests.redis_server import free_port
 
 pytestmark = pytest.mark.integration
@@ -43,15 +41,7 @@ class Api:
 
     def call(self, method: str, path: str, body: bytes | Iterable[bytes] | None = None,
              headers: dict[str, str] | None = None) -> tuple[int, Message, bytes]:
-        """Without a length, an iterable body goes out chunked."""
-        req = urllib.request.Request(self.base + path, data=body, method=method,
-                                     headers=headers or {})
-        try:
-            with urllib.request.urlopen(req, timeout=15) as resp:
-                return resp.status, resp.headers, resp.read()
-        except urllib.error.HTTPError as err:
-            with err:
-                return err.code, err.headers, err.read()
+        return http(self.base + path, method, body, headers)
 
     def json(self, method: str, path: str, body: bytes | Iterable[bytes] | None = None,
              headers: dict[str, str] | None = None) -> tuple[int, Any]:

@@ -37,7 +37,7 @@ from elastic_inference.core.settings import InferSettings, parse_settings
 from elastic_inference.engine.detector import load_detector
 from elastic_inference.services.gateway import GatewayContext, make_app, serve
 from elastic_inference.services.infer import InferWorker
-from tests.processes import Service, get_json, wait_for
+from tests.processes import Service, get_json, http, wait_for
 from tests.redis_server import RedisServer, free_port
 
 pytestmark = pytest.mark.integration
@@ -95,14 +95,7 @@ class GatewayThread:
         return f"http://127.0.0.1:{self.port}"
 
     def get(self, path: str, method: str = "GET") -> tuple[int, Any, bytes]:
-        data = b"{}" if method in ("POST", "PUT") else None
-        req = urllib.request.Request(f"{self.url}{path}", data=data, method=method)
-        try:
-            with urllib.request.urlopen(req, timeout=15) as resp:
-                return resp.status, resp.headers, resp.read()
-        except urllib.error.HTTPError as err:
-            with err:
-                return err.code, err.headers, err.read()
+        return http(f"{self.url}{path}", method, b"{}" if method in ("POST", "PUT") else None)
 
     def get_json(self, path: str, method: str = "GET") -> tuple[int, Any]:
         code, headers, body = self.get(path, method)
