@@ -8,10 +8,10 @@ from collections.abc import Sequence
 
 import redis
 
-from .core.queue import FrameQueue
 from .core.redisconn import connect
-from .core.registry import StreamRegistry, WorkerRegistry, worker_types
+from .core.registry import StreamRegistry
 from .core.settings import StatusSettings, parse_settings
+from .core.status import type_status
 
 
 def table(rows: Sequence[Sequence[object]], header: Sequence[str]) -> str:
@@ -24,20 +24,19 @@ def table(rows: Sequence[Sequence[object]], header: Sequence[str]) -> str:
 
 def render(client: redis.Redis) -> str:
     """The status report as text (separate from main so tests can call it)."""
-    streams = StreamRegistry(client)
-    live = streams.members()
-    types = sorted(set(worker_types(client))
-                   | {t for m in live for t in m.info.get("types", [])})
+    live = StreamRegistry(client).members()
     queue_rows, worker_rows = [], []
-    for t in types:
-        st = FrameQueue(client, t).stats()
-        workers = WorkerRegistry(client, t).members()
-        fps = sum(float(w.info.get("infer_fps", 0)) for w in workers)
-        queue_rows.append((t, st.length, len(workers), f"{fps:.1f}", st.pushed,
-                           st.drops["overflow"], st.drops["stale"], st.drops["invalid"]))
-        worker_rows += [(w.id, t, w.info.get("model", "?"), w.info.get("device", "?"),
-                         w.info.get("infer_fps", 0), w.info.get("capacity_fps", 0),
-                         w.info.get("frames", 0)) for w in workers]
+    for row in type_status(client, live):
+        t, queue, workers = row["type"], row["queue"], row["workers"]
+        drops = queue["drops"]
+        # Summed unrounded: the row's infer_fps is rounded to 2 decimals first, so 7.1 + 7.05
+        # would print 14.2 here instead of 14.1.
+        fps = sum(float(w.get("infer_fps", 0)) for w in workers)
+        queue_rows.append((t, queue["length"], len(workers), f"{fps:.1f}",
+                           queue["pushed"], drops["overflow"], drops["stale"], drops["invalid"]))
+        worker_rows += [(w["id"], t, w.get("model", "?"), w.get("device", "?"),
+                         w.get("infer_fps", 0), w.get("capacity_fps", 0), w.get("frames", 0))
+                        for w in workers]
     now = time.time()
     stream_rows = [(m.id, ",".join(m.info.get("types", [])), m.info.get("source_kind", "?"),
                     f"{m.info.get('w', '?')}x{m.info.get('h', '?')}", m.info.get("fps", "?"),

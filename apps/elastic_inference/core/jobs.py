@@ -8,8 +8,9 @@ message back at the head of the queue for another taker. Results are stored by f
 so a message processed twice (a slow taker whose lease ran out) overwrites its own result and
 the counts stay exact.
 
-:class:`JobStore` keeps the job records (request, status, progress), the analysed frames and
-their results. Keys are in :mod:`.keys`; the flow is described in doc/analysis.md.
+:func:`parse_job_request` reads a submitted job; :class:`JobStore` keeps the job records
+(request, status, progress), the analysed frames and their results. Keys are in :mod:`.keys`;
+the flow is described in doc/analysis.md.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ import redis
 from . import keys
 from .errors import InvalidMessage
 from .redisconn import redact_url
+from .result import parse_result
 
 #: Lease the oldest ``count`` messages (after putting expired leases back at the head).
 #: The server's clock sets deadlines, so takers with skewed clocks agree.
@@ -186,7 +188,7 @@ def resolve_source(source: str, media_dir: Path) -> str:
 
 @dataclass(frozen=True)
 class JobRequest:
-    """What ``POST /api/analysis`` asks for (already validated by the gateway)."""
+    """What ``POST /api/analysis`` asks for; the value rules are checked here."""
 
     source: str  # a path relative to the media directory, or a URL
     types: tuple[str, ...]
@@ -207,9 +209,75 @@ class JobRequest:
             raise InvalidMessage(f"name must be at most {MAX_NAME} printable characters")
 
 
+JOB_FIELDS = ("source", "types", "frame_step", "name")
+
+
+def _shown(value: Any) -> str:
+    """A JSON value as an error message shows it: short, one line."""
+    text = json.dumps(value, ensure_ascii=True)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def parse_job_request(body: bytes) -> JobRequest:
+    """The job a ``POST /api/analysis`` body asks for; InvalidMessage naming the problem.
+
+    Checks the body's shape and each field's JSON type here, and leaves the value rules to
+    :class:`JobRequest` (type names, repeats, frame step range, name). Whether the types are
+    known and the source exists need Redis and the media directory: see
+    :func:`check_known_types` and :func:`resolve_source`.
+    """
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise InvalidMessage(f"the body is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise InvalidMessage('the body must be a JSON object such as {"source": "video.mp4", '
+                             '"types": ["people"]}')
+    unknown = sorted(set(data) - set(JOB_FIELDS))
+    if unknown:
+        names = ", ".join(_shown(k) for k in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
+        raise InvalidMessage(f"unknown field(s) {names}: a job has {', '.join(JOB_FIELDS)}")
+    source = data.get("source")
+    if source is None or source == "":
+        raise InvalidMessage("source is required: a path in the media directory or an "
+                             "rtsp://, http:// or https:// URL")
+    if not isinstance(source, str):
+        raise InvalidMessage(f"source must be a string, not {_shown(source)}")
+    types = data.get("types")
+    if not isinstance(types, list) or not types or not all(isinstance(t, str) for t in types):
+        raise InvalidMessage(f"types must be a non-empty list of inference type names such as "
+                             f'["people"], not {_shown(types)}')
+    frame_step = data.get("frame_step", 1)
+    if isinstance(frame_step, bool) or not isinstance(frame_step, int):
+        raise InvalidMessage(f"frame_step must be an integer >= 1 (analyse every n-th frame), "
+                             f"not {_shown(frame_step)}")
+    name = data.get("name", "")
+    if not isinstance(name, str):
+        raise InvalidMessage(f"name must be a string, not {_shown(name)}")
+    return JobRequest(source=source, types=tuple(types), frame_step=frame_step, name=name)
+
+
+def check_known_types(types: Iterable[str], known: Collection[str]) -> None:
+    """InvalidMessage unless every type is in ``known`` (built in or has had a worker)."""
+    unknown = [t for t in types if t not in known]
+    if unknown:
+        raise InvalidMessage(f"unknown inference type(s) {', '.join(map(repr, unknown))}: "
+                             f"known types are {', '.join(sorted(known))}")
+
+
 def job_message_id(job_id: str, frame: int) -> str:
     """Id of one frame of one job in a type's queue (unique per job, frame and queue)."""
     return f"{job_id}:{frame}"
+
+
+@dataclass(frozen=True)
+class JobFrame:
+    """What Redis holds about one frame of a job."""
+
+    job: dict[str, Any] | None  # None: unknown job
+    stored: bool
+    jpeg: bytes | None  # only when asked for
+    results: dict[str, Any]
 
 
 class JobStore:
@@ -326,6 +394,48 @@ class JobStore:
             "frames_done": min(done.values()) if done else 0,
             "progress": {t: {"done": n, "total": expected} for t, n in done.items()},
         }
+
+    def read_frame(self, job_id: str, frame: int, jpeg: bool) -> JobFrame:
+        """The job, whether ``frame`` is stored, its JPEG (if ``jpeg``) and every type's
+        result for it."""
+        job = self.get(job_id)
+        if job is None:
+            return JobFrame(None, False, None, {})
+        if jpeg:
+            data = self.frame(job_id, frame)
+            stored = data is not None
+        else:
+            data = None
+            stored = bool(self.client.hexists(keys.job_frames(job_id), str(frame)))
+        results = self.frame_results(job_id, frame, job["types"]) if stored else {}
+        return JobFrame(job, stored, data, results)
+
+    def results_page(self, job_id: str, offset: int, limit: int) -> dict[str, Any] | None:
+        """``GET /api/analysis/{id}/results``: frames with results in frame order, one page of
+        them with every type's valid result; None for an unknown job."""
+        job = self.get(job_id)
+        if job is None:
+            return None
+        types: list[str] = job["types"]
+        frames = self.result_frames(job_id, types)
+        page = frames[offset:offset + limit]
+        rows: list[dict[str, Any]] = []
+        if page:
+            fields = [str(n) for n in page]
+            pipe = self.client.pipeline(transaction=False)
+            for t in types:
+                pipe.hmget(keys.job_results(job_id, t), fields)
+            by_type = dict(zip(types, pipe.execute(), strict=True))
+            for i, n in enumerate(page):
+                results = {}
+                for t in types:
+                    raw = by_type[t][i]
+                    parsed = parse_result(raw) if raw is not None else None
+                    if parsed is not None:
+                        results[t] = parsed[1]
+                rows.append({"frame": n, "results": results})
+        return {"id": job_id, "total": len(frames), "offset": offset, "limit": limit,
+                "frames": rows}
 
     def recent(self, limit: int = 100) -> list[dict[str, Any]]:
         """Newest jobs first."""

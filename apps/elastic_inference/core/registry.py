@@ -27,6 +27,10 @@ class Member:
     last_seen: float
     info: dict[str, Any]
 
+    def to_json(self) -> dict[str, Any]:
+        """As the API shows a member: its details plus ``id`` and ``last_seen``."""
+        return {**self.info, "id": self.id, "last_seen": self.last_seen}
+
 
 class Heartbeats:
     """Members of one group (a sorted set) with per-member details (a hash each)."""

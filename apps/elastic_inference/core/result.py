@@ -7,6 +7,7 @@ with boxes normalised to 0..1 as ``[x1, y1, x2, y2]``. Whoever displays draws th
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -14,6 +15,8 @@ from typing import Any
 
 from .errors import InvalidMessage
 from .keys import check_stream_id, check_type
+
+log = logging.getLogger(__name__)
 
 VERSION = 1
 Box = tuple[float, float, float, float]
@@ -101,6 +104,19 @@ def parse_json(raw: bytes | str) -> Any:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidMessage(f"result is not valid JSON: {exc}") from exc
+
+
+def parse_result(raw: bytes | str) -> tuple[Result, dict[str, Any]] | None:
+    """A valid result JSON v1 as (Result, the JSON object, parsed once); ``None`` otherwise.
+
+    For readers of stored results, which skip an invalid one rather than fail.
+    """
+    try:
+        data = parse_json(raw)
+        return result_from_json(data), data
+    except InvalidMessage as exc:
+        log.debug("skipping an invalid result: %s", exc)
+        return None
 
 
 def result_from_json(data: Any) -> Result:

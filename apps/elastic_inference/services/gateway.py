@@ -7,9 +7,13 @@ per viewer at most) and never starve the API. Every error is JSON ``{"error": me
 Redis outage answers 503 and the gateway keeps serving, recovering as soon as Redis answers
 again (redis-py reconnects its pool by itself). Routes are described in doc/api.md.
 
-Analysis jobs (``/api/analysis``, doc/analysis.md) are validated here and recorded through
-:class:`~elastic_inference.core.jobs.JobStore`; sources are checked against the media
-directory (``EI_MEDIA_DIR``), the same one the ``ei analysis`` runners read.
+Analysis jobs (``/api/analysis``, doc/analysis.md) are validated and recorded through
+:mod:`~elastic_inference.core.jobs`; sources are checked against the media directory
+(``EI_MEDIA_DIR``), the same one the ``ei analysis`` runners read.
+
+This module is the HTTP layer only: what the handlers show comes from core (snapshots, result
+history, status, jobs); here are the handlers, query-parameter parsing and what needs the
+engine (drawing boxes, the built-in types), which core may not import.
 """
 
 from __future__ import annotations
@@ -22,8 +26,7 @@ import math
 import re
 import time
 import unicodedata
-from collections import Counter, deque
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,17 +43,25 @@ from tornado.iostream import StreamClosedError
 from tornado.netutil import bind_sockets
 
 from ..core import keys
-from ..core.broker import OutputBroker, OutputEntry
+from ..core.broker import OutputBroker
 from ..core.errors import InvalidMessage
-from ..core.jobs import JobRequest, JobStore, resolve_source
-from ..core.keys import TYPE_RE, check_job_id, check_stream_id
+from ..core.history import bucket_count, query_counts, query_results
+from ..core.jobs import JobFrame, JobStore, check_known_types, parse_job_request, resolve_source
+from ..core.keys import check_job_id, check_stream_id
 from ..core.metrics import GatewayMetrics
-from ..core.queue import FrameQueue
 from ..core.redisconn import REDIS_DOWN_ERRORS, connect, redact_url
-from ..core.registry import Member, StreamRegistry, WorkerRegistry, worker_types
-from ..core.result import Detection, Result, parse_json, result_from_json
+from ..core.registry import StreamRegistry, worker_types
 from ..core.runtime import LIVE_SOCKET_BUFFER, ServiceRuntime, cap_socket_buffers, setup_logging
 from ..core.settings import GatewaySettings, parse_settings
+from ..core.snapshot import (
+    SNAPSHOT_SCAN,
+    Snapshot,
+    SnapshotFollower,
+    frame_view,
+    latest_by_type,
+    pick_snapshot,
+)
+from ..core.status import collect_status
 from ..engine.annotate import annotate_jpeg
 from ..engine.models import INFER_TYPES
 
@@ -59,9 +70,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-#: Entries of ``ei:out:{stream}`` examined for a snapshot: enough to hold every type's result
-#: for the newest frame when several types publish interleaved.
-SNAPSHOT_SCAN = 8
 SNAPSHOT_QUALITY = 80
 REDIS_DOWN_MESSAGE = "Redis is unavailable; retry shortly"
 
@@ -76,16 +84,12 @@ MAX_LABEL_CHARS = 64
 DEFAULT_STEP_S = 10.0
 MIN_STEP_S, MAX_STEP_S = 1.0, 3600.0
 MAX_BUCKETS = 1000
-#: Results read from Redis per round trip while scanning a range.
-HISTORY_PAGE = 1000
 
 # MJPEG
 DEFAULT_MJPEG_FPS = 10.0
 MIN_MJPEG_FPS, MAX_MJPEG_FPS = 1.0, 30.0
 #: Longest blocking XREAD of a viewer: bounds how late it notices a disconnect or shutdown.
 MJPEG_BLOCK_MS = 500
-#: Most new entries a viewer reads at once; a full read means a backlog, skipped.
-MJPEG_READ = 32
 MJPEG_BOUNDARY = "eiframe"
 #: How long shutdown waits for viewers and proxied websockets to finish.
 SHUTDOWN_WAIT_S = 3.0
@@ -107,7 +111,6 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 # Analysis jobs
 #: Largest ``POST /api/analysis`` body; a job request is a few hundred bytes.
 MAX_JOB_BODY = 16 * 1024
-JOB_FIELDS = ("source", "types", "frame_step", "name")
 DEFAULT_JOBS_LIMIT, MAX_JOBS_LIMIT = 100, 1000
 DEFAULT_PAGE, MAX_PAGE = 100, 1000
 MAX_OFFSET = 10**9
@@ -133,143 +136,7 @@ def content_security_policy(websocket_url: str = "") -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Pure helpers (unit-tested without Redis)
-
-
-def stream_json(member: Member) -> dict[str, Any]:
-    """A registry member as the API shows it: its details plus ``id`` and ``last_seen``."""
-    return {**member.info, "id": member.id, "last_seen": member.last_seen}
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """The frame to show for a stream and every type's detections for that same frame."""
-
-    seq: int
-    jpeg: bytes
-    detections: tuple[Detection, ...]
-    types: tuple[str, ...]
-
-
-def parse_result(raw: bytes | str) -> tuple[Result, dict[str, Any]] | None:
-    """A valid result JSON v1 as (Result, the JSON object, parsed once); ``None`` otherwise."""
-    try:
-        data = parse_json(raw)
-        return result_from_json(data), data
-    except InvalidMessage as exc:
-        log.debug("skipping an invalid result: %s", exc)
-        return None
-
-
-def _valid(entries: Sequence[OutputEntry]) -> list[tuple[OutputEntry, Result, dict[str, Any]]]:
-    """(entry, Result, raw JSON) for entries whose result validates; others are skipped."""
-    out = []
-    for entry in entries:
-        parsed = parse_result(entry.result)
-        if parsed is not None:
-            out.append((entry, *parsed))
-    return out
-
-
-def pick_snapshot(entries: Sequence[OutputEntry]) -> Snapshot | None:
-    """Newest seq among ``entries`` (newest first) with all types' detections for it merged.
-
-    One frame is pushed to every type of its stream, so results with the same seq describe
-    the same picture; their boxes belong on one image. Without a valid result the newest
-    frame is shown bare; with no entries at all there is nothing to show.
-    """
-    if not entries:
-        return None
-    valid = _valid(entries)
-    if not valid:
-        return Snapshot(seq=-1, jpeg=entries[0].jpeg, detections=(), types=())
-    seq = max(r.seq for _, r, _ in valid)
-    same = [(e, r) for e, r, _ in valid if r.seq == seq]
-    seen: set[str] = set()
-    detections: list[Detection] = []
-    for _, r in same:  # newest first: a type that published twice counts once
-        if r.type not in seen:
-            seen.add(r.type)
-            detections.extend(r.detections)
-    jpeg = next((e.jpeg for e, _ in same if e.jpeg), entries[0].jpeg)
-    return Snapshot(seq=seq, jpeg=jpeg, detections=tuple(detections), types=tuple(sorted(seen)))
-
-
-def render_snapshot(snap: Snapshot) -> bytes:
-    """The snapshot's JPEG with its boxes drawn (sync, CPU); ValueError if it is no JPEG."""
-    if not snap.detections:
-        return snap.jpeg
-    return annotate_jpeg(snap.jpeg, snap.detections, SNAPSHOT_QUALITY)
-
-
-def latest_by_type(entries: Sequence[OutputEntry]) -> dict[str, dict[str, Any]]:
-    """The newest valid result JSON object of each type among ``entries`` (newest first)."""
-    out: dict[str, dict[str, Any]] = {}
-    for _, result, raw in _valid(entries):
-        out.setdefault(result.type, raw)
-    return dict(sorted(out.items()))
-
-
-def _number(info: Mapping[str, Any], name: str) -> float:
-    """A numeric heartbeat field, 0 when missing or malformed (older workers lack some)."""
-    value = info.get(name)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return 0.0
-    return float(value) if math.isfinite(value) else 0.0
-
-
-def summarize_workers(infos: Sequence[Mapping[str, Any]], queue_length: int) -> dict[str, Any]:
-    """A type's totals from its workers' heartbeats (design.md section 5).
-
-    Each worker publishes its share of the type's drops and its scale ratio, so sums give the
-    type's drop rate and its demand in workers; ``desired_workers`` is what an HPA on
-    ``ei_scale_ratio`` with ``averageValue: 1`` would ask for, at least 1 while frames wait or
-    flow. Capacity is averaged over the workers that have measured it (0 = never busy).
-    """
-    infer_fps = sum(_number(i, "infer_fps") for i in infos)
-    drop_fps = sum(_number(i, "drop_fps") for i in infos)
-    ratio = sum(_number(i, "scale_ratio") for i in infos)
-    capacities = [c for c in (_number(i, "capacity_fps") for i in infos) if c > 0]
-    demand = ratio > 0 or infer_fps > 0 or drop_fps > 0 or queue_length > 0
-    # Rounded first: float noise in a sum of rounded ratios must not ask for one more pod.
-    desired = max(1, math.ceil(round(ratio, 3))) if demand else 0
-
-    def distinct(name: str) -> list[str]:
-        return sorted({v for i in infos if isinstance(v := i.get(name), str) and v})
-
-    return {"infer_fps": round(infer_fps, 2), "drop_fps": round(drop_fps, 2),
-            "scale_ratio": round(ratio, 3), "desired_workers": desired,
-            "capacity_fps": round(sum(capacities) / len(capacities), 2) if capacities else 0.0,
-            "models": distinct("model"), "devices": distinct("device")}
-
-
-def collect_status(client: redis.Redis) -> dict[str, Any]:
-    """Queues, drops, workers and their totals per inference type, plus the live stream count.
-
-    Types are those that ever had a worker plus those live streams feed, so a type whose
-    frames pile up with no worker at all still shows. Sync: runs in the pool.
-    """
-    streams = StreamRegistry(client).members()
-    types = set(worker_types(client))
-    for member in streams:
-        declared = member.info.get("types")
-        if isinstance(declared, list):
-            types.update(t for t in declared if isinstance(t, str) and TYPE_RE.match(t))
-    rows = []
-    for infer_type in sorted(types):
-        stats = FrameQueue(client, infer_type).stats()
-        workers = WorkerRegistry(client, infer_type).members()
-        rows.append({
-            "type": infer_type,
-            "queue": {"length": stats.length, "pushed": stats.pushed,
-                      "dropped": stats.dropped, "drops": stats.drops},
-            "workers": [{**w.info, "id": w.id, "last_seen": w.last_seen} for w in workers],
-            **summarize_workers([w.info for w in workers], stats.length),
-        })
-    return {"streams": len(streams), "types": rows}
-
-
-# -- query parameters --------------------------------------------------------------------------
+# Query parameters (unit-tested without Redis)
 
 
 class ParamError(ValueError):
@@ -336,11 +203,6 @@ def parse_label(raw: str | None) -> str | None:
     return raw
 
 
-def bucket_count(since: float, until: float, step: float) -> int:
-    """Buckets of ``step`` seconds covering ``since..until`` (at least one)."""
-    return max(1, math.ceil((until - since) / step))
-
-
 def parse_step(raw: str | None, since: float, until: float) -> float:
     """Bucket width in seconds: 1..3600, default 10, and at most 1000 buckets in the range."""
     step = parse_number("step", raw, DEFAULT_STEP_S, MIN_STEP_S, MAX_STEP_S)
@@ -357,67 +219,6 @@ def parse_fps(raw: str | None) -> float:
     return parse_number("fps", raw, DEFAULT_MJPEG_FPS, MIN_MJPEG_FPS, MAX_MJPEG_FPS)
 
 
-# -- analysis jobs ----------------------------------------------------------------------------
-
-
-def _shown(value: Any) -> str:
-    """A JSON value as an error message shows it: short, one line."""
-    text = json.dumps(value, ensure_ascii=True)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def parse_job_request(body: bytes) -> JobRequest:
-    """The job a ``POST /api/analysis`` body asks for; InvalidMessage naming the problem.
-
-    Checks the body's shape and each field's JSON type here, and leaves the value rules to
-    :class:`JobRequest` (type names, repeats, frame step range, name). Whether the types are
-    known and the source exists need Redis and the media directory: see
-    :func:`check_known_types` and :func:`~elastic_inference.core.jobs.resolve_source`.
-    """
-    try:
-        data = json.loads(body)
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-        raise InvalidMessage(f"the body is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise InvalidMessage('the body must be a JSON object such as {"source": "video.mp4", '
-                             '"types": ["people"]}')
-    unknown = sorted(set(data) - set(JOB_FIELDS))
-    if unknown:
-        names = ", ".join(_shown(k) for k in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
-        raise InvalidMessage(f"unknown field(s) {names}: a job has {', '.join(JOB_FIELDS)}")
-    source = data.get("source")
-    if source is None or source == "":
-        raise InvalidMessage("source is required: a path in the media directory or an "
-                             "rtsp://, http:// or https:// URL")
-    if not isinstance(source, str):
-        raise InvalidMessage(f"source must be a string, not {_shown(source)}")
-    types = data.get("types")
-    if not isinstance(types, list) or not types or not all(isinstance(t, str) for t in types):
-        raise InvalidMessage(f"types must be a non-empty list of inference type names such as "
-                             f'["people"], not {_shown(types)}')
-    frame_step = data.get("frame_step", 1)
-    if isinstance(frame_step, bool) or not isinstance(frame_step, int):
-        raise InvalidMessage(f"frame_step must be an integer >= 1 (analyse every n-th frame), "
-                             f"not {_shown(frame_step)}")
-    name = data.get("name", "")
-    if not isinstance(name, str):
-        raise InvalidMessage(f"name must be a string, not {_shown(name)}")
-    return JobRequest(source=source, types=tuple(types), frame_step=frame_step, name=name)
-
-
-def check_known_types(types: Iterable[str], known: Collection[str]) -> None:
-    """InvalidMessage unless every type is built in or has had a worker."""
-    unknown = [t for t in types if t not in known]
-    if unknown:
-        raise InvalidMessage(f"unknown inference type(s) {', '.join(map(repr, unknown))}: "
-                             f"known types are {', '.join(sorted(known))}")
-
-
-def known_types(client: redis.Redis) -> set[str]:
-    """The built-in inference types plus every type that has had a worker (sync)."""
-    return set(INFER_TYPES) | set(worker_types(client))
-
-
 def parse_frame_number(raw: str) -> int:
     """A frame number from a path: 0, 1, 2, ... (decimal digits, no sign, below 10^9)."""
     if not FRAME_RE.match(raw):
@@ -426,186 +227,20 @@ def parse_frame_number(raw: str) -> int:
     return int(raw)
 
 
-def frame_view(frame: int, jpeg: bytes,
-               results: Mapping[str, Any]) -> tuple[Snapshot, dict[str, dict[str, Any]]]:
-    """A job frame with every type's valid result: the snapshot to draw and the results.
-
-    ``results`` maps a type to its parsed result JSON (as JobStore.frame_results returns);
-    an invalid one is left out of both, as the live endpoints skip invalid results.
-    """
-    valid: dict[str, dict[str, Any]] = {}
-    detections: list[Detection] = []
-    for infer_type, data in sorted(results.items()):
-        try:
-            result = result_from_json(data)
-        except InvalidMessage as exc:
-            log.debug("job frame %d: skipping an invalid %s result: %s", frame, infer_type, exc)
-            continue
-        valid[infer_type] = data
-        detections.extend(result.detections)
-    return Snapshot(seq=frame, jpeg=jpeg, detections=tuple(detections),
-                    types=tuple(valid)), valid
+# ---------------------------------------------------------------------------------------------
+# What needs the engine (core may not import it)
 
 
-def job_results_page(client: redis.Redis, job_id: str, offset: int,
-                     limit: int) -> dict[str, Any] | None:
-    """``GET /api/analysis/{id}/results``: frames with results in frame order, one page of
-    them with every type's valid result; None for an unknown job. Sync: runs in the pool."""
-    store = JobStore(client)
-    job = store.get(job_id)
-    if job is None:
-        return None
-    types: list[str] = job["types"]
-    frames = store.result_frames(job_id, types)
-    page = frames[offset:offset + limit]
-    rows: list[dict[str, Any]] = []
-    if page:
-        fields = [str(n) for n in page]
-        pipe = client.pipeline(transaction=False)
-        for t in types:
-            pipe.hmget(keys.job_results(job_id, t), fields)
-        by_type = dict(zip(types, pipe.execute(), strict=True))
-        for i, n in enumerate(page):
-            results = {}
-            for t in types:
-                raw = by_type[t][i]
-                parsed = parse_result(raw) if raw is not None else None
-                if parsed is not None:
-                    results[t] = parsed[1]
-            rows.append({"frame": n, "results": results})
-    return {"id": job_id, "total": len(frames), "offset": offset, "limit": limit,
-            "frames": rows}
+def known_types(client: redis.Redis) -> set[str]:
+    """The built-in inference types plus every type that has had a worker (sync)."""
+    return set(INFER_TYPES) | set(worker_types(client))
 
 
-@dataclass(frozen=True)
-class JobFrame:
-    """What Redis holds about one frame of a job."""
-
-    job: dict[str, Any] | None  # None: unknown job
-    stored: bool
-    jpeg: bytes | None  # only when asked for
-    results: dict[str, Any]
-
-
-def read_job_frame(client: redis.Redis, job_id: str, frame: int, jpeg: bool) -> JobFrame:
-    """The job, whether ``frame`` is stored, its JPEG (if ``jpeg``) and every type's
-    result for it. Sync: runs in the pool."""
-    store = JobStore(client)
-    job = store.get(job_id)
-    if job is None:
-        return JobFrame(None, False, None, {})
-    if jpeg:
-        data = store.frame(job_id, frame)
-        stored = data is not None
-    else:
-        data = None
-        stored = bool(client.hexists(keys.job_frames(job_id), str(frame)))
-    results = store.frame_results(job_id, frame, job["types"]) if stored else {}
-    return JobFrame(job, stored, data, results)
-
-
-def create_job(client: redis.Redis, request: JobRequest) -> dict[str, Any] | None:
-    """Record the job and return it as ``GET /api/analysis/{id}`` shows it (sync)."""
-    store = JobStore(client)
-    return store.get(store.create(request))
-
-
-def get_job(client: redis.Redis, job_id: str) -> dict[str, Any] | None:
-    return JobStore(client).get(job_id)
-
-
-def list_jobs(client: redis.Redis, limit: int) -> list[dict[str, Any]]:
-    return JobStore(client).recent(limit)
-
-
-def delete_job(client: redis.Redis, job_id: str) -> bool:
-    return JobStore(client).delete(job_id)
-
-
-# -- history ----------------------------------------------------------------------------------
-
-
-def entry_seconds(entry_id: str) -> float:
-    """The publish time of a Redis stream entry id (``<ms>-<n>``), in epoch seconds."""
-    return int(entry_id.split("-", 1)[0]) / 1000.0
-
-
-def only_label(result: dict[str, Any], label: str | None) -> dict[str, Any] | None:
-    """``result`` with its detections restricted to ``label``; ``None`` when none is left.
-
-    ``result`` must have been validated (its detections are objects with a label).
-    """
-    if label is None:
-        return result
-    kept = [d for d in result["detections"] if d["label"] == label]
-    return {**result, "detections": kept} if kept else None
-
-
-class LabelBuckets:
-    """Per time bucket and label, the most detections of that label in one result.
-
-    "How many are in view": the largest count in a single frame, not a sum over frames (which
-    would grow with the frame rate). Buckets start at ``since + k * step``.
-    """
-
-    def __init__(self, since: float, until: float, step: float) -> None:
-        self.since, self.step = since, step
-        self.n = bucket_count(since, until, step)
-        self.buckets: dict[int, dict[str, int]] = {}
-
-    def add(self, t: float, labels: Iterable[str]) -> None:
-        """One result published at ``t`` with detections of ``labels`` (repeats count)."""
-        k = min(self.n - 1, max(0, int((t - self.since) // self.step)))
-        bucket = self.buckets.setdefault(k, {})
-        for label, n in Counter(labels).items():
-            bucket[label] = max(bucket.get(label, 0), n)
-
-    def series(self) -> dict[str, list[list[float]]]:
-        """``{label: [[bucket start, n], ...]}``; buckets without results are left out, and a
-        label absent from a bucket that has results counts 0 there."""
-        labels = sorted({label for b in self.buckets.values() for label in b})
-        ks = sorted(self.buckets)
-        return {label: [[round(self.since + k * self.step, 3), self.buckets[k].get(label, 0)]
-                        for k in ks] for label in labels}
-
-
-def query_results(broker: OutputBroker, stream: str, since: float, until: float, limit: int,
-                  label: str | None) -> tuple[list[dict[str, Any]], bool]:
-    """The newest ``limit`` valid results in the range (with ``label``), oldest first, and
-    whether older matching ones were left out. Sync: runs in the pool."""
-    newest_first: list[dict[str, Any]] = []
-    after = ""
-    while page := broker.history(stream, since, until, HISTORY_PAGE, after=after, reverse=True):
-        for _, raw in page:
-            parsed = parse_result(raw)
-            kept = only_label(parsed[1], label) if parsed is not None else None
-            if kept is None:
-                continue
-            if len(newest_first) == limit:
-                return newest_first[::-1], True
-            newest_first.append(kept)
-        after = page[-1][0]
-    return newest_first[::-1], False
-
-
-def query_counts(broker: OutputBroker, stream: str, since: float, until: float,
-                 step: float) -> tuple[dict[str, list[list[float]]], bool]:
-    """Label series of the range (see :class:`LabelBuckets`) and whether any result was
-    found, read page by page. Sync: runs in the pool."""
-    buckets = LabelBuckets(since, until, step)
-    found = False
-    after = ""
-    while page := broker.history(stream, since, until, HISTORY_PAGE, after=after):
-        found = True
-        for entry_id, raw in page:
-            parsed = parse_result(raw)
-            if parsed is not None:
-                buckets.add(entry_seconds(entry_id), (d.label for d in parsed[0].detections))
-        after = page[-1][0]
-    return buckets.series(), found
-
-
-# -- MJPEG ------------------------------------------------------------------------------------
+def render_snapshot(snap: Snapshot) -> bytes:
+    """The snapshot's JPEG with its boxes drawn (sync, CPU); ValueError if it is no JPEG."""
+    if not snap.detections:
+        return snap.jpeg
+    return annotate_jpeg(snap.jpeg, snap.detections, SNAPSHOT_QUALITY)
 
 
 def mjpeg_part(jpeg: bytes) -> bytes:
@@ -615,61 +250,15 @@ def mjpeg_part(jpeg: bytes) -> bytes:
     return b"".join((head, jpeg, b"\r\n"))
 
 
-@dataclass
-class MjpegFollower:
-    """Follows one stream's live buffer for one MJPEG viewer; its calls run in a pool thread.
-
-    It keeps the newest few entries itself, so each entry (JPEG included) crosses from Redis
-    once, as new, instead of on every frame; after a backlog it jumps to the newest entries
-    rather than replaying old ones. The first call shows the current frame at once.
-    """
-
-    broker: OutputBroker
-    stream: str
-    cursor: str = ""  # "" until the window is filled
-    window: deque[OutputEntry] = field(default_factory=lambda: deque(maxlen=SNAPSHOT_SCAN))
-    shown: tuple[int, tuple[str, ...], str] | None = None
-
-    def _catch_up(self, block_ms: int) -> bool:
-        """Bring the window up to date; False when nothing new came within ``block_ms``."""
-        if self.cursor:
-            new = self.broker.read({self.stream: self.cursor}, block_ms=block_ms,
-                                   count=MJPEG_READ)
-            if not new:
-                return False
-            if len(new) < MJPEG_READ:
-                self.window.extend(new)
-                self.cursor = new[-1].entry_id
-                return True
-            # More may wait behind these: skip to the newest instead.
-        elif not self.broker.read({self.stream: "0-0"}, block_ms=block_ms, count=1):
-            return False  # no output yet
-        newest = self.broker.latest(self.stream, SNAPSHOT_SCAN)
-        if not newest:
-            return False
-        self.window.clear()
-        self.window.extend(reversed(newest))
-        self.cursor = newest[0].entry_id
-        return True
+class MjpegFollower(SnapshotFollower):
+    """A snapshot follower that also draws the boxes (the engine's job, so not in core)."""
 
     def next_frame(self, block_ms: int) -> tuple[int, bytes] | None:
-        """``(seq, annotated JPEG)`` of the newest frame once something new arrived; ``None``
-        after ``block_ms`` without news, or when the news does not change the picture.
-
-        A frame is new when its seq is, or when more types' boxes have arrived for it (types
-        publish their results for one frame at different moments).
-        """
-        if not self._catch_up(block_ms):
-            return None
-        entries = list(reversed(self.window))
-        snap = pick_snapshot(entries)
+        """``(seq, annotated JPEG)`` of the newest frame once the picture changed; ``None``
+        after ``block_ms`` without news, when nothing changed or the frame is no JPEG."""
+        snap = self.next_snapshot(block_ms)
         if snap is None:
             return None
-        # A bare frame (no valid result) has no seq: its entry id tells frames apart.
-        key = (snap.seq, snap.types, entries[0].entry_id if snap.seq < 0 else "")
-        if key == self.shown:
-            return None
-        self.shown = key
         try:
             return snap.seq, render_snapshot(snap)
         except ValueError as exc:
@@ -850,8 +439,13 @@ class BaseHandler(SecureHandler):
         except InvalidMessage as exc:
             raise tornado.web.HTTPError(400, "%s", str(exc)) from exc
 
+    async def jobs(self, call: Callable[[JobStore], T]) -> T:
+        """``call`` on a job store, in the pool; the store is built there too, so a client
+        failing even as the store registers its scripts answers 503 like any Redis call."""
+        return await self.run(lambda: call(JobStore(self.ctx.client)))
+
     async def job_or_404(self, job_id: str) -> dict[str, Any]:
-        job = await self.run(get_job, self.ctx.client, job_id)
+        job = await self.jobs(lambda store: store.get(job_id))
         if job is None:
             raise tornado.web.HTTPError(404, "unknown analysis job %r", job_id)
         return job
@@ -893,7 +487,7 @@ class DashboardHandler(SecureStaticHandler):
 class StreamsHandler(BaseHandler):
     async def get(self) -> None:
         members = await self.run(self.ctx.registry.members)
-        self.write_json({"streams": [stream_json(m) for m in members]})
+        self.write_json({"streams": [m.to_json() for m in members]})
 
 
 class StreamHandler(BaseHandler):
@@ -902,7 +496,7 @@ class StreamHandler(BaseHandler):
         members = await self.run(self.ctx.registry.members)
         for member in members:
             if member.id == stream:
-                self.write_json(stream_json(member))
+                self.write_json(member.to_json())
                 return
         raise tornado.web.HTTPError(404, "unknown stream %r", stream)
 
@@ -1002,7 +596,7 @@ class AnalysisJobsHandler(BaseHandler):
     async def get(self) -> None:
         limit = self.param(parse_int, "limit", self.query("limit"), DEFAULT_JOBS_LIMIT, 1,
                            MAX_JOBS_LIMIT)
-        self.write_json({"jobs": await self.run(list_jobs, self.ctx.client, limit)})
+        self.write_json({"jobs": await self.jobs(lambda store: store.recent(limit))})
 
     async def post(self) -> None:
         if self.too_large:
@@ -1020,7 +614,7 @@ class AnalysisJobsHandler(BaseHandler):
             await self.run(resolve_source, request.source, self.ctx.media_dir)
         except InvalidMessage as exc:
             raise tornado.web.HTTPError(400, "%s", str(exc)) from exc
-        job = await self.run(create_job, self.ctx.client, request)
+        job = await self.jobs(lambda store: store.get(store.create(request)))
         if job is None:  # only a DELETE racing the creation gets here
             raise tornado.web.HTTPError(404, "the new job was deleted at once")
         log.info("analysis job %s: %s, types %s, every %d frame(s)", job["id"], job["source"],
@@ -1035,7 +629,7 @@ class AnalysisJobHandler(BaseHandler):
 
     async def delete(self, raw_id: str) -> None:
         job_id = self.job_id(raw_id)
-        if not await self.run(delete_job, self.ctx.client, job_id):
+        if not await self.jobs(lambda store: store.delete(job_id)):
             raise tornado.web.HTTPError(404, "unknown analysis job %r", job_id)
         log.info("analysis job %s deleted", job_id)
         self.set_status(204)
@@ -1047,7 +641,7 @@ class AnalysisResultsHandler(BaseHandler):
         job_id = self.job_id(raw_id)
         offset = self.param(parse_int, "offset", self.query("offset"), 0, 0, MAX_OFFSET)
         limit = self.param(parse_int, "limit", self.query("limit"), DEFAULT_PAGE, 1, MAX_PAGE)
-        page = await self.run(job_results_page, self.ctx.client, job_id, offset, limit)
+        page = await self.jobs(lambda store: store.results_page(job_id, offset, limit))
         if page is None:
             raise tornado.web.HTTPError(404, "unknown analysis job %r", job_id)
         self.write_json(page)
@@ -1059,7 +653,7 @@ class AnalysisFrameHandler(BaseHandler):
     async def frame(self, raw_id: str, raw_frame: str, jpeg: bool) -> tuple[str, int, JobFrame]:
         job_id = self.job_id(raw_id)
         frame = self.param(parse_frame_number, raw_frame)
-        found = await self.run(read_job_frame, self.ctx.client, job_id, frame, jpeg)
+        found = await self.jobs(lambda store: store.read_frame(job_id, frame, jpeg))
         if found.job is None:
             raise tornado.web.HTTPError(404, "unknown analysis job %r", job_id)
         if not found.stored:

@@ -1,12 +1,10 @@
-"""Gateway without Redis: snapshot/latest merging, query parameters, bucketing, status totals,
-CSP, analysis-job requests, and the HTTP surface via Tornado's test client, with a fake client
-that behaves like Redis being down."""
+"""Gateway without Redis: query parameters, CSP, MJPEG parts, and the HTTP surface via
+Tornado's test client, with a fake client that behaves like Redis being down."""
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -16,11 +14,8 @@ import redis
 from prometheus_client import CollectorRegistry
 from tornado.testing import AsyncHTTPTestCase
 
-from elastic_inference.core.broker import OutputEntry
-from elastic_inference.core.errors import ConfigError, InvalidMessage
-from elastic_inference.core.jobs import JobRequest
+from elastic_inference.core.errors import ConfigError
 from elastic_inference.core.metrics import GatewayMetrics
-from elastic_inference.core.result import Detection, Result
 from elastic_inference.core.runtime import ServiceRuntime
 from elastic_inference.core.settings import GatewaySettings, UpSettings, parse_settings
 from elastic_inference.services.gateway import (
@@ -28,69 +23,22 @@ from elastic_inference.services.gateway import (
     MAX_JOB_BODY,
     MJPEG_BOUNDARY,
     REDIS_DOWN_MESSAGE,
-    LabelBuckets,
     ParamError,
-    check_known_types,
     content_security_policy,
-    entry_seconds,
-    frame_view,
-    latest_by_type,
     make_app,
     mjpeg_part,
-    only_label,
     parse_fps,
     parse_frame_number,
     parse_int,
-    parse_job_request,
     parse_label,
     parse_limit,
     parse_range,
     parse_step,
-    pick_snapshot,
-    summarize_workers,
 )
 from elastic_inference.services.local import LocalSystem
-
-
-def entry(infer_type: str, seq: int, jpeg: bytes = b"jpeg", label: str = "person",
-          eid: str = "1-0") -> OutputEntry:
-    result = Result(stream="cam1", type=infer_type, seq=seq, ts_capture=1.0, ts_done=1.1,
-                    model="m", device="CPU", w=64, h=48,
-                    detections=(Detection(label, 0.9, (0.1, 0.1, 0.5, 0.5)),))
-    return OutputEntry("cam1", eid, jpeg, result.encode())
-
+from tests.unit.core.test_jobs import job_body
 
 # -- pure helpers ------------------------------------------------------------------------------
-
-
-def test_snapshot_merges_all_types_of_the_newest_seq() -> None:
-    entries = [  # newest first, as OutputBroker.latest returns them
-        entry("face", 10, b"f10", "face"),
-        entry("people", 11, b"p11", "person"),
-        entry("car", 11, b"c11", "car"),
-        entry("people", 11, b"p11-dup", "ghost"),  # an older duplicate of people/11
-        entry("people", 9, b"p9", "old"),
-    ]
-    snap = pick_snapshot(entries)
-    assert snap is not None
-    assert snap.seq == 11
-    assert snap.jpeg == b"p11"
-    assert snap.types == ("car", "people")
-    assert sorted(d.label for d in snap.detections) == ["car", "person"]
-
-
-def test_snapshot_none_without_entries_and_bare_frame_without_valid_results() -> None:
-    assert pick_snapshot([]) is None
-    snap = pick_snapshot([OutputEntry("cam1", "1-0", b"raw", b"not json")])
-    assert snap is not None and snap.jpeg == b"raw" and snap.detections == ()
-
-
-def test_latest_by_type_keeps_newest_per_type() -> None:
-    entries = [entry("people", 12), entry("face", 11), entry("people", 10),
-               OutputEntry("cam1", "1-0", b"", b'{"v": 2}')]
-    latest = latest_by_type(entries)
-    assert list(latest) == ["face", "people"]
-    assert latest["people"]["seq"] == 12 and latest["face"]["seq"] == 11
 
 
 def test_csp_forbids_inline_and_eval_and_allows_websocket_origin() -> None:
@@ -189,167 +137,12 @@ def test_int() -> None:
         parse_int("offset", "2.0", 0, 0, 10)
 
 
-# -- analysis jobs -------------------------------------------------------------------------------
-
-
-def job_body(**fields: Any) -> bytes:
-    return json.dumps({"source": "v.avi", "types": ["people"], **fields}).encode()
-
-
-def test_job_request_defaults_and_fields() -> None:
-    assert parse_job_request(job_body()) == JobRequest("v.avi", ("people",), 1, "")
-    assert parse_job_request(job_body(types=["people", "face"], frame_step=5, name="lobby")) \
-        == JobRequest("v.avi", ("people", "face"), 5, "lobby")
-    url = "rtsp://cam.example.com/1"
-    assert parse_job_request(job_body(source=url)).source == url  # checked by resolve_source
-
-
-@pytest.mark.parametrize(("body", "message"), [
-    (b"{", "not valid JSON"),
-    (b"\xff", "not valid JSON"),
-    (b"[" * 10000 + b"]" * 10000, "not valid JSON"),  # too deep to decode
-    (b"null", "must be a JSON object"),
-    (b'["v.avi"]', "must be a JSON object"),
-    (job_body(fps=5, z=1), "unknown field(s) \"fps\", \"z\": a job has source, types, "
-                           "frame_step, name"),
-    (json.dumps({str(i): i for i in range(7)}).encode(), "\"4\", ..."),
-    (json.dumps({"types": ["people"]}).encode(), "source is required"),
-    (job_body(source=None), "source is required"),
-    (job_body(source=""), "source is required"),
-    (job_body(source=["v.avi"]), 'source must be a string, not ["v.avi"]'),
-    (json.dumps({"source": "v.avi"}).encode(), "types must be a non-empty list"),
-    (job_body(types="people"), 'not "people"'),
-    (job_body(types=[]), "types must be a non-empty list"),
-    (job_body(types=[["people"]]), "types must be a non-empty list"),
-    (job_body(types=["no way"]), "invalid inference type 'no way'"),
-    (job_body(types=["face", "face"]), "inference types repeat"),
-    (job_body(frame_step=True), "frame_step must be an integer >= 1"),
-    (job_body(frame_step=2.0), "not 2.0"),
-    (job_body(frame_step="2"), "frame_step must be an integer >= 1"),
-    (job_body(frame_step=0), "frame_step must be an integer in 1..10000"),
-    (job_body(frame_step=10**30), "frame_step must be an integer in 1..10000"),
-    (job_body(name=5), "name must be a string"),
-    (job_body(name="n" * 121), "name must be at most 120"),
-    (job_body(name="bell\x07"), "printable"),
-])
-def test_bad_job_requests_name_the_problem(body: bytes, message: str) -> None:
-    with pytest.raises(InvalidMessage) as info:
-        parse_job_request(body)
-    assert message in str(info.value)
-
-
-def test_long_values_are_shortened_in_messages() -> None:
-    with pytest.raises(InvalidMessage) as info:
-        parse_job_request(job_body(types="x" * 1000))
-    assert len(str(info.value)) < 150 and '..."' not in str(info.value)
-
-
-def test_known_types() -> None:
-    check_known_types(["people", "plates"], {"people", "plates", "face"})
-    with pytest.raises(InvalidMessage, match=r"unknown inference type\(s\) 'plates': known types "
-                                             r"are face, people$"):
-        check_known_types(["people", "plates"], {"people", "face"})
-
-
 def test_frame_number() -> None:
     assert parse_frame_number("0") == 0 and parse_frame_number("790") == 790
     assert parse_frame_number("999999999") == 999_999_999
     for bad in ("", "-1", "01", "1.0", "1e3", " 1", "x", "1000000000", "\u0661"):
         with pytest.raises(ParamError, match="invalid frame number"):
             parse_frame_number(bad)
-
-
-def test_frame_view_merges_every_valid_type_and_skips_invalid_ones() -> None:
-    def result(infer_type: str, label: str) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads(Result(
-            stream="j0123456789ab", type=infer_type, seq=5, ts_capture=1.0, ts_done=1.1,
-            model="m", device="CPU", w=64, h=48,
-            detections=(Detection(label, 0.9, (0.1, 0.1, 0.5, 0.5)),)).encode())
-        return data
-
-    results = {"people": result("people", "Person"), "face": result("face", "face"),
-               "car": {"v": 2}}
-    snap, valid = frame_view(5, b"jpeg", results)
-    assert (snap.seq, snap.jpeg, snap.types) == (5, b"jpeg", ("face", "people"))
-    assert sorted(d.label for d in snap.detections) == ["Person", "face"]
-    assert valid == {"face": results["face"], "people": results["people"]}
-    snap, valid = frame_view(5, b"jpeg", {})
-    assert snap.detections == () and valid == {}
-
-
-# -- history helpers -----------------------------------------------------------------------------
-
-
-def test_entry_seconds() -> None:
-    assert entry_seconds("1718000000123-4") == 1718000000.123
-
-
-def test_only_label_restricts_detections_and_drops_results_without_it() -> None:
-    result = {"v": 1, "detections": [{"label": "car", "score": 0.9}, {"label": "person"},
-                                     {"label": "car", "score": 0.5}]}
-    assert only_label(result, None) is result
-    kept = only_label(result, "car")
-    assert kept is not None and [d.get("score") for d in kept["detections"]] == [0.9, 0.5]
-    assert len(result["detections"]) == 3  # the input is left as it was
-    assert only_label(result, "bus") is None
-
-
-def test_buckets_keep_the_most_in_view_per_result_not_a_sum() -> None:
-    b = LabelBuckets(since=100.0, until=130.0, step=10.0)
-    b.add(100.0, ["car", "car", "person"])
-    b.add(105.0, ["car"])                      # fewer cars in a later frame: max stays 2
-    b.add(109.999, ["person", "person", "person"])
-    b.add(125.0, [])                           # a frame with nothing: the bucket exists
-    b.add(130.0, ["car"])                      # t == until belongs to the last bucket
-    assert b.series() == {"car": [[100.0, 2], [120.0, 1]],
-                          "person": [[100.0, 3], [120.0, 0]]}  # 110..120 had no result
-
-
-def test_buckets_clamp_entries_just_outside_the_range() -> None:
-    b = LabelBuckets(since=100.0, until=100.0, step=5.0)  # an empty range is one bucket
-    b.add(99.9995, ["face"])  # ms rounding of the range start
-    b.add(100.0004, ["face", "face"])
-    assert b.series() == {"face": [[100.0, 2]]}
-
-
-# -- status totals -------------------------------------------------------------------------------
-
-
-def test_status_totals_sum_workers_and_ask_for_ceil_of_demand() -> None:
-    infos = [
-        {"model": "ssd", "device": "CPU", "infer_fps": 10.0, "drop_fps": 1.5,
-         "scale_ratio": 0.8, "capacity_fps": 12.0},
-        {"model": "ssd-int8", "device": "GPU", "infer_fps": 12.5, "drop_fps": 1.5,
-         "scale_ratio": 0.9, "capacity_fps": 14.0},
-        {"model": "ssd", "device": "CPU", "infer_fps": 0.0, "scale_ratio": 0.0,
-         "capacity_fps": 0.0},  # just started: no capacity measured yet, no drop_fps field
-    ]
-    assert summarize_workers(infos, 3) == {
-        "infer_fps": 22.5, "drop_fps": 3.0, "scale_ratio": 1.7, "desired_workers": 2,
-        "capacity_fps": 13.0, "models": ["ssd", "ssd-int8"], "devices": ["CPU", "GPU"]}
-
-
-def test_status_totals_without_demand_and_with_frames_but_no_worker() -> None:
-    idle = summarize_workers([{"infer_fps": 0, "scale_ratio": 0, "capacity_fps": 20}], 0)
-    assert idle["desired_workers"] == 0 and idle["capacity_fps"] == 20.0
-    waiting = summarize_workers([], 16)  # frames queue up, nobody serves the type
-    assert waiting == {"infer_fps": 0.0, "drop_fps": 0.0, "scale_ratio": 0.0,
-                       "desired_workers": 1, "capacity_fps": 0.0, "models": [],
-                       "devices": []}
-    light = summarize_workers([{"scale_ratio": 0.05, "infer_fps": 1}], 0)
-    assert light["desired_workers"] == 1
-
-
-def test_status_totals_ignore_float_noise_and_malformed_fields() -> None:
-    thirds = [{"scale_ratio": 0.333}, {"scale_ratio": 0.333}, {"scale_ratio": 0.334}]
-    assert summarize_workers(thirds, 0)["desired_workers"] == 1
-    exact = [{"scale_ratio": 1.0000000002}, {"scale_ratio": 1.0}]
-    assert summarize_workers(exact, 0)["desired_workers"] == 2
-    junk = [{"infer_fps": "fast", "scale_ratio": True, "capacity_fps": math.inf,
-             "drop_fps": None, "model": 7, "device": ""}]
-    assert summarize_workers(junk, 0) == {
-        "infer_fps": 0.0, "drop_fps": 0.0, "scale_ratio": 0.0, "desired_workers": 0,
-        "capacity_fps": 0.0, "models": [], "devices": []}
 
 
 def test_mjpeg_part_is_boundary_headers_jpeg_crlf() -> None:

@@ -1,0 +1,67 @@
+"""Snapshots without Redis: merging every type's boxes for the newest frame, latest per type,
+job frames."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from elastic_inference.core.broker import OutputEntry
+from elastic_inference.core.result import Detection, Result
+from elastic_inference.core.snapshot import frame_view, latest_by_type, pick_snapshot
+
+
+def entry(infer_type: str, seq: int, jpeg: bytes = b"jpeg", label: str = "person",
+          eid: str = "1-0") -> OutputEntry:
+    result = Result(stream="cam1", type=infer_type, seq=seq, ts_capture=1.0, ts_done=1.1,
+                    model="m", device="CPU", w=64, h=48,
+                    detections=(Detection(label, 0.9, (0.1, 0.1, 0.5, 0.5)),))
+    return OutputEntry("cam1", eid, jpeg, result.encode())
+
+
+def test_snapshot_merges_all_types_of_the_newest_seq() -> None:
+    entries = [  # newest first, as OutputBroker.latest returns them
+        entry("face", 10, b"f10", "face"),
+        entry("people", 11, b"p11", "person"),
+        entry("car", 11, b"c11", "car"),
+        entry("people", 11, b"p11-dup", "ghost"),  # an older duplicate of people/11
+        entry("people", 9, b"p9", "old"),
+    ]
+    snap = pick_snapshot(entries)
+    assert snap is not None
+    assert snap.seq == 11
+    assert snap.jpeg == b"p11"
+    assert snap.types == ("car", "people")
+    assert sorted(d.label for d in snap.detections) == ["car", "person"]
+
+
+def test_snapshot_none_without_entries_and_bare_frame_without_valid_results() -> None:
+    assert pick_snapshot([]) is None
+    snap = pick_snapshot([OutputEntry("cam1", "1-0", b"raw", b"not json")])
+    assert snap is not None and snap.jpeg == b"raw" and snap.detections == ()
+
+
+def test_latest_by_type_keeps_newest_per_type() -> None:
+    entries = [entry("people", 12), entry("face", 11), entry("people", 10),
+               OutputEntry("cam1", "1-0", b"", b'{"v": 2}')]
+    latest = latest_by_type(entries)
+    assert list(latest) == ["face", "people"]
+    assert latest["people"]["seq"] == 12 and latest["face"]["seq"] == 11
+
+
+def test_frame_view_merges_every_valid_type_and_skips_invalid_ones() -> None:
+    def result(infer_type: str, label: str) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(Result(
+            stream="j0123456789ab", type=infer_type, seq=5, ts_capture=1.0, ts_done=1.1,
+            model="m", device="CPU", w=64, h=48,
+            detections=(Detection(label, 0.9, (0.1, 0.1, 0.5, 0.5)),)).encode())
+        return data
+
+    results = {"people": result("people", "Person"), "face": result("face", "face"),
+               "car": {"v": 2}}
+    snap, valid = frame_view(5, b"jpeg", results)
+    assert (snap.seq, snap.jpeg, snap.types) == (5, b"jpeg", ("face", "people"))
+    assert sorted(d.label for d in snap.detections) == ["Person", "face"]
+    assert valid == {"face": results["face"], "people": results["people"]}
+    snap, valid = frame_view(5, b"jpeg", {})
+    assert snap.detections == () and valid == {}
