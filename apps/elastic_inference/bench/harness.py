@@ -39,12 +39,13 @@ class WorkerProcess:
     """One ``ei infer`` child with the bench's settings; nothing from the caller's EI_* env."""
 
     def __init__(self, redis_url: str, infer_type: str, model: str, model_dir: Path,
-                 device: str, max_age: float, max_frames: int = 0) -> None:
+                 device: str, max_age: float, max_frames: int = 0, precision: str = "") -> None:
         self.type = infer_type
         args = ["infer", "--type", infer_type, "--model", model, "--model-dir", str(model_dir),
                 "--device", device, "--redis-url", redis_url, "--metrics-host", "127.0.0.1",
                 "--metrics-port", "0", "--max-age", str(max_age),
-                "--max-frames", str(max_frames), "--log-level", "WARNING"]
+                "--max-frames", str(max_frames), "--log-level", "WARNING",
+                *(["--precision", precision] if precision else [])]
         env = {k: v for k, v in os.environ.items() if not k.startswith("EI_")}
         self.proc = subprocess.Popen([sys.executable, "-m", "elastic_inference.cli", *args],
                                      env=env)

@@ -105,6 +105,7 @@ class Int8Figures:
     model_only_speedup: float
     model_only_speedup_vs_f32: float
     worker_speedup: float
+    worker_speedup_vs_f32: float
     fp32_detections: int
     int8_detections: int
     matched: int
@@ -182,14 +183,8 @@ class Bench:
         if n_small:
             groups.append(("bench-small", cycle(self.frames(infer_type, SMALL, 100),
                                                        n_small), SMALL))
-        fill_queue(self.client, infer_type, groups)
-        worker = WorkerProcess(self.url, infer_type, spec.name, self.s.model_dir,
-                               self.s.device, max_age=0, max_frames=n_hd + n_small)
-        try:
-            drains = measure_drain(self.client, worker, [g[0] for g in groups],
-                                   [len(g[1]) for g in groups], self.redis_pid)
-        finally:
-            fig.worker_exit_code = worker.stop(exit_wait=STOP_WAIT)
+        drains, worker = self._drain(infer_type, spec.name, groups)
+        fig.worker_exit_code = worker.proc.returncode
         fig.worker_fps = drains[0].fps
         fig.worker_rss_mb = worker.peak_rss_mb
         fig.cpu_ms_per_frame = self._profile(drains[0], decode, inference)
@@ -198,6 +193,32 @@ class Bench:
             fig.baseline_fps = self._baseline(infer_type, spec.name, hd)
             self._live(fig, hd)
         return fig
+
+    def _drain(self, infer_type: str, model: str,
+               groups: list[tuple[str, list[bytes], tuple[int, int]]], precision: str = ""
+               ) -> tuple[list[Drain], WorkerProcess]:
+        """A real worker drains the pre-filled ``groups`` (stream, frames, size); one per group."""
+        fill_queue(self.client, infer_type, groups)
+        worker = WorkerProcess(self.url, infer_type, model, self.s.model_dir, self.s.device,
+                               max_age=0, max_frames=sum(len(g[1]) for g in groups),
+                               precision=precision)
+        try:
+            drains = measure_drain(self.client, worker, [g[0] for g in groups],
+                                   [len(g[1]) for g in groups], self.redis_pid)
+        finally:
+            worker.stop(exit_wait=STOP_WAIT)
+        return drains, worker
+
+    def worker_fps(self, infer_type: str, model: str, precision: str,
+                   expected_fps: float) -> float:
+        """Worker throughput alone (1280x720 drain), e.g. with FP32 forced to true f32."""
+        n = self._drain_frames(expected_fps)
+        log.info("%s: worker (precision %s) draining %d frames", model, precision or "default",
+                 n)
+        drains, _ = self._drain(infer_type, model,
+                                [("bench-hd", cycle(self.frames(infer_type, HD, 100), n), HD)],
+                                precision)
+        return drains[0].fps
 
     @staticmethod
     def _profile(drain: Drain, decode: Rate, inference: Rate) -> dict[str, float]:
@@ -315,6 +336,8 @@ def checks(models: list[ModelFigures], int8: list[Int8Figures]) -> list[Check]:
                          at_least=False))
     for q in int8:
         out.append(Check(f"{q.int8}: worker speed-up over FP32", q.worker_speedup, 1.5))
+        out.append(Check(f"{q.int8}: worker speed-up over FP32 run as f32",
+                         q.worker_speedup_vs_f32, 1.5))
         out.append(Check(f"{q.int8}: FP32 detections matched", q.agreement, 0.95))
     return out
 
@@ -356,12 +379,13 @@ def render(report: dict[str, Any], models: list[ModelFigures], int8: list[Int8Fi
                            "redis-server")), ""]
     if int8:
         rows = [(q.int8, f"{q.model_only_speedup:.2f}", f"{q.model_only_speedup_vs_f32:.2f}",
-                 f"{q.worker_speedup:.2f}", q.fp32_detections, q.int8_detections,
-                 f"{100 * q.agreement:.1f}%") for q in int8]
+                 f"{q.worker_speedup:.2f}", f"{q.worker_speedup_vs_f32:.2f}",
+                 q.fp32_detections, q.int8_detections, f"{100 * q.agreement:.1f}%")
+                for q in int8]
         lines += ["INT8 vs FP32 (speed-ups; detections on the same frames; 'vs f32': FP32 "
                   "forced to f32 precision instead of the device default)",
-                  table(rows, ("model", "model-only x", "vs f32 x", "worker x", "FP32 dets",
-                               "INT8 dets", "matched")), ""]
+                  table(rows, ("model", "model-only x", "vs f32 x", "worker x",
+                               "worker vs f32 x", "FP32 dets", "INT8 dets", "matched")), ""]
     rows = [(c.what, f"{c.value:.2f}", f"{'>=' if c.at_least else '<='} {c.target:g}",
              "ok" if c.ok else "MISSED") for c in results]
     lines += ["TARGETS", table(rows, ("check", "measured", "target", "")), ""]
@@ -395,10 +419,12 @@ def run(settings: BenchSettings) -> int:
                 # The CPU may run "FP32" in BF16 by default (AVX-512 BF16): also time true f32.
                 f32 = model_only_fps(spec.path(settings.model_dir), settings.device,
                                      plan.probe_seconds, precision="f32")
+                f32_worker = bench.worker_fps(infer_type, spec.name, "f32", f32)
                 int8.append(Int8Figures(infer_type, spec.name, quantized,
                                         q.model_only_fps / fp32.model_only_fps,
                                         q.model_only_fps / f32,
-                                        q.worker_fps / fp32.worker_fps, *dets))
+                                        q.worker_fps / fp32.worker_fps,
+                                        q.worker_fps / f32_worker, *dets))
     finally:
         bench.close()
         if embedded is not None:

@@ -24,6 +24,8 @@ from .redisconn import check_url
 
 ENV_PREFIX = "EI_"
 DEVICES = ("CPU", "GPU", "NPU", "AUTO")
+#: OpenVINO INFERENCE_PRECISION_HINT values; empty keeps the device's default.
+PRECISIONS = ("", "f32", "bf16", "f16")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 S = TypeVar("S", bound="CommonSettings")
@@ -127,6 +129,9 @@ class InferSettings(CommonSettings):
                     check=lambda v: "" if TYPE_RE.match(v) else f"must match {TYPE_RE.pattern}")
     model: str = opt("", "model name or file (default: the type's model in the registry)")
     device: str = opt("CPU", "OpenVINO device", choices=DEVICES)
+    precision: str = opt("", "inference precision: empty = the device's default (BF16 on CPUs "
+                             "with AVX-512 BF16, FP16 on GPUs), f32 for exact float",
+                         choices=PRECISIONS)
     model_dir: Path = opt(Path("models"), "directory of model files (tools/download-models.sh)")
     threshold: float = opt(0.0, "score threshold (0 = the model's default)",
                            check=lambda v: "" if 0 <= v < 1 else "must be in 0..1")

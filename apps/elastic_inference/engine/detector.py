@@ -81,6 +81,7 @@ def load_detector(
     device: str = "CPU",
     model: str | None = None,
     threshold: float | None = None,
+    precision: str = "",
 ) -> Detector:
     """Resolve the model for ``infer_type`` (or the ``model`` override) and compile it.
 
@@ -91,4 +92,5 @@ def load_detector(
     from .openvino_runtime import OpenVINODetector
 
     spec, label_filter = resolve(infer_type, model, model_dir, threshold)
-    return OpenVINODetector(spec, Path(model_dir), device=device, label_filter=label_filter)
+    return OpenVINODetector(spec, Path(model_dir), device=device, label_filter=label_filter,
+                            precision=precision)

@@ -71,6 +71,7 @@ class OpenVINODetector:
         label_filter: Collection[str] | None = None,
         performance_hint: str = "THROUGHPUT",
         num_requests: int | None = None,
+        precision: str = "",
     ) -> None:
         import openvino as ov
         from openvino.preprocess import ColorFormat, PrePostProcessor
@@ -118,7 +119,9 @@ class OpenVINODetector:
 
         try:
             self._compiled = core.compile_model(
-                net, requested, {"PERFORMANCE_HINT": performance_hint}
+                net, requested, {"PERFORMANCE_HINT": performance_hint,
+                                 # e.g. f32: exact float where the CPU would run BF16
+                                 **({"INFERENCE_PRECISION_HINT": precision} if precision else {})}
             )
         except RuntimeError as exc:
             raise ModelError(

@@ -433,7 +433,8 @@ def main(argv: list[str]) -> int:
     runtime.install_signal_handlers()
     runtime.serve_health(settings.metrics_host, settings.metrics_port)
     detector = load_detector(settings.type, settings.model_dir, settings.device,
-                             settings.model or None, settings.threshold or None)
+                             settings.model or None, settings.threshold or None,
+                             settings.precision)
     client = connect(settings.redis_url, socket_timeout=POP_TIMEOUT + 10)
     try:
         return InferWorker(settings, client, detector, runtime).run()
