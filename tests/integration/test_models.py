@@ -167,6 +167,19 @@ def test_auto_device_reports_the_real_device(model_dir: Path, astronaut: np.ndar
         det.close()
 
 
+def test_precision_f32_runs_exact_float_with_the_same_detections(
+        model_dir: Path, detectors: dict[str, Detector], astronaut: np.ndarray) -> None:
+    exact = load_detector("face", model_dir, "CPU", precision="f32")
+    try:
+        assert exact.precision == "f32"
+        assert detectors["face"].precision in ("f32", "bf16")  # bf16 on AVX-512 BF16 CPUs
+        (face,) = exact.infer([astronaut])[0]
+        (default,) = detectors["face"].infer([astronaut])[0]
+        assert box_iou(face.box, default.box) >= 0.9 and abs(face.score - default.score) < 0.05
+    finally:
+        exact.close()
+
+
 def _write_omz_like_model(path: Path) -> None:
     """A tiny IR shaped like an OMZ SSD: NCHW BGR input, DetectionOutput-style [1,1,2,7].
 

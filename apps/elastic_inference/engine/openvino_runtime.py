@@ -129,6 +129,11 @@ class OpenVINODetector:
             ) from exc
         used = self._compiled.get_property("EXECUTION_DEVICES")
         self.device = ",".join(used) if isinstance(used, (list, tuple)) else str(used)
+        try:  # what the device really computes in (bfloat16 for "FP32" on AVX-512 BF16 CPUs)
+            hint = self._compiled.get_property("INFERENCE_PRECISION_HINT")
+            self.precision = str(hint.to_string() if hasattr(hint, "to_string") else hint)
+        except RuntimeError:  # a virtual device (AUTO, MULTI) may not report it
+            self.precision = "unknown"
         n = num_requests or int(self._compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
         # No Python completion callback, on purpose: a callback makes OpenVINO's threads take
         # the GIL, and tearing the compiled model down (which joins those threads, GIL held)
@@ -143,11 +148,13 @@ class OpenVINODetector:
         self._pending: dict[int, int] = {}  # request id -> caller's tag
         self._inputs: dict[int, np.ndarray] = {}  # request id -> tensor it reads in place
         log.info(
-            "model %s (%s) compiled for %s, running on %s with %d infer requests, input %dx%d",
+            "model %s (%s) compiled for %s, running on %s in %s with %d infer requests, "
+            "input %dx%d",
             spec.name,
             path.name,
             requested,
             self.device,
+            self.precision,
             self.num_requests,
             w,
             h,
