@@ -103,15 +103,18 @@ class LeasedQueue:
         base = keys.jobs_pending()
         return cls(client, base, f"{base}:msg", f"{base}:leased")
 
-    def push(self, items: Sequence[tuple[str, bytes]]) -> None:
-        """Append ``(id, body)`` messages in one round trip (ids are unique per message)."""
+    def push(self, items: Sequence[tuple[str, bytes]],
+             pipe: redis.client.Pipeline | None = None) -> None:
+        """Append ``(id, body)`` messages in one round trip (ids are unique per message);
+        on ``pipe`` (a MULTI pipeline) to share the round trip with other writes."""
         if not items:
             return
-        pipe = self.client.pipeline(transaction=True)
+        target = pipe if pipe is not None else self.client.pipeline(transaction=True)
         for mid, body in items:
-            pipe.hset(self.keys[1], mid, body)
-            pipe.rpush(self.keys[0], mid)
-        pipe.execute()
+            target.hset(self.keys[1], mid, body)
+            target.rpush(self.keys[0], mid)
+        if pipe is None:
+            target.execute()
 
     def lease(self, count: int, timeout: float) -> list[tuple[str, bytes]]:
         """Take up to ``count`` messages for ``timeout`` seconds; ack them before it runs out."""

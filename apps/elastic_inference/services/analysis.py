@@ -165,13 +165,14 @@ class AnalysisRunner:
         if encoded is None:
             raise InvalidMessage(f"frame {index} could not be encoded")
         jpeg, w, h = encoded
-        pipe = self.client.pipeline(transaction=False)
-        self.store.store_frame(job_id, index, jpeg, pipe)
-        pipe.execute()
         now = time.time()
         mid = job_message_id(job_id, index)
+        # The frame and every type's message in one round trip (was one per type plus one).
+        pipe = self.client.pipeline(transaction=True)
+        self.store.store_frame(job_id, index, jpeg, pipe)
         for t, q in queues.items():
-            q.push([(mid, Frame(job_id, t, index, now, w, h, jpeg).encode())])
+            q.push([(mid, Frame(job_id, t, index, now, w, h, jpeg).encode())], pipe)
+        pipe.execute()
 
     def _wait_for_room(self, job_id: str, queues: dict[str, LeasedQueue], kept: int) -> None:
         """Back-pressure: wait while any type's queue is full, renewing the job's lease."""
