@@ -78,7 +78,14 @@ class Publisher:
             self.halt.wait(1.0 / self.fps)
 
     def __enter__(self) -> Publisher:
+        """Starts publishing and returns once the stream is registered and has a frame out, so
+        a viewer opened next never races the first heartbeat (a 404 for an unknown stream)."""
         self.thread.start()
+        try:
+            wait_for(lambda: self.published >= 1, 10, "the first frame to be published")
+        except AssertionError:
+            self.__exit__()
+            raise
         return self
 
     def __exit__(self, *_exc: object) -> None:
