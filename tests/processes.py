@@ -22,7 +22,10 @@ from tests.redis_server import free_port
 class Service:
     """One ``ei SERVICE`` process whose combined output goes to a temporary log file."""
 
-    def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
+    def __init__(self, args: list[str], env: dict[str, str] | None = None,
+                 own_group: bool = False) -> None:
+        """``own_group`` starts it in a process group of its own, which a test can then signal
+        as a terminal's Ctrl-C does (``signal_group``)."""
         self.args = args
         self.log_path = Path(tempfile.mkstemp(prefix=f"ei-{args[0]}-", suffix=".log")[1])
         self.metrics_port = free_port()
@@ -34,7 +37,7 @@ class Service:
         self.signalled = False
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
-                                     env=full_env)
+                                     env=full_env, start_new_session=own_group)
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -47,6 +50,12 @@ class Service:
         if self.alive() and not self.signalled:
             self.signalled = True
             self.proc.send_signal(sig)
+
+    def signal_group(self, sig: int = signal.SIGINT) -> None:
+        """``sig`` to every process in its group (it must have been started ``own_group``)."""
+        if self.alive() and not self.signalled:
+            self.signalled = True
+            os.killpg(self.proc.pid, sig)
 
     def stop(self, timeout: float = 20.0, sig: int = signal.SIGTERM) -> int:
         """Signal once (unless done already), wait, and kill only after ``timeout``."""

@@ -39,7 +39,8 @@ async def streams_seen_on_websocket(url: str, timeout: float) -> dict[str, dict[
 def test_up_serves_three_streams_with_results(model_dir: Path, sample_dir: Path) -> None:
     port, ws_port = free_port(), free_port()
     up = Service(["up", "--port", str(port), "--ws-port", str(ws_port), "--model-dir",
-                  str(model_dir), "--sample-dir", str(sample_dir), "--fps", "8"])
+                  str(model_dir), "--sample-dir", str(sample_dir), "--fps", "8"],
+                 own_group=True)
     started = time.monotonic()
     try:
         api = f"http://127.0.0.1:{port}/api/streams"
@@ -57,6 +58,12 @@ def test_up_serves_three_streams_with_results(model_dir: Path, sample_dir: Path)
         assert {r["type"] for r in seen.values()} == {"people", "car", "face"}
         assert up.alive(), up.output()[-3000:]
     finally:
-        code = up.stop(timeout=30, sig=signal.SIGINT)
-    assert code == 0, up.output()[-3000:]
-    assert "all services stopped" in up.output()
+        up.signal_group(signal.SIGINT)  # Ctrl-C in a terminal: the whole foreground group
+        code = up.stop(timeout=30)
+    out = up.output()
+    assert code == 0, out[-3000:]
+    assert "all services stopped" in out
+    # Only `ei up` saw the Ctrl-C; each child got one SIGTERM from it and drained.
+    assert "second SIG" not in out, out[-3000:]
+    children = out.count(" (pid ")  # "started NAME (pid N)", once per child
+    assert children >= 9 and out.count("SIGTERM received, draining") == children, out[-3000:]

@@ -77,8 +77,11 @@ class Child:
     env: dict[str, str] = field(default_factory=dict)
 
     def start(self) -> None:
+        """Each child gets its own session: a Ctrl-C in the terminal signals the whole
+        foreground process group, and a child that saw it beside ``ei up``'s own SIGTERM would
+        take that for a second signal and exit without draining."""
         cmd = [sys.executable, "-m", "elastic_inference.cli", *self.args]
-        self.proc = subprocess.Popen(cmd, env=self.env)
+        self.proc = subprocess.Popen(cmd, env=self.env, start_new_session=True)
         log.info("started %s (pid %d)", self.name, self.proc.pid)
 
     def alive(self) -> bool:
