@@ -212,7 +212,7 @@ def test_status_totals_over_the_workers_of_a_type(gateway: GatewayThread,
 def vtest_jpegs(n: int, width: int = 320) -> list[bytes]:
     """The first ``n`` frames of samples/vtest.avi as JPEGs ``width`` pixels wide."""
     cap = cv2.VideoCapture(str(REPO / "samples" / "vtest.avi"))
-    out = []
+    out: list[bytes] = []
     try:
         while len(out) < n:
             ok, frame = cap.read()

@@ -100,8 +100,8 @@ def test_results_go_to_live_buffer_and_history_with_metrics(
     assert labels == {"Person"}  # the people type keeps only Person
     worker.update_stats()
     text = generate_latest(worker.runtime.registry).decode()
-    labels = 'device="CPU",model="ssd-mobilenetv2-oidv4",type="people"'
-    assert f"ei_frames_inferred_total{{{labels}}} 6.0" in text
+    metric_labels = 'device="CPU",model="ssd-mobilenetv2-oidv4",type="people"'
+    assert f"ei_frames_inferred_total{{{metric_labels}}} 6.0" in text
     for name in ("ei_capacity_fps", "ei_infer_fps", "ei_scale_ratio"):
         line = next(ln for ln in text.splitlines() if ln.startswith(name + "{"))
         assert float(line.rsplit(" ", 1)[1]) > 0, line

@@ -545,7 +545,9 @@ def test_media_volume_for_analysis_jobs(render_once: RenderOnce) -> None:
             assert mounts == [{"name": media[0], "mountPath": MEDIA, "readOnly": True}]
             service = service_of(pod)
             env = container_env(rendered, container)
-            assert parse_settings(SETTINGS[service], [], env).media_dir == Path(MEDIA)
+            settings = parse_settings(SETTINGS[service], [], env)
+            assert isinstance(settings, (AnalysisSettings, GatewaySettings))
+            assert settings.media_dir == Path(MEDIA)
             mounting[workload["metadata"]["name"]] = service
         assert mounting == {"ei-analysis": "analysis", "ei-gateway": "gateway"}
 

@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from http.client import HTTPResponse
 from typing import Any
 
-import cv2
 import numpy as np
 import pytest
 import redis
@@ -31,7 +30,7 @@ from elastic_inference.core.result import Detection, Result
 from elastic_inference.core.snapshot import FOLLOW_READ as MJPEG_READ
 from elastic_inference.services.gateway import MJPEG_BOUNDARY, MjpegFollower
 from elastic_inference.services.websocket import decode_frame
-from tests.integration.test_gateway import GatewayThread, vtest_jpegs
+from tests.integration.test_gateway import GatewayThread, decode, vtest_jpegs
 from tests.processes import Service, wait_for
 from tests.redis_server import RedisServer, free_port
 
@@ -47,8 +46,7 @@ class Publisher:
 
     def __init__(self, client: redis.Redis, fps: float = 25.0, stream: str = STREAM) -> None:
         self.jpegs = vtest_jpegs(60)
-        self.raw = [cv2.imdecode(np.frombuffer(j, np.uint8), cv2.IMREAD_COLOR).astype(int)
-                    for j in self.jpegs]
+        self.raw = [decode(j).astype(int) for j in self.jpegs]
         self.h, self.w = self.raw[0].shape[:2]
         self.broker = OutputBroker(client)
         self.registry = StreamRegistry(client)
@@ -141,8 +139,7 @@ def read_part(resp: HTTPResponse) -> bytes | None:
 
 def boxes_drawn(pub: Publisher, jpeg: bytes) -> bool:
     """Whether ``jpeg`` is one of the published frames with both types' boxes on it."""
-    img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
-    assert img is not None, "a part is not a decodable JPEG"
+    img = decode(jpeg)
     assert img.shape[:2] == (pub.h, pub.w)
     shown = img.astype(int)
     raw = min(pub.raw, key=lambda r: float(np.abs(r - shown).mean()))  # the frame it shows

@@ -37,7 +37,7 @@ TYPES = ("face", "people")
 def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 40-frame 320x240 MJPG AVI at 20 fps with a moving disc and square."""
     path = tmp_path_factory.mktemp("video") / "moving shapes.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 20.0, (320, 240))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 20.0, (320, 240))
     for i in range(40):
         image = np.full((240, 320, 3), 40, np.uint8)
         cv2.circle(image, (20 + i * 7, 120), 25, (0, 200, 0), -1)
@@ -169,7 +169,7 @@ def test_frames_reach_every_type_identically_and_the_queue_bound_holds(
         assert (a.seq, a.ts, a.jpeg) == (b.seq, b.ts, b.jpeg)
         assert (a.w, a.h) == (160, 120)
         image = cv2.imdecode(np.frombuffer(a.jpeg, np.uint8), cv2.IMREAD_COLOR)
-        assert image.shape == (120, 160, 3)
+        assert image is not None and image.shape == (120, 160, 3)
     assert face[0].ts < face[-1].ts <= time.time()
 
     for t in TYPES:

@@ -29,8 +29,9 @@ class Detector(Protocol):
     """Runs one model on BGR uint8 images of any size.
 
     ``model`` is the registry name and ``device`` the device actually executing (both go into
-    every result); ``input_size`` is the network's ``(w, h)`` so the worker can decode JPEGs at a
-    reduced size close to it.
+    every result); ``precision`` is what the device really computes in (``bf16`` for an FP32
+    model on a CPU with AVX-512 BF16, unless ``f32`` is asked for); ``input_size`` is the
+    network's ``(w, h)`` so the worker can decode JPEGs at a reduced size close to it.
 
     Two ways to use it. ``infer(images)`` is the simple batch call. The worker streams instead,
     so decoding, inference and publishing overlap: ``prepare`` (thread-safe; run it in the decode
@@ -40,6 +41,7 @@ class Detector(Protocol):
 
     model: str
     device: str
+    precision: str
     input_size: tuple[int, int]
 
     def prepare(self, image: Image) -> Prepared:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from elastic_inference.core.history import LabelBuckets, entry_seconds, only_label
 
 
@@ -10,8 +12,8 @@ def test_entry_seconds() -> None:
 
 
 def test_only_label_restricts_detections_and_drops_results_without_it() -> None:
-    result = {"v": 1, "detections": [{"label": "car", "score": 0.9}, {"label": "person"},
-                                     {"label": "car", "score": 0.5}]}
+    result: dict[str, Any] = {"v": 1, "detections": [
+        {"label": "car", "score": 0.9}, {"label": "person"}, {"label": "car", "score": 0.5}]}
     assert only_label(result, None) is result
     kept = only_label(result, "car")
     assert kept is not None and [d.get("score") for d in kept["detections"]] == [0.9, 0.5]

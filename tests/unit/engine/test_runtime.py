@@ -30,6 +30,7 @@ class FakeDetector:
 
     model = "fake"
     device = "CPU"
+    precision = "f32"
     input_size = (64, 64)
 
     def __init__(self) -> None:

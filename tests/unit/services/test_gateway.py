@@ -215,7 +215,7 @@ class TestGatewayHttp(AsyncHTTPTestCase):
     def get_app(self) -> Any:
         self.metrics = GatewayMetrics(CollectorRegistry())
         self.pool = ThreadPoolExecutor(max_workers=2)
-        return make_app(DownRedis(), metrics=self.metrics, executor=self.pool)  # type: ignore[arg-type]
+        return make_app(DownRedis(), metrics=self.metrics, executor=self.pool)
 
     def tearDown(self) -> None:
         super().tearDown()
@@ -354,7 +354,7 @@ class TestDashboard(AsyncHTTPTestCase):
 
         self.spa = build_dashboard(Path(tempfile.mkdtemp(prefix="ei-spa-")) / "dist")
         self.pool = ThreadPoolExecutor(max_workers=1)
-        return make_app(DownRedis(), executor=self.pool, spa_dir=self.spa)  # type: ignore[arg-type]
+        return make_app(DownRedis(), executor=self.pool, spa_dir=self.spa)
 
     def tearDown(self) -> None:
         super().tearDown()
@@ -401,13 +401,13 @@ def test_plain_page_when_the_dashboard_is_not_built(tmp_path: Path,
                                                     caplog: pytest.LogCaptureFixture) -> None:
     pool = ThreadPoolExecutor(max_workers=1)
     with caplog.at_level(logging.WARNING, "elastic_inference.services.gateway"):
-        app = make_app(DownRedis(), executor=pool, spa_dir=tmp_path / "dist")  # type: ignore[arg-type]
+        app = make_app(DownRedis(), executor=pool, spa_dir=tmp_path / "dist")
     pool.shutdown()
     [record] = [r for r in caplog.records if "not built" in r.getMessage()]
     assert "make spa" in record.getMessage() and str(tmp_path / "dist") in record.getMessage()
     built = build_dashboard(tmp_path / "built")
     caplog.clear()
     with caplog.at_level(logging.WARNING, "elastic_inference.services.gateway"):
-        make_app(DownRedis(), executor=pool, spa_dir=built)  # type: ignore[arg-type]
+        make_app(DownRedis(), executor=pool, spa_dir=built)
     assert not caplog.records
     assert app.settings["ei_context"].websocket_upstream == ""

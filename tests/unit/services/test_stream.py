@@ -170,7 +170,7 @@ def test_encode_jpeg_downscales_and_rejects_non_images() -> None:
     jpeg, w, h = encoded
     assert (w, h) == (200, 120)
     decoded = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
-    assert decoded.shape == (120, 200, 3)
+    assert decoded is not None and decoded.shape == (120, 200, 3)
     assert encode_jpeg(None, 0, 80) is None
     assert encode_jpeg(np.zeros((0, 0, 3), np.uint8), 0, 80) is None
     assert encode_jpeg(np.zeros((4, 4, 3), np.float32), 0, 80) is None
@@ -276,6 +276,7 @@ def test_source_that_does_not_open_is_released() -> None:
 def test_nonsense_fps_from_a_backend_is_ignored() -> None:
     for fps in (0.0, float("nan"), 90000.0):
         cap = FakeCapture([IMG], fps=fps)
-        source = Source(SourceSpec("file", "x.avi", "x.avi"), opener=lambda _s, c=cap: c)
+        source = Source(SourceSpec("file", "x.avi", "x.avi"),
+                        opener=lambda _spec: cap)  # noqa: B023 - opened in this same turn
         assert source.open()
         assert source.fps == 0.0
