@@ -25,7 +25,7 @@ class Service:
     def __init__(self, args: list[str], env: dict[str, str] | None = None,
                  own_group: bool = False) -> None:
         """``own_group`` starts it in a process group of its own, which a test can then signal
-        as a terminal's Ctrl-C does (``signal_group``)."""
+        whole, as a terminal's Ctrl-C does (``send(sig, group=True)``)."""
         self.args = args
         self.log_path = Path(tempfile.mkstemp(prefix=f"ei-{args[0]}-", suffix=".log")[1])
         self.metrics_port = free_port()
@@ -45,17 +45,15 @@ class Service:
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def send(self, sig: int = signal.SIGTERM) -> None:
-        """Send ``sig`` (a second one would mean "exit now", so it is sent at most once)."""
+    def send(self, sig: int = signal.SIGTERM, group: bool = False) -> None:
+        """Send ``sig`` (a second one would mean "exit now", so it is sent at most once); with
+        ``group``, to its whole process group (started ``own_group``)."""
         if self.alive() and not self.signalled:
             self.signalled = True
-            self.proc.send_signal(sig)
-
-    def signal_group(self, sig: int = signal.SIGINT) -> None:
-        """``sig`` to every process in its group (it must have been started ``own_group``)."""
-        if self.alive() and not self.signalled:
-            self.signalled = True
-            os.killpg(self.proc.pid, sig)
+            if group:
+                os.killpg(self.proc.pid, sig)
+            else:
+                self.proc.send_signal(sig)
 
     def stop(self, timeout: float = 20.0, sig: int = signal.SIGTERM) -> int:
         """Signal once (unless done already), wait, and kill only after ``timeout``."""

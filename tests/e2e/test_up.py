@@ -58,7 +58,7 @@ def test_up_serves_three_streams_with_results(model_dir: Path, sample_dir: Path)
         assert {r["type"] for r in seen.values()} == {"people", "car", "face"}
         assert up.alive(), up.output()[-3000:]
     finally:
-        up.signal_group(signal.SIGINT)  # Ctrl-C in a terminal: the whole foreground group
+        up.send(signal.SIGINT, group=True)  # a terminal's Ctrl-C: the whole foreground group
         code = up.stop(timeout=30)
     out = up.output()
     assert code == 0, out[-3000:]
