@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from email.message import Message
 from pathlib import Path
 from typing import Any
 
-from tests.redis_server import free_port
+_METRICS_LINE = re.compile(r"metrics and health on http://[^\s]*:(\d+)/metrics")
 
 
 class Service:
@@ -28,16 +29,32 @@ class Service:
         whole, as a terminal's Ctrl-C does (``send(sig, group=True)``)."""
         self.args = args
         self.log_path = Path(tempfile.mkstemp(prefix=f"ei-{args[0]}-", suffix=".log")[1])
-        self.metrics_port = free_port()
+        self._metrics_port = 0
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("EI_")}
         full_env.update(env or {})
         cmd = [sys.executable, "-m", "elastic_inference.cli", *args]
         if args[0] != "up":
-            cmd += ["--metrics-host", "127.0.0.1", "--metrics-port", str(self.metrics_port)]
+            # Port 0: the service binds a free port itself and logs it (see ``metrics_port``). A
+            # port picked here and bound later could be taken meanwhile by another process.
+            cmd += ["--metrics-host", "127.0.0.1", "--metrics-port", "0"]
         self.signalled = False
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
                                      env=full_env, start_new_session=own_group)
+
+    @property
+    def metrics_port(self) -> int:
+        """The port the service bound for /metrics, read from its start-up log line."""
+        if not self._metrics_port:
+            def bound() -> int:
+                found = _METRICS_LINE.search(self.output())
+                if found:
+                    return int(found.group(1))
+                if not self.alive():
+                    raise AssertionError(f"ei {self.args[0]} exited:\n{self.output()[-2000:]}")
+                return 0
+            self._metrics_port = wait_for(bound, 60, f"ei {self.args[0]}'s metrics port")
+        return self._metrics_port
 
     def alive(self) -> bool:
         return self.proc.poll() is None
