@@ -10,7 +10,8 @@ import pytest
 import redis
 
 from elastic_inference.core import keys
-from elastic_inference.core.jobs import JobRequest, JobStore
+from elastic_inference.core.jobrequest import JobRequest
+from elastic_inference.core.jobs import JobStore
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,9 @@ import redis
 
 from elastic_inference.core import keys
 from elastic_inference.core.errors import InvalidMessage
-from elastic_inference.core.jobs import JobRequest, JobStore, LeasedQueue, job_message_id
+from elastic_inference.core.jobrequest import JobRequest
+from elastic_inference.core.jobs import JobStore, job_message_id
+from elastic_inference.core.leased import LeasedQueue
 
 pytestmark = pytest.mark.integration
 
@@ -54,7 +56,8 @@ def test_discard_forgets_one_jobs_messages_and_lease_skips_their_ids(
     q = LeasedQueue.for_type(redis_client, "people")
     q.push([(job_message_id("j000000000001", n), b"1") for n in range(3)]
            + [(job_message_id("j000000000002", 0), b"2")])
-    assert q.discard("j000000000001:") == 3
+    assert q.discard(["j000000000001"]) == 3
+    assert q.waiting() == 1  # the discarded ids are out of the list, not only their bodies
     assert q.lease(10, timeout=30) == [("j000000000002:0", b"2")]
 
 
@@ -91,10 +94,8 @@ def test_delete_removes_everything_and_updates_cannot_resurrect_it(
         redis_client: redis.Redis) -> None:
     store = JobStore(redis_client)
     job = store.create(JobRequest("a.avi", ("people",)))
-    pipe = redis_client.pipeline()
-    store.store_frame(job, 0, b"\xff\xd8jpeg", pipe)
-    pipe.execute()
-    LeasedQueue.for_type(redis_client, "people").push([(job_message_id(job, 0), b"m")])
+    people = LeasedQueue.for_type(redis_client, "people")
+    assert store.store_frame(job, 0, b"\xff\xd8jpeg", job_message_id(job, 0), [(people, b"m")])
     assert store.delete(job)
     assert store.get(job) is None and store.frame(job, 0) is None
     assert not store.update(job, status="extracting")
