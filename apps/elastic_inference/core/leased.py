@@ -77,9 +77,9 @@ return n
 
 #: Forget every message of the given owners, waiting or leased, and any id left without a body.
 #: KEYS[1] id LIST, KEYS[2] body HASH, KEYS[3] lease ZSET; ARGV owners (the part of an id
-#: before its first ':'). Returns how many messages (bodies) were removed. Reads the whole
-#: LIST and ZSET: both stay short (back-pressure bounds what is waiting, workers what is
-#: leased).
+#: before its first ':'). Returns how many messages (bodies) were removed. One pass over the
+#: LIST and the ZSET (the LIST is rebuilt, in order, only if something goes): both stay short,
+#: as back-pressure bounds what is waiting and workers what is leased.
 _DISCARD_LUA = """
 local owners = {}
 for i = 1, #ARGV do owners[ARGV[i]] = true end
@@ -87,12 +87,19 @@ local function doomed(id)
   return owners[string.match(id, '^[^:]+')] ~= nil
 end
 local removed = 0
-local seen = {}
-for _, id in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
-  if not seen[id] and (doomed(id) or redis.call('HEXISTS', KEYS[2], id) == 0) then
-    seen[id] = true
-    redis.call('LREM', KEYS[1], 0, id)
+local kept = {}
+local ids = redis.call('LRANGE', KEYS[1], 0, -1)
+for _, id in ipairs(ids) do
+  if doomed(id) then
     removed = removed + redis.call('HDEL', KEYS[2], id)
+  elseif redis.call('HEXISTS', KEYS[2], id) == 1 then
+    kept[#kept + 1] = id
+  end
+end
+if #kept < #ids then
+  redis.call('DEL', KEYS[1])
+  for i = 1, #kept, 1000 do
+    redis.call('RPUSH', KEYS[1], unpack(kept, i, math.min(i + 999, #kept)))
   end
 end
 for _, id in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do

@@ -56,9 +56,10 @@ def test_discard_forgets_one_jobs_messages_and_lease_skips_their_ids(
         redis_client: redis.Redis) -> None:
     q = LeasedQueue.for_type(redis_client, "people")
     q.push([(job_message_id("j000000000001", n), b"1") for n in range(3)]
-           + [(job_message_id("j000000000002", 0), b"2")])
+           + [(job_message_id("j000000000002", 0), b"2"), ("j000000000003:0", b"3")])
+    q.ack(["j000000000003:0"])  # acknowledged while waiting (a lease that ran out): a dead id
     assert q.discard(["j000000000001"]) == 3
-    assert q.waiting() == 1  # the discarded ids are out of the list, not only their bodies
+    assert q.waiting() == 1  # the discarded and dead ids are out of the list, not only bodies
     assert q.lease(10, timeout=30) == [("j000000000002:0", b"2")]
 
 
