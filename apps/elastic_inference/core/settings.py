@@ -257,7 +257,8 @@ class StatusSettings(CommonSettings):
 
 @dataclass(frozen=True)
 class PruneSettings(CommonSettings):
-    """``ei results prune``: delete result history and analysis jobs older than a number of days."""
+    """``ei results prune``: delete result history and analysis jobs older than a number of days,
+    and what deleted jobs left behind."""
 
     older_than: float = opt(0.0, "days: delete what is older (required, > 0)",
                             check=_positive)
