@@ -59,6 +59,14 @@ def worker(redis_url: str, model_dir: Path, infer_type: str) -> Service:
                     "--lease-timeout", LEASE], env={"EI_REDIS_URL": redis_url})
 
 
+def gateway_runner_and_people_worker(services: list[Service], redis_url: str, sample_dir: Path,
+                                     model_dir: Path, max_pending: int) -> Api:
+    gateway, api = start_gateway(redis_url, sample_dir)
+    services += [gateway, runner(redis_url, sample_dir, "--max-pending", str(max_pending)),
+                 worker(redis_url, model_dir, "people")]
+    return api
+
+
 def job_keys(client: redis.Redis, job_id: str) -> list[bytes]:
     return sorted(client.scan_iter(match=f"*{job_id}*", count=1000))
 
@@ -100,12 +108,9 @@ def deleted_leaves_nothing(api: Api, client: redis.Redis, job_id: str,
 def test_a_job_deleted_while_it_is_extracted_leaves_nothing_behind(
         services: list[Service], redis_url: str, redis_client: redis.Redis, model_dir: Path,
         sample_dir: Path) -> None:
-    gateway, api = start_gateway(redis_url, sample_dir)
-    services.append(gateway)
     # A people worker only: the car queue fills to --max-pending and the runner waits on it,
     # still extracting, while people frames are taken, leased and answered.
-    services.append(runner(redis_url, sample_dir, "--max-pending", "8"))
-    services.append(worker(redis_url, model_dir, "people"))
+    api = gateway_runner_and_people_worker(services, redis_url, sample_dir, model_dir, 8)
     before = back_pressure(redis_client)
     job_id = api.submit({"source": "vtest.avi", "types": list(TYPES)})
 
@@ -129,10 +134,7 @@ def test_a_job_deleted_while_it_is_extracted_leaves_nothing_behind(
 def test_a_job_deleted_while_it_is_processed_leaves_nothing_behind(
         services: list[Service], redis_url: str, redis_client: redis.Redis, model_dir: Path,
         sample_dir: Path) -> None:
-    gateway, api = start_gateway(redis_url, sample_dir)
-    services.append(gateway)
-    services.append(runner(redis_url, sample_dir, "--max-pending", "1000"))
-    services.append(worker(redis_url, model_dir, "people"))
+    api = gateway_runner_and_people_worker(services, redis_url, sample_dir, model_dir, 1000)
     before = back_pressure(redis_client)
     job_id = api.submit({"source": "vtest.avi", "types": list(TYPES), "frame_step": 5})
 

@@ -98,13 +98,17 @@ def job_keys_pattern() -> str:
     return f"{PREFIX}:job:*"
 
 
-def job_of_key(key: str) -> str | None:
-    """The job id a key of :func:`job_keys_pattern` belongs to, None if it is not a job key."""
-    head = f"{PREFIX}:job:"
+def _segment(key: str, head: str, rule: re.Pattern[str]) -> str | None:
+    """The name segment right after ``head`` in ``key`` if it follows ``rule``, else None."""
     if not key.startswith(head):
         return None
-    job_id = key[len(head):].split(":", 1)[0]
-    return job_id if JOB_ID_RE.match(job_id) else None
+    part = key[len(head):].split(":", 1)[0]
+    return part if rule.match(part) else None
+
+
+def job_of_key(key: str) -> str | None:
+    """The job id a key of :func:`job_keys_pattern` belongs to, None if it is not a job key."""
+    return _segment(key, f"{PREFIX}:job:", JOB_ID_RE)
 
 
 def job_queue_pattern() -> str:
@@ -114,11 +118,7 @@ def job_queue_pattern() -> str:
 
 def job_queue_type(key: str) -> str | None:
     """The inference type a key of :func:`job_queue_pattern` belongs to, None if not one."""
-    head = f"{PREFIX}:jobq:"
-    if not key.startswith(head):
-        return None
-    infer_type = key[len(head):].split(":", 1)[0]
-    return infer_type if TYPE_RE.match(infer_type) else None
+    return _segment(key, f"{PREFIX}:jobq:", TYPE_RE)
 
 
 def job_results(job_id: str, infer_type: str) -> str:
