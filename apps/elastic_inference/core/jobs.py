@@ -122,9 +122,6 @@ class JobStore:
         value = self.client.hget(keys.job(job_id), "source")
         return _s(value) if value is not None else ""
 
-    def exists(self, job_id: str) -> bool:
-        return bool(self.client.exists(keys.job(job_id)))
-
     def delete(self, job_id: str) -> bool:
         """Remove a job, its frames, results and queued messages; False if unknown.
 
