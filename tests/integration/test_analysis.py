@@ -8,7 +8,9 @@ import pytest
 import redis
 
 from elastic_inference.core import keys
-from elastic_inference.core.jobs import JobRequest, JobStore, LeasedQueue
+from elastic_inference.core.jobrequest import JobRequest
+from elastic_inference.core.jobs import JobStore
+from elastic_inference.core.leased import LeasedQueue
 from elastic_inference.core.runtime import ServiceRuntime
 from elastic_inference.core.settings import AnalysisSettings
 from elastic_inference.services.analysis import AnalysisRunner

@@ -10,7 +10,9 @@ import pytest
 import redis
 
 from elastic_inference.core import keys
-from elastic_inference.core.jobs import JobRequest, JobStore
+from elastic_inference.core.jobrequest import JobRequest
+from elastic_inference.core.jobs import JobStore, job_message_id
+from elastic_inference.core.leased import LeasedQueue
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.integration
@@ -55,3 +57,29 @@ def test_a_missing_or_bad_age_is_refused(redis_url: str, args: list[str]) -> Non
     done = prune(redis_url, *args)
     assert done.returncode == 2, done.stdout
     assert "--older-than" in done.stderr or "EI_OLDER_THAN" in done.stderr
+
+
+def test_prune_sweeps_what_deleted_jobs_left_behind(
+        redis_url: str, redis_client: redis.Redis) -> None:
+    store = JobStore(redis_client)
+    people = LeasedQueue.for_type(redis_client, "people")
+    live = store.create(JobRequest("a.avi", ("people",)))
+    gone = store.create(JobRequest("b.avi", ("people",)))
+    for job in (live, gone):
+        assert store.store_frame(job, 0, b"f", job_message_id(job, 0), [(people, b"m")])
+    redis_client.delete(keys.job(gone))  # e.g. an older release's DELETE racing the runner
+
+    dry = prune(redis_url, "--older-than", "30", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert ("would delete what 1 deleted job(s) left behind: 1 key(s), 1 index entry(ies), "
+            "messages in 2 queue(s)") in dry.stdout
+    assert f"orphan key {keys.job_frames(gone)}" in dry.stdout
+    assert redis_client.exists(keys.job_frames(gone)) and people.waiting() == 2
+
+    done = prune(redis_url, "--older-than", "30")
+    assert done.returncode == 0, done.stderr
+    assert "deleted what 1 deleted job(s) left behind" in done.stdout
+    assert "(2 message(s))" in done.stdout  # its frame in the people queue, its pending entry
+    assert list(redis_client.scan_iter(match=f"*{gone}*")) == []
+    assert people.waiting() == 1 and store.get(live) is not None
+    assert store.frame(live, 0) == b"f"

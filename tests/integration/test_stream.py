@@ -26,6 +26,7 @@ from elastic_inference.core.runtime import ServiceRuntime
 from elastic_inference.core.settings import StreamSettings
 from elastic_inference.services.stream import Source, SourceSpec, StreamService, parse_source
 from tests.conftest import REPO
+from tests.mjpeg_camera import MjpegCamera
 from tests.redis_server import RedisServer, free_port
 
 pytestmark = pytest.mark.integration
@@ -348,66 +349,6 @@ def test_a_missing_file_exits_1_with_a_message(spawn: Callable[..., StreamProces
 
 
 # ----------------------------------------------------------------------------- a live HTTP camera
-
-
-class MjpegCamera:
-    """A real HTTP MJPEG camera on loopback (multipart/x-mixed-replace, as IP cameras serve),
-    playing ``clip`` at 20 fps; ``stop()`` kills it mid-stream, ``start()`` brings it back on
-    the same port."""
-
-    def __init__(self, clip: Path) -> None:
-        cap = cv2.VideoCapture(str(clip))
-        self.jpegs: list[bytes] = []
-        while True:
-            ok, image = cap.read()
-            if not ok:
-                break
-            self.jpegs.append(cv2.imencode(".jpg", image)[1].tobytes())
-        cap.release()
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/video.mjpg"
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
-        self.alive = threading.Event()
-
-    def start(self) -> None:
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        camera = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
-                self.end_headers()
-                i = 0
-                try:
-                    while camera.alive.is_set():
-                        jpeg = camera.jpegs[i % len(camera.jpegs)]
-                        i += 1
-                        self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\n"
-                                         b"Content-Length: %d\r\n\r\n%s\r\n" % (len(jpeg), jpeg))
-                        time.sleep(0.05)
-                except OSError:
-                    pass  # the client went away
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        ThreadingHTTPServer.allow_reuse_address = True
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._server.daemon_threads = True
-        self.alive.set()
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Close the listening socket and cut every open connection (a camera power loss)."""
-        self.alive.clear()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
 
 
 def test_an_http_camera_that_dies_mid_stream_is_retried_and_resumes(

@@ -23,3 +23,7 @@ class FetchError(EIError):
 
 class SourceError(EIError):
     """A video source could not be opened or stopped producing frames."""
+
+
+class StorageFull(EIError):
+    """Redis already holds as much of something as it may; retry once some is deleted."""

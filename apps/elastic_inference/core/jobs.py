@@ -1,16 +1,14 @@
-"""Analysis jobs: whole videos analysed frame by frame, nothing lost.
+"""Analysis jobs in Redis: records, the frames they keep, and the results of each type.
 
-Live frames may be trimmed from a full queue or dropped as stale; a job's frames may not. They
-travel through a :class:`LeasedQueue`, the reliable-queue pattern with a visibility timeout:
-taking a message *leases* it until a deadline instead of removing it, the taker acknowledges it
-once its result is stored, and a lease that runs out (the taker was killed or hangs) puts the
-message back at the head of the queue for another taker. Results are stored by frame number,
-so a message processed twice (a slow taker whose lease ran out) overwrites its own result and
-the counts stay exact.
+A job's keys (``ei:job:{id}`` and its ``:frames`` and ``:results:{type}``) exist only while
+the job does: frames and results are written by Lua scripts that check the record in the same
+step, so a runner or worker finishing after a ``DELETE`` writes nothing, and the delete removes
+the job's queued messages from every queue at once (:meth:`.LeasedQueue.discard`), so they no
+longer count towards back-pressure. Results are stored by frame number, so a message processed
+twice (a slow taker whose lease ran out) overwrites its own result and counts stay exact.
 
-:func:`parse_job_request` reads a submitted job; :class:`JobStore` keeps the job records
-(request, status, progress), the analysed frames and their results. Keys are in :mod:`.keys`;
-the flow is described in doc/analysis.md.
+Requests are read in :mod:`.jobrequest`, the queues are :mod:`.leased`; orphans (keys of a job
+that no longer exists) are swept by :mod:`.jobsweep`. The flow is in doc/analysis.md.
 """
 
 from __future__ import annotations
@@ -18,254 +16,58 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import redis
 
 from . import keys
-from .errors import InvalidMessage
+from .errors import StorageFull
+from .jobrequest import JobRequest
+from .leased import LeasedQueue
 from .redisconn import redact_url
 from .result import parse_result
 
-#: Lease the oldest ``count`` messages (after putting expired leases back at the head).
-#: The server's clock sets deadlines, so takers with skewed clocks agree.
-_LEASE_LUA = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
-local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now)
-for i = #expired, 1, -1 do
-  redis.call('ZREM', KEYS[3], expired[i])
-  redis.call('LPUSH', KEYS[1], expired[i])
-end
-local deadline = now + tonumber(ARGV[1])
-local out = {}
-local want = tonumber(ARGV[2])
-while #out < 2 * want do
-  local id = redis.call('LPOP', KEYS[1])
-  if not id then break end
-  local body = redis.call('HGET', KEYS[2], id)
-  if body then
-    redis.call('ZADD', KEYS[3], deadline, id)
-    out[#out + 1] = id
-    out[#out + 1] = body
-  end
-end
-return out
-"""
-
-#: Push back the deadline of leases still held (``XX``: never re-create an acknowledged one).
-_EXTEND_LUA = """
-local t = redis.call('TIME')
-local deadline = tonumber(t[1]) + tonumber(t[2]) / 1e6 + tonumber(ARGV[1])
-local n = 0
-for i = 2, #ARGV do
-  n = n + redis.call('ZADD', KEYS[1], 'XX', 'CH', deadline, ARGV[i])
-end
-return n
-"""
-
-
 #: HSET only if the job still exists, so a runner never resurrects a deleted job.
+#: KEYS[1] job HASH; ARGV field1, value1, field2, value2, ... Returns 1, or 0 if the job is gone.
 _UPDATE_LUA = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV))
 return 1
 """
 
+#: Store one frame with its job and queue it for each type, only while the job exists; the
+#: job's ``frame_bytes`` stays exact when a frame is stored again (a re-run extraction).
+#: KEYS[1] job HASH, KEYS[2] frames HASH, then per type an id LIST and a body HASH (KEYS[3],
+#: KEYS[4] for the first type, ...); ARGV[1] frame number, ARGV[2] JPEG, ARGV[3] message id,
+#: ARGV[3 + i] the message for type i. Returns 1, or 0 (nothing written) if the job is gone.
+_STORE_FRAME_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local old = redis.call('HSTRLEN', KEYS[2], ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('HINCRBY', KEYS[1], 'frame_bytes', #ARGV[2] - old)
+for i = 1, (#KEYS - 2) / 2 do
+  redis.call('HSET', KEYS[2 + 2 * i], ARGV[3], ARGV[3 + i])
+  redis.call('RPUSH', KEYS[1 + 2 * i], ARGV[3])
+end
+return 1
+"""
+
+#: Store one result by frame number, only while the job exists.
+#: KEYS[1] job HASH, KEYS[2] the type's results HASH; ARGV[1] frame number, ARGV[2] result JSON.
+#: Returns 1, or 0 (nothing written) if the job is gone.
+_STORE_RESULT_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+return 1
+"""
+
+MB = 1 << 20
+
 
 def _s(v: bytes | str) -> str:
     return v.decode() if isinstance(v, bytes) else v
-
-
-class LeasedQueue:
-    """A lossless FIFO with leases: a LIST of ids, a HASH of bodies, a ZSET of lease deadlines."""
-
-    def __init__(self, client: redis.Redis, list_key: str, bodies_key: str,
-                 leases_key: str) -> None:
-        self.client = client
-        self.keys = [list_key, bodies_key, leases_key]
-        self._lease = client.register_script(_LEASE_LUA)
-        self._extend = client.register_script(_EXTEND_LUA)
-
-    @classmethod
-    def for_type(cls, client: redis.Redis, infer_type: str) -> LeasedQueue:
-        """The job-frame queue of one inference type."""
-        return cls(client, keys.job_queue(infer_type), keys.job_queue_messages(infer_type),
-                   keys.job_queue_leases(infer_type))
-
-    @classmethod
-    def pending_jobs(cls, client: redis.Redis) -> LeasedQueue:
-        """Job ids waiting for an analysis runner."""
-        base = keys.jobs_pending()
-        return cls(client, base, f"{base}:msg", f"{base}:leased")
-
-    def push(self, items: Sequence[tuple[str, bytes]],
-             pipe: redis.client.Pipeline | None = None) -> None:
-        """Append ``(id, body)`` messages in one round trip (ids are unique per message);
-        on ``pipe`` (a MULTI pipeline) to share the round trip with other writes."""
-        if not items:
-            return
-        target = pipe if pipe is not None else self.client.pipeline(transaction=True)
-        for mid, body in items:
-            target.hset(self.keys[1], mid, body)
-            target.rpush(self.keys[0], mid)
-        if pipe is None:
-            target.execute()
-
-    def lease(self, count: int, timeout: float) -> list[tuple[str, bytes]]:
-        """Take up to ``count`` messages for ``timeout`` seconds; ack them before it runs out."""
-        raw = self._lease(keys=self.keys, args=[timeout, count])
-        return [(_s(raw[i]), raw[i + 1]) for i in range(0, len(raw), 2)]
-
-    def extend(self, ids: Sequence[str], timeout: float) -> int:
-        """Renew leases still held (a long task); returns how many were."""
-        if not ids:
-            return 0
-        return int(self._extend(keys=[self.keys[2]], args=[timeout, *ids]))
-
-    def release(self, ids: Sequence[str]) -> None:
-        """Give leased messages back at once, at the head (a taker stopping cleanly)."""
-        if not ids:
-            return
-        pipe = self.client.pipeline(transaction=True)
-        pipe.zrem(self.keys[2], *ids)
-        pipe.lpush(self.keys[0], *reversed(ids))
-        pipe.execute()
-
-    def ack(self, ids: Sequence[str], pipe: redis.client.Pipeline | None = None) -> None:
-        """Done with these messages: forget them (on ``pipe`` to share a round trip)."""
-        if not ids:
-            return
-        target = pipe if pipe is not None else self.client.pipeline(transaction=False)
-        target.zrem(self.keys[2], *ids)
-        target.hdel(self.keys[1], *ids)
-        if pipe is None:
-            target.execute()
-
-    def discard(self, prefix: str) -> int:
-        """Forget every message whose id starts with ``prefix`` (a deleted job's frames)."""
-        doomed = [_s(k) for k, _ in self.client.hscan_iter(self.keys[1], match=f"{prefix}*")]
-        if doomed:
-            self.ack(doomed)
-        return len(doomed)
-
-    def waiting(self) -> int:
-        """Messages not yet taken (leased ones are not counted)."""
-        return int(self.client.llen(self.keys[0]))
-
-
-# --------------------------------------------------------------------------------- job records
-
-STATUSES = ("queued", "extracting", "processing", "done", "failed")
-MAX_NAME = 120
-#: URL schemes a job may read (through FFmpeg); anything else must be a media file.
-URL_SCHEMES = ("rtsp", "rtsps", "http", "https")
-
-
-def resolve_source(source: str, media_dir: Path) -> str:
-    """What a runner opens for ``source``: the URL itself, or the file inside ``media_dir``.
-
-    Paths are relative to the media directory and may not leave it (``..``, absolute paths and
-    symlinks pointing out are refused), so an API client can only name what was put there.
-    """
-    if not isinstance(source, str) or not source or len(source) > 2048 \
-            or any(ord(c) < 32 for c in source):
-        raise InvalidMessage("source must be a non-empty path or URL without control characters")
-    if "://" in source:
-        parts = urlsplit(source)
-        if parts.scheme.lower() not in URL_SCHEMES or not parts.hostname:
-            raise InvalidMessage(f"source URL must be {', '.join(URL_SCHEMES)} with a host")
-        return source
-    base = media_dir.resolve()
-    path = (base / source).resolve()
-    if Path(source).is_absolute() or not path.is_relative_to(base):
-        raise InvalidMessage(f"source {source!r} is outside the media directory")
-    if not path.is_file():
-        raise InvalidMessage(f"source {source!r} is not a file in the media directory")
-    return str(path)
-
-
-@dataclass(frozen=True)
-class JobRequest:
-    """What ``POST /api/analysis`` asks for; the value rules are checked here."""
-
-    source: str  # a path relative to the media directory, or a URL
-    types: tuple[str, ...]
-    frame_step: int = 1
-    name: str = ""
-
-    def __post_init__(self) -> None:
-        if not self.types:
-            raise InvalidMessage("a job needs at least one inference type")
-        for t in self.types:
-            keys.check_type(t)
-        if len(set(self.types)) != len(self.types):
-            raise InvalidMessage("inference types repeat")
-        if not isinstance(self.frame_step, int) or isinstance(self.frame_step, bool) \
-                or not 1 <= self.frame_step <= 10000:
-            raise InvalidMessage("frame_step must be an integer in 1..10000")
-        if len(self.name) > MAX_NAME or any(ord(c) < 32 for c in self.name):
-            raise InvalidMessage(f"name must be at most {MAX_NAME} printable characters")
-
-
-JOB_FIELDS = ("source", "types", "frame_step", "name")
-
-
-def _shown(value: Any) -> str:
-    """A JSON value as an error message shows it: short, one line."""
-    text = json.dumps(value, ensure_ascii=True)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def parse_job_request(body: bytes) -> JobRequest:
-    """The job a ``POST /api/analysis`` body asks for; InvalidMessage naming the problem.
-
-    Checks the body's shape and each field's JSON type here, and leaves the value rules to
-    :class:`JobRequest` (type names, repeats, frame step range, name). Whether the types are
-    known and the source exists need Redis and the media directory: see
-    :func:`check_known_types` and :func:`resolve_source`.
-    """
-    try:
-        data = json.loads(body)
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-        raise InvalidMessage(f"the body is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise InvalidMessage('the body must be a JSON object such as {"source": "video.mp4", '
-                             '"types": ["people"]}')
-    unknown = sorted(set(data) - set(JOB_FIELDS))
-    if unknown:
-        names = ", ".join(_shown(k) for k in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
-        raise InvalidMessage(f"unknown field(s) {names}: a job has {', '.join(JOB_FIELDS)}")
-    source = data.get("source")
-    if source is None or source == "":
-        raise InvalidMessage("source is required: a path in the media directory or an "
-                             "rtsp://, http:// or https:// URL")
-    if not isinstance(source, str):
-        raise InvalidMessage(f"source must be a string, not {_shown(source)}")
-    types = data.get("types")
-    if not isinstance(types, list) or not types or not all(isinstance(t, str) for t in types):
-        raise InvalidMessage(f"types must be a non-empty list of inference type names such as "
-                             f'["people"], not {_shown(types)}')
-    frame_step = data.get("frame_step", 1)
-    if isinstance(frame_step, bool) or not isinstance(frame_step, int):
-        raise InvalidMessage(f"frame_step must be an integer >= 1 (analyse every n-th frame), "
-                             f"not {_shown(frame_step)}")
-    name = data.get("name", "")
-    if not isinstance(name, str):
-        raise InvalidMessage(f"name must be a string, not {_shown(name)}")
-    return JobRequest(source=source, types=tuple(types), frame_step=frame_step, name=name)
-
-
-def check_known_types(types: Iterable[str], known: Collection[str]) -> None:
-    """InvalidMessage unless every type is in ``known`` (built in or has had a worker)."""
-    unknown = [t for t in types if t not in known]
-    if unknown:
-        raise InvalidMessage(f"unknown inference type(s) {', '.join(map(repr, unknown))}: "
-                             f"known types are {', '.join(sorted(known))}")
 
 
 def job_message_id(job_id: str, frame: int) -> str:
@@ -290,6 +92,8 @@ class JobStore:
         self.client = client
         self.pending = LeasedQueue.pending_jobs(client)
         self._update = client.register_script(_UPDATE_LUA)
+        self._store_frame = client.register_script(_STORE_FRAME_LUA)
+        self._store_result = client.register_script(_STORE_RESULT_LUA)
 
     # ----- life cycle
 
@@ -318,30 +122,50 @@ class JobStore:
         value = self.client.hget(keys.job(job_id), "source")
         return _s(value) if value is not None else ""
 
-    def exists(self, job_id: str) -> bool:
-        return bool(self.client.exists(keys.job(job_id)))
-
     def delete(self, job_id: str) -> bool:
-        """Remove a job, its frames, results and queued messages; False if unknown."""
-        record = self.get(job_id)
-        if record is None:
+        """Remove a job, its frames, results and queued messages; False if unknown.
+
+        The record goes first, in the same step as the frames and results: from then on the
+        check-and-write scripts refuse every late frame or result, so the queues can then be
+        cleaned of the job's messages once and for all.
+        """
+        raw = self.client.hget(keys.job(job_id), "types")
+        if raw is None:
             return False
-        names = [keys.job(job_id), keys.job_frames(job_id),
-                 *(keys.job_results(job_id, t) for t in record["types"])]
+        types: list[str] = json.loads(raw)
         pipe = self.client.pipeline(transaction=True)
-        pipe.delete(*names)
+        pipe.unlink(keys.job(job_id), keys.job_frames(job_id),
+                    *(keys.job_results(job_id, t) for t in types))
         pipe.zrem(keys.jobs(), job_id)
         pipe.execute()
-        for t in record["types"]:
-            LeasedQueue.for_type(self.client, t).discard(f"{job_id}:")
-        self.pending.ack([job_id])
+        self.discard_queued(job_id, types)
+        self.pending.discard([job_id])
+        return True
+
+    def discard_queued(self, job_id: str, types: Iterable[str]) -> int:
+        """Take the job's frames out of its types' queues (waiting or leased): the job was
+        deleted, or it failed and they would only keep workers busy."""
+        return sum(LeasedQueue.for_type(self.client, t).discard([job_id]) for t in types)
+
+    def fail(self, job_id: str, error: str, types: Iterable[str]) -> bool:
+        """Mark the job failed with ``error`` and drop its queued frames; what was stored (frames,
+        results) stays until it is deleted. False if the job is gone."""
+        if not self.update(job_id, status="failed", error=error):
+            return False
+        self.discard_queued(job_id, types)
         return True
 
     # ----- frames and results
 
-    def store_frame(self, job_id: str, frame: int, jpeg: bytes,
-                    pipe: redis.client.Pipeline) -> None:
-        pipe.hset(keys.job_frames(job_id), str(frame), jpeg)
+    def store_frame(self, job_id: str, frame: int, jpeg: bytes, message_id: str,
+                    messages: Sequence[tuple[LeasedQueue, bytes]]) -> bool:
+        """Store frame ``frame`` with the job and push ``message_id`` with each queue's message,
+        in one atomic step; False (nothing written) if the job no longer exists."""
+        names = [keys.job(job_id), keys.job_frames(job_id)]
+        for queue, _ in messages:
+            names += queue.keys[:2]
+        args = [frame, jpeg, message_id, *(body for _, body in messages)]
+        return bool(self._store_frame(keys=names, args=args))
 
     def frame(self, job_id: str, frame: int) -> bytes | None:
         value = self.client.hget(keys.job_frames(job_id), str(frame))
@@ -349,7 +173,9 @@ class JobStore:
 
     def store_result(self, job_id: str, infer_type: str, frame: int, result_json: bytes,
                      pipe: redis.client.Pipeline) -> None:
-        pipe.hset(keys.job_results(job_id, infer_type), str(frame), result_json)
+        """Queue on ``pipe`` the storing of one result, done only if the job still exists."""
+        self._store_result(keys=[keys.job(job_id), keys.job_results(job_id, infer_type)],
+                           args=[frame, result_json], client=pipe)
 
     def frame_results(self, job_id: str, frame: int, types: Iterable[str]) -> dict[str, Any]:
         """Every type's result JSON object for one frame (types without one are left out)."""
@@ -448,3 +274,30 @@ class JobStore:
     def older_than(self, cutoff: float) -> list[str]:
         """Ids of jobs created before ``cutoff`` (epoch seconds)."""
         return [_s(i) for i in self.client.zrangebyscore(keys.jobs(), "-inf", f"({cutoff}")]
+
+    # ----- memory
+
+    def frame_bytes(self) -> int:
+        """Bytes of JPEG stored with all jobs (each job counts its own as it stores them)."""
+        ids = self.client.zrange(keys.jobs(), 0, -1)
+        pipe = self.client.pipeline(transaction=False)
+        for i in ids:
+            pipe.hget(keys.job(_s(i)), "frame_bytes")
+        return sum(int(v) for v in pipe.execute() if v is not None)
+
+    def check_room(self, share: float) -> None:
+        """StorageFull when job frames already take more than ``share`` of Redis' memory: its
+        ``maxmemory``, or the host's memory when Redis has no limit (``share`` 0: no check)."""
+        if share <= 0:
+            return
+        info = self.client.info("memory")
+        limit = int(info.get("maxmemory") or 0)
+        name = "maxmemory"
+        if not limit:
+            limit, name = int(info.get("total_system_memory") or 0), "the host's memory"
+        used = self.frame_bytes()
+        if limit and used > share * limit:
+            raise StorageFull(
+                f"job storage is full: analysis jobs hold {used / MB:.1f} MB of frames, more "
+                f"than {share:.0%} of Redis' {name} ({limit / MB:.0f} MB, EI_JOB_MEMORY_SHARE); "
+                f"delete finished jobs or prune old ones, then retry")

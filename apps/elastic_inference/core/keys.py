@@ -73,6 +73,16 @@ def jobs_pending() -> str:
     return f"{PREFIX}:jobs:pending"
 
 
+def jobs_pending_messages() -> str:
+    """HASH job id -> job id of the pending-jobs queue (the LIST holds ids only)."""
+    return f"{jobs_pending()}:msg"
+
+
+def jobs_pending_leases() -> str:
+    """ZSET job id -> lease deadline: jobs a runner is extracting."""
+    return f"{jobs_pending()}:leased"
+
+
 def job(job_id: str) -> str:
     """HASH with one job's request and progress."""
     return f"{PREFIX}:job:{check_job_id(job_id)}"
@@ -81,6 +91,34 @@ def job(job_id: str) -> str:
 def job_frames(job_id: str) -> str:
     """HASH frame number -> JPEG of the frames a job analyses."""
     return f"{job(job_id)}:frames"
+
+
+def job_keys_pattern() -> str:
+    """SCAN pattern matching every job's record, frames and results (for sweeping orphans)."""
+    return f"{PREFIX}:job:*"
+
+
+def _segment(key: str, head: str, rule: re.Pattern[str]) -> str | None:
+    """The name segment right after ``head`` in ``key`` if it follows ``rule``, else None."""
+    if not key.startswith(head):
+        return None
+    part = key[len(head):].split(":", 1)[0]
+    return part if rule.match(part) else None
+
+
+def job_of_key(key: str) -> str | None:
+    """The job id a key of :func:`job_keys_pattern` belongs to, None if it is not a job key."""
+    return _segment(key, f"{PREFIX}:job:", JOB_ID_RE)
+
+
+def job_queue_pattern() -> str:
+    """SCAN pattern matching every type's job-queue keys."""
+    return f"{PREFIX}:jobq:*"
+
+
+def job_queue_type(key: str) -> str | None:
+    """The inference type a key of :func:`job_queue_pattern` belongs to, None if not one."""
+    return _segment(key, f"{PREFIX}:jobq:", TYPE_RE)
 
 
 def job_results(job_id: str, infer_type: str) -> str:

@@ -166,6 +166,10 @@ class AnalysisSettings(CommonSettings):
     max_job_frames: int = opt(2000, "most frames one job keeps; the rest of the video is left "
                                     "out and the job says so (frames live in Redis memory)",
                               check=_positive)
+    max_job_seconds: float = opt(900.0, "longest a runner reads one job's source; a job still "
+                                        "reading then fails as timed out (an endless stream), "
+                                        "freeing the runner (0 = no limit)",
+                                 check=_non_negative)
     max_jobs: int = opt(0, "exit after this many jobs (0 = run until stopped)",
                         check=_non_negative)
 
@@ -200,6 +204,10 @@ class GatewaySettings(CommonSettings):
     media_dir: Path = opt(Path("media"), "directory analysis-job sources are read from, as "
                                          "the ei analysis runners see it (request paths are "
                                          "relative to it)")
+    job_memory_share: float = opt(0.5, "refuse new analysis jobs (503) while job frames take "
+                                       "more than this share of Redis' maxmemory (or of the "
+                                       "host's memory when Redis has no limit); 0 = never",
+                                  check=lambda v: "" if 0 <= v <= 1 else "must be 0..1")
 
 
 @dataclass(frozen=True)
@@ -249,7 +257,8 @@ class StatusSettings(CommonSettings):
 
 @dataclass(frozen=True)
 class PruneSettings(CommonSettings):
-    """``ei results prune``: delete result history and analysis jobs older than a number of days."""
+    """``ei results prune``: delete result history and analysis jobs older than a number of days,
+    and what deleted jobs left behind."""
 
     older_than: float = opt(0.0, "days: delete what is older (required, > 0)",
                             check=_positive)

@@ -9,7 +9,8 @@ Nothing is lost on the way: the job stays leased while the runner works (renewed
 second), so if the runner dies another one re-runs the extraction from the start; frames and
 results are keyed by frame number, so running twice writes the same entries. Extraction waits
 while a type's queue holds ``max_pending`` frames, which bounds Redis memory for any video
-length. See doc/analysis.md.
+length, and gives up after ``max_job_seconds`` (an endless stream would hold the runner
+forever). A job deleted meanwhile gets nothing more written. See doc/analysis.md.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ import redis
 
 from ..core.errors import InvalidMessage
 from ..core.frame import Frame
-from ..core.jobs import JobStore, LeasedQueue, job_message_id, resolve_source
+from ..core.jobrequest import resolve_source
+from ..core.jobs import JobStore, job_message_id
+from ..core.leased import LeasedQueue
 from ..core.redisconn import REDIS_DOWN_ERRORS, Backoff, connect, redact_url
 from ..core.runtime import ServiceRuntime, setup_logging
 from ..core.settings import AnalysisSettings, parse_settings
@@ -42,6 +45,10 @@ class JobAborted(Exception):
     """The job was deleted, or the runner is stopping, while it extracted."""
 
 
+class JobTimedOut(Exception):
+    """The job's source was still being read after ``max_job_seconds``."""
+
+
 class AnalysisRunner:
     """Leases jobs and extracts their frames until stopped (or ``max_jobs`` ran)."""
 
@@ -54,6 +61,7 @@ class AnalysisRunner:
         self.store = JobStore(client)
         self.backoff = Backoff("analysis")
         self.jobs_run = 0
+        self._deadline = float("inf")  # monotonic time the current job must end by
 
     def run(self) -> int:
         self.runtime.ready.set()
@@ -104,6 +112,10 @@ class AnalysisRunner:
         except JobAborted as exc:
             log.info("job %s: %s", job_id, exc)
             return not self.stop.is_set()
+        except JobTimedOut as exc:
+            self.store.fail(job_id, str(exc), job["types"])
+            log.warning("job %s failed: %s", job_id, exc)
+            return True
         except InvalidMessage as exc:
             self.store.update(job_id, status="failed", error=str(exc))
             log.warning("job %s failed: %s", job_id, exc)
@@ -114,6 +126,8 @@ class AnalysisRunner:
 
     def _extract(self, job_id: str, target: str, types: list[str], step: int) -> int:
         """Read ``target`` and queue every ``step``-th frame for every type; frames queued."""
+        limit = self.settings.max_job_seconds
+        self._deadline = time.monotonic() + limit if limit else float("inf")
         cap: Any
         if "://" in target:
             cap = cv2.VideoCapture(target, cv2.CAP_FFMPEG,
@@ -166,13 +180,12 @@ class AnalysisRunner:
             raise InvalidMessage(f"frame {index} could not be encoded")
         jpeg, w, h = encoded
         now = time.time()
-        mid = job_message_id(job_id, index)
-        # The frame and every type's message in one round trip (was one per type plus one).
-        pipe = self.client.pipeline(transaction=True)
-        self.store.store_frame(job_id, index, jpeg, pipe)
-        for t, q in queues.items():
-            q.push([(mid, Frame(job_id, t, index, now, w, h, jpeg).encode())], pipe)
-        pipe.execute()
+        # The frame and every type's message in one atomic step, only while the job exists.
+        messages = [(q, Frame(job_id, t, index, now, w, h, jpeg).encode())
+                    for t, q in queues.items()]
+        if not self.store.store_frame(job_id, index, jpeg, job_message_id(job_id, index),
+                                      messages):
+            raise JobAborted("deleted while extracting")
 
     def _wait_for_room(self, job_id: str, queues: dict[str, LeasedQueue], kept: int) -> None:
         """Back-pressure: wait while any type's queue is full, renewing the job's lease."""
@@ -184,6 +197,11 @@ class AnalysisRunner:
     def _keep_alive(self, job_id: str, kept: int) -> None:
         if self.stop.is_set():
             raise JobAborted("stopping; the job goes back to the queue")
+        if time.monotonic() >= self._deadline:
+            raise JobTimedOut(
+                f"timed out: the source was still being read after "
+                f"{self.settings.max_job_seconds:g} s (EI_MAX_JOB_SECONDS), {kept} frame(s) "
+                f"kept; use a file or a shorter clip, or raise the limit")
         if not self.store.update(job_id, frames_read=kept):
             raise JobAborted("deleted while extracting")
         self.store.pending.extend([job_id], self.settings.lease_timeout)

@@ -44,9 +44,10 @@ from tornado.netutil import bind_sockets
 
 from ..core import keys
 from ..core.broker import OutputBroker
-from ..core.errors import InvalidMessage
+from ..core.errors import InvalidMessage, StorageFull
 from ..core.history import bucket_count, query_counts, query_results
-from ..core.jobs import JobFrame, JobStore, check_known_types, parse_job_request, resolve_source
+from ..core.jobrequest import check_known_types, parse_job_request, resolve_source
+from ..core.jobs import JobFrame, JobStore
 from ..core.keys import check_job_id, check_stream_id
 from ..core.metrics import GatewayMetrics
 from ..core.redisconn import REDIS_DOWN_ERRORS, connect, redact_url
@@ -305,6 +306,8 @@ class GatewayContext:
     max_proxy_clients: int = 200
     #: Where analysis-job sources are looked up (EI_MEDIA_DIR), as the runners do.
     media_dir: Path = Path("media")
+    #: New jobs are refused while job frames take more of Redis' memory (EI_JOB_MEMORY_SHARE).
+    job_memory_share: float = 0.5
     broker: OutputBroker = field(init=False)
     registry: StreamRegistry = field(init=False)
     #: Blocking reads of MJPEG viewers: one thread each at most, apart from the API's pool.
@@ -614,6 +617,10 @@ class AnalysisJobsHandler(BaseHandler):
             await self.run(resolve_source, request.source, self.ctx.media_dir)
         except InvalidMessage as exc:
             raise tornado.web.HTTPError(400, "%s", str(exc)) from exc
+        try:
+            await self.jobs(lambda store: store.check_room(self.ctx.job_memory_share))
+        except StorageFull as exc:
+            raise tornado.web.HTTPError(503, "%s", str(exc)) from exc
         job = await self.jobs(lambda store: store.get(store.create(request)))
         if job is None:  # only a DELETE racing the creation gets here
             raise tornado.web.HTTPError(404, "the new job was deleted at once")
@@ -896,7 +903,8 @@ def make_app(client: redis.Redis, *, metrics: GatewayMetrics | None = None,
              executor: ThreadPoolExecutor | None = None, websocket_url: str = "",
              websocket_upstream: str = "", spa_dir: Path | None = None,
              max_mjpeg_clients: int = 20, max_proxy_clients: int = 200,
-             static_path: Path = STATIC_DIR, media_dir: Path = Path("media")) -> GatewayApp:
+             static_path: Path = STATIC_DIR, media_dir: Path = Path("media"),
+             job_memory_share: float = 0.5) -> GatewayApp:
     """Build the Tornado application; tests pass their own client, pool and metrics.
 
     ``spa_dir`` is the built dashboard (``None``: the plain page only); an empty
@@ -910,7 +918,8 @@ def make_app(client: redis.Redis, *, metrics: GatewayMetrics | None = None,
                          websocket_url=websocket_url, csp=csp, health=RedisHealth(metrics),
                          websocket_upstream=websocket_upstream,
                          max_mjpeg_clients=max_mjpeg_clients,
-                         max_proxy_clients=max_proxy_clients, media_dir=media_dir)
+                         max_proxy_clients=max_proxy_clients, media_dir=media_dir,
+                         job_memory_share=job_memory_share)
     args = {"ctx": ctx}
     sid = r"([^/]+)"
     dashboard = dashboard_dir(spa_dir)
@@ -1006,7 +1015,8 @@ def main(argv: list[str]) -> int:
                    websocket_url=settings.websocket_url,
                    websocket_upstream=settings.websocket_upstream, spa_dir=settings.spa_dir,
                    max_mjpeg_clients=settings.max_mjpeg_clients,
-                   max_proxy_clients=settings.max_proxy_clients, media_dir=settings.media_dir)
+                   max_proxy_clients=settings.max_proxy_clients, media_dir=settings.media_dir,
+                   job_memory_share=settings.job_memory_share)
 
     try:
         asyncio.run(serve(app, settings.host, settings.port, runtime.stop.is_set,

@@ -39,7 +39,8 @@ import redis
 from ..core import frame as frame_msg
 from ..core.broker import OutputBroker
 from ..core.errors import InvalidMessage
-from ..core.jobs import JobStore, LeasedQueue
+from ..core.jobs import JobStore
+from ..core.leased import LeasedQueue
 from ..core.metrics import CapacityWindow, RateWindow, WorkerMetrics, scale_ratio
 from ..core.queue import DROP_REASONS, FrameQueue
 from ..core.redisconn import REDIS_DOWN_ERRORS, Backoff, connect
@@ -362,16 +363,14 @@ class InferWorker:
     def _store_job_results(self, done: Sequence[tuple[Result, str]]) -> None:
         """Store job results by frame number and acknowledge their frames, in one round trip.
 
-        A job deleted meanwhile gets nothing stored (its frames are only acknowledged).
+        A job deleted meanwhile gets nothing stored (each store checks the job; its frames are
+        only acknowledged).
         """
         if not done:
             return
-        alive = {job for job in {r.stream for r, _ in done} if self.jobs.exists(job)}
         pipe = self.client.pipeline(transaction=False)
         for result, _ in done:
-            if result.stream in alive:
-                self.jobs.store_result(result.stream, result.type, result.seq, result.encode(),
-                                       pipe)
+            self.jobs.store_result(result.stream, result.type, result.seq, result.encode(), pipe)
         self.job_queue.ack([lease for _, lease in done], pipe)
         pipe.execute()
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from elastic_inference.core.errors import InvalidMessage
-from elastic_inference.core.jobs import JobRequest, check_known_types, parse_job_request
+from elastic_inference.core.jobrequest import JobRequest, check_known_types, parse_job_request
 
 
 def job_body(**fields: Any) -> bytes:

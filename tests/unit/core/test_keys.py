@@ -23,3 +23,16 @@ def test_stream_ids_that_could_escape_a_key_are_rejected(bad: str) -> None:
 def test_bad_types_are_rejected(bad: str) -> None:
     with pytest.raises(InvalidMessage):
         keys.queue(bad)
+
+
+def test_job_keys_are_traced_back_to_their_job_and_type() -> None:
+    job = "j0123456789ab"
+    for key in (keys.job(job), keys.job_frames(job), keys.job_results(job, "car")):
+        assert keys.job_of_key(key) == job
+    for key in ("ei:jobs", "ei:jobs:pending", "ei:job:nope:frames", "ei:queue:face"):
+        assert keys.job_of_key(key) is None
+    for key in (keys.job_queue("car"), keys.job_queue_messages("car"),
+                keys.job_queue_leases("car")):
+        assert keys.job_queue_type(key) == "car"
+    assert keys.job_queue_type("ei:jobs:pending") is None
+    assert keys.job_queue_type("ei:jobq:Bad:msg") is None

@@ -1,0 +1,125 @@
+"""What an analysis job asks for: ``POST /api/analysis`` bodies read and checked.
+
+:func:`parse_job_request` checks the body's shape and each field's JSON type, :class:`JobRequest`
+the value rules; :func:`resolve_source` and :func:`check_known_types` what needs the media
+directory or Redis. :mod:`.jobs` stores the jobs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from . import keys
+from .errors import InvalidMessage
+
+STATUSES = ("queued", "extracting", "processing", "done", "failed")
+MAX_NAME = 120
+#: URL schemes a job may read (through FFmpeg); anything else must be a media file.
+URL_SCHEMES = ("rtsp", "rtsps", "http", "https")
+
+
+def resolve_source(source: str, media_dir: Path) -> str:
+    """What a runner opens for ``source``: the URL itself, or the file inside ``media_dir``.
+
+    Paths are relative to the media directory and may not leave it (``..``, absolute paths and
+    symlinks pointing out are refused), so an API client can only name what was put there.
+    """
+    if not isinstance(source, str) or not source or len(source) > 2048 \
+            or any(ord(c) < 32 for c in source):
+        raise InvalidMessage("source must be a non-empty path or URL without control characters")
+    if "://" in source:
+        parts = urlsplit(source)
+        if parts.scheme.lower() not in URL_SCHEMES or not parts.hostname:
+            raise InvalidMessage(f"source URL must be {', '.join(URL_SCHEMES)} with a host")
+        return source
+    base = media_dir.resolve()
+    path = (base / source).resolve()
+    if Path(source).is_absolute() or not path.is_relative_to(base):
+        raise InvalidMessage(f"source {source!r} is outside the media directory")
+    if not path.is_file():
+        raise InvalidMessage(f"source {source!r} is not a file in the media directory")
+    return str(path)
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """What ``POST /api/analysis`` asks for; the value rules are checked here."""
+
+    source: str  # a path relative to the media directory, or a URL
+    types: tuple[str, ...]
+    frame_step: int = 1
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.types:
+            raise InvalidMessage("a job needs at least one inference type")
+        for t in self.types:
+            keys.check_type(t)
+        if len(set(self.types)) != len(self.types):
+            raise InvalidMessage("inference types repeat")
+        if not isinstance(self.frame_step, int) or isinstance(self.frame_step, bool) \
+                or not 1 <= self.frame_step <= 10000:
+            raise InvalidMessage("frame_step must be an integer in 1..10000")
+        if len(self.name) > MAX_NAME or any(ord(c) < 32 for c in self.name):
+            raise InvalidMessage(f"name must be at most {MAX_NAME} printable characters")
+
+
+JOB_FIELDS = ("source", "types", "frame_step", "name")
+
+
+def _shown(value: Any) -> str:
+    """A JSON value as an error message shows it: short, one line."""
+    text = json.dumps(value, ensure_ascii=True)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def parse_job_request(body: bytes) -> JobRequest:
+    """The job a ``POST /api/analysis`` body asks for; InvalidMessage naming the problem.
+
+    Checks the body's shape and each field's JSON type here, and leaves the value rules to
+    :class:`JobRequest` (type names, repeats, frame step range, name). Whether the types are
+    known and the source exists need Redis and the media directory: see
+    :func:`check_known_types` and :func:`resolve_source`.
+    """
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise InvalidMessage(f"the body is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise InvalidMessage('the body must be a JSON object such as {"source": "video.mp4", '
+                             '"types": ["people"]}')
+    unknown = sorted(set(data) - set(JOB_FIELDS))
+    if unknown:
+        names = ", ".join(_shown(k) for k in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
+        raise InvalidMessage(f"unknown field(s) {names}: a job has {', '.join(JOB_FIELDS)}")
+    source = data.get("source")
+    if source is None or source == "":
+        raise InvalidMessage("source is required: a path in the media directory or an "
+                             "rtsp://, http:// or https:// URL")
+    if not isinstance(source, str):
+        raise InvalidMessage(f"source must be a string, not {_shown(source)}")
+    types = data.get("types")
+    if not isinstance(types, list) or not types or not all(isinstance(t, str) for t in types):
+        raise InvalidMessage(f"types must be a non-empty list of inference type names such as "
+                             f'["people"], not {_shown(types)}')
+    frame_step = data.get("frame_step", 1)
+    if isinstance(frame_step, bool) or not isinstance(frame_step, int):
+        raise InvalidMessage(f"frame_step must be an integer >= 1 (analyse every n-th frame), "
+                             f"not {_shown(frame_step)}")
+    name = data.get("name", "")
+    if not isinstance(name, str):
+        raise InvalidMessage(f"name must be a string, not {_shown(name)}")
+    return JobRequest(source=source, types=tuple(types), frame_step=frame_step, name=name)
+
+
+def check_known_types(types: Iterable[str], known: Collection[str]) -> None:
+    """InvalidMessage unless every type is in ``known`` (built in or has had a worker)."""
+    unknown = [t for t in types if t not in known]
+    if unknown:
+        raise InvalidMessage(f"unknown inference type(s) {', '.join(map(repr, unknown))}: "
+                             f"known types are {', '.join(sorted(known))}")
