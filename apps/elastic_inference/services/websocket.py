@@ -33,6 +33,14 @@ from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
 from ..core.broker import OutputBroker, OutputEntry
+from ..core.clients import (
+    DEFAULT_LIMITS,
+    ConnectionCaps,
+    ConnectionLimits,
+    client_ip,
+    client_key,
+    finished_within,
+)
 from ..core.keys import STREAM_ID_RE
 from ..core.metrics import WebsocketMetrics
 from ..core.redisconn import REDIS_DOWN_ERRORS, Backoff, connect, redact_url
@@ -278,7 +286,8 @@ class WebsocketService:
     def __init__(self, client: redis.Redis, metrics: WebsocketMetrics, *,
                  max_clients: int = 200, stop: threading.Event | None = None,
                  refresh_s: float = 1.0, block_ms: int = 500, read_count: int = 8,
-                 close_timeout: float = 2.0) -> None:
+                 close_timeout: float = 2.0, limits: ConnectionLimits = DEFAULT_LIMITS
+                 ) -> None:
         self.client = client
         self.broker = OutputBroker(client)
         self.registry = StreamRegistry(client)
@@ -289,6 +298,8 @@ class WebsocketService:
         self.block_ms = block_ms
         self.read_count = read_count
         self.close_timeout = close_timeout
+        self.limits = limits
+        self.caps = ConnectionCaps("websocket clients", max_clients, limits.ws_per_client)
         self.hub = Hub(metrics)
         self.state = ReaderState(cursors={})
         self.backoff = Backoff("websocket")
@@ -304,14 +315,46 @@ class WebsocketService:
                                       f"not found: the websocket endpoint is {WS_PATH}\n")
         return None
 
+    def _client_ip(self, conn: ServerConnection) -> str:
+        """The client's address; forwarding headers count only from a trusted proxy (the
+        gateway's ``/ws`` relay sends the browser's address as ``X-Forwarded-For``)."""
+        headers = conn.request.headers if conn.request is not None else None
+        forwarded = ", ".join(headers.get_all("X-Forwarded-For")) if headers else None
+        return client_ip(str(conn.remote_address[0]), forwarded,
+                         headers.get("X-Real-IP") if headers else None, self.limits.trusted)
+
+    def _bounded_send(self, conn: ServerConnection, name: str) -> Send:
+        """``conn.send`` that drops a client which takes nothing for ``write_timeout``: its
+        sender would otherwise wait forever, holding the client's slot."""
+        timeout = self.limits.write_timeout
+
+        async def send(message: str | bytes) -> None:
+            if not await finished_within(conn.send(message), timeout):
+                log.info("dropping client %s: nothing read for %g s", name, timeout)
+                conn.transport.abort()  # a close frame could not be sent either
+                await conn.wait_closed()  # the handler then ends and cancels this sender
+
+        return send
+
     async def _handle(self, conn: ServerConnection) -> None:
-        if len(self.hub.clients) >= self.max_clients:
-            log.warning("refusing client %s: %d clients already connected",
-                        conn.remote_address, len(self.hub.clients))
-            await conn.close(CloseCode.TRY_AGAIN_LATER, "too many clients")
+        ip = self._client_ip(conn)
+        client = client_key(ip)
+        refused = self.caps.admit(client)
+        if refused is not None:
+            log.warning("refusing client %s: %s", ip, refused.message)
+            # 1008: this client holds enough already; 1013: the server is full, try later.
+            await conn.close(CloseCode.POLICY_VIOLATION if refused.per_client
+                             else CloseCode.TRY_AGAIN_LATER, refused.message)
             return
+        try:
+            await self._serve_client(conn, ip)
+        finally:
+            self.caps.release(client)
+
+    async def _serve_client(self, conn: ServerConnection, ip: str) -> None:
         cap_socket_buffers(conn.transport.get_extra_info("socket"), send=LIVE_SOCKET_BUFFER)
-        box = Mailbox(conn.send, self.metrics, name=str(conn.remote_address))
+        name = f"{ip} ({conn.remote_address[0]}:{conn.remote_address[1]})"
+        box = Mailbox(self._bounded_send(conn, name), self.metrics, name=name)
         self.hub.add(box)
         sender = asyncio.create_task(self._send_loop(box), name=f"ws-send-{conn.id}")
         log.debug("client %s connected (%d now)", box.name, len(self.hub.clients))
@@ -420,6 +463,7 @@ class WebsocketService:
             process_request=self._process_request,
             compression=None,  # JPEG does not deflate; compressing only burns CPU
             max_size=MAX_INCOMING_BYTES,
+            open_timeout=self.limits.header_timeout,
             close_timeout=self.close_timeout,
             server_header=None,
         )
@@ -467,7 +511,7 @@ def main(argv: list[str]) -> int:
     client = connect(settings.redis_url)
     log.info("websocket: reading live output from %s", redact_url(settings.redis_url))
     service = WebsocketService(client, metrics, max_clients=settings.max_clients,
-                               stop=runtime.stop)
+                               stop=runtime.stop, limits=settings.connection_limits())
     try:
         asyncio.run(service.run(settings.host, settings.port,
                                 started=lambda _port: runtime.ready.set()))
