@@ -116,13 +116,12 @@ def closed_by_peer(socks: list[socket.socket], timeout: float) -> int:
     sel = selectors.DefaultSelector()
     for sock in socks:
         sock.setblocking(False)
-        sel.register(sock, selectors.EVENT_READ)
+        sel.register(sock, selectors.EVENT_READ, sock)
     closed = 0
     deadline = time.monotonic() + timeout
     while closed < len(socks) and (left := deadline - time.monotonic()) > 0:
         for key, _ in sel.select(left):
-            sock = key.fileobj
-            assert isinstance(sock, socket.socket)
+            sock = key.data
             try:
                 data = sock.recv(65536)
             except ConnectionResetError:
