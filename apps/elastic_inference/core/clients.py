@@ -15,9 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 from collections import Counter
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
+
+log = logging.getLogger(__name__)
+
+M = TypeVar("M")
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -72,6 +78,16 @@ def client_ip(peer: str, forwarded_for: str | None, real_ip: str | None,
         return str(addr)
     named = _address(real_ip) if real_ip else None
     return str(named) if named is not None else str(addr)
+
+
+def client_from(peer: str, header_values: Callable[[str], Sequence[str]],
+                trusted: Sequence[Network] = ()) -> str:
+    """:func:`client_ip` from a request's headers; ``header_values(name)`` lists every value
+    of a header (Tornado's ``get_list``, websockets' ``get_all``): a repeated
+    ``X-Forwarded-For`` counts as one list."""
+    forwarded = ", ".join(header_values("X-Forwarded-For"))
+    real = header_values("X-Real-IP")
+    return client_ip(peer, forwarded or None, real[-1] if real else None, trusted)
 
 
 def client_key(ip: str) -> str:
@@ -141,6 +157,19 @@ async def finished_within(aw: Awaitable[object], timeout: float) -> bool:
     except TimeoutError:
         return False
     return True
+
+
+def bounded_send(send: Callable[[M], Awaitable[object]], timeout: float,
+                 drop: Callable[[], object], name: str) -> Callable[[M], Awaitable[None]]:
+    """``send`` that calls ``drop`` (close the connection) when a message has not gone out
+    within ``timeout``: a client that reads nothing would otherwise hold its slot forever."""
+
+    async def bounded(message: M) -> None:
+        if not await finished_within(send(message), timeout):
+            log.info("dropping client %s: nothing read for %g s", name, timeout)
+            drop()
+
+    return bounded
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ import math
 import re
 import time
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,16 +44,8 @@ from tornado.ioloop import IOLoop
 from tornado.iostream import StreamClosedError
 from tornado.netutil import bind_sockets
 
-from ..core import keys
+from ..core import clients, keys
 from ..core.broker import OutputBroker
-from ..core.clients import (
-    DEFAULT_LIMITS,
-    ConnectionCaps,
-    ConnectionLimits,
-    client_ip,
-    client_key,
-    finished_within,
-)
 from ..core.errors import InvalidMessage
 from ..core.history import bucket_count, query_counts, query_results
 from ..core.jobs import JobFrame, JobStore, check_known_types, parse_job_request, resolve_source
@@ -313,15 +305,15 @@ class GatewayContext:
     websocket_upstream: str = ""
     max_mjpeg_clients: int = 20
     max_proxy_clients: int = 200
-    limits: ConnectionLimits = DEFAULT_LIMITS
+    limits: clients.ConnectionLimits = clients.DEFAULT_LIMITS
     #: Where analysis-job sources are looked up (EI_MEDIA_DIR), as the runners do.
     media_dir: Path = Path("media")
     broker: OutputBroker = field(init=False)
     registry: StreamRegistry = field(init=False)
     #: Blocking reads of MJPEG viewers: one thread each at most, apart from the API's pool.
     follow_pool: ThreadPoolExecutor = field(init=False)
-    mjpeg_caps: ConnectionCaps = field(init=False)
-    proxy_caps: ConnectionCaps = field(init=False)
+    mjpeg_caps: clients.ConnectionCaps = field(init=False)
+    proxy_caps: clients.ConnectionCaps = field(init=False)
     proxies: set[WebsocketProxyHandler] = field(init=False, default_factory=set)
     stopping: asyncio.Event = field(init=False, default_factory=asyncio.Event)
 
@@ -330,10 +322,10 @@ class GatewayContext:
         self.registry = StreamRegistry(self.client)
         self.follow_pool = ThreadPoolExecutor(max_workers=self.max_mjpeg_clients,
                                               thread_name_prefix="gateway-mjpeg")
-        self.mjpeg_caps = ConnectionCaps("MJPEG viewers", self.max_mjpeg_clients,
-                                         self.limits.mjpeg_per_client)
-        self.proxy_caps = ConnectionCaps("websocket clients", self.max_proxy_clients,
-                                         self.limits.ws_per_client)
+        self.mjpeg_caps = clients.ConnectionCaps("MJPEG viewers", self.max_mjpeg_clients,
+                                                 self.limits.mjpeg_per_client)
+        self.proxy_caps = clients.ConnectionCaps("websocket clients", self.max_proxy_clients,
+                                                 self.limits.ws_per_client)
 
     @property
     def mjpeg_clients(self) -> int:
@@ -341,8 +333,8 @@ class GatewayContext:
 
     def client_ip(self, request: HTTPServerRequest) -> str:
         """The client's address; forwarding headers count only from a trusted proxy."""
-        return client_ip(request.remote_ip or "", request.headers.get("X-Forwarded-For"),
-                         request.headers.get("X-Real-IP"), self.limits.trusted)
+        return clients.client_from(request.remote_ip or "", request.headers.get_list,
+                                   self.limits.trusted)
 
     def stream_known(self, stream: str, key: str) -> bool:
         """Whether ``stream`` is live or Redis still holds its ``key`` (sync)."""
@@ -732,7 +724,7 @@ class MjpegHandler(BaseHandler):
         stream = self.stream_id(raw_id)
         fps = self.param(parse_fps, self.query("fps"))
         ctx = self.ctx
-        client = client_key(ctx.client_ip(self.request))
+        client = clients.client_key(ctx.client_ip(self.request))
         refused = ctx.mjpeg_caps.admit(client)  # before any await, so the bound holds
         if refused is not None:
             raise tornado.web.HTTPError(429 if refused.per_client else 503, "%s",
@@ -762,7 +754,7 @@ class MjpegHandler(BaseHandler):
         if not self.capped:  # a small buffer: a viewer that stops reading is noticed soon
             cap_socket_buffers(conn.stream.socket, send=LIVE_SOCKET_BUFFER)
             self.capped = True
-        if not await finished_within(self.flush(), self.ctx.limits.write_timeout):
+        if not await clients.finished_within(self.flush(), self.ctx.limits.write_timeout):
             log.info("mjpeg: dropping viewer %s: nothing read for %g s", self.request.remote_ip,
                      self.ctx.limits.write_timeout)
             conn.stream.close()  # the client is gone as far as the handler is concerned
@@ -827,13 +819,13 @@ class WebsocketProxyHandler(SecureHandler, tornado.websocket.WebSocketHandler):
         """Connect upstream (the browser's messages wait until this returns)."""
         ctx = self.ctx
         ip = ctx.client_ip(self.request)
-        refused = ctx.proxy_caps.admit(client_key(ip))
+        refused = ctx.proxy_caps.admit(clients.client_key(ip))
         if refused is not None:
             log.warning("ws proxy: refusing %s: %s", ip, refused.message)
             # 1008: this client holds enough already; 1013: the gateway is full, try later.
             self.close(1008 if refused.per_client else 1013, refused.message)
             return
-        self.client = client_key(ip)
+        self.client = clients.client_key(ip)
         ctx.proxies.add(self)
         try:
             # The websocket service caps per client too: it must see the browser's address.
@@ -863,17 +855,17 @@ class WebsocketProxyHandler(SecureHandler, tornado.websocket.WebSocketHandler):
 
     async def _relay_down(self, upstream: tornado.websocket.WebSocketClientConnection) -> None:
         """Websocket service -> browser until either side closes."""
-        timeout = self.ctx.limits.write_timeout
+        def write(message: str | bytes) -> Awaitable[None]:
+            return self.write_message(message, binary=isinstance(message, bytes))
+
+        send = clients.bounded_send(
+            write, self.ctx.limits.write_timeout,
+            lambda: self.close(1008, "write timeout: the client does not read"), self.client)
         while (message := await upstream.read_message()) is not None:
             try:
-                sent = await finished_within(
-                    self.write_message(message, binary=isinstance(message, bytes)), timeout)
+                await send(message)
             except tornado.websocket.WebSocketClosedError:
-                return
-            if not sent:
-                log.info("ws proxy: dropping %s: nothing read for %g s", self.client, timeout)
-                self.close(1008, "write timeout: the client does not read")
-                return
+                return  # the browser left, or was dropped by the write timeout
         code = upstream.close_code
         self.close(code if code in _RELAYABLE_CLOSE else 1013,
                    upstream.close_reason or "websocket service closed the connection")
@@ -953,8 +945,8 @@ def make_app(client: redis.Redis, *, metrics: GatewayMetrics | None = None,
              executor: ThreadPoolExecutor | None = None, websocket_url: str = "",
              websocket_upstream: str = "", spa_dir: Path | None = None,
              max_mjpeg_clients: int = 20, max_proxy_clients: int = 200,
-             limits: ConnectionLimits = DEFAULT_LIMITS, static_path: Path = STATIC_DIR,
-             media_dir: Path = Path("media")) -> GatewayApp:
+             limits: clients.ConnectionLimits = clients.DEFAULT_LIMITS,
+             static_path: Path = STATIC_DIR, media_dir: Path = Path("media")) -> GatewayApp:
     """Build the Tornado application; tests pass their own client, pool and metrics.
 
     ``spa_dir`` is the built dashboard (``None``: the plain page only); an empty
@@ -1022,7 +1014,7 @@ async def serve(app: GatewayApp, host: str, port: int, stop: Callable[[], bool],
     """Serve ``app`` until ``stop()`` is true, then end streams and close connections
     (bounded waits)."""
     sockets = bind_sockets(port, host)
-    limits: ConnectionLimits = app.settings["ei_context"].limits
+    limits: clients.ConnectionLimits = app.settings["ei_context"].limits
     server = HTTPServer(app, idle_connection_timeout=limits.header_timeout,
                         body_timeout=limits.body_timeout)
     server.add_sockets(sockets)

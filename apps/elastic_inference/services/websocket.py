@@ -32,15 +32,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
+from ..core import clients
 from ..core.broker import OutputBroker, OutputEntry
-from ..core.clients import (
-    DEFAULT_LIMITS,
-    ConnectionCaps,
-    ConnectionLimits,
-    client_ip,
-    client_key,
-    finished_within,
-)
 from ..core.keys import STREAM_ID_RE
 from ..core.metrics import WebsocketMetrics
 from ..core.redisconn import REDIS_DOWN_ERRORS, Backoff, connect, redact_url
@@ -286,8 +279,8 @@ class WebsocketService:
     def __init__(self, client: redis.Redis, metrics: WebsocketMetrics, *,
                  max_clients: int = 200, stop: threading.Event | None = None,
                  refresh_s: float = 1.0, block_ms: int = 500, read_count: int = 8,
-                 close_timeout: float = 2.0, limits: ConnectionLimits = DEFAULT_LIMITS
-                 ) -> None:
+                 close_timeout: float = 2.0,
+                 limits: clients.ConnectionLimits = clients.DEFAULT_LIMITS) -> None:
         self.client = client
         self.broker = OutputBroker(client)
         self.registry = StreamRegistry(client)
@@ -299,7 +292,8 @@ class WebsocketService:
         self.read_count = read_count
         self.close_timeout = close_timeout
         self.limits = limits
-        self.caps = ConnectionCaps("websocket clients", max_clients, limits.ws_per_client)
+        self.caps = clients.ConnectionCaps("websocket clients", max_clients,
+                                           limits.ws_per_client)
         self.hub = Hub(metrics)
         self.state = ReaderState(cursors={})
         self.backoff = Backoff("websocket")
@@ -315,46 +309,22 @@ class WebsocketService:
                                       f"not found: the websocket endpoint is {WS_PATH}\n")
         return None
 
-    def _client_ip(self, conn: ServerConnection) -> str:
-        """The client's address; forwarding headers count only from a trusted proxy (the
-        gateway's ``/ws`` relay sends the browser's address as ``X-Forwarded-For``)."""
-        headers = conn.request.headers if conn.request is not None else None
-        forwarded = ", ".join(headers.get_all("X-Forwarded-For")) if headers else None
-        return client_ip(str(conn.remote_address[0]), forwarded,
-                         headers.get("X-Real-IP") if headers else None, self.limits.trusted)
-
-    def _bounded_send(self, conn: ServerConnection, name: str) -> Send:
-        """``conn.send`` that drops a client which takes nothing for ``write_timeout``: its
-        sender would otherwise wait forever, holding the client's slot."""
-        timeout = self.limits.write_timeout
-
-        async def send(message: str | bytes) -> None:
-            if not await finished_within(conn.send(message), timeout):
-                log.info("dropping client %s: nothing read for %g s", name, timeout)
-                conn.transport.abort()  # a close frame could not be sent either
-                await conn.wait_closed()  # the handler then ends and cancels this sender
-
-        return send
-
     async def _handle(self, conn: ServerConnection) -> None:
-        ip = self._client_ip(conn)
-        client = client_key(ip)
-        refused = self.caps.admit(client)
-        if refused is not None:
+        # The gateway's /ws relay names the browser in X-Forwarded-For (EI_TRUSTED_PROXIES).
+        ip = clients.client_from(conn.remote_address[0], conn.request.headers.get_all
+                                 if conn.request else lambda _: [], self.limits.trusted)
+        client = clients.client_key(ip)
+        if (refused := self.caps.admit(client)) is not None:
             log.warning("refusing client %s: %s", ip, refused.message)
             # 1008: this client holds enough already; 1013: the server is full, try later.
             await conn.close(CloseCode.POLICY_VIOLATION if refused.per_client
                              else CloseCode.TRY_AGAIN_LATER, refused.message)
             return
-        try:
-            await self._serve_client(conn, ip)
-        finally:
-            self.caps.release(client)
-
-    async def _serve_client(self, conn: ServerConnection, ip: str) -> None:
         cap_socket_buffers(conn.transport.get_extra_info("socket"), send=LIVE_SOCKET_BUFFER)
-        name = f"{ip} ({conn.remote_address[0]}:{conn.remote_address[1]})"
-        box = Mailbox(self._bounded_send(conn, name), self.metrics, name=name)
+        # A client that reads nothing is aborted (a close frame could not reach it either).
+        send = clients.bounded_send(conn.send, self.limits.write_timeout, conn.transport.abort,
+                                    ip)
+        box = Mailbox(send, self.metrics, name=str(conn.remote_address))
         self.hub.add(box)
         sender = asyncio.create_task(self._send_loop(box), name=f"ws-send-{conn.id}")
         log.debug("client %s connected (%d now)", box.name, len(self.hub.clients))
@@ -370,6 +340,7 @@ class WebsocketService:
         except ConnectionClosed:
             pass
         finally:
+            self.caps.release(client)
             self.hub.remove(box)
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -8,6 +8,8 @@ import pytest
 
 from elastic_inference.core.clients import (
     ConnectionCaps,
+    bounded_send,
+    client_from,
     client_ip,
     client_key,
     finished_within,
@@ -43,6 +45,18 @@ def test_a_trusted_proxy_names_the_client() -> None:
     assert client_ip("10.0.0.2", "unknown, 10.0.0.3", None, PROXIES) == "10.0.0.3"
     assert client_ip("10.0.0.2", None, "not-an-ip", PROXIES) == "10.0.0.2"
     assert client_ip("fd00::1", "[2001:db8::5]", None, PROXIES) == "2001:db8::5"
+
+
+def test_repeated_forwarding_headers_count_as_one_list() -> None:
+    headers = {"X-Forwarded-For": ["198.51.100.7", "203.0.113.9"], "X-Real-IP": ["192.0.2.4"]}
+
+    def values(name: str) -> list[str]:
+        return headers.get(name, [])
+
+    assert client_from("10.0.0.2", values, PROXIES) == "203.0.113.9"
+    assert client_from("192.0.2.99", values, PROXIES) == "192.0.2.99"
+    del headers["X-Forwarded-For"]
+    assert client_from("10.0.0.2", values, PROXIES) == "192.0.2.4"
 
 
 def test_ipv6_clients_are_counted_by_their_64() -> None:
@@ -91,6 +105,28 @@ def test_finished_within_leaves_a_slow_write_running_and_collects_its_error() ->
 
     asyncio.run(main())
     assert loop_errors == []  # no "exception was never retrieved"
+
+
+def test_bounded_send_drops_a_client_whose_message_does_not_go_out() -> None:
+    dropped: list[str] = []
+    sent: list[str] = []
+
+    async def scenario() -> None:
+        stuck: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        async def send(message: str) -> None:
+            if message == "stuck":
+                await stuck
+            sent.append(message)
+
+        bounded = bounded_send(send, 0.05, lambda: dropped.append("x"), "c")
+        await bounded("a")
+        assert dropped == []
+        await bounded("stuck")
+        assert dropped == ["x"] and sent == ["a"]
+        stuck.set_result(None)
+
+    asyncio.run(scenario())
 
 
 def test_settings_build_the_limits_and_reject_a_bad_proxy() -> None:
