@@ -19,6 +19,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 log = logging.getLogger(__name__)
 
+#: Socket timeout of the metrics/health server: a probe's request takes milliseconds.
+HEALTH_SOCKET_TIMEOUT_S = 10.0
+
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"
 
 
@@ -56,6 +59,9 @@ class ServiceRuntime:
         runtime = self
 
         class Handler(BaseHTTPRequestHandler):
+            # A connection that never completes its request would hold a thread for good.
+            timeout = HEALTH_SOCKET_TIMEOUT_S
+
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
                 if path == "/metrics":

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 from urllib.parse import urlsplit
 
+from .clients import ConnectionLimits, parse_networks
 from .errors import ConfigError
 from .keys import STREAM_ID_RE, TYPE_RE
 from .redisconn import check_url
@@ -72,6 +73,23 @@ def _redis_url(v: str) -> str:
     except ConfigError as exc:
         return str(exc)
     return ""
+
+
+def _networks(v: tuple[str, ...]) -> str:
+    try:
+        parse_networks(v)
+    except ValueError as exc:
+        return str(exc)
+    return ""
+
+
+_HEADER_TIMEOUT_HELP = ("seconds a connection may take to send its request head (an idle "
+                        "keep-alive connection included); slower ones are closed")
+_WRITE_TIMEOUT_HELP = ("seconds one live message (MJPEG part, websocket frame) may take to "
+                       "reach a client before the connection is dropped")
+_TRUSTED_PROXIES_HELP = ("comma-separated addresses or CIDR networks of reverse proxies whose "
+                         "X-Forwarded-For / X-Real-IP name the client (empty: trust none; the "
+                         "peer address is the client)")
 
 
 def _websocket_url(v: str, absolute: bool = False) -> str:
@@ -181,6 +199,18 @@ class WebsocketSettings(CommonSettings):
     host: str = opt("0.0.0.0", "listen address")
     port: int = opt(8081, "listen port", check=_port)
     max_clients: int = opt(200, "most concurrent websocket clients", check=_positive)
+    max_ws_per_client: int = opt(20, "most concurrent websocket clients from one client "
+                                     "address", check=_positive)
+    header_timeout: float = opt(10.0, "seconds a connection may take to complete the "
+                                      "websocket opening handshake", check=_positive)
+    write_timeout: float = opt(20.0, _WRITE_TIMEOUT_HELP, check=_positive)
+    trusted_proxies: tuple[str, ...] = opt((), _TRUSTED_PROXIES_HELP, check=_networks)
+
+    def connection_limits(self) -> ConnectionLimits:
+        return ConnectionLimits(header_timeout=self.header_timeout,
+                                write_timeout=self.write_timeout,
+                                trusted=parse_networks(self.trusted_proxies),
+                                ws_per_client=self.max_ws_per_client)
 
 
 @dataclass(frozen=True)
@@ -201,6 +231,20 @@ class GatewaySettings(CommonSettings):
                                  check=_positive)
     max_proxy_clients: int = opt(200, "most concurrent websocket clients proxied at /ws",
                                  check=_positive)
+    max_mjpeg_per_client: int = opt(4, "most concurrent MJPEG viewers from one client address",
+                                    check=_positive)
+    max_ws_per_client: int = opt(20, "most concurrent /ws clients from one client address",
+                                 check=_positive)
+    header_timeout: float = opt(10.0, _HEADER_TIMEOUT_HELP, check=_positive)
+    body_timeout: float = opt(60.0, "seconds a request body may take to arrive",
+                              check=_positive)
+    write_timeout: float = opt(20.0, _WRITE_TIMEOUT_HELP, check=_positive)
+    trusted_proxies: tuple[str, ...] = opt((), _TRUSTED_PROXIES_HELP, check=_networks)
+
+    def connection_limits(self) -> ConnectionLimits:
+        return ConnectionLimits(self.header_timeout, self.body_timeout, self.write_timeout,
+                                parse_networks(self.trusted_proxies), self.max_ws_per_client,
+                                self.max_mjpeg_per_client)
     media_dir: Path = opt(Path("media"), "directory analysis-job sources are read from, as "
                                          "the ei analysis runners see it (request paths are "
                                          "relative to it)")

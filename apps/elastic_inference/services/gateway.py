@@ -26,7 +26,7 @@ import math
 import re
 import time
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,13 +36,15 @@ from urllib.parse import urlsplit
 import redis
 import tornado.web
 import tornado.websocket
-from tornado.httpclient import HTTPClientError
+from tornado.http1connection import HTTP1Connection
+from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.httpserver import HTTPServer
+from tornado.httputil import HTTPServerRequest
 from tornado.ioloop import IOLoop
 from tornado.iostream import StreamClosedError
 from tornado.netutil import bind_sockets
 
-from ..core import keys
+from ..core import clients, keys
 from ..core.broker import OutputBroker
 from ..core.errors import InvalidMessage, StorageFull
 from ..core.history import bucket_count, query_counts, query_results
@@ -304,6 +306,7 @@ class GatewayContext:
     websocket_upstream: str = ""
     max_mjpeg_clients: int = 20
     max_proxy_clients: int = 200
+    limits: clients.ConnectionLimits = clients.DEFAULT_LIMITS
     #: Where analysis-job sources are looked up (EI_MEDIA_DIR), as the runners do.
     media_dir: Path = Path("media")
     #: New jobs are refused while job frames take more of Redis' memory (EI_JOB_MEMORY_SHARE).
@@ -312,7 +315,8 @@ class GatewayContext:
     registry: StreamRegistry = field(init=False)
     #: Blocking reads of MJPEG viewers: one thread each at most, apart from the API's pool.
     follow_pool: ThreadPoolExecutor = field(init=False)
-    mjpeg_clients: int = field(init=False, default=0)
+    mjpeg_caps: clients.ConnectionCaps = field(init=False)
+    proxy_caps: clients.ConnectionCaps = field(init=False)
     proxies: set[WebsocketProxyHandler] = field(init=False, default_factory=set)
     stopping: asyncio.Event = field(init=False, default_factory=asyncio.Event)
 
@@ -321,6 +325,19 @@ class GatewayContext:
         self.registry = StreamRegistry(self.client)
         self.follow_pool = ThreadPoolExecutor(max_workers=self.max_mjpeg_clients,
                                               thread_name_prefix="gateway-mjpeg")
+        self.mjpeg_caps = clients.ConnectionCaps("MJPEG viewers", self.max_mjpeg_clients,
+                                                 self.limits.mjpeg_per_client)
+        self.proxy_caps = clients.ConnectionCaps("websocket clients", self.max_proxy_clients,
+                                                 self.limits.ws_per_client)
+
+    @property
+    def mjpeg_clients(self) -> int:
+        return len(self.mjpeg_caps)
+
+    def client_ip(self, request: HTTPServerRequest) -> str:
+        """The client's address; forwarding headers count only from a trusted proxy."""
+        return clients.client_from(request.remote_ip or "", request.headers.get_list,
+                                   self.limits.trusted)
 
     def stream_known(self, stream: str, key: str) -> bool:
         """Whether ``stream`` is live or Redis still holds its ``key`` (sync)."""
@@ -704,6 +721,7 @@ class MjpegHandler(BaseHandler):
     """
 
     gone = False
+    capped = False
 
     def on_connection_close(self) -> None:
         self.gone = True
@@ -713,10 +731,11 @@ class MjpegHandler(BaseHandler):
         stream = self.stream_id(raw_id)
         fps = self.param(parse_fps, self.query("fps"))
         ctx = self.ctx
-        if ctx.mjpeg_clients >= ctx.max_mjpeg_clients:
-            raise tornado.web.HTTPError(503, "too many MJPEG viewers (%d); retry later",
-                                        ctx.max_mjpeg_clients)
-        ctx.mjpeg_clients += 1  # counted before any await, so the bound holds
+        client = clients.client_key(ctx.client_ip(self.request))
+        refused = ctx.mjpeg_caps.admit(client)  # before any await, so the bound holds
+        if refused is not None:
+            raise tornado.web.HTTPError(429 if refused.per_client else 503, "%s",
+                                        refused.message)
         try:
             if not await self.run(ctx.stream_known, stream, keys.out(stream)):
                 raise tornado.web.HTTPError(404, "unknown stream %r", stream)
@@ -724,14 +743,29 @@ class MjpegHandler(BaseHandler):
                             f"multipart/x-mixed-replace; boundary={MJPEG_BOUNDARY}")
             self.set_header("Cache-Control", "no-store")
             self.set_header("X-Accel-Buffering", "no")  # proxies must not hold parts back
-            await self.flush()
+            await self.flush_or_drop()
             await self.stream_frames(MjpegFollower(ctx.broker, stream), 1.0 / fps)
             if not self.gone:
                 self.finish(f"--{MJPEG_BOUNDARY}--\r\n".encode("ascii"))
         except StreamClosedError:
             self.gone = True
         finally:
-            ctx.mjpeg_clients -= 1
+            ctx.mjpeg_caps.release(client)
+
+    async def flush_or_drop(self) -> None:
+        """Flush, or close a connection whose client has not taken the data within the write
+        timeout (a viewer that stopped reading would otherwise hold its slot forever)."""
+        conn = self.request.connection
+        if not isinstance(conn, HTTP1Connection) or conn.stream is None:
+            return await self.flush()
+        if not self.capped:  # a small buffer: a viewer that stops reading is noticed soon
+            cap_socket_buffers(conn.stream.socket, send=LIVE_SOCKET_BUFFER)
+            self.capped = True
+        if not await clients.finished_within(self.flush(), self.ctx.limits.write_timeout):
+            log.info("mjpeg: dropping viewer %s: nothing read for %g s", self.request.remote_ip,
+                     self.ctx.limits.write_timeout)
+            conn.stream.close()  # the client is gone as far as the handler is concerned
+            self.gone = True
 
     async def stream_frames(self, follower: MjpegFollower, interval: float) -> None:
         """Send new frames, at most one per ``interval``, until the client leaves or the
@@ -754,7 +788,7 @@ class MjpegHandler(BaseHandler):
             if frame is None or self.gone:
                 continue
             self.write(mjpeg_part(frame[1]))
-            await self.flush()
+            await self.flush_or_drop()
             if ctx.metrics is not None:
                 ctx.metrics.mjpeg_frames.inc()
             next_at = time.monotonic() + interval
@@ -776,6 +810,7 @@ class WebsocketProxyHandler(SecureHandler, tornado.websocket.WebSocketHandler):
         self.ctx = ctx
         self.upstream = None
         self.relay = None
+        self.client = ""
 
     @property
     def max_message_size(self) -> int:
@@ -790,15 +825,20 @@ class WebsocketProxyHandler(SecureHandler, tornado.websocket.WebSocketHandler):
     async def open(self, *args: str, **kwargs: str) -> None:
         """Connect upstream (the browser's messages wait until this returns)."""
         ctx = self.ctx
-        if len(ctx.proxies) >= ctx.max_proxy_clients:
-            log.warning("ws proxy: refusing %s: %d clients already", self.request.remote_ip,
-                        len(ctx.proxies))
-            self.close(1013, "too many clients")
+        ip = ctx.client_ip(self.request)
+        refused = ctx.proxy_caps.admit(clients.client_key(ip))
+        if refused is not None:
+            log.warning("ws proxy: refusing %s: %s", ip, refused.message)
+            # 1008: this client holds enough already; 1013: the gateway is full, try later.
+            self.close(1008 if refused.per_client else 1013, refused.message)
             return
+        self.client = clients.client_key(ip)
         ctx.proxies.add(self)
         try:
+            # The websocket service caps per client too: it must see the browser's address.
             upstream = await tornado.websocket.websocket_connect(
-                ctx.websocket_upstream, connect_timeout=WS_CONNECT_TIMEOUT_S,
+                HTTPRequest(ctx.websocket_upstream, headers={"X-Forwarded-For": ip},
+                            connect_timeout=WS_CONNECT_TIMEOUT_S),
                 max_message_size=WS_MAX_UPSTREAM)
         except (OSError, HTTPClientError, StreamClosedError,
                 tornado.websocket.WebSocketError, asyncio.TimeoutError) as exc:
@@ -822,11 +862,17 @@ class WebsocketProxyHandler(SecureHandler, tornado.websocket.WebSocketHandler):
 
     async def _relay_down(self, upstream: tornado.websocket.WebSocketClientConnection) -> None:
         """Websocket service -> browser until either side closes."""
+        def write(message: str | bytes) -> Awaitable[None]:
+            return self.write_message(message, binary=isinstance(message, bytes))
+
+        send = clients.bounded_send(
+            write, self.ctx.limits.write_timeout,
+            lambda: self.close(1008, "write timeout: the client does not read"), self.client)
         while (message := await upstream.read_message()) is not None:
             try:
-                await self.write_message(message, binary=isinstance(message, bytes))
+                await send(message)
             except tornado.websocket.WebSocketClosedError:
-                return
+                return  # the browser left, or was dropped by the write timeout
         code = upstream.close_code
         self.close(code if code in _RELAYABLE_CLOSE else 1013,
                    upstream.close_reason or "websocket service closed the connection")
@@ -841,6 +887,9 @@ class WebsocketProxyHandler(SecureHandler, tornado.websocket.WebSocketHandler):
             self.close(1013, "websocket service closed the connection")
 
     def on_close(self) -> None:
+        if self.client:
+            self.ctx.proxy_caps.release(self.client)
+            self.client = ""
         self.ctx.proxies.discard(self)
         if self.upstream is not None:
             self.upstream.close(1000)
@@ -903,6 +952,7 @@ def make_app(client: redis.Redis, *, metrics: GatewayMetrics | None = None,
              executor: ThreadPoolExecutor | None = None, websocket_url: str = "",
              websocket_upstream: str = "", spa_dir: Path | None = None,
              max_mjpeg_clients: int = 20, max_proxy_clients: int = 200,
+             limits: clients.ConnectionLimits = clients.DEFAULT_LIMITS,
              static_path: Path = STATIC_DIR, media_dir: Path = Path("media"),
              job_memory_share: float = 0.5) -> GatewayApp:
     """Build the Tornado application; tests pass their own client, pool and metrics.
@@ -918,8 +968,8 @@ def make_app(client: redis.Redis, *, metrics: GatewayMetrics | None = None,
                          websocket_url=websocket_url, csp=csp, health=RedisHealth(metrics),
                          websocket_upstream=websocket_upstream,
                          max_mjpeg_clients=max_mjpeg_clients,
-                         max_proxy_clients=max_proxy_clients, media_dir=media_dir,
-                         job_memory_share=job_memory_share)
+                         max_proxy_clients=max_proxy_clients, limits=limits,
+                         media_dir=media_dir, job_memory_share=job_memory_share)
     args = {"ctx": ctx}
     sid = r"([^/]+)"
     dashboard = dashboard_dir(spa_dir)
@@ -972,7 +1022,9 @@ async def serve(app: GatewayApp, host: str, port: int, stop: Callable[[], bool],
     """Serve ``app`` until ``stop()`` is true, then end streams and close connections
     (bounded waits)."""
     sockets = bind_sockets(port, host)
-    server = HTTPServer(app)
+    limits: clients.ConnectionLimits = app.settings["ei_context"].limits
+    server = HTTPServer(app, idle_connection_timeout=limits.header_timeout,
+                        body_timeout=limits.body_timeout)
     server.add_sockets(sockets)
     bound = int(sockets[0].getsockname()[1])
     log.info("gateway on http://%s:%d/", host, bound)
@@ -1016,7 +1068,8 @@ def main(argv: list[str]) -> int:
                    websocket_upstream=settings.websocket_upstream, spa_dir=settings.spa_dir,
                    max_mjpeg_clients=settings.max_mjpeg_clients,
                    max_proxy_clients=settings.max_proxy_clients, media_dir=settings.media_dir,
-                   job_memory_share=settings.job_memory_share)
+                   job_memory_share=settings.job_memory_share,
+                   limits=settings.connection_limits())
 
     try:
         asyncio.run(serve(app, settings.host, settings.port, runtime.stop.is_set,

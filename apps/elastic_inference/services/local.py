@@ -224,8 +224,12 @@ class LocalSystem:
         ]
         # Analysis jobs read their videos from the sample directory locally.
         children.append(child("analysis", "analysis", "--media-dir", str(s.sample_dir)))
+        # The gateway's /ws relay names each browser in X-Forwarded-For, so the websocket
+        # server's per-client cap counts browsers, not the gateway (it connects from the very
+        # address it connects to).
         children.append(child("websocket", "websocket", "--host", s.host,
-                              "--port", str(s.ws_port)))
+                              "--port", str(s.ws_port),
+                              "--trusted-proxies", reachable(s.host).strip("[]")))
         # Browsers reach the websocket server through the gateway's /ws: one origin, so
         # EI_WEBSOCKET_URL stays empty.
         children.append(child("gateway", "gateway", "--host", s.host, "--port", str(s.port),

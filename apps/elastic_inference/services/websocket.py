@@ -32,6 +32,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
+from ..core import clients
 from ..core.broker import OutputBroker, OutputEntry
 from ..core.keys import STREAM_ID_RE
 from ..core.metrics import WebsocketMetrics
@@ -278,7 +279,8 @@ class WebsocketService:
     def __init__(self, client: redis.Redis, metrics: WebsocketMetrics, *,
                  max_clients: int = 200, stop: threading.Event | None = None,
                  refresh_s: float = 1.0, block_ms: int = 500, read_count: int = 8,
-                 close_timeout: float = 2.0) -> None:
+                 close_timeout: float = 2.0,
+                 limits: clients.ConnectionLimits = clients.DEFAULT_LIMITS) -> None:
         self.client = client
         self.broker = OutputBroker(client)
         self.registry = StreamRegistry(client)
@@ -289,6 +291,9 @@ class WebsocketService:
         self.block_ms = block_ms
         self.read_count = read_count
         self.close_timeout = close_timeout
+        self.limits = limits
+        self.caps = clients.ConnectionCaps("websocket clients", max_clients,
+                                           limits.ws_per_client)
         self.hub = Hub(metrics)
         self.state = ReaderState(cursors={})
         self.backoff = Backoff("websocket")
@@ -305,13 +310,21 @@ class WebsocketService:
         return None
 
     async def _handle(self, conn: ServerConnection) -> None:
-        if len(self.hub.clients) >= self.max_clients:
-            log.warning("refusing client %s: %d clients already connected",
-                        conn.remote_address, len(self.hub.clients))
-            await conn.close(CloseCode.TRY_AGAIN_LATER, "too many clients")
+        # The gateway's /ws relay names the browser in X-Forwarded-For (EI_TRUSTED_PROXIES).
+        ip = clients.client_from(conn.remote_address[0], conn.request.headers.get_all
+                                 if conn.request else lambda _: [], self.limits.trusted)
+        client = clients.client_key(ip)
+        if (refused := self.caps.admit(client)) is not None:
+            log.warning("refusing client %s: %s", ip, refused.message)
+            # 1008: this client holds enough already; 1013: the server is full, try later.
+            await conn.close(CloseCode.POLICY_VIOLATION if refused.per_client
+                             else CloseCode.TRY_AGAIN_LATER, refused.message)
             return
         cap_socket_buffers(conn.transport.get_extra_info("socket"), send=LIVE_SOCKET_BUFFER)
-        box = Mailbox(conn.send, self.metrics, name=str(conn.remote_address))
+        # A client that reads nothing is aborted (a close frame could not reach it either).
+        send = clients.bounded_send(conn.send, self.limits.write_timeout, conn.transport.abort,
+                                    ip)
+        box = Mailbox(send, self.metrics, name=str(conn.remote_address))
         self.hub.add(box)
         sender = asyncio.create_task(self._send_loop(box), name=f"ws-send-{conn.id}")
         log.debug("client %s connected (%d now)", box.name, len(self.hub.clients))
@@ -327,6 +340,7 @@ class WebsocketService:
         except ConnectionClosed:
             pass
         finally:
+            self.caps.release(client)
             self.hub.remove(box)
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -420,6 +434,7 @@ class WebsocketService:
             process_request=self._process_request,
             compression=None,  # JPEG does not deflate; compressing only burns CPU
             max_size=MAX_INCOMING_BYTES,
+            open_timeout=self.limits.header_timeout,
             close_timeout=self.close_timeout,
             server_header=None,
         )
@@ -467,7 +482,7 @@ def main(argv: list[str]) -> int:
     client = connect(settings.redis_url)
     log.info("websocket: reading live output from %s", redact_url(settings.redis_url))
     service = WebsocketService(client, metrics, max_clients=settings.max_clients,
-                               stop=runtime.stop)
+                               stop=runtime.stop, limits=settings.connection_limits())
     try:
         asyncio.run(service.run(settings.host, settings.port,
                                 started=lambda _port: runtime.ready.set()))

@@ -7,7 +7,12 @@ import pytest
 from elastic_inference.core.autoscale import Autoscaler, ScalePolicy
 from elastic_inference.core.errors import ConfigError
 from elastic_inference.core.runtime import ServiceRuntime
-from elastic_inference.core.settings import UpSettings, parse_settings
+from elastic_inference.core.settings import (
+    GatewaySettings,
+    UpSettings,
+    WebsocketSettings,
+    parse_settings,
+)
 from elastic_inference.services.local import LocalSystem, WorkerPool, check_inputs
 
 
@@ -83,3 +88,18 @@ def test_missing_samples_are_named(tmp_path: Path) -> None:
     s = parse_settings(UpSettings, ["--sample-dir", str(tmp_path)], {})
     with pytest.raises(ConfigError, match=r"vtest\.avi"):
         check_inputs(s)
+
+
+@pytest.mark.parametrize(("host", "trusted"), [("127.0.0.1", "127.0.0.1"),
+                                               ("0.0.0.0", "127.0.0.1"), ("::", "::1")])
+def test_websocket_server_trusts_the_gateway_relay_only(tmp_path: Path, host: str,
+                                                        trusted: str) -> None:
+    s = parse_settings(UpSettings, ["--sample-dir", str(tmp_path), "--host", host], {})
+    system = LocalSystem(s, "redis://127.0.0.1:1/0", ServiceRuntime("t"))
+    ws = next(c for c in system.children if c.args[0] == "websocket")
+    gw = next(c for c in system.children if c.args[0] == "gateway")
+    upstream = gw.args[gw.args.index("--websocket-upstream") + 1]
+    ws_settings = parse_settings(WebsocketSettings, ws.args[1:], {})
+    assert ws_settings.trusted_proxies == (trusted,)
+    assert f"//{trusted}:" in upstream or f"//[{trusted}]:" in upstream
+    assert parse_settings(GatewaySettings, gw.args[1:], {}).trusted_proxies == ()
