@@ -19,6 +19,7 @@ from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 from urllib.parse import urlsplit
 
 from .errors import ConfigError
+from .jpeg import DEFAULT_MAX_PIXELS
 from .keys import STREAM_ID_RE, TYPE_RE
 from .redisconn import check_url
 
@@ -85,6 +86,10 @@ def _websocket_url(v: str, absolute: bool = False) -> str:
     return f"must be {what} (without credentials)"
 
 
+_MAX_PIXELS_HELP = ("largest image (width x height) decoded; a frame or source declaring more "
+                    "is refused before decoding (default 7680x4320)")
+
+
 @dataclass(frozen=True)
 class CommonSettings:
     """Options every service has."""
@@ -146,6 +151,7 @@ class InferSettings(CommonSettings):
                                      "may take them over", check=_positive)
     max_frames: int = opt(0, "exit after inferring this many frames (0 = run until stopped)",
                           check=_non_negative)
+    max_pixels: int = opt(DEFAULT_MAX_PIXELS, _MAX_PIXELS_HELP, check=_positive)
 
 
 @dataclass(frozen=True)
@@ -172,6 +178,7 @@ class AnalysisSettings(CommonSettings):
                                  check=_non_negative)
     max_jobs: int = opt(0, "exit after this many jobs (0 = run until stopped)",
                         check=_non_negative)
+    max_pixels: int = opt(DEFAULT_MAX_PIXELS, _MAX_PIXELS_HELP, check=_positive)
 
 
 @dataclass(frozen=True)
