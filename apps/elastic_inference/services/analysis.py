@@ -28,7 +28,8 @@ from ..core.jobrequest import resolve_source
 from ..core.jobs import JobStore, job_message_id
 from ..core.jpeg import check_jpeg_file, check_pixels
 from ..core.leased import LeasedQueue
-from ..core.redisconn import REDIS_DOWN_ERRORS, Backoff, connect, redact_url
+from ..core.redact import redact_url
+from ..core.redisconn import REDIS_DOWN_ERRORS, Backoff, connect
 from ..core.runtime import ServiceRuntime, setup_logging
 from ..core.settings import AnalysisSettings, parse_settings
 from ..engine.preprocess import encode_jpeg

@@ -35,7 +35,8 @@ from websockets.http11 import Request, Response
 from ..core.broker import OutputBroker, OutputEntry
 from ..core.keys import STREAM_ID_RE
 from ..core.metrics import WebsocketMetrics
-from ..core.redisconn import REDIS_DOWN_ERRORS, Backoff, connect, redact_url
+from ..core.redact import redact_url
+from ..core.redisconn import REDIS_DOWN_ERRORS, Backoff, connect
 from ..core.registry import StreamRegistry
 from ..core.runtime import LIVE_SOCKET_BUFFER, ServiceRuntime, cap_socket_buffers, setup_logging
 from ..core.settings import WebsocketSettings, parse_settings
