@@ -52,6 +52,10 @@ def test_bad_input_is_400_and_secrets_stay_hidden(private_redis: RedisServer,
     gateway = Service(["gateway", "--host", "127.0.0.1", "--port", str(port),
                        "--media-dir", str(tmp_path)], env)
     runner = Service(["analysis", "--media-dir", str(tmp_path)], env)
+    camera = (f"http://admin:{CAMERA_PASSWORD}@127.0.0.1:{free_port()}/cam.mjpg"
+              f"?token={URL_TOKEN}&res=hd")
+    stream = Service(["stream", "--source", camera, "--stream-id", "cam", "--types", "people",
+                      "--max-retries", "1"], env)
     try:
         wait_for(lambda: not gateway.alive() or http(
             f"http://127.0.0.1:{port}/readyz")[0] == 200, 30, "the gateway to be ready")
@@ -87,12 +91,17 @@ def test_bad_input_is_400_and_secrets_stay_hidden(private_redis: RedisServer,
         assert "cannot open the source http://admin:***@" in failed["error"], failed
         code, listing = call(port, f"/api/analysis?token={QUERY_TOKEN}")
         assert code == 200
-        for answer in (failed, listing):
+        streams = wait_for(lambda: call(port, "/api/streams")[1]["streams"], 30,
+                           "the failing camera stream to register")
+        assert streams[0]["source"].startswith("http://admin:***@127.0.0.1:"), streams
+        wait_for(lambda: "giving up" in stream.output(), 30, "the stream to give up")
+        for answer in (failed, listing, streams):
             assert_no_secret(json.dumps(answer), "an API answer")
     finally:
         gateway.stop()
         runner.stop()
-    for service in (gateway, runner):
+        stream.stop()
+    for service in (gateway, runner, stream):
         log = service.output()
         assert_no_secret(log, f"the log of ei {service.args[0]}")
         assert "Traceback" not in log and " 500 " not in log, log[-3000:]

@@ -118,7 +118,7 @@ def parse_subscribe(text: str) -> frozenset[str] | None:
     """
     try:
         data = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
         raise SubscribeError(f"message is not valid JSON: {exc}") from exc
     if not isinstance(data, dict) or "subscribe" not in data:
         raise SubscribeError('expected an object {"subscribe": ["id", ...] | "*"}')
