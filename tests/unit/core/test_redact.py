@@ -108,3 +108,13 @@ def test_other_invalid_values_are_shown_redacted() -> None:
     with pytest.raises(ConfigError) as err:
         parse_settings(InferSettings, [], {"EI_MODEL_DIR": "x", "EI_BATCH": "rtsp://u:pw@h"})
     assert "EI_BATCH='rtsp://u:***@h' is invalid" in str(err.value)
+
+
+def test_stream_sources_use_the_same_redaction_and_refuse_ambiguous_credentials() -> None:
+    from elastic_inference.services.stream import parse_source
+
+    spec = parse_source("rtsp://admin:s3cret@cam.local:554/live?token=abc#key=k")
+    assert spec.public == "rtsp://admin:***@cam.local:554/live?token=***#key=***"
+    with pytest.raises(ConfigError) as err:
+        parse_source("http://cam/x.mjpg?user=me@home&pass=s3cret")
+    assert "percent-encode" in str(err.value) and "s3cret" not in str(err.value)
