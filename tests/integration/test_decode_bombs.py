@@ -28,21 +28,12 @@ from elastic_inference.core.result import decode_result
 from elastic_inference.core.runtime import ServiceRuntime
 from elastic_inference.core.settings import AnalysisSettings
 from elastic_inference.services.analysis import AnalysisRunner
+from tests.jpegs import declaring
 from tests.processes import Service, http, wait_for
 
 pytestmark = pytest.mark.integration
 
 MAX_RSS_MB = 500
-
-
-def declaring(w: int, h: int) -> bytes:
-    """A tiny valid JPEG whose frame header is rewritten to declare ``w`` x ``h``."""
-    ok, buf = cv2.imencode(".jpg", np.zeros((8, 8, 3), np.uint8))
-    assert ok
-    out = bytearray(buf.tobytes())
-    i = out.index(b"\xff\xc0")
-    out[i + 5:i + 9] = h.to_bytes(2, "big") + w.to_bytes(2, "big")
-    return bytes(out)
 
 
 def peak_rss_mb(pid: int) -> float:

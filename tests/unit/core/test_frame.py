@@ -7,16 +7,9 @@ import pytest
 
 from elastic_inference.core import frame
 from elastic_inference.core.errors import InvalidMessage
+from tests.jpegs import with_size
 
 JPEG = cv2.imencode(".jpg", np.zeros((360, 640, 3), np.uint8))[1].tobytes()
-
-
-def declaring(w: int, h: int) -> bytes:
-    """JPEG with its frame header rewritten to declare ``w`` x ``h`` (as a bomb does)."""
-    out = bytearray(JPEG)
-    i = out.index(b"\xff\xc0")
-    out[i + 5:i + 9] = h.to_bytes(2, "big") + w.to_bytes(2, "big")
-    return bytes(out)
 
 
 def make(**kw: object) -> frame.Frame:
@@ -80,13 +73,13 @@ def test_missing_field_is_named() -> None:
 
 def test_jpeg_of_another_size_than_the_message_is_invalid() -> None:
     with pytest.raises(InvalidMessage, match="32767x32767 but the message says 1x1"):
-        frame.decode(make(w=1, h=1, jpeg=declaring(32767, 32767)).encode())
+        frame.decode(make(w=1, h=1, jpeg=with_size(JPEG, 32767, 32767)).encode())
     with pytest.raises(InvalidMessage, match="640x360 but the message says 360x640"):
         frame.decode(make(w=360, h=640).encode())
 
 
 def test_jpeg_over_the_pixel_cap_is_invalid() -> None:
-    raw = make(w=16000, h=9000, jpeg=declaring(16000, 9000)).encode()
+    raw = make(w=16000, h=9000, jpeg=with_size(JPEG, 16000, 9000)).encode()
     with pytest.raises(InvalidMessage, match="exceeds the 33177600 pixel limit"):
         frame.decode(raw)
     assert frame.decode(raw, max_pixels=16000 * 9000).w == 16000

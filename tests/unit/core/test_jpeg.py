@@ -11,6 +11,7 @@ import pytest
 
 from elastic_inference.core.errors import InvalidMessage
 from elastic_inference.core.jpeg import DEFAULT_MAX_PIXELS, check_jpeg, check_jpeg_file, jpeg_size
+from tests.jpegs import with_size
 
 
 def encoded(w: int, h: int, *flags: int) -> bytes:
@@ -18,15 +19,6 @@ def encoded(w: int, h: int, *flags: int) -> bytes:
     ok, buf = cv2.imencode(".jpg", image, list(flags))
     assert ok
     return buf.tobytes()
-
-
-def with_size(jpeg: bytes, w: int, h: int) -> bytes:
-    """``jpeg`` with its (first) SOFn segment rewritten to declare ``w`` x ``h``."""
-    out = bytearray(jpeg)
-    i = min(i for i in (out.find(b"\xff\xc0"), out.find(b"\xff\xc2")) if i >= 0)
-    out[i + 5:i + 7] = h.to_bytes(2, "big")
-    out[i + 7:i + 9] = w.to_bytes(2, "big")
-    return bytes(out)
 
 
 def segment(marker: int, payload: bytes) -> bytes:
