@@ -1,7 +1,9 @@
 """Frame message v1: what stream services push and workers pop.
 
 A msgpack map ``{v, stream, type, seq, ts, w, h, jpeg}``. Both sides validate, so a bad
-producer can never crash a worker: :func:`decode` raises :class:`InvalidMessage` instead.
+producer can never crash a worker: :func:`decode` raises :class:`InvalidMessage` instead. It
+also reads the JPEG header, so a frame whose JPEG declares another size than ``w``x``h`` or
+more pixels than allowed (a decode bomb) is refused before anything decodes it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 import msgpack
 
 from .errors import InvalidMessage
+from .jpeg import DEFAULT_MAX_PIXELS, check_jpeg
 from .keys import check_stream_id, check_type
 
 VERSION = 1
@@ -70,8 +73,9 @@ class Frame:
 _FIELDS = ("stream", "type", "seq", "ts", "w", "h", "jpeg")
 
 
-def decode(raw: bytes) -> Frame:
-    """Parse and validate a v1 frame message; raise InvalidMessage on anything else."""
+def decode(raw: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Frame:
+    """Parse and validate a v1 frame message; raise InvalidMessage on anything else,
+    including a JPEG whose header disagrees with ``w``/``h`` or exceeds ``max_pixels``."""
     try:
         data: Any = msgpack.unpackb(raw, raw=False, strict_map_key=True)
     except (ValueError, msgpack.UnpackException, TypeError) as exc:
@@ -87,7 +91,7 @@ def decode(raw: bytes) -> Frame:
     ts = data["ts"]
     if isinstance(ts, int) and not isinstance(ts, bool):
         ts = float(ts)
-    return Frame(
+    frame = Frame(
         stream=data["stream"],
         type=data["type"],
         seq=data["seq"],
@@ -96,3 +100,5 @@ def decode(raw: bytes) -> Frame:
         h=data["h"],
         jpeg=data["jpeg"],
     )
+    check_jpeg(frame.jpeg, max_pixels, (frame.w, frame.h))
+    return frame

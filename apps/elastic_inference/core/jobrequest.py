@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from . import keys
 from .errors import InvalidMessage
+from .redact import ambiguous_credentials
 
 STATUSES = ("queued", "extracting", "processing", "done", "failed")
 MAX_NAME = 120
@@ -33,15 +34,27 @@ def resolve_source(source: str, media_dir: Path) -> str:
             or any(ord(c) < 32 for c in source):
         raise InvalidMessage("source must be a non-empty path or URL without control characters")
     if "://" in source:
-        parts = urlsplit(source)
-        if parts.scheme.lower() not in URL_SCHEMES or not parts.hostname:
+        try:
+            parts = urlsplit(source)
+            host = parts.hostname if parts.port is None or parts.port > 0 else None
+        except ValueError:  # a malformed host or a port out of range
+            host = None
+        if host is None or parts.scheme.lower() not in URL_SCHEMES:
             raise InvalidMessage(f"source URL must be {', '.join(URL_SCHEMES)} with a host")
+        problem = ambiguous_credentials(source)
+        if problem:
+            raise InvalidMessage(f"source URL is refused: {problem}")
         return source
-    base = media_dir.resolve()
-    path = (base / source).resolve()
-    if Path(source).is_absolute() or not path.is_relative_to(base):
+    try:
+        base = media_dir.resolve()
+        path = (base / source).resolve()
+        inside = not Path(source).is_absolute() and path.is_relative_to(base)
+        is_file = inside and path.is_file()
+    except (OSError, ValueError) as exc:  # a name the file system cannot take
+        raise InvalidMessage(f"source {source!r} is not a usable path: {exc}") from exc
+    if not inside:
         raise InvalidMessage(f"source {source!r} is outside the media directory")
-    if not path.is_file():
+    if not is_file:
         raise InvalidMessage(f"source {source!r} is not a file in the media directory")
     return str(path)
 
@@ -90,6 +103,11 @@ def parse_job_request(body: bytes) -> JobRequest:
         data = json.loads(body)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise InvalidMessage(f"the body is not valid JSON: {exc}") from exc
+    try:  # "\ud800" is valid JSON but no Unicode text: nothing could store or show it
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidMessage("the body holds a lone surrogate (an escape in \\ud800-\\udfff "
+                             "without its pair), which is not valid Unicode") from exc
     if not isinstance(data, dict):
         raise InvalidMessage('the body must be a JSON object such as {"source": "video.mp4", '
                              '"types": ["people"]}')

@@ -26,7 +26,7 @@ from . import keys
 from .errors import StorageFull
 from .jobrequest import JobRequest
 from .leased import LeasedQueue
-from .redisconn import redact_url
+from .redact import redact_url
 from .result import parse_result
 
 #: HSET only if the job still exists, so a runner never resurrects a deleted job.

@@ -9,13 +9,14 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from .errors import ConfigError
+from .redact import ambiguous_credentials
 
 log = logging.getLogger(__name__)
 
@@ -30,25 +31,28 @@ REDIS_DOWN_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-def redact_url(url: str) -> str:
-    """Return ``url`` with any password replaced, so it can be logged."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, f"{user}:***@{host}", parts.path, parts.query, ""))
-
-
 def check_url(url: str) -> str:
-    """Validate a Redis URL (redis://, rediss:// or unix://) and return it."""
-    scheme = urlsplit(url).scheme
-    if scheme not in ("redis", "rediss", "unix"):
-        raise ConfigError(
-            f"EI_REDIS_URL must start with redis://, rediss:// or unix://, got {redact_url(url)!r}"
-        )
+    """Validate a Redis URL (redis://, rediss:// or unix://) and return it.
+
+    The error never shows the URL: a malformed one may hold a password where no redaction
+    would find it.
+    """
+    try:
+        parts = urlsplit(url)
+        where = parts.path if parts.scheme == "unix" else parts.hostname
+        port = parts.port
+        valid = (parts.scheme in ("redis", "rediss", "unix") and bool(where)
+                 and url.lower().startswith(f"{parts.scheme}://")
+                 and (port is None or port > 0))
+    except ValueError:  # a port that is not a number
+        valid = False
+    if not valid:
+        raise ConfigError("EI_REDIS_URL must be redis://[[USER]:PASSWORD@]HOST[:PORT][/DB], "
+                          "rediss://... (TLS) or unix:///PATH (the value is not shown: it may "
+                          "hold a password)")
+    problem = ambiguous_credentials(url)
+    if problem:
+        raise ConfigError(f"EI_REDIS_URL is invalid: {problem} (the value is not shown)")
     return url
 
 

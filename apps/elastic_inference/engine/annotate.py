@@ -13,6 +13,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from ..core.errors import InvalidMessage
+from ..core.jpeg import DEFAULT_MAX_PIXELS, check_jpeg
 from ..core.result import Detection
 
 Image = npt.NDArray[np.uint8]
@@ -59,8 +61,14 @@ def draw_detections(image_bgr: Image, detections: Iterable[Detection]) -> Image:
 
 
 def annotate_jpeg(jpeg: bytes, detections: Iterable[Detection], quality: int = 80) -> bytes:
-    """Decode, draw, re-encode. Raises ValueError when ``jpeg`` is not a decodable image."""
-    decoded = cv2.imdecode(np.frombuffer(jpeg, dtype=np.uint8), cv2.IMREAD_COLOR)
+    """Decode, draw, re-encode. Raises ValueError when ``jpeg`` is not a decodable image,
+    or declares more than the default pixel cap (a decode bomb in Redis must not take the
+    gateway's memory: the header is read first, see core.jpeg)."""
+    try:
+        check_jpeg(jpeg, DEFAULT_MAX_PIXELS)
+        decoded = cv2.imdecode(np.frombuffer(jpeg, dtype=np.uint8), cv2.IMREAD_COLOR)
+    except (InvalidMessage, cv2.error) as exc:
+        raise ValueError(f"not a decodable JPEG image: {exc}") from exc
     if decoded is None:
         raise ValueError("not a decodable JPEG image")
     frame = np.asarray(decoded, dtype=np.uint8)  # no copy: narrows cv2's loose typing

@@ -71,8 +71,16 @@ def reduction_for(w: int, h: int, input_size: tuple[int, int]) -> int:
 
 
 def decode_jpeg(jpeg: bytes, reduction: int = 1) -> npt.NDArray[np.uint8]:
-    """Decode to BGR, optionally at 1/2, 1/4 or 1/8 size; raise InvalidMessage if corrupt."""
-    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), _REDUCED[reduction])
+    """Decode to BGR, optionally at 1/2, 1/4 or 1/8 size; raise InvalidMessage if corrupt.
+
+    Callers check the header first (core.jpeg); OpenCV's own limits
+    (``OPENCV_IO_MAX_IMAGE_PIXELS``) raise cv2.error, which is an invalid frame too, never a
+    crash of the decode pool's caller.
+    """
+    try:
+        image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), _REDUCED[reduction])
+    except cv2.error as exc:
+        raise InvalidMessage(f"JPEG refused by the decoder: {str(exc).strip()[-120:]}") from exc
     if image is None or image.size == 0:
         raise InvalidMessage("JPEG could not be decoded")
     return cast(npt.NDArray[np.uint8], image)

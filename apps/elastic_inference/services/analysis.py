@@ -26,8 +26,10 @@ from ..core.errors import InvalidMessage
 from ..core.frame import Frame
 from ..core.jobrequest import resolve_source
 from ..core.jobs import JobStore, job_message_id
+from ..core.jpeg import check_jpeg_file, check_pixels
 from ..core.leased import LeasedQueue
-from ..core.redisconn import REDIS_DOWN_ERRORS, Backoff, connect, redact_url
+from ..core.redact import redact_url
+from ..core.redisconn import REDIS_DOWN_ERRORS, Backoff, connect
 from ..core.runtime import ServiceRuntime, setup_logging
 from ..core.settings import AnalysisSettings, parse_settings
 from ..engine.preprocess import encode_jpeg
@@ -134,9 +136,18 @@ class AnalysisRunner:
                                    [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, URL_TIMEOUT_MS,
                                     cv2.CAP_PROP_READ_TIMEOUT_MSEC, URL_TIMEOUT_MS])
         else:
+            check_jpeg_file(target, self.settings.max_pixels)  # a still image: before FFmpeg
             cap = cv2.VideoCapture(target)
         if not cap.isOpened():
             raise InvalidMessage(f"cannot open the source {redact_url(target)}")
+        try:
+            # Containers declare the size before any frame is decoded (0 when they do not).
+            check_pixels(int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
+                         int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), self.settings.max_pixels,
+                         "the source")
+        except InvalidMessage:
+            cap.release()
+            raise
         queues = {t: LeasedQueue.for_type(self.client, t) for t in types}
         total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         kept = 0

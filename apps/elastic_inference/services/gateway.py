@@ -52,7 +52,8 @@ from ..core.jobrequest import check_known_types, parse_job_request, resolve_sour
 from ..core.jobs import JobFrame, JobStore
 from ..core.keys import check_job_id, check_stream_id
 from ..core.metrics import GatewayMetrics
-from ..core.redisconn import REDIS_DOWN_ERRORS, connect, redact_url
+from ..core.redact import redact_url
+from ..core.redisconn import REDIS_DOWN_ERRORS, connect
 from ..core.registry import StreamRegistry, worker_types
 from ..core.runtime import LIVE_SOCKET_BUFFER, ServiceRuntime, cap_socket_buffers, setup_logging
 from ..core.settings import GatewaySettings, parse_settings
@@ -397,7 +398,8 @@ class SecureHandler(tornado.web.RequestHandler):
         """HTTPErrors are answers, already counted and logged per request; log only bugs."""
         if isinstance(value, tornado.web.HTTPError):
             return
-        log.error("uncaught exception in %s", self._request_summary(), exc_info=value)
+        log.error("uncaught exception in %s", redact_url(self._request_summary()),
+                  exc_info=value)
 
 
 class BaseHandler(SecureHandler):
@@ -483,7 +485,9 @@ class SecureStaticHandler(SecureHandler, tornado.web.StaticFileHandler):
 
     async def get(self, path: str, include_body: bool = True) -> None:
         """A missing file, a directory or a path out of the root answers like any unknown
-        path."""
+        path; a name no file can have (NUL, control characters) is a bad request."""
+        if any(ord(c) < 32 or c == "\x7f" for c in path):
+            raise tornado.web.HTTPError(400, "invalid path: it contains control characters")
         try:
             await super().get(path, include_body)
         except tornado.web.HTTPError as exc:
@@ -932,7 +936,7 @@ class GatewayApp(tornado.web.Application):
         level = logging.DEBUG if status < 400 else logging.INFO if status < 500 else \
             logging.WARNING
         if log.isEnabledFor(level):
-            log.log(level, "%d %s %.1fms", status, handler._request_summary(),
+            log.log(level, "%d %s %.1fms", status, redact_url(handler._request_summary()),
                     1000.0 * handler.request.request_time())
 
 

@@ -288,7 +288,7 @@ class InferWorker:
         now = time.time()
         for message in raw:
             try:
-                f = frame_msg.decode(message)
+                f = frame_msg.decode(message, self.settings.max_pixels)
                 if f.type != self.settings.type:
                     raise InvalidMessage(f"frame of type {f.type!r} in the "
                                          f"{self.settings.type!r} queue")
@@ -309,7 +309,7 @@ class InferWorker:
         bad: list[str] = []
         for lease, message in leased:
             try:
-                f = frame_msg.decode(message)
+                f = frame_msg.decode(message, self.settings.max_pixels)
                 if f.type != self.settings.type:
                     raise InvalidMessage(f"job frame of type {f.type!r} in the "
                                          f"{self.settings.type!r} job queue")

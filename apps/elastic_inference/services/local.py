@@ -31,7 +31,7 @@ from typing import Any
 from ..core.autoscale import Autoscaler, ScalePolicy, read_metric
 from ..core.errors import ConfigError
 from ..core.metrics import SCALE_RATIO
-from ..core.redisconn import redact_url
+from ..core.redact import redact_url
 from ..core.runtime import ServiceRuntime, setup_logging
 from ..core.settings import UpSettings, parse_settings
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import cv2
 import redis
@@ -30,7 +30,8 @@ from ..core.frame import Frame
 from ..core.keys import STREAM_ID_RE
 from ..core.metrics import RateWindow, StreamMetrics
 from ..core.queue import FrameQueue, push_to_types
-from ..core.redisconn import REDIS_DOWN_ERRORS, Backoff, connect, redact_url
+from ..core.redact import ambiguous_credentials, redact_url
+from ..core.redisconn import REDIS_DOWN_ERRORS, Backoff, connect
 from ..core.registry import HEARTBEAT_INTERVAL, StreamRegistry
 from ..core.runtime import ServiceRuntime, setup_logging
 from ..core.settings import StreamSettings, parse_settings
@@ -58,9 +59,6 @@ STATES = ("connecting", "live", "retrying", "failed", "ended")
 
 _UNSAFE_ID_CHARS = re.compile(r"[^A-Za-z0-9_.-]+")
 _DEVICE_RE = re.compile(r"^/dev/video(\d+)$")
-_SECRET_PARAM = re.compile(r"pass|pwd|token|secret|key|auth|sig|credential", re.IGNORECASE)
-
-
 # --------------------------------------------------------------------------- source description
 
 
@@ -76,21 +74,6 @@ class SourceSpec:
     def live(self) -> bool:
         """Live sources produce frames at their own pace and are reopened when they fail."""
         return self.kind != "file"
-
-
-def redact_source_url(url: str) -> str:
-    """``url`` without its password or secret-looking query values, fit for logs and the registry.
-
-    Camera URLs often carry credentials in the userinfo (handled by core's ``redact_url``) or
-    as query parameters (``?token=...``), so both are masked; the fragment is dropped.
-    """
-    parts = urlsplit(redact_url(url))
-    query = parts.query
-    if query:
-        pairs = [(k, "***" if _SECRET_PARAM.search(k) else v)
-                 for k, v in parse_qsl(query, keep_blank_values=True)]
-        query = urlencode(pairs, safe="*")
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
 
 
 def parse_source(text: str) -> SourceSpec:
@@ -109,9 +92,12 @@ def parse_source(text: str) -> SourceSpec:
             path = urlsplit(text).path
             return SourceSpec("file", path, Path(path).name)
         if scheme not in URL_SCHEMES:
-            raise ConfigError(f"EI_SOURCE={redact_source_url(text)!r} is invalid: unsupported "
+            raise ConfigError(f"EI_SOURCE={redact_url(text)!r} is invalid: unsupported "
                               f"scheme {scheme!r}; use one of {', '.join(URL_SCHEMES)}")
-        return SourceSpec("url", text, redact_source_url(text))
+        problem = ambiguous_credentials(text)
+        if problem:
+            raise ConfigError(f"EI_SOURCE is invalid: {problem} (the value is not shown)")
+        return SourceSpec("url", text, redact_url(text))
     return SourceSpec("file", text, Path(text).name)
 
 

@@ -36,7 +36,8 @@ from ..core import clients
 from ..core.broker import OutputBroker, OutputEntry
 from ..core.keys import STREAM_ID_RE
 from ..core.metrics import WebsocketMetrics
-from ..core.redisconn import REDIS_DOWN_ERRORS, Backoff, connect, redact_url
+from ..core.redact import redact_url
+from ..core.redisconn import REDIS_DOWN_ERRORS, Backoff, connect
 from ..core.registry import StreamRegistry
 from ..core.runtime import LIVE_SOCKET_BUFFER, ServiceRuntime, cap_socket_buffers, setup_logging
 from ..core.settings import WebsocketSettings, parse_settings
@@ -118,7 +119,7 @@ def parse_subscribe(text: str) -> frozenset[str] | None:
     """
     try:
         data = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
         raise SubscribeError(f"message is not valid JSON: {exc}") from exc
     if not isinstance(data, dict) or "subscribe" not in data:
         raise SubscribeError('expected an object {"subscribe": ["id", ...] | "*"}')

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+import cv2
 import msgpack
+import numpy as np
 import pytest
 
 from elastic_inference.core import frame
 from elastic_inference.core.errors import InvalidMessage
+from tests.jpegs import with_size
 
-JPEG = b"\xff\xd8\xff\xe0" + b"x" * 100
+JPEG = cv2.imencode(".jpg", np.zeros((360, 640, 3), np.uint8))[1].tobytes()
 
 
 def make(**kw: object) -> frame.Frame:
@@ -23,7 +26,7 @@ def test_round_trip_keeps_every_field() -> None:
 
 def test_integer_timestamp_is_accepted_as_float() -> None:
     raw = msgpack.packb({"v": 1, "stream": "s", "type": "face", "seq": 0, "ts": 1700000000,
-                         "w": 2, "h": 2, "jpeg": JPEG}, use_bin_type=True)
+                         "w": 640, "h": 360, "jpeg": JPEG}, use_bin_type=True)
     assert frame.decode(raw).ts == 1700000000.0
 
 
@@ -66,3 +69,24 @@ def test_missing_field_is_named() -> None:
     del data["seq"]
     with pytest.raises(InvalidMessage, match="seq"):
         frame.decode(msgpack.packb(data, use_bin_type=True))
+
+
+def test_jpeg_of_another_size_than_the_message_is_invalid() -> None:
+    with pytest.raises(InvalidMessage, match="32767x32767 but the message says 1x1"):
+        frame.decode(make(w=1, h=1, jpeg=with_size(JPEG, 32767, 32767)).encode())
+    with pytest.raises(InvalidMessage, match="640x360 but the message says 360x640"):
+        frame.decode(make(w=360, h=640).encode())
+
+
+def test_jpeg_over_the_pixel_cap_is_invalid() -> None:
+    raw = make(w=16000, h=9000, jpeg=with_size(JPEG, 16000, 9000)).encode()
+    with pytest.raises(InvalidMessage, match="exceeds the 33177600 pixel limit"):
+        frame.decode(raw)
+    assert frame.decode(raw, max_pixels=16000 * 9000).w == 16000
+    with pytest.raises(InvalidMessage, match="pixel limit"):
+        frame.decode(make().encode(), max_pixels=640 * 360 - 1)
+
+
+def test_message_with_a_jpeg_without_frame_header_is_invalid() -> None:
+    with pytest.raises(InvalidMessage, match="JPEG header"):
+        frame.decode(make(jpeg=b"\xff\xd8\xff\xe0" + b"x" * 100).encode())

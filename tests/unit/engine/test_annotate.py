@@ -7,9 +7,11 @@ import sys
 
 import cv2
 import numpy as np
+import pytest
 
 from elastic_inference.core.result import Detection
 from elastic_inference.engine.annotate import annotate_jpeg, draw_detections, label_colour
+from tests.jpegs import declaring
 
 
 def test_draw_changes_pixels_on_the_box_only() -> None:
@@ -43,6 +45,13 @@ def test_annotate_jpeg_round_trip() -> None:
     assert decoded is not None
     assert decoded.shape == img.shape
     assert np.abs(decoded.astype(int) - 200).max() > 50
+
+
+def test_annotate_refuses_a_decode_bomb_before_decoding() -> None:
+    with pytest.raises(ValueError, match="32767x32767 exceeds"):
+        annotate_jpeg(declaring(32767, 32767), [])
+    with pytest.raises(ValueError, match="not a decodable JPEG"):
+        annotate_jpeg(b"\xff\xd8 not really", [])
 
 
 def test_engine_imports_without_openvino() -> None:
