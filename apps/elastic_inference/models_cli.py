@@ -61,6 +61,8 @@ def run_quantize(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str]) -> int:
+    from .engine.quantize import CALIBRATION_FRAMES
+
     parser = argparse.ArgumentParser(prog="ei models", description=__doc__)
     sub = parser.add_subparsers(dest="action", required=True)
     fetch.build_parser(sub.add_parser("fetch", help="fetch and verify the built-in models"))
@@ -77,8 +79,9 @@ def main(argv: list[str]) -> int:
     q.add_argument("-m", "--model", dest="models", action="extend", nargs="+", metavar="NAME",
                    help="built-in model(s) to quantize, or 'all' for every one present "
                    "(default: ssd-mobilenetv2-oidv4 blazeface)")
-    q.add_argument("--frames", type=int, default=300,
-                   help="calibration frames, spread over the sample videos (default: 300)")
+    q.add_argument("--frames", type=int, default=CALIBRATION_FRAMES,
+                   help="calibration frames, spread over the sample videos "
+                        f"(default: {CALIBRATION_FRAMES})")
     q.add_argument("--force", action="store_true", help="remake even if up to date")
     args = parser.parse_args(argv)
     if args.action == "fetch":

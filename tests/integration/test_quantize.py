@@ -1,8 +1,11 @@
-"""INT8 variants made with NNCF from the real models and sample videos, into a temporary dir.
+"""INT8 variants made with NNCF from the real models and sample videos.
 
-The SSD is quantized exactly as shipped (default 300 calibration frames, ~10 s here); BlazeFace
-with 60 frames to keep the module fast. Agreement with FP32 is measured as in doc/models.md:
-the share of FP32 detections that have an INT8 partner with the same label and IoU >= 0.5.
+Agreement with FP32 is measured on the INT8 SSD as shipped (``models/``, made by ``make`` with
+the default recipe; remade here if stale), as in doc/models.md: the share of FP32 detections
+that have an INT8 partner with the same label and IoU >= 0.5, over 120 frames, at the device's
+default precision (BF16 for the float parts on AVX-512 BF16 and AMX CPUs) and at true f32.
+The file and provenance tests quantize into a temporary directory with 60 frames each, to keep
+the module fast.
 """
 
 from __future__ import annotations
@@ -40,17 +43,20 @@ def int8_dir(
         spec = BUILTIN_MODELS[name]
         for file in (spec.file, *spec.extra_files):
             shutil.copy2(model_dir / file, target / file)
-    quantize(SSD, target, sample_dir)
+    quantize(SSD, target, sample_dir, frames=60)
     quantize(FACE, target, sample_dir, frames=60)
     return target
 
 
+AGREEMENT_FRAMES = 120
+
+
 @pytest.fixture(scope="module")
 def vtest_frames(sample_dir: Path) -> list[np.ndarray]:
-    """30 frames spread over vtest.avi, scaled to 1280x720 as a stream would send them."""
+    """120 frames spread over vtest.avi, scaled to 1280x720 as a stream would send them."""
     cap = cv2.VideoCapture(str(sample_dir / "vtest.avi"))
     total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-    wanted = set(np.linspace(0, total - 1, 30).round().astype(int).tolist())
+    wanted = set(np.linspace(0, total - 1, AGREEMENT_FRAMES).round().astype(int).tolist())
     frames: list[np.ndarray] = []
     for index in range(max(wanted) + 1):
         ok, frame = cap.read()
@@ -59,14 +65,24 @@ def vtest_frames(sample_dir: Path) -> list[np.ndarray]:
         if index in wanted:
             frames.append(cv2.resize(frame, (1280, 720)))
     cap.release()
-    assert len(frames) == 30
+    assert len(frames) == AGREEMENT_FRAMES
     return frames
 
 
 @pytest.fixture(scope="module")
-def people(int8_dir: Path) -> Iterator[tuple[Detector, Detector]]:
-    fp32 = load_detector("people", int8_dir, "CPU", model=SSD)
-    int8 = load_detector("people", int8_dir, "CPU", model=f"{SSD}-int8")
+def shipped_int8(model_dir: Path, sample_dir: Path) -> Path:
+    """The model directory with the SSD's INT8 variant as ``make`` ships it (a no-op if current)."""
+    quantize(SSD, model_dir, sample_dir)
+    return model_dir
+
+
+@pytest.fixture(scope="module", params=["", "f32"], ids=["default-precision", "f32"])
+def people(request: pytest.FixtureRequest, shipped_int8: Path
+           ) -> Iterator[tuple[Detector, Detector]]:
+    """FP32 and INT8 people detectors, both compiled at the same inference precision."""
+    fp32 = load_detector("people", shipped_int8, "CPU", model=SSD, precision=request.param)
+    int8 = load_detector("people", shipped_int8, "CPU", model=f"{SSD}-int8",
+                         precision=request.param)
     yield fp32, int8
     fp32.close()
     int8.close()
@@ -82,25 +98,30 @@ def test_int8_files_and_provenance(int8_dir: Path, model_dir: Path) -> None:
         assert info["source_sha256"] == sha256_file(model_dir / source)
         assert info["recipe"] == RECIPE and info["nncf_version"]
         assert info["calibration_videos"] == "vtest.avi,Megamind.avi"
-    assert read_provenance(int8_dir / f"{SSD}-int8.xml")["calibration_frames"] == "300"
-    assert read_provenance(int8_dir / f"{FACE}-int8.xml")["calibration_frames"] == "60"
+    for name in (SSD, FACE):
+        assert read_provenance(int8_dir / f"{name}-int8.xml")["calibration_frames"] == "60"
     # Nothing that the user-model lookup would take for a sidecar or another model.
     assert not list(int8_dir.glob("*.json")) and not list(int8_dir.glob(".*"))
 
 
 def test_int8_ssd_finds_people_and_agrees_with_fp32(
-    people: tuple[Detector, Detector], vtest_frames: list[np.ndarray]
+    people: tuple[Detector, Detector], vtest_frames: list[np.ndarray], shipped_int8: Path
 ) -> None:
     fp32, int8 = people
     assert int8.model == f"{SSD}-int8" and int8.input_size == (300, 300)
+    assert read_provenance(shipped_int8 / f"{SSD}-int8.xml")["recipe"] == RECIPE
+    assert fp32.precision == int8.precision
     want = fp32.infer(vtest_frames)
     got = int8.infer(vtest_frames)
     assert all(d.label == "Person" for frame in got for d in frame)
-    assert sum(1 for frame in got if frame) >= 27, [len(f) for f in got]
-    total = sum(len(f) for f in want)
+    assert sum(1 for frame in got if frame) >= 0.9 * len(got), [len(f) for f in got]
+    total, found = sum(len(f) for f in want), sum(len(f) for f in got)
     matched = sum(count_matched(w, g) for w, g in zip(want, got, strict=True))
-    assert total >= 60, total
-    assert matched / total >= 0.95, (matched, total, sum(len(f) for f in got))
+    kept = sum(count_matched(g, w) for w, g in zip(want, got, strict=True))
+    assert total >= 3 * len(want), total  # about 3.5 people per frame
+    figures = {"precision": fp32.precision, "fp32": total, "int8": found, "matched": matched,
+               "int8_matched_by_fp32": kept}
+    assert matched / total >= 0.95, figures
 
 
 def test_int8_blazeface_finds_the_astronaut(int8_dir: Path) -> None:
