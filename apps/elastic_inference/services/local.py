@@ -331,7 +331,8 @@ def main(argv: list[str]) -> int:
     settings = parse_settings(UpSettings, argv, prog="ei up")
     setup_logging(settings.log_level)
     check_inputs(settings)
-    runtime = ServiceRuntime("up")
+    # ``ei up`` itself waits STOP_GRACE for its children, then kills them: its own bound is longer.
+    runtime = ServiceRuntime("up", drain_timeout=STOP_GRACE + 5.0)
     runtime.install_signal_handlers()
     embedded: EmbeddedRedis | None = None
     if settings.redis_url:
