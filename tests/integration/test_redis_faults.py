@@ -8,6 +8,7 @@ theirs dies, fail ``/healthz`` when wedged, and end within the drain timeout on 
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 import urllib.error
@@ -22,7 +23,8 @@ import redis
 
 from elastic_inference.core import keys
 from elastic_inference.core.frame import Frame
-from elastic_inference.core.jobs import JobRequest, JobStore
+from elastic_inference.core.jobrequest import JobRequest
+from elastic_inference.core.jobs import JobStore
 from elastic_inference.core.queue import FrameQueue
 from elastic_inference.core.registry import WorkerRegistry
 from elastic_inference.core.runtime import DRAIN_TIMEOUT, EXIT_THREAD_DIED, ServiceRuntime
@@ -48,21 +50,23 @@ def own_redis() -> Iterator[RedisServer]:
 
 
 class Ballast:
-    """Fills Redis up to ``maxmemory`` with one big key, and frees it again."""
+    """Puts Redis over ``maxmemory`` with one big key, and frees it again."""
 
-    def __init__(self, client: redis.Redis, headroom: int = 16 << 20) -> None:
+    def __init__(self, client: redis.Redis, size: int = 32 << 20, over: int = 8 << 20) -> None:
         self.client = client
-        self.headroom = headroom
+        self.size = size
+        self.over = over
 
     def fill(self) -> None:
-        """Grow the key 1 MB at a time until Redis refuses: it is full from then on."""
+        """Store the key, then set the limit ``over`` bytes below the memory used: every write
+        that may grow memory is refused until more than that is freed, which the little the
+        services free meanwhile (a few popped frames) does not do."""
+        chunk = b"\0" * (1 << 20)
+        for _ in range(self.size // len(chunk)):
+            self.client.append("ballast", chunk)
         used = int(self.client.info("memory")["used_memory"])
         self.client.config_set("maxmemory-policy", "noeviction")
-        self.client.config_set("maxmemory", used + self.headroom)
-        chunk = b"\0" * (1 << 20)
-        with pytest.raises(redis.exceptions.OutOfMemoryError):
-            for _ in range(512):  # memory others free meanwhile is taken too
-                self.client.append("ballast", chunk)
+        self.client.config_set("maxmemory", used - self.over)
         with pytest.raises(redis.exceptions.OutOfMemoryError):
             self.client.set("probe", "x")
 
@@ -121,9 +125,12 @@ def test_a_full_redis_for_30_s_wedges_nothing_and_loses_no_job_frame(
                  "the job to start extracting")
 
         ballast.fill()
+        filled_ms = int(time.time() * 1000)
         time.sleep(FULL_FOR)
         for s in services:
             assert s.alive(), f"{s.args[0]} exited while Redis was full:\n{s.output()[-3000:]}"
+        for sid in streams:  # full indeed: nothing was published meanwhile
+            assert newest_entry_ms(client, sid) < filled_ms + 1000, sid
         freed_ms = int(time.time() * 1000)
         ballast.free()
         freed = time.monotonic()
@@ -167,11 +174,19 @@ def test_sigterm_ends_a_worker_in_time_while_redis_refuses_writes(
     env = {"EI_REDIS_URL": own_redis.url}
     stream = Service(["stream", "--source", str(sample_dir / "Megamind.avi"), "--stream-id", "mm",
                       "--types", "face", "--fps", "10"], env)
-    worker = Service(["infer", "--type", "face", "--model-dir", str(model_dir)], env)
+    worker = Service(["infer", "--type", "face", "--model-dir", str(model_dir),
+                      "--max-age", "0"], env)
     client = redis.Redis.from_url(own_redis.url)
     try:
         wait_for(lambda: client.xlen(keys.out("mm")) > 0, 90, "results")
-        Ballast(client).fill()
+        # Frames must be waiting when Redis fills up (the stream cannot push any then): the
+        # worker is paused while they queue up.
+        worker.proc.send_signal(signal.SIGSTOP)
+        try:
+            wait_for(lambda: client.llen(keys.queue("face")) >= 8, 30, "frames to queue up")
+            Ballast(client).fill()
+        finally:
+            worker.proc.send_signal(signal.SIGCONT)
         wait_for(lambda: "retrying with backoff" in worker.output(), 30,
                  "the worker to meet the refusal")
         time.sleep(2)  # frames pile up in its hand-over queue

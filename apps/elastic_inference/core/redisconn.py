@@ -182,8 +182,8 @@ def connect(url: str, *, socket_timeout: float = 10.0, decode: bool = False,
 class Backoff:
     """Exponential backoff with jitter for retry loops; logs once per outage.
 
-    Thread-safe: a worker's main and publisher threads share one, so an outage is logged
-    and its recovery counted once.
+    Thread-safe. Reads and writes may deserve one each: at ``maxmemory`` reads succeed while
+    writes are refused, and a read's success would end the writers' outage at every try.
     """
 
     def __init__(self, name: str, base: float = 0.1, cap: float = 5.0) -> None:

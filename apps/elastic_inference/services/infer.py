@@ -160,6 +160,9 @@ class InferWorker:
         self.metrics = WorkerMetrics(runtime.registry, settings.type, detector.model,
                                      detector.device)
         self.backoff = Backoff(f"infer[{settings.type}]")
+        # Its own for writes: at maxmemory pops still succeed while publishing is refused, and
+        # a shared one would be reset by every pop (a log line per try, no growing delay).
+        self.publish_backoff = Backoff(f"infer[{settings.type}] publishing")
         self.progress = Progress(settings.stall_timeout)
         self._waiting = 0  # frames in the type's queues at the last stats refresh
         runtime.healthy = self.healthy
@@ -374,14 +377,14 @@ class InferWorker:
             try:
                 self.broker.publish(live)
                 self._store_job_results(done)
-                self._redis_ok()
+                self.publish_backoff.succeeded()
                 break
             except REDIS_DOWN_ERRORS as exc:
                 if self.stop.is_set():
                     log.warning("stopping with %d unpublished results", len(items))
                     return
                 self.progress.moved()  # waiting on Redis, not wedged
-                self.backoff.failed(exc, self.stop)
+                self.publish_backoff.failed(exc, self.stop)
         self.progress.moved()
         published = time.time()
         for result, _ in live:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from elastic_inference.core.jobs import LeasedQueue
+from elastic_inference.core.leased import LeasedQueue
 from elastic_inference.core.queue import FrameQueue
 from elastic_inference.core.redisconn import (
     REDIS_DOWN_ERRORS,
