@@ -1,14 +1,20 @@
-"""Redis connections from ``EI_REDIS_URL`` and the backoff every service loop reconnects with.
+"""Redis connections from ``EI_REDIS_URL``, which Redis errors pass, and the backoff every
+service loop retries them with.
 
 redis-py already retries a single command a few times; :class:`Backoff` covers the longer
-outage (a Redis restart) at the loop level so services log once, wait, and carry on.
+outage (a Redis restart, a full ``maxmemory``, a failover) at the loop level so services log
+once, wait, and carry on. Which errors are worth retrying is decided once, here
+(:data:`REDIS_DOWN_ERRORS`); anything else is a bug or a misconfiguration and ends the loop.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import re
 import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import redis
@@ -20,15 +26,111 @@ from .redact import ambiguous_credentials
 
 log = logging.getLogger(__name__)
 
-#: Errors that mean "Redis is not reachable right now", as opposed to a bug or bad data.
+T = TypeVar("T")
+
+
+class RedisRefusedError(redis.ResponseError):
+    """Redis refused a command for a condition that passes without the caller changing
+    anything: ``NOREPLICAS`` (too few replicas acknowledge writes), ``MISCONF`` (writes stopped
+    after a failed snapshot) or ``BUSY`` (a long script is running)."""
+
+
+class ReadOnlyReplicaError(redis.ReadOnlyError, redis.ConnectionError):
+    """``READONLY``: the connection reaches a replica, typically the old primary after a
+    failover. Also a ConnectionError, so redis-py drops the connection and reconnects (which
+    resolves the service name again and reaches the new primary) before the loop backs off."""
+
+
+#: Errors that mean "Redis cannot do this now, try again later", as opposed to a bug or bad
+#: data: unreachable, loading its data, or refusing writes for a passing reason (``OOM`` at
+#: ``maxmemory`` with ``noeviction``, ``READONLY`` during a failover, ``MASTERDOWN``,
+#: ``TRYAGAIN``, ``CLUSTERDOWN``, ``NOREPLICAS``, ``MISCONF``, ``BUSY``). Every other
+#: ResponseError (``WRONGTYPE``, ``NOPERM``, a syntax error, an error raised by one of our own
+#: Lua scripts) says the code or the configuration is wrong: retrying cannot succeed, so it
+#: propagates and ends the loop, and the process, loudly.
 REDIS_DOWN_ERRORS: tuple[type[BaseException], ...] = (
-    redis.ConnectionError,
+    redis.ConnectionError,  # also LOADING (BusyLoadingError) and READONLY (ReadOnlyReplicaError)
     redis.TimeoutError,
-    redis.exceptions.BusyLoadingError,
+    redis.exceptions.OutOfMemoryError,
+    redis.exceptions.ReadOnlyError,
     redis.exceptions.TryAgainError,
+    redis.exceptions.ClusterDownError,  # also MASTERDOWN (MasterDownError)
+    RedisRefusedError,
     ConnectionResetError,
     BrokenPipeError,
 )
+
+#: Codes of :data:`REDIS_DOWN_ERRORS` replies that redis-py leaves as a plain ResponseError.
+_REFUSED_CODES = ("NOREPLICAS", "MISCONF", "BUSY")
+#: A transient refusal of a command inside a Lua script: Redis 6 reports it as ``ERR Error
+#: running script ...: @user_script: 1: -OOM ...`` (Redis 7 keeps the code in front).
+_IN_SCRIPT = re.compile(r": -(OOM|READONLY|LOADING|MASTERDOWN|TRYAGAIN|CLUSTERDOWN|NOREPLICAS|"
+                        r"MISCONF|BUSY) ")
+_SCRIPT_CODES: dict[str, type[redis.ResponseError] | type[redis.ConnectionError]] = {
+    "OOM": redis.exceptions.OutOfMemoryError,
+    "READONLY": ReadOnlyReplicaError,
+    "LOADING": redis.exceptions.BusyLoadingError,
+    "MASTERDOWN": redis.exceptions.MasterDownError,
+    "TRYAGAIN": redis.exceptions.TryAgainError,
+    "CLUSTERDOWN": redis.exceptions.ClusterDownError,
+}
+#: redis-py prefixes a pipeline's error with the failed command and its arguments, which may
+#: hold frame bytes or a job's source URL: never logged.
+_PIPELINE_PREFIX = re.compile(r"^Command # \d+ \(.*\) of pipeline caused error: ", re.DOTALL)
+
+
+def classify(exc: redis.ResponseError) -> redis.RedisError:
+    """The :data:`REDIS_DOWN_ERRORS` class for a transient refusal that redis-py reports as a
+    plain ResponseError (or as ReadOnlyError, which is not reconnected); ``exc`` otherwise."""
+    message = str(exc)
+    if isinstance(exc, ReadOnlyReplicaError):
+        return exc
+    if isinstance(exc, redis.exceptions.ReadOnlyError):
+        return ReadOnlyReplicaError(message)
+    if type(exc) is not redis.ResponseError:
+        return exc
+    if message.split(" ", 1)[0] in _REFUSED_CODES:
+        return RedisRefusedError(message)
+    inner = _IN_SCRIPT.search(message)
+    if inner is None:
+        return exc
+    return _SCRIPT_CODES.get(inner.group(1), RedisRefusedError)(message)
+
+
+class _Classifying:
+    """Mixed into redis-py's connection classes: every error reply passes :func:`classify`,
+    so plain commands, pipelines, transactions and scripts all raise the same classes."""
+
+    def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().read_response(*args, **kwargs)  # type: ignore[misc]
+        except redis.ResponseError as exc:
+            better = classify(exc)
+            if better is exc:
+                raise
+            raise better from None
+
+
+class _TcpConnection(_Classifying, redis.Connection):
+    pass
+
+
+class _TlsConnection(_Classifying, redis.SSLConnection):
+    pass
+
+
+class _UnixConnection(_Classifying, redis.UnixDomainSocketConnection):
+    pass
+
+
+_CONNECTION_CLASSES: dict[str, type[redis.Connection] | type[redis.UnixDomainSocketConnection]] = {
+    "redis": _TcpConnection, "rediss": _TlsConnection, "unix": _UnixConnection}
+
+
+def error_text(exc: BaseException) -> str:
+    """``exc`` as it may be logged: its class and the server's message, without the command
+    and arguments redis-py puts before a pipeline's error."""
+    return f"{type(exc).__name__}: {_PIPELINE_PREFIX.sub('', str(exc))}"
 
 
 def check_url(url: str) -> str:
@@ -73,14 +175,15 @@ def connect(url: str, *, socket_timeout: float = 10.0, decode: bool = False,
         retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=retries),
         retry_on_error=[redis.ConnectionError, redis.TimeoutError],
         decode_responses=decode,
+        connection_class=_CONNECTION_CLASSES[urlsplit(url).scheme],
     )
 
 
 class Backoff:
-    """Exponential backoff with jitter for reconnect loops; logs once per outage.
+    """Exponential backoff with jitter for retry loops; logs once per outage.
 
-    Thread-safe: a worker's main and publisher threads share one, so an outage is logged
-    and its recovery counted once.
+    Thread-safe. Reads and writes may deserve one each: at ``maxmemory`` reads succeed while
+    writes are refused, and a read's success would end the writers' outage at every try.
     """
 
     def __init__(self, name: str, base: float = 0.1, cap: float = 5.0) -> None:
@@ -101,7 +204,8 @@ class Backoff:
         """
         with self._lock:
             if self.failures == 0:
-                log.warning("%s: Redis unavailable (%s); retrying with backoff", self.name, exc)
+                log.warning("%s: Redis unavailable (%s); retrying with backoff", self.name,
+                            error_text(exc))
             self.failures += 1
             delay = min(self.cap, self.base * 2 ** min(self.failures - 1, 16))
         return delay * random.uniform(0.5, 1.0)
@@ -118,3 +222,17 @@ class Backoff:
                      self.failures)
             self.failures = 0
             return True
+
+
+def retry(call: Callable[[], T], backoff: Backoff, stop: threading.Event) -> T | None:
+    """``call()`` until it returns, backing off through :data:`REDIS_DOWN_ERRORS`; None when
+    ``stop`` is set first. Any other exception propagates."""
+    while not stop.is_set():
+        try:
+            value = call()
+        except REDIS_DOWN_ERRORS as exc:
+            backoff.failed(exc, stop)
+            continue
+        backoff.succeeded()
+        return value
+    return None

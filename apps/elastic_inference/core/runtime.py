@@ -1,16 +1,24 @@
-"""What every service process shares: logging, a stop event set by SIGTERM/SIGINT, and the
-``/metrics``, ``/healthz``, ``/readyz`` HTTP server.
+"""What every service process shares: logging, a stop event set by SIGTERM/SIGINT, the
+``/metrics``, ``/healthz``, ``/readyz`` HTTP server, and the rules that keep a process from
+wedging.
 
 Services check ``runtime.stop`` each turn of their loop and drain before exiting, which is what
-Kubernetes' termination grace period expects.
+Kubernetes' termination grace period expects. The drain is bounded: a process still running
+``drain_timeout`` seconds after SIGTERM exits anyway, whatever its threads are stuck in. A
+thread started with :meth:`ServiceRuntime.start_thread` that dies of an unexpected exception
+stops the process with :data:`EXIT_THREAD_DIED`, so the supervisor (``ei up``, Kubernetes)
+restarts it instead of leaving a half-working process behind.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import socket
+import sys
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
@@ -24,6 +32,15 @@ HEALTH_SOCKET_TIMEOUT_S = 10.0
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"
 
+#: Exit status of a process one of whose threads died unexpectedly (EX_SOFTWARE).
+EXIT_THREAD_DIED = 70
+#: Exit status of a process that did not finish draining within its drain timeout, or got a
+#: second stop signal.
+EXIT_FORCED = 1
+#: Default bound on the drain after SIGTERM: below the shortest Kubernetes grace period of the
+#: manifests (10 s) and ``ei up``'s, so a service ends itself before it is killed.
+DRAIN_TIMEOUT = 8.0
+
 
 def setup_logging(level: str = "INFO") -> None:
     """Configure the root logger once per process."""
@@ -33,26 +50,74 @@ def setup_logging(level: str = "INFO") -> None:
 class ServiceRuntime:
     """Stop event, signal handling and the health/metrics endpoint of one service process."""
 
-    def __init__(self, name: str, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, name: str, registry: CollectorRegistry | None = None,
+                 drain_timeout: float = DRAIN_TIMEOUT) -> None:
         self.name = name
         self.registry = registry if registry is not None else CollectorRegistry()
         self.stop = threading.Event()
         self.ready = threading.Event()
         self.healthy: Callable[[], bool] = lambda: True
+        self.drain_timeout = drain_timeout
+        #: What ``main()`` returns: 0, or :data:`EXIT_THREAD_DIED` once a thread died.
+        self.exit_code = 0
         self._server: ThreadingHTTPServer | None = None
+        self._deadline: threading.Timer | None = None
+        self._lock = threading.Lock()
 
     def install_signal_handlers(self) -> None:
-        """SIGTERM and SIGINT set the stop event; a second signal exits at once."""
+        """SIGTERM and SIGINT start the drain; a second signal exits at once.
+
+        "At once" is ``os._exit``: raising SystemExit in the main thread would run ``finally``
+        blocks that may wait on the very thing that is stuck.
+        """
 
         def handler(signum: int, _frame: FrameType | None) -> None:
             if self.stop.is_set():
                 log.warning("%s: second %s, exiting now", self.name, signal.Signals(signum).name)
-                raise SystemExit(1)
-            log.info("%s: %s received, draining", self.name, signal.Signals(signum).name)
-            self.stop.set()
+                _exit_now(self.exit_code or EXIT_FORCED)
+            log.info("%s: %s received, draining (at most %.0f s)", self.name,
+                     signal.Signals(signum).name, self.drain_timeout)
+            self.begin_stop()
 
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGINT, handler)
+
+    def begin_stop(self) -> None:
+        """Set the stop event and start the drain deadline (once)."""
+        self.stop.set()
+        with self._lock:
+            if self._deadline is None:
+                self._deadline = threading.Timer(self.drain_timeout, self._drain_expired)
+                self._deadline.name = f"{self.name}-drain-deadline"
+                self._deadline.daemon = True
+                self._deadline.start()
+
+    def _drain_expired(self) -> None:
+        code = self.exit_code or EXIT_FORCED
+        log.error("%s: still running %.0f s after being told to stop; exiting now with status "
+                  "%d", self.name, self.drain_timeout, code)
+        _exit_now(code)
+
+    def fail(self, what: str, exc: BaseException) -> None:
+        """``what`` died of ``exc``: log it, and stop the process with EXIT_THREAD_DIED."""
+        log.critical("%s: %s died unexpectedly; stopping with status %d", self.name, what,
+                     EXIT_THREAD_DIED, exc_info=exc)
+        self.exit_code = EXIT_THREAD_DIED
+        self.begin_stop()
+
+    def start_thread(self, target: Callable[[], object], name: str) -> threading.Thread:
+        """Run ``target`` in a daemon thread; an exception escaping it ends the process
+        (:meth:`fail`). A thread that returns normally is simply done."""
+
+        def run() -> None:
+            try:
+                target()
+            except BaseException as exc:  # noqa: BLE001 - whatever it was, the process is broken
+                self.fail(f"thread {name}", exc)
+
+        thread = threading.Thread(target=run, name=name, daemon=True)
+        thread.start()
+        return thread
 
     def serve_health(self, host: str, port: int) -> int:
         """Start the metrics/health server in a daemon thread; returns the bound port."""
@@ -91,8 +156,7 @@ class ServiceRuntime:
         self._server = ThreadingHTTPServer((host, port), Handler)
         self._server.daemon_threads = True
         bound = int(self._server.server_address[1])
-        threading.Thread(target=self._server.serve_forever, name=f"{self.name}-metrics",
-                         daemon=True).start()
+        self.start_thread(self._server.serve_forever, f"{self.name}-metrics")
         log.info("%s: metrics and health on http://%s:%d/metrics", self.name, host, bound)
         return bound
 
@@ -101,6 +165,36 @@ class ServiceRuntime:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+
+def _exit_now(code: int) -> None:
+    """End the process without waiting for any thread (logs are flushed first)."""
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+class Progress:
+    """Tells a wedged loop from an idle or a waiting one, for ``/healthz``.
+
+    The loop calls :meth:`moved` whenever it gets something done, finds nothing to do, or makes
+    another try against an unavailable Redis: all signs that it still turns. It is stalled when
+    work was waiting (``busy``) and nothing moved for ``limit`` seconds. A Redis outage is not
+    a stall: restarting the process would not end it, and would reload every model at once when
+    Redis comes back.
+    """
+
+    def __init__(self, limit: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit = limit
+        self.clock = clock
+        self._last = clock()
+
+    def moved(self) -> None:
+        self._last = self.clock()
+
+    def stalled(self, busy: bool) -> bool:
+        return busy and self.clock() - self._last > self.limit
 
 
 #: Socket buffer cap for live video connections: about four 768x576 JPEG frames. Loopback and

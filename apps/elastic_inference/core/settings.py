@@ -124,7 +124,16 @@ class CommonSettings:
 
 
 @dataclass(frozen=True)
-class StreamSettings(CommonSettings):
+class ServiceSettings(CommonSettings):
+    """Options of every long-running service."""
+
+    drain_timeout: float = opt(8.0, "seconds a service may take to drain after SIGTERM before "
+                                     "it exits anyway (keep it below the grace period)",
+                               check=_positive)
+
+
+@dataclass(frozen=True)
+class StreamSettings(ServiceSettings):
     """``ei stream``: one video source feeding one or more inference types."""
 
     source: str = opt("", "video file path, webcam index (0, 1, ...) or rtsp:// / http(s):// URL")
@@ -148,7 +157,7 @@ class StreamSettings(CommonSettings):
 
 
 @dataclass(frozen=True)
-class InferSettings(CommonSettings):
+class InferSettings(ServiceSettings):
     """``ei infer``: a worker for one inference type."""
 
     type: str = opt("people", "inference type served by this worker",
@@ -173,10 +182,13 @@ class InferSettings(CommonSettings):
     max_frames: int = opt(0, "exit after inferring this many frames (0 = run until stopped)",
                           check=_non_negative)
     max_pixels: int = opt(DEFAULT_MAX_PIXELS, _MAX_PIXELS_HELP, check=_positive)
+    stall_timeout: float = opt(60.0, "seconds a worker with frames waiting may go without "
+                                     "progress before /healthz fails (the liveness probe then "
+                                     "restarts it)", check=_positive)
 
 
 @dataclass(frozen=True)
-class AnalysisSettings(CommonSettings):
+class AnalysisSettings(ServiceSettings):
     """``ei analysis``: runs analysis jobs (whole videos, no frame lost) through the workers."""
 
     media_dir: Path = opt(Path("media"), "directory job sources are read from (request paths "
@@ -203,7 +215,7 @@ class AnalysisSettings(CommonSettings):
 
 
 @dataclass(frozen=True)
-class WebsocketSettings(CommonSettings):
+class WebsocketSettings(ServiceSettings):
     """``ei websocket``: fans live results out to browsers."""
 
     host: str = opt("0.0.0.0", "listen address")
@@ -224,7 +236,7 @@ class WebsocketSettings(CommonSettings):
 
 
 @dataclass(frozen=True)
-class GatewaySettings(CommonSettings):
+class GatewaySettings(ServiceSettings):
     """``ei gateway``: REST API and pages."""
 
     host: str = opt("0.0.0.0", "listen address")

@@ -7,7 +7,9 @@ is empty. Each kept frame is also stored with the job, for ``frames/{n}.jpg``.
 
 Nothing is lost on the way: the job stays leased while the runner works (renewed every
 second), so if the runner dies another one re-runs the extraction from the start; frames and
-results are keyed by frame number, so running twice writes the same entries. Extraction waits
+results are keyed by frame number, so running twice writes the same entries. For the same
+reason a Redis error that passes (an outage, ``maxmemory``, a failover) in the middle of a job
+is met by running the job again, with backoff, until it goes through. Extraction waits
 while a type's queue holds ``max_pending`` frames, which bounds Redis memory for any video
 length, and gives up after ``max_job_seconds`` (an endless stream would hold the runner
 forever). A job deleted meanwhile gets nothing more written. See doc/analysis.md.
@@ -29,7 +31,7 @@ from ..core.jobs import JobStore, job_message_id
 from ..core.jpeg import check_jpeg_file, check_pixels
 from ..core.leased import LeasedQueue
 from ..core.redact import redact_url
-from ..core.redisconn import REDIS_DOWN_ERRORS, Backoff, connect
+from ..core.redisconn import REDIS_DOWN_ERRORS, Backoff, connect, error_text, retry
 from ..core.runtime import ServiceRuntime, setup_logging
 from ..core.settings import AnalysisSettings, parse_settings
 from ..engine.preprocess import encode_jpeg
@@ -80,21 +82,27 @@ class AnalysisRunner:
             if not taken:
                 self.stop.wait(IDLE_POLL)
                 continue
-            job_id = taken[0][0]
-            try:
-                finished = self.run_job(job_id)
-            except REDIS_DOWN_ERRORS as exc:
-                # The lease runs out and another runner (or this one) starts the job again.
-                log.warning("job %s interrupted by a Redis outage: %s", job_id, exc)
-                self.backoff.failed(exc, self.stop)
-                continue
-            if finished:
-                self.store.pending.ack([job_id])
-                self.jobs_run += 1
-            else:
-                self.store.pending.release([job_id])  # stopping: another runner takes it now
+            self._run_leased(taken[0][0])
         log.info("analysis runner stopped after %d jobs", self.jobs_run)
         return 0
+
+    def _run_leased(self, job_id: str) -> None:
+        """Run a job this runner leased to its end, through Redis errors that pass."""
+        finished = retry(lambda: self.run_job(job_id), self.backoff, self.stop)
+        if finished:
+            if retry(lambda: self._ack(job_id), self.backoff, self.stop):
+                self.jobs_run += 1
+        elif finished is not None:  # stopping: another runner takes it now
+            try:
+                self.store.pending.release([job_id])
+            except REDIS_DOWN_ERRORS as exc:
+                log.warning("job %s not released (%s); its lease runs out", job_id,
+                            error_text(exc))
+        # None: stopped during an outage; the lease runs out and another runner takes it.
+
+    def _ack(self, job_id: str) -> bool:
+        self.store.pending.ack([job_id])
+        return True
 
     def run_job(self, job_id: str) -> bool:
         """Extract one job; False when stopped midway (the job must be run again)."""
@@ -221,13 +229,13 @@ class AnalysisRunner:
 def main(argv: list[str]) -> int:
     settings = parse_settings(AnalysisSettings, argv, prog="ei analysis")
     setup_logging(settings.log_level)
-    runtime = ServiceRuntime("analysis")
+    runtime = ServiceRuntime("analysis", drain_timeout=settings.drain_timeout)
     runtime.install_signal_handlers()
     runtime.serve_health(settings.metrics_host, settings.metrics_port)
     client = connect(settings.redis_url)
     log.info("analysis: Redis at %s", redact_url(settings.redis_url))
     try:
-        return AnalysisRunner(settings, client, runtime).run()
+        return AnalysisRunner(settings, client, runtime).run() or runtime.exit_code
     finally:
         runtime.close()
         client.close()

@@ -53,7 +53,7 @@ from ..core.jobs import JobFrame, JobStore
 from ..core.keys import check_job_id, check_stream_id
 from ..core.metrics import GatewayMetrics
 from ..core.redact import redact_url
-from ..core.redisconn import REDIS_DOWN_ERRORS, connect
+from ..core.redisconn import REDIS_DOWN_ERRORS, connect, error_text
 from ..core.registry import StreamRegistry, worker_types
 from ..core.runtime import LIVE_SOCKET_BUFFER, ServiceRuntime, cap_socket_buffers, setup_logging
 from ..core.settings import GatewaySettings, parse_settings
@@ -283,7 +283,8 @@ class RedisHealth:
 
     def failed(self, exc: BaseException) -> None:
         if not self.down:
-            log.warning("gateway: Redis unavailable (%s); answering 503 until it is back", exc)
+            log.warning("gateway: Redis unavailable (%s); answering 503 until it is back",
+                        error_text(exc))
             self.down = True
 
     def ok(self) -> None:
@@ -1053,7 +1054,7 @@ def main(argv: list[str]) -> int:
     """``ei gateway``: parse settings, serve until SIGTERM/SIGINT, exit 0."""
     settings = parse_settings(GatewaySettings, argv, prog="ei gateway")
     setup_logging(settings.log_level)
-    runtime = ServiceRuntime("gateway")
+    runtime = ServiceRuntime("gateway", drain_timeout=settings.drain_timeout)
     runtime.install_signal_handlers()
     metrics = GatewayMetrics(runtime.registry)
     runtime.serve_health(settings.metrics_host, settings.metrics_port)
@@ -1083,4 +1084,4 @@ def main(argv: list[str]) -> int:
         runtime.close()
         client.close()
     log.info("gateway: stopped")
-    return 0
+    return runtime.exit_code

@@ -18,6 +18,11 @@ killed while holding some leaves them to another worker once the lease runs out.
 
 A side thread refreshes the rate gauges and the heartbeat every second, so the hot loop never
 sleeps on a timer.
+
+Redis errors that pass (an outage, ``maxmemory``, a failover: ``REDIS_DOWN_ERRORS``) are retried
+with backoff by every thread; any other exception in the publisher or stats thread ends the
+process (``ServiceRuntime.start_thread``), and ``/healthz`` fails when frames wait and nothing
+has moved for ``EI_STALL_TIMEOUT`` seconds.
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ from ..core.queue import DROP_REASONS, FrameQueue
 from ..core.redisconn import REDIS_DOWN_ERRORS, Backoff, connect
 from ..core.registry import WorkerRegistry
 from ..core.result import Detection, Result
-from ..core.runtime import ServiceRuntime, setup_logging
+from ..core.runtime import Progress, ServiceRuntime, setup_logging
 from ..core.settings import InferSettings, parse_settings
 from ..engine.detector import Detector, Done, Prepared, load_detector
 from ..engine.preprocess import decode_jpeg, reduction_for
@@ -79,7 +84,8 @@ class _Publisher:
     """Publishes results on its own thread, batching whatever queued up meanwhile.
 
     The bounded hand-over queue is the back-pressure: if Redis stalls, ``put`` blocks the
-    main thread instead of piling up results in memory.
+    main thread instead of piling up results in memory. Neither ``put`` nor ``close`` waits on
+    a thread that is gone (it died, and the runtime is already stopping the process).
     """
 
     publish: Callable[[list[Published]], None]
@@ -88,19 +94,33 @@ class _Publisher:
         default_factory=lambda: queue.Queue(maxsize=4))
     _thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="infer-publish", daemon=True)
-        self._thread.start()
+    def start(self, start_thread: Callable[[Callable[[], None], str], threading.Thread]
+              ) -> None:
+        self._thread = start_thread(self._run, "infer-publish")
+
+    def pending(self) -> int:
+        return self._queue.qsize()
 
     def put(self, items: list[Published]) -> None:
-        self._queue.put(items)
+        if not self._offer(items):
+            log.warning("publisher thread gone: %d results not published", len(items))
 
     def close(self) -> None:
         """Publish what is queued, then stop the thread."""
         if self._thread is not None:
-            self._queue.put(None)
+            self._offer(None)
             self._thread.join()
             self._thread = None
+
+    def _offer(self, item: list[Published] | None) -> bool:
+        """Queue ``item``, waiting while the queue is full and the thread lives."""
+        while self._thread is not None and self._thread.is_alive():
+            try:
+                self._queue.put(item, timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def _run(self) -> None:
         closing = False
@@ -140,6 +160,12 @@ class InferWorker:
         self.metrics = WorkerMetrics(runtime.registry, settings.type, detector.model,
                                      detector.device)
         self.backoff = Backoff(f"infer[{settings.type}]")
+        # Its own for writes: at maxmemory pops still succeed while publishing is refused, and
+        # a shared one would be reset by every pop (a log line per try, no growing delay).
+        self.publish_backoff = Backoff(f"infer[{settings.type}] publishing")
+        self.progress = Progress(settings.stall_timeout)
+        self._waiting = 0  # frames in the type's queues at the last stats refresh
+        runtime.healthy = self.healthy
         # JPEG decoding is the other big cost beside inference: one thread per core.
         self.pool = ThreadPoolExecutor(max_workers=max(2, min(4, os.cpu_count() or 2)),
                                        thread_name_prefix="decode")
@@ -160,9 +186,8 @@ class InferWorker:
 
     def run(self) -> int:
         """Serve until the stop event or ``max_frames``; returns the process exit code."""
-        stats = threading.Thread(target=self._stats_loop, name="infer-stats", daemon=True)
-        stats.start()
-        self.publisher.start()
+        stats = self.runtime.start_thread(self._stats_loop, "infer-stats")
+        self.publisher.start(self.runtime.start_thread)
         self.runtime.ready.set()
         log.info("worker %s serving type %r with model %s on %s", self.worker_id,
                  self.settings.type, self.detector.model, self.detector.device)
@@ -182,6 +207,12 @@ class InferWorker:
             self.detector.close()
             log.info("worker %s stopped after %d frames", self.worker_id, self.frames_done)
         return 0
+
+    def healthy(self) -> bool:
+        """False when frames wait (in hand or in Redis) and nothing moved for a while."""
+        busy = bool(self._decoding or self._inflight or self.publisher.pending()
+                    or self._waiting)
+        return not self.progress.stalled(busy)
 
     def _limit_reached(self) -> bool:
         return bool(self.settings.max_frames) and self._taken >= self.settings.max_frames
@@ -223,8 +254,10 @@ class InferWorker:
                 raw = self.queue.pop_batch(room, POP_TIMEOUT)
             self._redis_ok()
         except REDIS_DOWN_ERRORS as exc:
+            self.progress.moved()  # waiting on Redis, not wedged
             self.backoff.failed(exc, self.stop)
             return False
+        self.progress.moved()  # the loop turns (frames taken, or the queues were empty)
         if not raw and not leased:
             return False
         self.metrics.batch_size.observe(len(raw) + len(leased))
@@ -344,13 +377,15 @@ class InferWorker:
             try:
                 self.broker.publish(live)
                 self._store_job_results(done)
-                self._redis_ok()
+                self.publish_backoff.succeeded()
                 break
             except REDIS_DOWN_ERRORS as exc:
                 if self.stop.is_set():
                     log.warning("stopping with %d unpublished results", len(items))
                     return
-                self.backoff.failed(exc, self.stop)
+                self.progress.moved()  # waiting on Redis, not wedged
+                self.publish_backoff.failed(exc, self.stop)
+        self.progress.moved()
         published = time.time()
         for result, _ in live:
             self.metrics.latency.observe(max(0.0, published - result.ts_capture))
@@ -390,6 +425,7 @@ class InferWorker:
     def update_stats(self) -> None:
         """Refresh gauges and the heartbeat from Redis (queue stats, peer count)."""
         stats = self.queue.stats()
+        self._waiting = stats.length + self.job_queue.waiting()
         total_drops = sum(stats.drops[r] for r in DROP_REASONS)
         new_overflow = 0
         if self._last_overflow is not None:
@@ -428,7 +464,7 @@ class InferWorker:
 def main(argv: list[str]) -> int:
     settings = parse_settings(InferSettings, argv, prog="ei infer")
     setup_logging(settings.log_level)
-    runtime = ServiceRuntime("infer")
+    runtime = ServiceRuntime("infer", drain_timeout=settings.drain_timeout)
     runtime.install_signal_handlers()
     runtime.serve_health(settings.metrics_host, settings.metrics_port)
     detector = load_detector(settings.type, settings.model_dir, settings.device,
@@ -436,7 +472,7 @@ def main(argv: list[str]) -> int:
                              settings.precision)
     client = connect(settings.redis_url, socket_timeout=POP_TIMEOUT + 10)
     try:
-        return InferWorker(settings, client, detector, runtime).run()
+        return InferWorker(settings, client, detector, runtime).run() or runtime.exit_code
     finally:
         runtime.close()
         client.close()

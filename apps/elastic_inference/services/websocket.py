@@ -476,7 +476,7 @@ def main(argv: list[str]) -> int:
     """``ei websocket``: parse settings, serve until SIGTERM/SIGINT, exit 0."""
     settings = parse_settings(WebsocketSettings, argv, prog="ei websocket")
     setup_logging(settings.log_level)
-    runtime = ServiceRuntime("websocket")
+    runtime = ServiceRuntime("websocket", drain_timeout=settings.drain_timeout)
     runtime.install_signal_handlers()
     metrics = WebsocketMetrics(runtime.registry)
     runtime.serve_health(settings.metrics_host, settings.metrics_port)
@@ -491,4 +491,4 @@ def main(argv: list[str]) -> int:
         runtime.close()
         client.close()
     log.info("websocket: stopped")
-    return 0
+    return runtime.exit_code

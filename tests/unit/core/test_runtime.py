@@ -1,13 +1,25 @@
-"""Socket buffer caps for the live video hops (core.runtime)."""
+"""core.runtime: socket buffer caps for the live video hops, thread deaths, drain deadline."""
 
 from __future__ import annotations
 
 import logging
+import signal
 import socket
+import subprocess
+import sys
+import textwrap
+import time
 
 import pytest
 
-from elastic_inference.core.runtime import LIVE_SOCKET_BUFFER, cap_socket_buffers
+from elastic_inference.core.runtime import (
+    EXIT_FORCED,
+    EXIT_THREAD_DIED,
+    LIVE_SOCKET_BUFFER,
+    Progress,
+    ServiceRuntime,
+    cap_socket_buffers,
+)
 
 
 def test_caps_the_send_and_receive_buffers_it_is_asked_to() -> None:
@@ -52,3 +64,101 @@ def test_health_server_closes_connections_that_never_finish_a_request(
         for sock in socks:
             sock.close()
         rt.close()
+
+
+# --- a process never wedges: thread deaths and the drain deadline ------------------------------
+
+_PRELUDE = """
+import logging, queue, sys, threading, time
+from elastic_inference.core.runtime import ServiceRuntime, setup_logging
+setup_logging()
+runtime = ServiceRuntime("t", drain_timeout=float(sys.argv[1]))
+runtime.install_signal_handlers()
+stuck = queue.Queue(maxsize=1)
+stuck.put(None)
+print("ready", flush=True)
+"""
+
+
+def run_script(body: str, drain_timeout: float = 2.0) -> subprocess.Popen[str]:
+    proc = subprocess.Popen([sys.executable, "-c", _PRELUDE + textwrap.dedent(body),
+                             str(drain_timeout)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+    return proc
+
+
+def finish(proc: subprocess.Popen[str], timeout: float = 30.0) -> str:
+    """The process's output once it exited by itself; killed (and failed) after ``timeout``."""
+    try:
+        return proc.communicate(timeout=timeout)[0]
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out = proc.communicate()[0]
+        raise AssertionError(f"still running after {timeout:.0f} s:\n{out}") from None
+
+
+def test_a_thread_that_dies_ends_the_process_with_status_70() -> None:
+    proc = run_script("""
+        runtime.start_thread(lambda: 1 / 0, "boom")
+        runtime.stop.wait(30)  # a main loop noticing the stop
+        sys.exit(runtime.exit_code)
+    """)
+    out = finish(proc)
+    assert proc.returncode == EXIT_THREAD_DIED == 70
+    assert "thread boom died unexpectedly" in out and "ZeroDivisionError" in out
+
+
+def test_a_dead_thread_ends_the_process_even_when_the_main_thread_is_stuck() -> None:
+    started = time.monotonic()
+    proc = run_script("""
+        runtime.start_thread(lambda: 1 / 0, "boom")
+        stuck.put(None)  # blocked for good, like a main thread waiting on the dead publisher
+    """, drain_timeout=1.0)
+    out = finish(proc)
+    assert proc.returncode == EXIT_THREAD_DIED, out
+    assert time.monotonic() - started < 20
+    assert "still running 1 s after being told to stop" in out
+
+
+def test_sigterm_ends_a_stuck_process_within_the_drain_timeout() -> None:
+    proc = run_script("""
+        stuck.put(None)  # never returns by itself
+    """, drain_timeout=2.0)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    out = finish(proc)
+    took = time.monotonic() - sent
+    assert proc.returncode == EXIT_FORCED, out
+    assert 1.5 < took < 20, took  # the deadline, not at once and not never
+    assert "draining (at most 2 s)" in out and "exiting now with status 1" in out
+
+
+def test_a_second_sigterm_exits_at_once_even_when_stuck() -> None:
+    proc = run_script("""
+        stuck.put(None)
+    """, drain_timeout=600.0)
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    out = finish(proc)
+    assert proc.returncode == EXIT_FORCED and "second SIGTERM, exiting now" in out, out
+
+
+def test_a_clean_thread_end_is_not_a_failure() -> None:
+    runtime = ServiceRuntime("t")
+    runtime.start_thread(lambda: None, "done").join(5)
+    assert runtime.exit_code == 0 and not runtime.stop.is_set()
+
+
+def test_progress_stalls_only_when_busy_and_nothing_moved_for_the_limit() -> None:
+    now = [100.0]
+    progress = Progress(10.0, clock=lambda: now[0])
+    now[0] += 60
+    assert not progress.stalled(busy=False)  # idle for a minute is fine
+    assert progress.stalled(busy=True)
+    progress.moved()
+    now[0] += 9
+    assert not progress.stalled(busy=True)
+    now[0] += 2
+    assert progress.stalled(busy=True)

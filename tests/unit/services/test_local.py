@@ -13,7 +13,13 @@ from elastic_inference.core.settings import (
     WebsocketSettings,
     parse_settings,
 )
-from elastic_inference.services.local import LocalSystem, WorkerPool, check_inputs
+from elastic_inference.services.local import (
+    HEALTHY_RUN,
+    Child,
+    LocalSystem,
+    WorkerPool,
+    check_inputs,
+)
 
 
 def test_plan_starts_three_streams_three_workers_websocket_and_gateway(tmp_path: Path) -> None:
@@ -103,3 +109,49 @@ def test_websocket_server_trusts_the_gateway_relay_only(tmp_path: Path, host: st
     assert ws_settings.trusted_proxies == (trusted,)
     assert f"//{trusted}:" in upstream or f"//[{trusted}]:" in upstream
     assert parse_settings(GatewaySettings, gw.args[1:], {}).trusted_proxies == ()
+
+
+class _DeadProc:
+    """A child process that has exited (what ``Child.alive`` and the log line read)."""
+
+    returncode = 70
+
+    def poll(self) -> int:
+        return self.returncode
+
+
+class _ScriptedChild(Child):
+    """A child that dies as soon as it is started, on the test's clock."""
+
+    clock = 0.0
+
+    def start(self) -> None:
+        self.proc = _DeadProc()  # type: ignore[assignment]
+        self.started = self.clock
+
+
+def test_restart_backoff_doubles_while_a_child_keeps_dying_and_resets_after_a_healthy_run(
+        tmp_path: Path) -> None:
+    s = parse_settings(UpSettings, ["--sample-dir", str(tmp_path), "--sample-streams", "false",
+                                    "--workers", "face"], {})
+    system = LocalSystem(s, "redis://127.0.0.1:1/0", ServiceRuntime("t"))
+    child = _ScriptedChild("analysis", ["analysis"], "http://127.0.0.1:1/metrics")
+    system.children, system.pools = [child], []
+
+    def delays(deaths: int, ran: float) -> list[float]:
+        """Let the child run ``ran`` s then die, ``deaths`` times; the restart delays."""
+        out = []
+        for _ in range(deaths):
+            _ScriptedChild.clock += ran
+            system._supervise(_ScriptedChild.clock)  # notices the death
+            out.append(child.next_start - _ScriptedChild.clock)
+            _ScriptedChild.clock = child.next_start
+            system._supervise(_ScriptedChild.clock)  # restarts it
+            assert child.next_start == 0.0 and child.started == _ScriptedChild.clock
+        return out
+
+    child.start()
+    assert delays(7, ran=0.5) == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
+    assert delays(3, ran=HEALTHY_RUN) == [1.0, 1.0, 1.0]  # a healthy run resets the backoff
+    assert delays(2, ran=1.0) == [2.0, 4.0]  # and a crash loop after it builds up again
+    assert child.restarts == 12
