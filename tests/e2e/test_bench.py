@@ -21,6 +21,9 @@ POSITIVE_PER_FP32_MODEL = ("worker_fps_small", "baseline_fps", "density_streams"
 LIVE_FIGURES = ("offered_fps", "pushed", "published", "p50_ms", "p99_ms", "max_queue")
 
 
+# Hang guards, not speed checks: the quick bench takes about 90 s on a quiet machine, 170 s at
+# load average 10 and more than 300 s at load average 20 (two cores shared with other suites).
+@pytest.mark.timeout(960)
 def test_quick_bench_reports_every_figure(model_dir: Path, sample_dir: Path,
                                           tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
@@ -28,7 +31,7 @@ def test_quick_bench_reports_every_figure(model_dir: Path, sample_dir: Path,
     done = subprocess.run(
         [sys.executable, "-m", "elastic_inference.cli", "bench", "--quick", "--json", str(out),
          "--model-dir", str(model_dir), "--sample-dir", str(sample_dir)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=240, check=False)
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=900, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(out.read_text())
     artifacts = REPO / "test-artifacts"

@@ -27,6 +27,10 @@ from elastic_inference.services.infer import InferWorker, decode_jpeg, reduction
 
 pytestmark = pytest.mark.integration
 
+#: The device's default precision (BF16 on CPUs with AVX-512 BF16 or AMX) and true f32 (what
+#: AVX2-only CPUs run): checks on what the model finds must hold at both.
+PRECISIONS = pytest.mark.parametrize("precision", ["", "f32"], ids=["default", "f32"])
+
 
 def astronaut_jpeg() -> bytes:
     ok, buf = cv2.imencode(".jpg", cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
@@ -34,13 +38,13 @@ def astronaut_jpeg() -> bytes:
     return buf.tobytes()
 
 
-def make_worker(redis_url: str, model_dir: Path, infer_type: str, **flags: str
-                ) -> InferWorker:
+def make_worker(redis_url: str, model_dir: Path, infer_type: str, precision: str = "",
+                **flags: str) -> InferWorker:
     argv = ["--type", infer_type, "--model-dir", str(model_dir), "--redis-url", redis_url]
     for k, v in flags.items():
         argv += [f"--{k.replace('_', '-')}", v]
     settings = parse_settings(InferSettings, argv, {})
-    detector = load_detector(infer_type, model_dir, "CPU")
+    detector = load_detector(infer_type, model_dir, "CPU", precision=precision)
     return InferWorker(settings, redis.Redis.from_url(redis_url), detector,
                        ServiceRuntime("infer-test"), worker_id=f"test-{infer_type}")
 
@@ -51,15 +55,16 @@ def frame_bytes(jpeg: bytes, seq: int, infer_type: str = "face", ts: float | Non
                            ts=time.time() if ts is None else ts, w=w, h=h, jpeg=jpeg).encode()
 
 
+@PRECISIONS
 def test_bad_input_is_counted_invalid_and_the_worker_goes_on(
-        redis_url: str, model_dir: Path) -> None:
+        redis_url: str, model_dir: Path, precision: str) -> None:
     q = FrameQueue(redis.Redis.from_url(redis_url), "face", maxlen=100)
     good = frame_bytes(astronaut_jpeg(), 2)
     unknown_version = msgpack.packb({**msgpack.unpackb(good), "v": 99}, use_bin_type=True)
     corrupt_jpeg = frame_bytes(b"\xff\xd8\xff\xe0" + b"\x00garbage" * 50, 1)
     for message in (corrupt_jpeg, good[: len(good) // 2], unknown_version, good):
         q.push(message)
-    worker = make_worker(redis_url, model_dir, "face", max_frames="1", max_age="0")
+    worker = make_worker(redis_url, model_dir, "face", precision, max_frames="1", max_age="0")
     assert worker.run() == 0
     text = generate_latest(worker.runtime.registry).decode()
     assert 'reason="invalid",type="face"} 3.0' in text
@@ -85,14 +90,15 @@ def test_stale_frames_are_dropped_at_pop_time(redis_url: str, model_dir: Path) -
     assert decode_result(worker.broker.latest("astro")[0].result).seq == 2
 
 
+@PRECISIONS
 def test_results_go_to_live_buffer_and_history_with_metrics(
-        redis_url: str, model_dir: Path) -> None:
+        redis_url: str, model_dir: Path, precision: str) -> None:
     client = redis.Redis.from_url(redis_url)
     q = FrameQueue(client, "people", maxlen=100)
     jpeg = astronaut_jpeg()
     for seq in range(6):
         q.push(frame_bytes(jpeg, seq, "people"))
-    worker = make_worker(redis_url, model_dir, "people", max_frames="6", batch="4",
+    worker = make_worker(redis_url, model_dir, "people", precision, max_frames="6", batch="4",
                          max_age="0")
     worker.run()
     assert client.xlen(keys.results("astro")) == 6
@@ -108,8 +114,9 @@ def test_results_go_to_live_buffer_and_history_with_metrics(
     assert "ei_frame_latency_seconds_count" in text
 
 
+@PRECISIONS
 def test_people_stream_over_vtest_finds_people_in_most_frames(
-        redis_url: str, model_dir: Path, sample_dir: Path) -> None:
+        redis_url: str, model_dir: Path, sample_dir: Path, precision: str) -> None:
     n = 30
     stream = subprocess.run(
         [sys.executable, "-m", "elastic_inference.cli", "stream", "--source",
@@ -118,7 +125,8 @@ def test_people_stream_over_vtest_finds_people_in_most_frames(
          "--metrics-host", "127.0.0.1", "--redis-url", redis_url],
         capture_output=True, timeout=60, check=False)
     assert stream.returncode == 0, stream.stderr.decode()[-2000:]
-    worker = make_worker(redis_url, model_dir, "people", max_frames=str(n), max_age="0")
+    worker = make_worker(redis_url, model_dir, "people", precision, max_frames=str(n),
+                         max_age="0")
     worker.run()
     entries = redis.Redis.from_url(redis_url).xrange(keys.results("vtest"))
     assert len(entries) == n

@@ -202,12 +202,11 @@ def test_subscribe_filters_and_bad_messages_get_errors(service: ServiceThread,
             assert "invalid stream id" in errors[1]
             assert "binary" in errors[2]
             ws.send(json.dumps({"subscribe": ["cam2"]}))
-            time.sleep(0.3)  # let frames queued before the subscribe drain
-            while True:
-                try:
-                    ws.recv(timeout=0.05)
-                except TimeoutError:
-                    break
+            # A marker: the server reads messages in order and its error reply is queued only
+            # after the subscribe took effect; a frame sent before that comes before the reply.
+            ws.send("{marker")
+            while not (isinstance(msg := ws.recv(timeout=5), str) and "error" in msg):
+                pass
             seen = set()
             deadline = time.monotonic() + 1.0
             while time.monotonic() < deadline:
