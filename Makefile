@@ -17,8 +17,30 @@ SPA_SOURCES := $(shell find spa/src -type f 2>/dev/null) spa/index.html spa/vite
 # Debian's Chromium for the dashboard's browser tests (playwright-core drives it; no download).
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Every Python dependency at an exact version (doc/images.md, "Locked installs"): the venv and
+# the images install with `pip --constraint $(LOCK)`; `make lock` refreshes it with uv, itself
+# pinned and kept in a tool venv of its own.
+LOCK := constraints.txt
+UV_VERSION := 0.13.9
+UV := .cache/uv-$(UV_VERSION)/bin/uv
+# Locked beside setup.cfg's requirements: the venv's pip and the package's build backend.
+LOCK_TOOLS := pip 'setuptools>=68' wheel
+LOCK_FLAGS := --universal --python-version 3.11 --all-extras --no-header
 
-.PHONY: demo test bench lint typecheck unit venv models samples prometheus spa chromium clean
+define LOCK_HEADER
+# Exact versions of every Python dependency of elastic-inference: its requirements, every
+# extra of setup.cfg (runtime and dev) and the build tools (pip, setuptools, wheel), resolved
+# for CPython 3.11 and later on any platform (universal: a marker where a platform differs).
+# The Makefile's venv and every image install with `pip --constraint constraints.txt`; pip
+# ignores a constraint for a package it does not install, so this one file also pins the
+# images, which install only some extras. Produced by `make lock` with uv $(UV_VERSION):
+#   printf '%s\n' $(LOCK_TOOLS) | uv pip compile $(LOCK_FLAGS) setup.cfg - -o constraints.txt
+# which keeps the versions already here (`make lock UPGRADE=1` moves them all to the newest).
+# Do not edit by hand: change setup.cfg, run `make lock`, run the tests.
+endef
+export LOCK_HEADER
+
+.PHONY: demo test bench lint typecheck unit venv lock models samples prometheus spa chromium clean
 
 demo: $(STAMP) $(MODELS) $(SAMPLES) $(QUANTIZED) $(SPA)
 	$(VENV)/bin/ei up
@@ -46,11 +68,22 @@ prometheus: $(PROMETHEUS)
 spa: $(SPA)
 chromium: $(CHROMIUM)
 
-$(STAMP): setup.cfg pyproject.toml
+# The build tools first, from the lock, so that the editable install needs no isolated build
+# environment (whose setuptools pip would take unpinned from PyPI).
+$(STAMP): setup.cfg pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --constraint $(LOCK) pip setuptools wheel
+	$(PY) -m pip install --quiet --constraint $(LOCK) --no-build-isolation -e '.[dev]'
 	touch $@
+
+lock: $(UV)
+	printf '%s\n' $(LOCK_TOOLS) | $(UV) pip compile --quiet $(LOCK_FLAGS) \
+	    $(if $(UPGRADE),--upgrade) setup.cfg - -o $(LOCK)
+	{ printf '%s\n' "$$LOCK_HEADER"; cat $(LOCK); } > $(LOCK).new && mv $(LOCK).new $(LOCK)
+
+$(UV):
+	$(PYTHON) -m venv $(@D)/..
+	$(@D)/pip install --quiet uv==$(UV_VERSION)
 
 $(MODELS): $(STAMP) apps/elastic_inference/engine/fetch.py
 	PYTHON=$(PY) tools/download-models.sh -d models
