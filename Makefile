@@ -16,6 +16,9 @@ SPA := spa/dist/index.html
 SPA_SOURCES := $(shell find spa/src -type f 2>/dev/null) spa/index.html spa/vite.config.js
 # Debian's Chromium for the dashboard's browser tests (playwright-core drives it; no download).
 CHROMIUM := /usr/bin/chromium
+# buildah and mmdebstrap (Debian packages) build the images without a Docker daemon, on local
+# stand-ins of the bases (doc/images.md, "Building without Docker"); they need root.
+IMAGE_TOOLS := /usr/bin/buildah /usr/bin/mmdebstrap
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Every Python dependency at an exact version (doc/images.md, "Locked installs"): the venv and
 # the images install with `pip --constraint $(LOCK)`; `make lock` refreshes it with uv, itself
@@ -40,7 +43,8 @@ define LOCK_HEADER
 endef
 export LOCK_HEADER
 
-.PHONY: demo test bench lint typecheck unit venv lock models samples prometheus spa chromium clean
+.PHONY: demo test bench lint typecheck unit venv lock images image-test models samples prometheus \
+	spa chromium clean
 
 demo: $(STAMP) $(MODELS) $(SAMPLES) $(QUANTIZED) $(SPA)
 	$(VENV)/bin/ei up
@@ -60,6 +64,14 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
+
+# Not part of `make test`: about 12 min for a first run, 9 min once the stand-in bases exist,
+# on the 2-core development machine (doc/images.md, "Building without Docker").
+images: $(IMAGE_TOOLS)
+	$(SUDO) container/image-test.sh -b
+
+image-test: $(IMAGE_TOOLS) $(STAMP)
+	$(SUDO) container/image-test.sh
 
 venv: $(STAMP)
 models: $(MODELS)
@@ -111,6 +123,11 @@ $(SPA): $(SPA_MODULES) $(SPA_SOURCES)
 $(CHROMIUM):
 	$(SUDO) apt-get update -qq
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
+
+$(IMAGE_TOOLS) &:
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    buildah mmdebstrap
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache spa/dist spa/node_modules

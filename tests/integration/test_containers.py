@@ -243,7 +243,8 @@ def shebang_shell(path: Path) -> bool:
 def test_shell_scripts_are_found() -> None:
     found = {p.relative_to(REPO).as_posix() for p in shell_scripts()}
     expected = {".ci/run", "tools/download-models.sh", "tools/download-samples.sh",
-                "container/build.sh", "container/gateway/check-spa.sh"}
+                "container/build.sh", "container/gateway/check-spa.sh",
+                "container/stand-in-bases.sh", "container/image-test.sh"}
     assert expected <= found, f"not found: {expected - found}"
     assert "container/healthcheck.py" not in found
 
@@ -743,3 +744,36 @@ def test_gateway_spa_guard_names_what_is_missing(tmp_path: Path) -> None:
     (tmp_path / "dist" / "index.html").write_text("<!doctype html>")
     assert run("dist").returncode == 0
     assert run("other").returncode == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# make images / make image-test (the builds themselves are not part of make test: doc/images.md)
+
+
+@pytest.mark.parametrize("script", ["image-test.sh", "stand-in-bases.sh"])
+def test_image_scripts_answer_help_and_refuse_bad_arguments(script: str) -> None:
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["bash", str(CONTAINER / script), *args], capture_output=True,
+                              text=True, check=False, timeout=60)
+
+    proc = run("-h")
+    assert proc.returncode == 0 and proc.stdout.startswith(f"usage: {script}"), proc.stderr
+    for bad in (["-x"], ["leftover"]):
+        proc = run(*bad)
+        assert proc.returncode == 2 and proc.stderr.strip(), (bad, proc.stderr)
+        assert not proc.stdout.strip(), "nothing ran"
+
+
+def test_make_images_builds_on_the_stand_ins_with_build_sh() -> None:
+    script = (CONTAINER / "image-test.sh").read_text()
+    stand_ins = (CONTAINER / "stand-in-bases.sh").read_text()
+    for arg in BASE_ARGS:
+        name = re.search(rf'^{arg.replace("_BASE", "")}_STAND_IN=(\S+)$', script, re.M)
+        assert name, f"image-test.sh names no stand-in for {arg}"
+        assert f"{arg.replace('_BASE', '')}_STAND_IN={name[1]}" in stand_ins
+        assert f'"{arg}=${arg.replace("_BASE", "")}_STAND_IN"' in script
+    assert 'DOCKER=buildah "$container_dir/build.sh"' in script
+    makefile = (REPO / "Makefile").read_text()
+    assert re.search(r"^image-test:.*\n\t.*container/image-test\.sh$", makefile, re.M)
+    assert re.search(r"^images:.*\n\t.*container/image-test\.sh -b$", makefile, re.M)
+    assert not re.search(r"^test:.*image", makefile, re.M), "make test stays daemon-free"
