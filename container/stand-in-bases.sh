@@ -30,7 +30,8 @@ usage() {
 usage: $prog [-f] [-c CACHE_DIR] [-h]
 
 Build $PYTHON_STAND_IN and $NODE_STAND_IN with
-mmdebstrap and buildah (run as root; STORAGE_DRIVER and BUILDAH_ISOLATION are honoured).
+mmdebstrap and buildah (run as root; buildah's own settings apply: BUILDAH_ISOLATION,
+CONTAINERS_STORAGE_CONF; container/image-test.sh sets them).
 
   -f            rebuild both even if they exist
   -c CACHE_DIR  where the downloaded npm tarballs are kept (default: /var/tmp/ei-stand-in)

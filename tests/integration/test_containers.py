@@ -773,6 +773,13 @@ def test_make_images_builds_on_the_stand_ins_with_build_sh() -> None:
         assert f"{arg.replace('_BASE', '')}_STAND_IN={name[1]}" in stand_ins
         assert f'"{arg}=${arg.replace("_BASE", "")}_STAND_IN"' in script
     assert 'DOCKER=buildah "$container_dir/build.sh"' in script
+    # The stand-ins follow the real bases: the same Node release, the same Python minor.
+    defaults = {name: value for path in DOCKERFILES for name, value in global_args(path).items()}
+    node = re.search(r"^NODE_VERSION=(\S+)$", stand_ins, re.M)
+    assert node and defaults["NODE_BASE"] == f"node:{node[1]}-bookworm-slim", defaults
+    python = re.search(r"python:(\d+\.\d+)\.\d+-slim", defaults["PYTHON_BASE"])
+    assert python and f"ei-stand-in-python:{python[1]}-bookworm" in stand_ins
+    assert f"/usr/bin/python{python[1]}" in stand_ins
     makefile = (REPO / "Makefile").read_text()
     assert re.search(r"^image-test:.*\n\t.*container/image-test\.sh$", makefile, re.M)
     assert re.search(r"^images:.*\n\t.*container/image-test\.sh -b$", makefile, re.M)
