@@ -65,8 +65,8 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-# Not part of `make test`: about 12 min for a first run, 8 to 10 min once the stand-in bases exist,
-# on the 2-core development machine (doc/images.md, "Building without Docker").
+# Not part of `make test`: about 12 min for a first run, 8 to 10 min once the stand-in bases
+# exist, on the 2-core development machine (doc/images.md, "Building without Docker").
 images: $(IMAGE_TOOLS)
 	$(SUDO) container/image-test.sh -b
 
