@@ -16,9 +16,35 @@ SPA := spa/dist/index.html
 SPA_SOURCES := $(shell find spa/src -type f 2>/dev/null) spa/index.html spa/vite.config.js
 # Debian's Chromium for the dashboard's browser tests (playwright-core drives it; no download).
 CHROMIUM := /usr/bin/chromium
+# buildah and mmdebstrap (Debian packages) build the images without a Docker daemon, on local
+# stand-ins of the bases (doc/images.md, "Building without Docker"); they need root.
+IMAGE_TOOLS := /usr/bin/buildah /usr/bin/mmdebstrap
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Every Python dependency at an exact version (doc/images.md, "Locked installs"): the venv and
+# the images install with `pip --constraint $(LOCK)`; `make lock` refreshes it with uv, itself
+# pinned and kept in a tool venv of its own.
+LOCK := constraints.txt
+UV_VERSION := 0.13.9
+UV := .cache/uv-$(UV_VERSION)/bin/uv
+# Locked beside setup.cfg's requirements: the venv's pip and the package's build backend.
+LOCK_TOOLS := pip 'setuptools>=68' wheel
+LOCK_FLAGS := --universal --python-version 3.11 --all-extras --no-header
 
-.PHONY: demo test bench lint typecheck unit venv models samples prometheus spa chromium clean
+define LOCK_HEADER
+# Exact versions of every Python dependency of elastic-inference: its requirements, every
+# extra of setup.cfg (runtime and dev) and the build tools (pip, setuptools, wheel), resolved
+# for CPython 3.11 and later on any platform (universal: a marker where a platform differs).
+# The Makefile's venv and every image install with `pip --constraint constraints.txt`; pip
+# ignores a constraint for a package it does not install, so this one file also pins the
+# images, which install only some extras. Produced by `make lock` with uv $(UV_VERSION):
+#   printf '%s\n' $(LOCK_TOOLS) | uv pip compile $(LOCK_FLAGS) setup.cfg - -o constraints.txt
+# which keeps the versions already here (`make lock UPGRADE=1` moves them all to the newest).
+# Do not edit by hand: change setup.cfg, run `make lock`, run the tests.
+endef
+export LOCK_HEADER
+
+.PHONY: demo test bench lint typecheck unit venv lock images image-test models samples prometheus \
+	spa chromium clean
 
 demo: $(STAMP) $(MODELS) $(SAMPLES) $(QUANTIZED) $(SPA)
 	$(VENV)/bin/ei up
@@ -39,6 +65,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
+# Not part of `make test`: about 12 min for a first run, 8 to 10 min once the stand-in bases
+# exist, on the 2-core development machine (doc/images.md, "Building without Docker").
+images: $(IMAGE_TOOLS)
+	$(SUDO) container/image-test.sh -b
+
+image-test: $(IMAGE_TOOLS) $(STAMP)
+	$(SUDO) container/image-test.sh
+
 venv: $(STAMP)
 models: $(MODELS)
 samples: $(SAMPLES)
@@ -46,11 +80,22 @@ prometheus: $(PROMETHEUS)
 spa: $(SPA)
 chromium: $(CHROMIUM)
 
-$(STAMP): setup.cfg pyproject.toml
+# The build tools first, from the lock, so that the editable install needs no isolated build
+# environment (whose setuptools pip would take unpinned from PyPI).
+$(STAMP): setup.cfg pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --constraint $(LOCK) pip setuptools wheel
+	$(PY) -m pip install --quiet --constraint $(LOCK) --no-build-isolation -e '.[dev]'
 	touch $@
+
+lock: $(UV)
+	printf '%s\n' $(LOCK_TOOLS) | $(UV) pip compile --quiet $(LOCK_FLAGS) \
+	    $(if $(UPGRADE),--upgrade) setup.cfg - -o $(LOCK)
+	{ printf '%s\n' "$$LOCK_HEADER"; cat $(LOCK); } > $(LOCK).new && mv $(LOCK).new $(LOCK)
+
+$(UV):
+	$(PYTHON) -m venv $(@D)/..
+	$(@D)/pip install --quiet uv==$(UV_VERSION)
 
 $(MODELS): $(STAMP) apps/elastic_inference/engine/fetch.py
 	PYTHON=$(PY) tools/download-models.sh -d models
@@ -78,6 +123,11 @@ $(SPA): $(SPA_MODULES) $(SPA_SOURCES)
 $(CHROMIUM):
 	$(SUDO) apt-get update -qq
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
+
+$(IMAGE_TOOLS) &:
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    buildah mmdebstrap
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache spa/dist spa/node_modules

@@ -1,9 +1,11 @@
 """The container images and their build script, checked without a Docker daemon.
 
 hadolint lints every ``container/*/Dockerfile`` and shellcheck every shell script of the
-repository; the Dockerfiles are then read for the project's own rules (exact base versions, a
-numeric non-root user, a HEALTHCHECK on ``/healthz``, ``ei <folder>`` as entrypoint, only the
-image's extras, known ``EI_*`` variables, a build context that holds what they copy);
+repository; the Dockerfiles are then read for the project's own rules (exact base versions
+given as build arguments, a numeric non-root user, a HEALTHCHECK on ``/healthz``, ``ei
+<folder>`` as entrypoint, only the image's extras pinned by the lock, known ``EI_*`` variables,
+a build context that holds what they copy); the lock (``constraints.txt``) pins every
+requirement of setup.cfg within its range;
 ``container/build.sh`` runs in dry-run mode (``-n``); the shared HEALTHCHECK script and the
 gateway's SPA guard run for real. doc/images.md describes the images.
 """
@@ -38,6 +40,8 @@ pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 CONTAINER = REPO / "container"
+# The lock: every Python dependency at an exact version (`make lock`), for the venv and images.
+LOCK = REPO / "constraints.txt"
 BUILD_SH = CONTAINER / "build.sh"
 DOCKERFILES = sorted(CONTAINER.glob("*/Dockerfile"))
 # The linters come with the dev extra, in the environment that runs the tests (.venv/bin).
@@ -58,6 +62,8 @@ EXACT_TAG = re.compile(
     r"^[a-z0-9][a-z0-9._/-]*:\d+\.\d+\.\d+[A-Za-z0-9._-]*(@sha256:[0-9a-f]{64})?$")
 SHELLS = {"sh", "bash", "dash", "ksh"}
 SECRET_NAME = re.compile(r"(?i)(passw|secret|token|api_?key|credential|private)")
+# The build arguments that name the bases, so that a stand-in can replace them (make images).
+BASE_ARGS = {"PYTHON_BASE": "python:", "NODE_BASE": "node:"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -66,10 +72,13 @@ SECRET_NAME = re.compile(r"(?i)(passw|secret|token|api_?key|credential|private)"
 
 @dataclass
 class Stage:
-    """One ``FROM`` and the instructions up to the next one."""
+    """One ``FROM`` and the instructions up to the next one; ``base`` with the build arguments
+    declared before the first ``FROM`` replaced by their defaults, ``base_arg`` the argument
+    it was given by (or "")."""
 
     base: str
     name: str
+    base_arg: str = ""
     instructions: list[tuple[str, str]] = field(default_factory=list)
 
     def all(self, keyword: str) -> list[str]:
@@ -92,15 +101,33 @@ def logical_lines(text: str) -> Iterator[str]:
         yield buf
 
 
+def global_args(path: Path) -> dict[str, str]:
+    """``ARG NAME=DEFAULT`` lines before the first ``FROM``: the arguments a ``FROM`` may use."""
+    out: dict[str, str] = {}
+    for line in logical_lines(path.read_text()):
+        keyword, _, args = line.partition(" ")
+        if keyword.upper() == "FROM":
+            break
+        name, _, default = args.strip().partition("=")
+        out[name] = default
+    return out
+
+
 def parse_dockerfile(path: Path) -> list[Stage]:
     stages: list[Stage] = []
+    defaults = global_args(path)
     for line in logical_lines(path.read_text()):
         keyword, _, args = line.partition(" ")
         keyword, args = keyword.upper(), args.strip()
         if keyword == "FROM":
             words = args.split()
             name = words[2] if len(words) == 3 and words[1].upper() == "AS" else ""
-            stages.append(Stage(base=words[0], name=name))
+            arg = re.fullmatch(r"\$\{(\w+)\}|\$(\w+)", words[0])
+            base_arg = (arg[1] or arg[2]) if arg else ""
+            if base_arg:
+                assert base_arg in defaults, f"{path}: FROM {words[0]} without a global ARG"
+            base = defaults[base_arg] if base_arg else words[0]
+            stages.append(Stage(base=base, name=name, base_arg=base_arg))
         elif not stages:
             assert keyword == "ARG", f"{path}: {keyword} before the first FROM"
         else:
@@ -216,7 +243,8 @@ def shebang_shell(path: Path) -> bool:
 def test_shell_scripts_are_found() -> None:
     found = {p.relative_to(REPO).as_posix() for p in shell_scripts()}
     expected = {".ci/run", "tools/download-models.sh", "tools/download-samples.sh",
-                "container/build.sh", "container/gateway/check-spa.sh"}
+                "container/build.sh", "container/gateway/check-spa.sh",
+                "container/stand-in-bases.sh", "container/image-test.sh"}
     assert expected <= found, f"not found: {expected - found}"
     assert "container/healthcheck.py" not in found
 
@@ -246,6 +274,11 @@ def test_bases_are_pinned_to_exact_versions() -> None:
                 continue  # built on an earlier stage of this file
             if not EXACT_TAG.match(stage.base) or "latest" in stage.base:
                 problems.append(f"{path}: FROM {stage.base} is not an exact version")
+            # Through its build argument, so that `make images` can give a stand-in.
+            prefix = BASE_ARGS.get(stage.base_arg)
+            if prefix is None or not stage.base.startswith(prefix):
+                problems.append(f"{path}: FROM {stage.base} is not given by "
+                                f"{' or '.join(BASE_ARGS)} (an ARG before the first FROM)")
             (python_bases if stage.base.startswith("python:") else node_bases).add(stage.base)
             if stage.name:
                 names.add(stage.name)
@@ -312,29 +345,66 @@ def test_each_image_installs_the_package_with_only_its_extras() -> None:
         extras = set(filter(None, (match[1] or "").split(",")))
         assert extras == EXPECTED_EXTRAS[name], f"{path}: extras {extras}"
         assert "--no-cache-dir" in installs[0], f"{path}: pip without --no-cache-dir"
-        assert "--constraint container/constraints.txt" in installs[0], f"{path}: unpinned"
+        assert f"--constraint {LOCK.name}" in installs[0], f"{path}: not pinned by the lock"
+        copied = [src for stage in parse_dockerfile(path) for _, srcs, _ in copies(stage)
+                  for src in srcs]
+        assert LOCK.name in copied, f"{path}: the lock is not copied into the build"
 
 
-def test_constraints_pin_every_dependency_within_setup_cfg() -> None:
+def lock_pins(text: str) -> dict[str, list[tuple[str, str]]]:
+    """``{name: [(version, marker), ...]}`` of a lock; every line must be NAME==VERSION."""
+    pins: dict[str, list[tuple[str, str]]] = {}
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        req = Requirement(line)
+        specs = list(req.specifier)
+        assert len(specs) == 1 and specs[0].operator == "==", f"{line!r} is not NAME==VERSION"
+        marker = str(req.marker or "")
+        entries = pins.setdefault(canonicalize_name(req.name), [])
+        assert marker not in [m for _, m in entries], f"{req.name} pinned twice for {marker!r}"
+        entries.append((specs[0].version, marker))
+    return pins
+
+
+def test_lock_pins_every_requirement_within_setup_cfg() -> None:
+    # Every requirement of every extra (runtime and dev): a package the lock does not name
+    # would be installed at whatever version PyPI has that day.
     cfg = configparser.ConfigParser()
     cfg.read(REPO / "setup.cfg")
-    wanted = cfg["options"]["install_requires"].split()
-    for extra in {e for extras in EXPECTED_EXTRAS.values() for e in extras}:
-        wanted += cfg["options.extras_require"][extra].split()
-    pins: dict[str, str] = {}
-    for line in (CONTAINER / "constraints.txt").read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line:
-            name, sep, version = line.partition("==")
-            assert sep and version, f"constraints.txt: {line!r} is not NAME==VERSION"
-            assert canonicalize_name(name) not in pins, f"constraints.txt: {name} twice"
-            pins[canonicalize_name(name)] = version
-    for text in filter(None, wanted):
-        req = Requirement(text)
+    wanted = cfg["options"]["install_requires"].split("\n")
+    for extra in cfg["options.extras_require"]:
+        wanted += cfg["options.extras_require"][extra].split("\n")
+    text = LOCK.read_text()
+    pins = lock_pins(text)
+    for line in filter(None, (w.strip() for w in wanted)):
+        req = Requirement(line)
         pinned = pins.get(canonicalize_name(req.name))
-        assert pinned, f"{req.name} is not pinned in container/constraints.txt"
-        assert req.specifier.contains(pinned, prereleases=True), (
-            f"container/constraints.txt pins {req.name}=={pinned}, outside setup.cfg's {req}")
+        assert pinned, f"{req.name} is not pinned in {LOCK.name}: run `make lock`"
+        for version, _ in pinned:
+            assert req.specifier.contains(version, prereleases=True), (
+                f"{LOCK.name} pins {req.name}=={version}, outside setup.cfg's {req}: "
+                "run `make lock`")
+    # The build tools are locked too, and the header says how the file was made.
+    assert {"pip", "setuptools", "wheel"} <= set(pins)
+    assert "make lock" in text.split("\n\n", 1)[0] and "uv pip compile" in text
+
+
+def test_lock_rejects_what_is_not_an_exact_pin() -> None:
+    assert lock_pins("a==1.0\n    # via b\nc==2 ; sys_platform == 'win32'\n") == {
+        "a": [("1.0", "")], "c": [("2", 'sys_platform == "win32"')]}
+    for bad in ("a>=1.0", "a", "a==1.0\na==1.1"):
+        with pytest.raises(AssertionError):
+            lock_pins(bad)
+
+
+def test_makefile_installs_the_venv_from_the_lock() -> None:
+    makefile = (REPO / "Makefile").read_text()
+    assert re.search(r"^LOCK := constraints\.txt$", makefile, re.M)
+    installs = [ln for ln in makefile.splitlines() if "pip install" in ln and "uv==" not in ln]
+    assert installs, "no pip install in the Makefile"
+    assert all("--constraint $(LOCK)" in ln for ln in installs), installs
 
 
 def test_environment_variables_are_settings_the_services_know() -> None:
@@ -369,6 +439,9 @@ def test_labels_name_the_image() -> None:
         labels = " ".join(final_stage(path).all("LABEL"))
         title = re.search(r'org\.opencontainers\.image\.title="([^"]*)"', labels)
         assert title and title[1] == f"ei-{component(path)}", f"{path}: title label"
+        # The base actually built on, stand-in or not (the argument is redeclared to be seen).
+        assert 'org.opencontainers.image.base.name="${PYTHON_BASE}"' in labels, path
+        assert "PYTHON_BASE" in final_stage(path).all("ARG"), path
 
 
 def test_gateway_builds_the_spa_in_a_node_stage() -> None:
@@ -671,3 +744,43 @@ def test_gateway_spa_guard_names_what_is_missing(tmp_path: Path) -> None:
     (tmp_path / "dist" / "index.html").write_text("<!doctype html>")
     assert run("dist").returncode == 0
     assert run("other").returncode == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# make images / make image-test (the builds themselves are not part of make test: doc/images.md)
+
+
+@pytest.mark.parametrize("script", ["image-test.sh", "stand-in-bases.sh"])
+def test_image_scripts_answer_help_and_refuse_bad_arguments(script: str) -> None:
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["bash", str(CONTAINER / script), *args], capture_output=True,
+                              text=True, check=False, timeout=60)
+
+    proc = run("-h")
+    assert proc.returncode == 0 and proc.stdout.startswith(f"usage: {script}"), proc.stderr
+    for bad in (["-x"], ["leftover"]):
+        proc = run(*bad)
+        assert proc.returncode == 2 and proc.stderr.strip(), (bad, proc.stderr)
+        assert not proc.stdout.strip(), "nothing ran"
+
+
+def test_make_images_builds_on_the_stand_ins_with_build_sh() -> None:
+    script = (CONTAINER / "image-test.sh").read_text()
+    stand_ins = (CONTAINER / "stand-in-bases.sh").read_text()
+    for arg in BASE_ARGS:
+        name = re.search(rf'^{arg.replace("_BASE", "")}_STAND_IN=(\S+)$', script, re.M)
+        assert name, f"image-test.sh names no stand-in for {arg}"
+        assert f"{arg.replace('_BASE', '')}_STAND_IN={name[1]}" in stand_ins
+        assert f'"{arg}=${arg.replace("_BASE", "")}_STAND_IN"' in script
+    assert 'DOCKER=buildah "$container_dir/build.sh"' in script
+    # The stand-ins follow the real bases: the same Node release, the same Python minor.
+    defaults = {name: value for path in DOCKERFILES for name, value in global_args(path).items()}
+    node = re.search(r"^NODE_VERSION=(\S+)$", stand_ins, re.M)
+    assert node and defaults["NODE_BASE"] == f"node:{node[1]}-bookworm-slim", defaults
+    python = re.search(r"python:(\d+\.\d+)\.\d+-slim", defaults["PYTHON_BASE"])
+    assert python and f"ei-stand-in-python:{python[1]}-bookworm" in stand_ins
+    assert f"/usr/bin/python{python[1]}" in stand_ins
+    makefile = (REPO / "Makefile").read_text()
+    assert re.search(r"^image-test:.*\n\t.*container/image-test\.sh$", makefile, re.M)
+    assert re.search(r"^images:.*\n\t.*container/image-test\.sh -b$", makefile, re.M)
+    assert not re.search(r"^test:.*image", makefile, re.M), "make test stays daemon-free"
