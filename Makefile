@@ -18,7 +18,7 @@ SPA_SOURCES := $(shell find spa/src -type f 2>/dev/null) spa/index.html spa/vite
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test bench lint typecheck unit venv models samples prometheus spa chromium clean
+.PHONY: demo test bench soak lint typecheck unit venv models samples prometheus spa chromium clean
 
 demo: $(STAMP) $(MODELS) $(SAMPLES) $(QUANTIZED) $(SPA)
 	$(VENV)/bin/ei up
@@ -29,6 +29,12 @@ test: $(STAMP) $(MODELS) $(SAMPLES) $(QUANTIZED) $(PROMETHEUS) $(SPA) $(CHROMIUM
 # The worker's speed beside its limits (doc/benchmarks.md); BENCH_FLAGS=--quick for a first look.
 bench: $(STAMP) $(MODELS) $(SAMPLES) $(QUANTIZED)
 	$(VENV)/bin/ei bench $(BENCH_FLAGS)
+
+# The whole system under churn and faults (doc/reliability.md); not part of `make test`.
+# SOAK_MINUTES=5 for a short run; SOAK_FLAGS="--out DIR" to choose where the report goes.
+SOAK_MINUTES ?= 30
+soak: $(STAMP) $(MODELS) $(SAMPLES) $(QUANTIZED) $(SPA)
+	$(PY) -m tests.soak --minutes $(SOAK_MINUTES) $(SOAK_FLAGS)
 
 unit: $(STAMP)
 	$(VENV)/bin/pytest tests/unit
