@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import time
 from collections.abc import Callable
@@ -159,11 +160,13 @@ class System:
         return found
 
     def stop(self) -> int:
-        """Ctrl-C as a terminal sends it, then the redis-server; ``ei up``'s exit code."""
+        """Ctrl-C as a terminal sends it, then the redis-server and its files; ``ei up``'s exit
+        code."""
         self.up.send(signal.SIGINT, group=True)
         code = self.up.stop(timeout=40)
         self.client.close()
         self.redis.stop()
+        shutil.rmtree(self.redis.dir, ignore_errors=True)  # the AOF: hundreds of MB by then
         return code
 
 

@@ -69,7 +69,7 @@ def test_a_service_without_figures_is_a_violation() -> None:
 
 
 @pytest.mark.parametrize("minutes", [4, 5, 6, 30])
-def test_every_fault_is_in_a_short_run_and_after_warm_up(minutes: float) -> None:
+def test_every_fault_is_in_a_short_run(minutes: float) -> None:
     s = plan(minutes * 60)
     actions = [st.action for st in s.steps]
     assert actions.count("kill-worker") == 5
@@ -77,11 +77,13 @@ def test_every_fault_is_in_a_short_run_and_after_warm_up(minutes: float) -> None
     assert actions.index("submit-doomed-job") < actions.index("delete-job")
     faults = [st for st in s.steps if st.action in ("kill-worker", "delete-job",
                                                     "restart-redis", "oom")]
-    assert all(s.warmup < st.at < s.duration for st in faults)
+    assert all(0 < st.at < s.duration for st in faults)
+    assert 60 <= s.warmup <= 180
     assert {st.arg for st in s.steps if st.action == "kill-worker"} == {"people", "car", "face"}
     if minutes == 30:
         kills = [st.at for st in s.steps if st.action == "kill-worker"]
         assert kills == [300, 600, 900, 1200, 1500] and s.warmup == 180
+        assert all(s.warmup < st.at for st in faults)  # a clean baseline in the real soak
         assert next(st.seconds for st in s.steps if st.action == "oom") == 30
 
 
