@@ -42,20 +42,25 @@ class Churn(threading.Thread):
         self.sessions = self.with_frames = self.frames = 0
         self.errors: Counter[str] = Counter()
         self.error_times: list[float] = []  # when (on ``clock``), to set beside the faults
+        self.empty_times: list[float] = []  # sessions that ended without error or frame
 
     def run(self) -> None:
         while not self.stop.is_set():
             hold = self.rng.uniform(1.0, 5.0)
+            failed = False
             try:
                 n = self._ws(hold) if self.kind == "ws" else self._mjpeg(hold)
             except Exception as exc:  # noqa: BLE001 - every failure is a figure, not a crash
                 self.errors[error_kind(exc)] += 1
                 self.error_times.append(round(self.clock()))
+                failed = True
                 n = 0
                 self.stop.wait(1.0)
             self.sessions += 1
             self.frames += n
             self.with_frames += n > 0
+            if n == 0 and not failed:
+                self.empty_times.append(round(self.clock()))
             self.stop.wait(self.rng.uniform(0.0, 1.0))
 
     def _ws(self, hold: float) -> int:
@@ -90,7 +95,8 @@ class Churn(threading.Thread):
 
     def tally(self) -> ChurnTally:
         return ChurnTally(self.kind, self.sessions, self.with_frames, self.frames,
-                          dict(self.errors), tuple(self.error_times))
+                          dict(self.errors), tuple(self.error_times),
+                          tuple(self.empty_times))
 
 
 def error_kind(exc: Exception) -> str:

@@ -148,6 +148,7 @@ class ChurnTally:
     frames: int
     errors: dict[str, int] = field(default_factory=dict)
     error_times: tuple[float, ...] = ()  # seconds after ready
+    empty_times: tuple[float, ...] = ()  # sessions that got neither a frame nor an error
 
 
 def violations(rss: Sequence[RssFigure], faults: Sequence[FaultResult],
@@ -184,6 +185,10 @@ def _per_type(counts: dict[str, int]) -> str:
     return "(" + ", ".join(f"{t} {n}" for t, n in sorted(counts.items()) if n) + ")"
 
 
+def _times(ts: Sequence[float], most: int = 8) -> str:
+    return ", ".join(f"{t:.0f}" for t in ts[:most]) + " s" + (" ..." if len(ts) > most else "")
+
+
 def _mb(v: float | None) -> str:
     return "-" if v is None else f"{v:.0f}"
 
@@ -218,8 +223,9 @@ def markdown(meta: dict[str, Any], rss: Sequence[RssFigure], faults: Sequence[Fa
     for c in churn:
         errs = ", ".join(f"{k} x{n}" for k, n in sorted(c.errors.items())) or "-"
         if c.error_times:
-            errs += " at " + ", ".join(f"{t:.0f}" for t in c.error_times[:8]) + " s" \
-                + (" ..." if len(c.error_times) > 8 else "")
+            errs += " at " + _times(c.error_times)
+        if c.empty_times:
+            errs += "; no frame at " + _times(c.empty_times)
         lines.append(f"| {c.kind} | {c.sessions} | {c.with_frames} | {c.frames} | {errs} |")
     lines += ["", "Broken bounds:" if broken else "Every bound held.", ""]
     lines += [f"- {b}" for b in broken]

@@ -1,8 +1,8 @@
 """The soak's timeline: start the system, churn clients, inject each fault on schedule, measure.
 
-Faults run one at a time on this thread; each waits for its recovery (up to
-a tenth of the run, 20-60 s, so a slow recovery is measured, not just failed) before the next step.
-RSS is sampled from /proc every ``RSS_INTERVAL`` s on a thread of its own.
+Faults run one at a time on this thread; each waits for its recovery (up to a tenth of the
+run, 20-60 s, so a slow recovery is measured, not just failed) before the next step. RSS is
+sampled from /proc every ``RSS_INTERVAL`` s on a thread of its own.
 """
 
 from __future__ import annotations

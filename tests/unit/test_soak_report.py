@@ -59,8 +59,10 @@ def test_a_clean_soak_has_no_violations_and_says_pass() -> None:
     jobs = [JobTally("ja", "done", 80, {"people": 0}, {"people": 0})]
     assert violations(rss, faults, jobs) == []
     md = markdown({"minutes": 5, "date": "d", "commit": "c", "machine": "m", "warmup_s": 40},
-                  rss, faults, jobs, [ChurnTally("ws", 3, 3, 90)], [])
+                  rss, faults, jobs, [ChurnTally("mjpeg", 5, 3, 90, {"HTTP 503": 1}, (61.2,),
+                                                   (70.0,))], [])
     assert "**PASS**" in md and "| worker SIGKILL | infer-car | 50 | 50 | 4.2 |" in md
+    assert "| mjpeg | 5 | 3 | 90 | HTTP 503 x1 at 61 s; no frame at 70 s |" in md
 
 
 def test_a_service_without_figures_is_a_violation() -> None:
