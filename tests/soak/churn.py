@@ -153,7 +153,7 @@ def tally_job(client: redis.Redis, job_id: str, frame_step: int, video: int) -> 
     expected = set(range(0, video, frame_step))
     job = JobStore(client).get(job_id)
     lost, dup = {}, {}
-    for t in JOB_TYPES:
+    for t in job["types"] if job else JOB_TYPES:  # a job gone: every frame of ours is lost
         stored = client.hgetall(keys.job_results(job_id, t))
         frames = {int(k) for k in stored}
         misfiled = sum(1 for k, v in stored.items()
