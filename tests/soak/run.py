@@ -62,6 +62,7 @@ class Soak:
         return time.monotonic() - self.t0
 
     def run(self) -> int:
+        meta = self._meta()  # the commit under test, before anyone commits during the run
         video = video_frames(self.repo / "samples" / "vtest.avi")
         sys_ = System(self.repo, self.fps)
         self.system = sys_
@@ -100,7 +101,6 @@ class Soak:
         broken = violations(rss, self.faults, tallies)
         if code != 0:
             broken.append(f"ei up exited with status {code} when stopped")
-        meta = self._meta()
         (self.out_dir / "soak.json").write_text(json.dumps(
             as_json(meta, self.schedule, self.samples, rss, self.faults, tallies, tally,
                     broken), indent=1))
