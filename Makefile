@@ -30,21 +30,8 @@ UV := .cache/uv-$(UV_VERSION)/bin/uv
 LOCK_TOOLS := pip 'setuptools>=68' wheel
 LOCK_FLAGS := --universal --python-version 3.11 --all-extras --no-header
 
-define LOCK_HEADER
-# Exact versions of every Python dependency of elastic-inference: its requirements, every
-# extra of setup.cfg (runtime and dev) and the build tools (pip, setuptools, wheel), resolved
-# for CPython 3.11 and later on any platform (universal: a marker where a platform differs).
-# The Makefile's venv and every image install with `pip --constraint constraints.txt`; pip
-# ignores a constraint for a package it does not install, so this one file also pins the
-# images, which install only some extras. Produced by `make lock` with uv $(UV_VERSION):
-#   printf '%s\n' $(LOCK_TOOLS) | uv pip compile $(LOCK_FLAGS) setup.cfg - -o constraints.txt
-# which keeps the versions already here (`make lock UPGRADE=1` moves them all to the newest).
-# Do not edit by hand: change setup.cfg, run `make lock`, run the tests.
-endef
-export LOCK_HEADER
-
-.PHONY: demo test bench lint typecheck unit venv lock images image-test models samples prometheus \
-	spa chromium clean
+.PHONY: demo test bench soak lint typecheck unit venv lock images image-test models samples \
+	prometheus spa chromium clean
 
 demo: $(STAMP) $(MODELS) $(SAMPLES) $(QUANTIZED) $(SPA)
 	$(VENV)/bin/ei up
@@ -55,6 +42,12 @@ test: $(STAMP) $(MODELS) $(SAMPLES) $(QUANTIZED) $(PROMETHEUS) $(SPA) $(CHROMIUM
 # The worker's speed beside its limits (doc/benchmarks.md); BENCH_FLAGS=--quick for a first look.
 bench: $(STAMP) $(MODELS) $(SAMPLES) $(QUANTIZED)
 	$(VENV)/bin/ei bench $(BENCH_FLAGS)
+
+# The whole system under churn and faults (doc/reliability.md); not part of `make test`.
+# SOAK_MINUTES=5 for a short run; SOAK_FLAGS="--out DIR" to choose where the report goes.
+SOAK_MINUTES ?= 30
+soak: $(STAMP) $(MODELS) $(SAMPLES) $(QUANTIZED) $(SPA)
+	$(PY) -m tests.soak --minutes $(SOAK_MINUTES) $(SOAK_FLAGS)
 
 unit: $(STAMP)
 	$(VENV)/bin/pytest tests/unit

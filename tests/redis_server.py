@@ -7,6 +7,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import quote
 
@@ -32,9 +33,13 @@ def free_port() -> int:
 class RedisServer:
     """One redis-server process; ``restart()`` keeps the port so clients can reconnect."""
 
-    def __init__(self, port: int | None = None, password: str | None = None) -> None:
+    def __init__(self, port: int | None = None, password: str | None = None,
+                 config: Sequence[str] = ()) -> None:
+        """``config``: more redis-server arguments, after (so overriding) the defaults, e.g.
+        ``("--appendonly", "yes")`` for a server whose data survives ``restart()``."""
         self.port = port or free_port()
         self.password = password
+        self.config = tuple(config)
         self.dir = tempfile.mkdtemp(prefix="ei-redis-")
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -48,6 +53,7 @@ class RedisServer:
                 "--save", "", "--appendonly", "no", "--dir", self.dir]
         if self.password:
             args += ["--requirepass", self.password]
+        args += self.config
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         client = redis.Redis.from_url(self.url)
         deadline = time.monotonic() + 10
