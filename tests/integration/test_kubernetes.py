@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from elastic_inference.core import keys
+from elastic_inference.core.options import env_name
 from elastic_inference.core.settings import (
     AnalysisSettings,
     CommonSettings,
@@ -27,7 +28,6 @@ from elastic_inference.core.settings import (
     InferSettings,
     StreamSettings,
     WebsocketSettings,
-    env_name,
     parse_settings,
 )
 from elastic_inference.engine.models import INFER_TYPES

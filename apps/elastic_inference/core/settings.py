@@ -4,46 +4,31 @@ Each field of a settings dataclass is one option: flag ``--field-name``, variabl
 ``EI_FIELD_NAME``, a type and a default. Precedence: flag, then environment, then default.
 Unknown ``EI_*`` variables and invalid values raise :class:`ConfigError` naming the variable,
 so a typo in a manifest fails loudly instead of being ignored. doc/configuration.md lists them.
+The mechanism (``opt``, flags and variables, conversion, checks) is :mod:`.options`.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import os
-import types
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from .clients import ConnectionLimits, parse_networks
 from .errors import ConfigError
 from .jpeg import DEFAULT_MAX_PIXELS
 from .keys import STREAM_ID_RE, TYPE_RE
-from .redact import redact_url
+from .options import env_name, opt, parse_options
 from .redisconn import check_url
 
-ENV_PREFIX = "EI_"
 DEVICES = ("CPU", "GPU", "NPU", "AUTO")
 #: OpenVINO INFERENCE_PRECISION_HINT values; empty keeps the device's default.
 PRECISIONS = ("", "f32", "bf16", "f16")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 S = TypeVar("S", bound="CommonSettings")
-
-
-def opt(default: Any, help: str, *, choices: Sequence[str] = (),
-        check: Callable[[Any], str] | None = None,
-        env: str | None = None, secret: bool = False) -> Any:
-    """Declare one option; ``check`` returns an error text or ``""``. The value of a
-    ``secret`` option is never shown in an error; others are shown redacted (core.redact)."""
-    meta = {"help": help, "choices": tuple(choices), "check": check, "env": env,
-            "secret": secret}
-    if isinstance(default, (list, dict, set)):
-        raise TypeError("mutable defaults are not allowed; use a tuple")
-    return field(default=default, metadata=meta)
 
 
 def _positive(v: float) -> str:
@@ -354,96 +339,12 @@ ALL_SETTINGS: tuple[type[CommonSettings], ...] = (
 )
 
 
-def env_name(f: dataclasses.Field[Any]) -> str:
-    return f.metadata.get("env") or ENV_PREFIX + f.name.upper()
-
-
 def known_env_names() -> set[str]:
     """Every ``EI_*`` variable any service understands."""
     return {env_name(f) for cls in ALL_SETTINGS for f in dataclasses.fields(cls)}
 
 
-def _base_type(hint: Any) -> Any:
-    if get_origin(hint) in (Union, types.UnionType):
-        args = [a for a in get_args(hint) if a is not type(None)]
-        return args[0]
-    return hint
-
-
-def _shown(where: str, raw: str, secret: bool) -> str:
-    """``VAR='value'`` for an error message: redacted, or only the name for a secret."""
-    return where if secret else f"{where}={redact_url(raw)!r}"
-
-
-def _convert(raw: str, hint: Any, name: str) -> Any:
-    base = _base_type(hint)
-    try:
-        if base is bool:
-            low = raw.strip().lower()
-            if low in ("1", "true", "yes", "on"):
-                return True
-            if low in ("0", "false", "no", "off"):
-                return False
-            raise ValueError("expected true/false")
-        if base is int:
-            return int(raw)
-        if base is float:
-            return float(raw)
-        if base is Path:
-            return Path(raw)
-        if get_origin(base) is tuple:
-            return tuple(p.strip() for p in raw.split(",") if p.strip())
-        return raw
-    except ValueError as exc:
-        raise ConfigError(f"{name} is invalid: {exc}") from exc
-
-
 def parse_settings(cls: type[S], argv: Sequence[str] | None = None,
                    environ: Mapping[str, str] | None = None, prog: str | None = None) -> S:
     """Build ``cls`` from ``argv`` flags and ``environ``; raise ConfigError on bad input."""
-    environ = os.environ if environ is None else environ
-    unknown = sorted(k for k in environ if k.startswith(ENV_PREFIX) and k not in known_env_names())
-    if unknown:
-        raise ConfigError(f"unknown environment variable(s) {', '.join(unknown)}; "
-                          "see doc/configuration.md")
-    hints = get_type_hints(cls)
-    parser = argparse.ArgumentParser(prog=prog, description=cls.__doc__)
-    fields = dataclasses.fields(cls)
-    for f in fields:
-        # A bare boolean flag (``--quick``) means true; ``--quick false`` still works.
-        extra: dict[str, Any] = (
-            {"nargs": "?", "const": "true"} if _base_type(hints[f.name]) is bool else {})
-        parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=None,
-                            metavar=env_name(f), **extra,
-                            help=f"{f.metadata.get('help', '')} (default: {f.default!r})")
-    args = parser.parse_args(list(argv) if argv is not None else [])
-    values: dict[str, Any] = {}
-    for f in fields:
-        flag = getattr(args, f.name)
-        var = env_name(f)
-        if flag is not None:
-            where, raw = "--" + f.name.replace("_", "-"), flag
-        elif var in environ:
-            where, raw = var, environ[var]
-        else:
-            values[f.name] = f.default
-            continue
-        shown = _shown(where, raw, bool(f.metadata.get("secret")))
-        value = _convert(raw, hints[f.name], shown)
-        choices = f.metadata.get("choices") or ()
-        if choices:
-            value = value.upper() if all(c.isupper() for c in choices) else value
-            if value not in choices:
-                raise ConfigError(f"{shown} is invalid: choose one of {', '.join(choices)}")
-        check = f.metadata.get("check")
-        problem = check(value) if check else ""
-        if problem:
-            raise ConfigError(f"{shown} is invalid: {problem}")
-        values[f.name] = value
-    return cls(**values)
-
-
-def describe(cls: type[CommonSettings]) -> list[tuple[str, str, str, str]]:
-    """``(variable, flag, default, help)`` rows for documentation and ``--help`` tables."""
-    return [(env_name(f), "--" + f.name.replace("_", "-"), repr(f.default),
-             str(f.metadata.get("help", ""))) for f in dataclasses.fields(cls)]
+    return parse_options(cls, known_env_names(), argv, environ, prog)

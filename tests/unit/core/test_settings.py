@@ -5,11 +5,11 @@ from pathlib import Path
 import pytest
 
 from elastic_inference.core.errors import ConfigError
+from elastic_inference.core.options import describe
 from elastic_inference.core.settings import (
     InferSettings,
     StreamSettings,
     UpSettings,
-    describe,
     known_env_names,
     parse_settings,
 )
