@@ -43,11 +43,11 @@ def plan(duration: float, types: Sequence[str] = ("people", "car", "face"),
     """Every fault as a fraction of ``duration``, so a short run exercises each of them.
 
     Workers are killed at 1/6 .. 5/6 of the run (every 5 min in 30 min), round-robin over the
-    types; the doomed job is submitted at 0.20 and deleted at 0.25, Redis restarts at 0.42, the
-    out-of-memory episode starts at 0.58. Jobs to count are submitted at 0.02 and then after
-    every kill. Warm-up ends after 3 min (10 s before the first fault of a 30-min run), or
-    at 30 % of a short run: services keep growing for their first 1-2 minutes (thread pools
-    filling up, malloc arenas), which is not a leak.
+    types; the doomed job is submitted at 0.20 and deleted as soon as it is under way, Redis
+    restarts at 0.42, the out-of-memory episode starts at 0.58. Jobs to count are submitted at
+    0.02 and then after every kill. Warm-up ends after 3 min (10 s before the first fault of a
+    30-min run), or at 30 % of a short run: services keep growing for their first 1-2 minutes
+    (thread pools filling up, malloc arenas), which is not a leak.
     """
     if duration < 120:
         raise ValueError("a soak needs at least 2 minutes to fit every fault")
@@ -59,7 +59,7 @@ def plan(duration: float, types: Sequence[str] = ("people", "car", "face"),
     for f in (0.02, 0.18, 0.35, 0.52, 0.68):
         steps.append(Step(d * f, "submit-job"))
     steps.append(Step(d * 0.20, "submit-doomed-job"))
-    steps.append(Step(d * 0.25, "delete-job"))
+    steps.append(Step(d * 0.20, "delete-job"))  # waits until the job is under way
     steps.append(Step(d * 0.42, "restart-redis"))
     steps.append(Step(d * 0.58, "oom", seconds=min(oom_seconds, d / 12)))
     steps = [Step(round(s.at, 1), s.action, s.arg, round(s.seconds, 1)) for s in steps]

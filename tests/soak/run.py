@@ -197,7 +197,8 @@ class Soak:
             return job is not None and job["status"] in ("extracting", "processing") \
                 and job["frames_read"] > 0
 
-        wait_until(midway, self.recovery_wait)  # the runner may still be on earlier jobs
+        # The runner may still be on the job before; a job of every frame takes minutes.
+        wait_until(midway, max(self.recovery_wait, self.schedule.duration / 10))
         at = self.now()
         status = delete_job(self.system.base, doomed)
         left: list[str] = []
@@ -209,7 +210,10 @@ class Soak:
         ended = self.now()
         took = wait_until(clean, DELETE_CLEAN_WAIT)
         detail = f"deleted while {status}"
-        if took is None:
+        if status not in ("extracting", "processing"):
+            detail += " (not mid-way: the fault did not happen as planned)"
+            took = None
+        if took is None and left:
             detail += f"; left: {', '.join(sorted(left)[:4])}" + (" ..." if len(left) > 4
                                                                    else "")
         log.info("job DELETE %s (%s): %s", doomed, status,

@@ -3,7 +3,8 @@
 One process per source. Each captured frame is downscaled, JPEG-encoded once and pushed to every
 inference type's bounded queue in one round trip, so adding a type costs a queue entry, not an
 encode. The loop never blocks on Redis: while Redis is down a live source keeps grabbing (its
-frames are dropped undecoded), a file holds its position, and pushing resumes on its own. A live source that fails is reopened with backoff; a file loops.
+frames are dropped undecoded), a file holds its position, and pushing resumes on its own. A
+live source that fails is reopened with backoff; a file loops.
 See doc/streams.md.
 """
 
