@@ -179,6 +179,24 @@ def connect(url: str, *, socket_timeout: float = 10.0, decode: bool = False,
     )
 
 
+def forget_traceback(exc: BaseException) -> None:
+    """Drop the tracebacks of ``exc`` and the exceptions it chains, once it is handled.
+
+    redis-py keeps a failed pipeline's error in a list that the error's own traceback reaches,
+    a reference cycle; through ``f_back`` the cycle holds every frame of the failed call, the
+    caller's locals included, until the cyclic collector runs, which a quiet loop rarely
+    triggers. A stream kept one 1 MB image per refused push that way: +10 MB in a 30 s
+    out-of-memory episode (doc/reliability.md). Nobody reads the traceback of an error that was
+    logged as text and retried, so it goes.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        current.__traceback__ = None
+        current = current.__cause__ or current.__context__
+
+
 class Backoff:
     """Exponential backoff with jitter for retry loops; logs once per outage.
 
@@ -201,6 +219,7 @@ class Backoff:
         """Record a failure and return the delay before the next try, without waiting.
 
         For loops that must keep working while Redis is down (a stream keeps capturing).
+        ``exc`` loses its traceback (:func:`forget_traceback`).
         """
         with self._lock:
             if self.failures == 0:
@@ -208,6 +227,7 @@ class Backoff:
                             error_text(exc))
             self.failures += 1
             delay = min(self.cap, self.base * 2 ** min(self.failures - 1, 16))
+        forget_traceback(exc)
         return delay * random.uniform(0.5, 1.0)
 
     def succeeded(self) -> bool:

@@ -53,7 +53,7 @@ from ..core.jobs import JobFrame, JobStore
 from ..core.keys import check_job_id, check_stream_id
 from ..core.metrics import GatewayMetrics
 from ..core.redact import redact_url
-from ..core.redisconn import REDIS_DOWN_ERRORS, connect, error_text
+from ..core.redisconn import REDIS_DOWN_ERRORS, connect, error_text, forget_traceback
 from ..core.registry import StreamRegistry, worker_types
 from ..core.runtime import LIVE_SOCKET_BUFFER, ServiceRuntime, cap_socket_buffers, setup_logging
 from ..core.settings import GatewaySettings, parse_settings
@@ -286,6 +286,7 @@ class RedisHealth:
             log.warning("gateway: Redis unavailable (%s); answering 503 until it is back",
                         error_text(exc))
             self.down = True
+        forget_traceback(exc)
 
     def ok(self) -> None:
         if self.down:

@@ -6,14 +6,16 @@ want replicas, which no other test should see.
 
 from __future__ import annotations
 
+import gc
 import threading
+import weakref
 from collections.abc import Iterator
 
 import pytest
 import redis
 
 from elastic_inference.core.leased import LeasedQueue
-from elastic_inference.core.queue import FrameQueue
+from elastic_inference.core.queue import FrameQueue, push_to_types
 from elastic_inference.core.redisconn import (
     REDIS_DOWN_ERRORS,
     Backoff,
@@ -132,3 +134,38 @@ def test_retry_backs_off_through_a_refusal_and_stops_on_request(server: RedisSer
     client.set("a-string", "x")
     with pytest.raises(redis.ResponseError):  # a bug is not retried
         retry(lambda: client.lpush("a-string", 1), backoff, threading.Event())
+
+
+class _Image:
+    """Stands for a frame the caller holds while it pushes (weakly referenceable)."""
+
+
+def test_a_refused_push_keeps_nothing_of_its_caller_alive(server: RedisServer) -> None:
+    """redis-py's failed pipeline is a reference cycle that, through ``f_back``, held the
+    caller's frame and its 1 MB image until the cyclic collector ran: a stream grew 10 MB in a
+    30 s out-of-memory episode. After :meth:`Backoff.record_failure` it must be freed at once."""
+    client = connect(server.url, retries=1)
+    queues = [FrameQueue(client, "face")]
+    push_to_types(queues, [b"frame-0"])  # the stream was pushing before Redis filled up
+    admin = redis.Redis.from_url(server.url)
+    admin.config_set("maxmemory-policy", "noeviction")
+    admin.config_set("maxmemory", "1mb")  # far below what an empty server uses
+    backoff = Backoff("test")
+
+    def publish() -> weakref.ref[_Image]:
+        image = _Image()
+        try:
+            push_to_types(queues, [b"x" * 100_000])
+        except REDIS_DOWN_ERRORS as exc:
+            backoff.record_failure(exc)
+        return weakref.ref(image)
+
+    gc.collect()
+    gc.disable()
+    try:
+        refs = [publish() for _ in range(3)]
+    finally:
+        gc.enable()
+    assert backoff.failures == 3
+    assert [r() for r in refs] == [None, None, None]
+    client.close()
