@@ -387,12 +387,8 @@ class StreamService:
         return True
 
     def _hold_while_redis_down(self) -> None:
-        """A file has no clock of its own: hold its position until Redis may take frames again.
-
-        Reading and dropping frames meanwhile gained nothing and cost memory: in a 30 s
-        out-of-memory episode a stream that kept decoding grew by 13 MB of native heap that it
-        only partly gave back (doc/reliability.md); one that held stayed within 1 MB.
-        """
+        """A file has no clock of its own: hold its position until Redis may take frames again,
+        rather than spend a core decoding frames that would be dropped (5-30 per second)."""
         self.stop.wait(max(0.01, min(self._redis_retry_at - time.monotonic(),
                                      self._beat_due_in())))
 
