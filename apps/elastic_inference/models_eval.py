@@ -19,8 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from .core.errors import ConfigError, ModelError, TruthError
+from .core.errors import ConfigError, ModelError, SourceError, TruthError
 from .core.evaluate import LabelMap, Report, Scored, evaluate, parse_map, parse_sweep
+from .core.result import Detection
 from .core.settings import StreamSettings
 from .core.truth import Truth, load_truth
 from .status import table
@@ -68,7 +69,7 @@ def read_frames(video: Path, indices: Sequence[int]) -> Iterator[tuple[int, np.n
     last = max(wanted)
     cap = cv2.VideoCapture(str(video))
     if not cap.isOpened():
-        raise TruthError(f"cannot open video {video}")
+        raise SourceError(f"cannot open video {video}")
     try:
         index = 0
         while index <= last:
@@ -114,27 +115,29 @@ def run_model(args: argparse.Namespace, truth: Truth, lmap: LabelMap, labels: Se
                              f" (its labels: {', '.join(spec.labels)}); use --map SRC=DST")
         detector = OpenVINODetector(spec, args.model_dir, device=args.device,
                                     label_filter=keep or None)
-    try:
-        indices = sorted(truth.frames)
-        images, sizes = [], {}
-        for index, image in read_frames(args.video, indices):
+    out: dict[int, list[Scored]] = {}
+
+    def scale(done: list[tuple[int, list[Detection]]]) -> None:
+        for index, dets in done:
+            w, h = sizes[index]
+            out[index] = [Scored(d.label, d.score, (d.box[0] * w, d.box[1] * h,
+                                                     d.box[2] * w, d.box[3] * h)) for d in dets]
+
+    sizes: dict[int, tuple[int, int]] = {}
+    try:  # streamed (prepare/submit/flush, as the worker does): memory stays flat
+        for index, image in read_frames(args.video, sorted(truth.frames)):
             h, w = image.shape[:2]
             if truth.size is not None and truth.size != (w, h):
                 raise TruthError(f"truth file {args.truth} is for {truth.size[0]}x"
                                  f"{truth.size[1]} frames but {args.video} has {w}x{h}")
             sizes[index] = (w, h)
-            images.append(as_streamed(image, detector.input_size, args.max_width,
-                                      args.jpeg_quality))
-        found = detector.infer(images)
+            frame = as_streamed(image, detector.input_size, args.max_width, args.jpeg_quality)
+            scale(detector.submit(detector.prepare(frame), index))
+        scale(detector.flush())
         facts = {"model": detector.model, "device": detector.device,
                  "precision": detector.precision}
     finally:
         detector.close()
-    out: dict[int, list[Scored]] = {}
-    for index, dets in zip(indices, found, strict=True):
-        w, h = sizes[index]
-        out[index] = [Scored(d.label, d.score, (d.box[0] * w, d.box[1] * h,
-                                                 d.box[2] * w, d.box[3] * h)) for d in dets]
     return out, facts
 
 
