@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from elastic_inference.core.errors import ConfigError
@@ -161,3 +164,11 @@ def test_parse_sweep() -> None:
     for bad in ("0.3:0.7", "a:b:c", "0:0.5:0.1", "0.7:0.3:0.1", "0.3:0.7:0", "0.3:1.0:0.1"):
         with pytest.raises(ConfigError, match="--sweep"):
             parse_sweep(bad)
+
+
+def test_matching_imports_neither_openvino_nor_opencv() -> None:
+    """Scoring is plain Python; ``ei models eval`` loads the engine only to run the model."""
+    code = ("import sys; import elastic_inference.core.evaluate, elastic_inference.core.truth, "
+            "elastic_inference.models_eval; "
+            "assert not {'openvino', 'cv2'} & set(sys.modules), sorted(sys.modules)")
+    subprocess.run([sys.executable, "-c", code], check=True)
