@@ -1,6 +1,7 @@
 """``ei models``: ``fetch`` the built-in models (as tools/download-models.sh does), ``quantize``
-them to INT8 variants with NNCF, or ``list`` the registry: inference types, their models, each
-model's precision and whether its file is present."""
+them to INT8 variants with NNCF, ``eval`` one against a truth file (precision and recall), or
+``list`` the registry: inference types, their models, each model's precision and whether its
+file is present."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from . import models_eval
 from .core.errors import ModelError
 from .engine import fetch
 from .engine.models import BUILTIN_MODELS, INFER_TYPES
@@ -83,9 +85,13 @@ def main(argv: list[str]) -> int:
                    help="calibration frames, spread over the sample videos "
                         f"(default: {CALIBRATION_FRAMES})")
     q.add_argument("--force", action="store_true", help="remake even if up to date")
+    models_eval.add_parser(sub)
     args = parser.parse_args(argv)
     if args.action == "fetch":
         return fetch.main(argv[1:])
+    if args.action == "eval":
+        sys.stdout.write(models_eval.run_eval(args) + "\n")
+        return 0
     if args.action == "quantize":
         if not logging.getLogger().handlers:
             logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

@@ -17,6 +17,11 @@ class ModelError(EIError):
     """A model is unknown, missing on disk, or does not match its post-processor."""
 
 
+class TruthError(EIError):
+    """A truth (checked annotation) file cannot be read or does not fit the video; the message
+    names the file and the place in it."""
+
+
 class FetchError(EIError):
     """Model or sample download failed, or a checksum did not match."""
 
