@@ -110,7 +110,7 @@ def _object(cls: type, tuples: tuple[str, ...] = ()) -> Parser:
             raise _Bad(f"an object with keys from {sorted(names)}")
         unknown = set(v) - names
         if unknown:
-            raise _Bad(f"unknown keys {sorted(unknown)} (known: {sorted(names)})")
+            raise _Bad(f"an object with keys from {sorted(names)}; {sorted(unknown)} unknown")
         try:
             return cls(**{k: tuple(x) if k in tuples else x for k, x in v.items()})
         except TypeError as exc:
