@@ -202,12 +202,12 @@ class OpenVINODetector:
         else:
             raise ModelError(f"model {spec.name!r}: cannot tell the channel axis of input {pshape}")
         want_w, want_h = spec.input_w or w, spec.input_h or h
+        if want_w <= 0 or want_h <= 0:
+            raise ModelError(
+                f"model {spec.name!r} has a dynamic input size ({pshape}); set "
+                '"input_w" and "input_h" in its JSON sidecar to the size it was exported at'
+            )
         if (want_w, want_h) != (w, h) or dims[0] != 1:
-            if want_w <= 0 or want_h <= 0:
-                raise ModelError(
-                    f"model {spec.name!r} has a dynamic input size ({pshape}); set "
-                    '"input_w" and "input_h" in its JSON sidecar to the size it was exported at'
-                )
             if spec.postprocess == "mediapipe-ssd" and w > 0 and h > 0:
                 raise ModelError(
                     f"model {spec.name!r}: input is {w}x{h} but its anchors expect "
