@@ -187,3 +187,21 @@ def test_letterbox_places_the_frame_and_boxes_map_back() -> None:
            (ref[3] * nh + y) / 64)
     back = unletterbox(inp, 640, 360, 64, 64)
     assert back is not None and box_iou(back, ref) > 0.999
+
+
+def test_split_ssd_heads_are_not_taken_for_a_yolo_head() -> None:
+    # BlazeFace without its sidecar: [1, 896, 16] boxes + [1, 896, 1] scores, one N.
+    with pytest.raises(ModelError, match="match no known layout"):
+        select([Output(0, (1, 896, 16)), Output(1, (1, 896, 1))], ctx(("face",)))
+    # With one output less the same [1, 896, 16] would be a YOLOv5 head.
+    assert select([Output(0, (1, 896, 16))], ctx())[0].name == "yolov5"
+
+
+def test_end2end_rows_with_logits_are_judged_on_the_whole_tensor() -> None:
+    rows = np.zeros((1, 100, 6), np.float32)
+    rows[:, :, 4] = -9.0                   # background queries: logits well under 0
+    rows[0, 3] = [0.1, 0.1, 0.3, 0.5, 0.4, 0]  # sigmoid(0.4) = 0.599, inside 0..1 as a logit
+    _, dec = select([Output(0, (1, 100, 6))], ctx())
+    (d,) = dec([rows])
+    assert d.label == "cat" and d.score == pytest.approx(1 / (1 + math.exp(-0.4)), abs=1e-5)
+    np.testing.assert_allclose(d.box, (0.1, 0.1, 0.3, 0.5), atol=1e-6)

@@ -74,17 +74,17 @@ class RowsDecoder:
 
     def __call__(self, tensors: Sequence[npt.ArrayLike]) -> list[Detection]:
         rows = np.asarray(tensors[0], dtype=np.float32).reshape(-1, 6)
-        rows = rows[_probabilities(rows[:, 4], self.ctx) >= self.ctx.threshold]
+        # Units and activation are judged on the whole tensor, then rows are picked.
+        pixels = not _normalised(rows[:, :4], self.ctx)
+        scores = _probabilities(rows[:, 4], self.ctx)
         classes = rows[:, 5].astype(np.intp)
+        keep = scores >= self.ctx.threshold
         if self.allowed is not None:
-            rows = rows[np.isin(classes, list(self.allowed))]
-            classes = rows[:, 5].astype(np.intp)
-        boxes = rows[:, :4]
+            keep &= np.isin(classes, list(self.allowed))
+        boxes = rows[keep, :4]
         if self.ctx.options.box_format == "cxcywh":
             boxes = cxcywh_to_xyxy(boxes)
-        pixels = not _normalised(boxes, self.ctx)
-        scores = _probabilities(rows[:, 4], self.ctx)
-        return finish(boxes, scores, classes, self.ctx, pixels=pixels, suppress=False)
+        return finish(boxes, scores[keep], classes[keep], self.ctx, pixels=pixels, suppress=False)
 
 
 @dataclass(frozen=True)

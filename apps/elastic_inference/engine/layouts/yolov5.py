@@ -77,6 +77,12 @@ def row_candidates(outputs: Sequence[Output]) -> list[Output]:
     ]
 
 
+def split_head(out: Output, outputs: Sequence[Output]) -> bool:
+    """Another ``[1, N, *]`` output with the same ``N``: boxes and scores apart, as raw SSD
+    heads are (BlazeFace's ``[1, 896, 16]`` + ``[1, 896, 1]``), not one YOLO head."""
+    return any(o is not out and o.shape[1] == out.shape[1] for o in rank3(outputs))
+
+
 def is_anchor_free_count(n: int, ctx: Context) -> bool:
     w, h = ctx.input_size
     return n > 0 and n == grid_count(w, h, ctx.options.strides)
@@ -93,7 +99,7 @@ class YoloV5Layout:
         for out in row_candidates(outputs):
             n, c = out.shape[1], out.shape[2]
             if not forced:
-                if is_anchor_free_count(n, ctx):
+                if split_head(out, outputs) or is_anchor_free_count(n, ctx):
                     continue  # one row per cell: YOLOX (the documented rule)
                 if ctx.labels and c == 4 + len(ctx.labels):
                     continue  # a transposed YOLOv8 head

@@ -29,6 +29,7 @@ from .base import (
     rank3,
     shapes_text,
 )
+from .yolov5 import split_head
 
 NAME = "yolov8"
 READS = "[1, 4+nc, N] (cx, cy, w, h in input pixels, class scores; no objectness)"
@@ -69,6 +70,7 @@ class YoloV8Layout:
             if 5 <= a and (b < 0 or a < b):
                 return YoloV8Decoder((out.index,), ctx, allowed_classes(ctx, a - 4), True)
             transposed = ctx.labels and b == 4 + len(ctx.labels) and b != 5 + len(ctx.labels)
+            transposed = transposed and not split_head(out, outputs)
             if b >= 5 and (a < 0 or a > b) and (transposed or forced):
                 return YoloV8Decoder((out.index,), ctx, allowed_classes(ctx, b - 4), False)
         if forced:

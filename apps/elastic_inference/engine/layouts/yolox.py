@@ -31,7 +31,7 @@ from .base import (
     grid_count,
     shapes_text,
 )
-from .yolov5 import is_anchor_free_count, objectness_candidates, row_candidates
+from .yolov5 import is_anchor_free_count, objectness_candidates, row_candidates, split_head
 
 NAME = "yolox"
 READS = "[1, N, 5+nc] raw grid outputs, N = sum over strides of (H/s)*(W/s)"
@@ -80,7 +80,7 @@ class YoloxLayout:
         w, h = ctx.input_size
         expected = grid_count(w, h, ctx.options.strides)
         for out in row_candidates(outputs):
-            if is_anchor_free_count(out.shape[1], ctx):
+            if is_anchor_free_count(out.shape[1], ctx) and (forced or not split_head(out, outputs)):
                 cells, strides = grid(w, h, ctx.options.strides)
                 return YoloxDecoder(
                     (out.index,), ctx, allowed_classes(ctx, out.shape[2] - 5), cells, strides
