@@ -109,7 +109,10 @@ class OpenVINODetector:
         if len(net.inputs) != 1:
             raise ModelError(f"model {spec.name!r} has {len(net.inputs)} inputs; one is supported")
 
-        layout, (w, h) = self._input_geometry(net, spec)
+        try:
+            layout, (w, h) = self._input_geometry(net, spec)
+        except RuntimeError as exc:  # a reshape the model's graph does not allow
+            raise ModelError(f"cannot set up the input of model {spec.name!r}: {exc}") from exc
         found, self._decoder = select(
             _outputs(net),
             spec.layout_context((w, h), None if label_filter is None else frozenset(label_filter)),

@@ -181,3 +181,11 @@ def shapes_text(outputs: Collection[Output]) -> str:
     return ", ".join(
         "[" + ", ".join("?" if d < 0 else str(d) for d in o.shape) + "]" for o in outputs
     )
+
+
+def no_fit(ctx: Context, outputs: Collection[Output], name: str, reads: str) -> ModelError:
+    """The error of a layout forced on outputs that are not its own."""
+    return ModelError(
+        f"model {ctx.model!r}: outputs {shapes_text(outputs)} do not fit layout {name!r}, "
+        f"which reads {reads}"
+    )

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from ...core.errors import ModelError
 from ...core.result import Detection
 from ..postprocess import sigmoid
 from .base import (
@@ -37,8 +36,8 @@ from .base import (
     cxcywh_to_xyxy,
     finish,
     grid_count,
+    no_fit,
     rank3,
-    shapes_text,
 )
 
 NAME = "end2end"
@@ -151,10 +150,7 @@ class End2EndLayout:
                     allowed = frozenset(int(i) for i in allowed_classes(ctx, len(ctx.labels)))
                 return RowsDecoder((out.index,), ctx, allowed)
         if forced:
-            raise ModelError(
-                f"model {ctx.model!r}: outputs {shapes_text(outputs)} do not fit layout "
-                f"{NAME!r}, which reads {READS}"
-            )
+            raise no_fit(ctx, outputs, NAME, READS)
         return None
 
 

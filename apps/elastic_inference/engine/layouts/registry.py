@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from ...core.errors import ModelError
 from . import end2end, mediapipe_ssd, omz_ssd, yolov5, yolov8, yolox
-from .base import Context, Decoder, Layout, Output, shapes_text
+from .base import Context, Decoder, Layout, Output, no_fit, shapes_text
 
 LAYOUTS: tuple[Layout, ...] = (
     omz_ssd.LAYOUT,
@@ -48,8 +48,7 @@ def select(outputs: Sequence[Output], ctx: Context, forced: str = "auto") -> tup
             )
         decoder = layout.recognise(outputs, ctx, True)
         if decoder is None:  # recognisers raise when forced; this guards a new one that does not
-            raise ModelError(f"model {ctx.model!r}: outputs {shapes_text(outputs)} do not fit "
-                             f"layout {forced!r}, which reads {layout.reads}")
+            raise no_fit(ctx, outputs, forced, layout.reads)
         return layout, decoder
     for layout in LAYOUTS:
         decoder = layout.recognise(outputs, ctx, False)

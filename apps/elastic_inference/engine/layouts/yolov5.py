@@ -18,7 +18,6 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from ...core.errors import ModelError
 from ...core.result import Detection
 from .base import (
     Context,
@@ -30,8 +29,8 @@ from .base import (
     cxcywh_to_xyxy,
     finish,
     grid_count,
+    no_fit,
     rank3,
-    shapes_text,
 )
 
 NAME = "yolov5"
@@ -105,10 +104,7 @@ class YoloV5Layout:
                     continue  # a transposed YOLOv8 head
             return ObjectnessDecoder((out.index,), ctx, allowed_classes(ctx, c - 5))
         if forced:
-            raise ModelError(
-                f"model {ctx.model!r}: outputs {shapes_text(outputs)} do not fit layout "
-                f"{NAME!r}, which reads {READS}"
-            )
+            raise no_fit(ctx, outputs, NAME, READS)
         return None
 
 

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from ...core.errors import ModelError
 from ...core.result import Detection
 from .base import (
     Context,
@@ -26,8 +25,8 @@ from .base import (
     allowed_classes,
     cxcywh_to_xyxy,
     finish,
+    no_fit,
     rank3,
-    shapes_text,
 )
 from .yolov5 import split_head
 
@@ -74,10 +73,7 @@ class YoloV8Layout:
             if b >= 5 and (a < 0 or a > b) and (transposed or forced):
                 return YoloV8Decoder((out.index,), ctx, allowed_classes(ctx, b - 4), False)
         if forced:
-            raise ModelError(
-                f"model {ctx.model!r}: outputs {shapes_text(outputs)} do not fit layout "
-                f"{NAME!r}, which reads {READS}"
-            )
+            raise no_fit(ctx, outputs, NAME, READS)
         return None
 
 
