@@ -152,6 +152,29 @@ def test_omz_detection_output_onnx(redis_url: str, tmp_path: Path) -> None:
     assert got["red"] == []
 
 
+def test_mediapipe_ssd_heads_with_anchors_from_the_sidecar(
+        redis_url: str, tmp_path: Path) -> None:
+    # One layer of stride 8 on 64x64, one fixed-size anchor per cell: 64 anchors; anchor 27
+    # is cell (3, 3), centred at 3.5 / 8. Regressions x, y, w, h in 1/64 of the input.
+    regress = np.zeros((1, 64, 16), np.float32)
+    regress[0, 27, :4] = [0, 0, 16, 16]
+    logits = np.full((1, 64, 1), -10.0, np.float32)
+    model = write_detector(tmp_path / "ssd.onnx", [
+        Head("regressors", regress),
+        Head("classificators", logits, {(0, 27, 0): 12.0})])  # red: (255-127.5)/127.5 = 1
+    (tmp_path / "ssd.json").write_text(json.dumps({
+        "layout": "mediapipe-ssd", "labels": ["face"],
+        "anchors": {"num_layers": 1, "min_scale": 0.2, "max_scale": 0.9, "input_w": 64,
+                    "input_h": 64, "strides": [8], "interpolated_scale_aspect_ratio": 0.0,
+                    "fixed_anchor_size": True},
+        "decode": {"order": "xywh", "x_scale": 64, "y_scale": 64, "w_scale": 64,
+                   "h_scale": 64}}))
+    got = run_infer(redis_url, model, {"red": jpeg(RED), "blue": jpeg(BLUE)})
+    assert_box(one(got["red"]), "face", 1 / (1 + math.exp(-2)),
+               (0.3125, 0.3125, 0.5625, 0.5625))
+    assert got["blue"] == []
+
+
 def test_dynamic_input_letterboxed_with_per_channel_normalisation(
         redis_url: str, tmp_path: Path) -> None:
     t = np.zeros((1, 6, G), np.float32)
