@@ -7,26 +7,22 @@ files in the model directory (or any path) with an optional JSON sidecar, see
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from ..core.errors import ModelError
-from .postprocess import (
-    AnchorOptions,
-    DecodeOptions,
-    DetectionOutputPostprocessor,
-    SsdPostprocessor,
-    generate_anchors,
-)
+from .layouts.base import Color, Context, LayoutOptions
+from .postprocess import AnchorOptions, DecodeOptions
+from .sidecar import load_sidecar, parse_sidecar
 
 log = logging.getLogger(__name__)
 
-PostprocessKind = Literal["mediapipe-ssd", "omz-ssd"]
-POSTPROCESS_KINDS: tuple[str, ...] = ("mediapipe-ssd", "omz-ssd")
+#: A layout name from ``layouts.registry``; ``auto`` = recognised from the output shapes.
+PostprocessKind = Literal[
+    "auto", "mediapipe-ssd", "omz-ssd", "yolov5", "yolov8", "yolox", "end2end"
+]
 MODEL_SUFFIXES: tuple[str, ...] = (".xml", ".onnx", ".tflite")
 LabelFilter = frozenset[str] | None
 
@@ -45,9 +41,12 @@ class ModelSpec:
 
     ``file`` is relative to the model directory (an absolute path for a user model elsewhere).
     ``input_w``/``input_h`` of 0 mean "read them from the model". ``color``/``mean``/``scale``
-    describe the input the network expects (``(pixel - mean) / scale``); the runtime folds them
-    into the compiled model so the host only resizes. ``quantized_from`` names the FP32 built-in
-    an INT8 variant is made from locally (``ei models quantize``; nothing to download).
+    describe the input the network expects (``(pixel - mean) / scale``, scalars or one value per
+    channel); the runtime folds them into the compiled model so the host only resizes. ``None``
+    (a user model whose sidecar does not say) means the recognised layout's default.
+    ``resize`` ``letterbox`` keeps the frame's aspect ratio (padding; undone on the boxes).
+    ``quantized_from`` names the FP32 built-in an INT8 variant is made from locally
+    (``ei models quantize``; nothing to download).
     """
 
     name: str
@@ -61,9 +60,11 @@ class ModelSpec:
     anchors: AnchorOptions | None = None
     decode: DecodeOptions | None = None
     ignore_classes: tuple[int, ...] = ()
-    color: Literal["RGB", "BGR"] = "RGB"
-    mean: float = 0.0
-    scale: float = 1.0
+    color: Color | None = "RGB"
+    mean: float | tuple[float, ...] | None = 0.0
+    scale: float | tuple[float, ...] | None = 1.0
+    resize: Literal["stretch", "letterbox"] = "stretch"
+    options: LayoutOptions = field(default_factory=LayoutOptions)
     max_detections: int = 100
     source: str = ""
     optional: bool = False
@@ -81,23 +82,16 @@ class ModelSpec:
         """Absolute location of the model file (``file`` may itself be absolute)."""
         return Path(model_dir) / self.file
 
-    def make_postprocessor(
-        self, label_filter: LabelFilter = None
-    ) -> SsdPostprocessor | DetectionOutputPostprocessor:
-        """Build the post-processor once per detector (anchors are precomputed here)."""
-        if self.postprocess == "omz-ssd":
-            return DetectionOutputPostprocessor(self.labels, self.threshold, label_filter)
-        if self.anchors is None or self.decode is None:
-            raise ModelError(f"model {self.name!r}: mediapipe-ssd needs anchors and decode options")
-        return SsdPostprocessor(
-            generate_anchors(self.anchors),
-            self.decode,
-            self.labels,
-            self.threshold,
-            self.iou_threshold,
+    def layout_context(
+        self, input_size: tuple[int, int], label_filter: LabelFilter = None
+    ) -> Context:
+        """What the layout decoders need of this spec, at the network's ``(w, h)``."""
+        return Context(
+            model=self.name, labels=self.labels, threshold=self.threshold,
+            input_size=input_size, iou_threshold=self.iou_threshold,
+            max_detections=self.max_detections, label_filter=label_filter,
+            options=self.options, anchors=self.anchors, decode=self.decode,
             ignore_classes=self.ignore_classes,
-            label_filter=label_filter,
-            max_detections=self.max_detections,
         )
 
 
@@ -256,65 +250,15 @@ def _looks_like_path(name: str) -> bool:
     return "/" in name or "\\" in name or Path(name).suffix.lower() in (*MODEL_SUFFIXES, ".json")
 
 
-def _read_labels(path: Path) -> tuple[str, ...]:
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise ModelError(f"cannot read labels file {path}: {exc}") from exc
-    return tuple(line.strip() for line in lines if line.strip())
-
-
-_SIDE_KEYS = {f.name for f in fields(ModelSpec)} - {
-    "name", "builtin", "optional", "source", "quantized_from"
-}
-
-
-def _spec_from_sidecar(
-    name: str, model_file: Path, side: Mapping[str, Any], base: Path
-) -> ModelSpec:
-    unknown = set(side) - _SIDE_KEYS - {"labels_file"}
-    if unknown:
-        raise ModelError(f"model {name!r}: unknown keys in JSON sidecar: {sorted(unknown)}")
-    kw: dict[str, Any] = {k: v for k, v in side.items() if k not in ("labels_file", "file")}
-    if "labels_file" in side:
-        kw["labels"] = _read_labels(base / str(side["labels_file"]))
-    elif "labels" in kw:
-        kw["labels"] = tuple(str(x) for x in kw["labels"])
-    kw.setdefault("postprocess", "omz-ssd")
-    if kw["postprocess"] not in POSTPROCESS_KINDS:
-        raise ModelError(
-            f"model {name!r}: postprocess {kw['postprocess']!r} is not one of {POSTPROCESS_KINDS}"
-        )
-    if kw["postprocess"] == "omz-ssd":
-        # OMZ models take BGR 0..255 unless the sidecar says otherwise.
-        kw.setdefault("color", "BGR")
-    try:
-        if isinstance(kw.get("anchors"), Mapping):
-            a = dict(kw["anchors"])
-            for key in ("strides", "aspect_ratios"):
-                if key in a:
-                    a[key] = tuple(a[key])
-            kw["anchors"] = AnchorOptions(**a)
-        if isinstance(kw.get("decode"), Mapping):
-            kw["decode"] = DecodeOptions(**kw["decode"])
-        if "ignore_classes" in kw:
-            kw["ignore_classes"] = tuple(int(x) for x in kw["ignore_classes"])
-        kw.setdefault("labels", ())
-        kw.setdefault("threshold", 0.5)
-        return ModelSpec(name=name, file=str(model_file), builtin=False, source="user", **kw)
-    except (TypeError, ValueError) as exc:
-        raise ModelError(f"model {name!r}: invalid JSON sidecar: {exc}") from exc
-
-
 def load_user_model(model: str, model_dir: Path | None = None) -> ModelSpec:
     """A user's own model, found by path or by name in ``model_dir``.
 
     ``model`` is a path to ``X.xml`` (with ``X.bin``), ``X.onnx``, ``X.tflite`` or ``X.json``, or
     just ``X`` when those files sit in ``model_dir``. Next to the model, an optional ``X.json``
-    sidecar holds :class:`ModelSpec` fields (``postprocess``, ``labels``/``labels_file``,
-    ``threshold``, ``color``, ``mean``, ``scale``, ...) and an optional ``X.labels`` holds one
-    label per line (line number = class id). Without a sidecar the model is taken to be an OMZ
-    SSD (``DetectionOutput`` ``[1,1,N,7]``, BGR 0..255 input), the common case.
+    sidecar (:mod:`.sidecar`, doc/models.md) sets the layout, labels, input and thresholds, and an
+    optional ``X.labels`` holds one label per line (line number = class id). What the sidecar
+    does not say is decided when the runtime has read the model: the layout from its output
+    shapes (``auto``), the input colour order and normalisation from that layout.
     """
     candidates: list[Path] = []
     if _looks_like_path(model):
@@ -334,18 +278,10 @@ def load_user_model(model: str, model_dir: Path | None = None) -> ModelSpec:
         )
     name, base = found.stem, found.parent
     sidecar_path = found if found.suffix.lower() == ".json" else base / f"{name}.json"
-    side: dict[str, Any] = {}
-    if sidecar_path.is_file():
-        try:
-            loaded = json.loads(sidecar_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ModelError(f"cannot read model sidecar {sidecar_path}: {exc}") from exc
-        if not isinstance(loaded, dict):
-            raise ModelError(f"model sidecar {sidecar_path} must hold a JSON object")
-        side = loaded
+    side = load_sidecar(sidecar_path) if sidecar_path.is_file() else {}
     if found.suffix.lower() == ".json":
-        if "file" in side:
-            model_file = base / str(side["file"])
+        if isinstance(side.get("file"), str):
+            model_file = base / side["file"]
         else:
             model_file = next(
                 (base / f"{name}{s}" for s in MODEL_SUFFIXES if (base / f"{name}{s}").is_file()),
@@ -355,7 +291,10 @@ def load_user_model(model: str, model_dir: Path | None = None) -> ModelSpec:
         model_file = found
     if "labels" not in side and "labels_file" not in side and (base / f"{name}.labels").is_file():
         side = {**side, "labels_file": f"{name}.labels"}
-    return _spec_from_sidecar(name, model_file.resolve(), side, base)
+    kw: dict[str, Any] = {"postprocess": "auto", "labels": (), "threshold": 0.5, "color": None,
+                          "mean": None, "scale": None, **parse_sidecar(name, side, base)}
+    kw.pop("file", None)
+    return ModelSpec(name=name, file=str(model_file.resolve()), builtin=False, source="user", **kw)
 
 
 def get_model(name: str, model_dir: Path | None = None) -> ModelSpec:

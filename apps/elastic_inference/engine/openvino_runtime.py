@@ -24,9 +24,10 @@ import numpy as np
 from ..core.errors import ModelError
 from ..core.result import Detection
 from .detector import Done, Image, infer_all
+from .layouts.base import Output
+from .layouts.registry import select
 from .models import ModelSpec
-from .postprocess import DetectionOutputPostprocessor, SsdPostprocessor
-from .preprocess import resize_to_input
+from .preprocess import letterbox, resize_to_input, unletterbox
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,21 @@ def check_device(device: str, available: Sequence[str]) -> str:
         f"inference device {device!r} is not available on this machine; "
         f"available: {', '.join(available) or 'none'} (or AUTO)"
     )
+
+
+class _Letterboxed(np.ndarray):
+    """A prepared input that remembers the frame size its letterbox was made from, so the
+    boxes can be mapped back; the worker passes prepared inputs through untouched."""
+
+    frame_size: tuple[int, int] = (0, 0)
+
+
+def _outputs(net: Any) -> list[Output]:
+    return [
+        Output(i, tuple(d.get_length() if d.is_static else -1 for d in o.get_partial_shape()),
+               tuple(sorted(o.get_names())))
+        for i, o in enumerate(net.outputs)
+    ]
 
 
 class OpenVINODetector:
@@ -95,6 +111,18 @@ class OpenVINODetector:
 
         try:
             layout, (w, h) = self._input_geometry(net, spec)
+        except RuntimeError as exc:  # a reshape the model's graph does not allow
+            raise ModelError(f"cannot set up the input of model {spec.name!r}: {exc}") from exc
+        found, self._decoder = select(
+            _outputs(net),
+            spec.layout_context((w, h), None if label_filter is None else frozenset(label_filter)),
+            spec.postprocess,
+        )
+        defaults = found.input_defaults
+        color = spec.color or defaults.color
+        mean = defaults.mean if spec.mean is None else spec.mean
+        scale = defaults.scale if spec.scale is None else spec.scale
+        try:
             ppp = PrePostProcessor(net)
             inp = ppp.input()
             inp.tensor().set_element_type(ov.Type.u8).set_layout(
@@ -102,20 +130,18 @@ class OpenVINODetector:
             ).set_color_format(ColorFormat.BGR)
             inp.model().set_layout(ov.Layout(layout))
             steps = inp.preprocess().convert_element_type(ov.Type.f32)
-            if spec.color == "RGB":
+            if color == "RGB":
                 steps.convert_color(ColorFormat.RGB)
-            if spec.mean:
-                steps.mean(float(spec.mean))
-            if spec.scale != 1.0:
-                steps.scale(float(spec.scale))
+            if mean != 0.0:  # per channel: in the network's colour order
+                steps.mean(list(mean) if isinstance(mean, tuple) else float(mean))
+            if scale != 1.0:
+                steps.scale(list(scale) if isinstance(scale, tuple) else float(scale))
             net = ppp.build()
         except RuntimeError as exc:
             raise ModelError(f"cannot set up the input of model {spec.name!r}: {exc}") from exc
-
-        self._post = spec.make_postprocessor(
-            None if label_filter is None else frozenset(label_filter)
-        )
-        self._out_index = self._output_indices(net, spec)
+        self.layout = found.name
+        self._letterbox = spec.resize == "letterbox"
+        self._frames: dict[int, tuple[int, int]] = {}  # request id -> letterboxed frame (w, h)
 
         try:
             self._compiled = core.compile_model(
@@ -148,10 +174,15 @@ class OpenVINODetector:
         self._pending: dict[int, int] = {}  # request id -> caller's tag
         self._inputs: dict[int, np.ndarray] = {}  # request id -> tensor it reads in place
         log.info(
-            "model %s (%s) compiled for %s, running on %s in %s with %d infer requests, "
-            "input %dx%d",
+            "model %s (%s, layout %s, %s %s mean %s scale %s) compiled for %s, running on %s "
+            "in %s with %d infer requests, input %dx%d",
             spec.name,
             path.name,
+            self.layout,
+            spec.resize,
+            color,
+            mean,
+            scale,
             requested,
             self.device,
             self.precision,
@@ -174,12 +205,12 @@ class OpenVINODetector:
         else:
             raise ModelError(f"model {spec.name!r}: cannot tell the channel axis of input {pshape}")
         want_w, want_h = spec.input_w or w, spec.input_h or h
-        if (want_w, want_h) != (w, h):
-            if want_w <= 0 or want_h <= 0:
-                raise ModelError(
-                    f"model {spec.name!r} has a dynamic input size; set input_w/input_h in its "
-                    "JSON sidecar"
-                )
+        if want_w <= 0 or want_h <= 0:
+            raise ModelError(
+                f"model {spec.name!r} has a dynamic input size ({pshape}); set "
+                '"input_w" and "input_h" in its JSON sidecar to the size it was exported at'
+            )
+        if (want_w, want_h) != (w, h) or dims[0] != 1:
             if spec.postprocess == "mediapipe-ssd" and w > 0 and h > 0:
                 raise ModelError(
                     f"model {spec.name!r}: input is {w}x{h} but its anchors expect "
@@ -188,36 +219,6 @@ class OpenVINODetector:
             shape = [1, want_h, want_w, 3] if layout == "NHWC" else [1, 3, want_h, want_w]
             net.reshape({net.input(0).get_any_name(): shape})
         return layout, (want_w, want_h)
-
-    def _output_indices(self, net: Any, spec: ModelSpec) -> tuple[int, ...]:
-        """Which outputs feed the post-processor, checked against the spec (clear errors early)."""
-        shapes = [tuple(o.get_partial_shape().to_shape()) for o in net.outputs]
-        if isinstance(self._post, DetectionOutputPostprocessor):
-            for i, shp in enumerate(shapes):
-                if len(shp) == 4 and shp[-1] == 7:
-                    return (i,)
-            raise ModelError(
-                f"model {spec.name!r} is declared omz-ssd but has no [1,1,N,7] DetectionOutput "
-                f"output (outputs: {shapes})"
-            )
-        n_anchors = self._post.num_anchors
-        n_classes = len(spec.labels)
-        cand = [i for i, s in enumerate(shapes) if len(s) == 3 and s[1] == n_anchors]
-        scores = [i for i in cand if shapes[i][2] == n_classes]
-        if len(cand) != 2 or not scores:
-            raise ModelError(
-                f"model {spec.name!r} outputs {shapes} do not match {n_anchors} anchors and "
-                f"{n_classes} classes of its mediapipe-ssd post-processor"
-            )
-        s_idx = scores[0]
-        if len(scores) == 2:  # as many classes as box values: tell them apart by name
-            names = [" ".join(net.output(i).get_names()).lower() for i in cand]
-            s_idx = next(
-                (i for i, nm in zip(cand, names, strict=True) if "class" in nm or "score" in nm),
-                cand[1],
-            )
-        b_idx = next(i for i in cand if i != s_idx)
-        return (b_idx, s_idx)
 
     def _prepare(self, frame: Image) -> np.ndarray:
         """BGR image of any size -> contiguous ``[1, h, w, 3]`` u8 at the model size."""
@@ -231,15 +232,26 @@ class OpenVINODetector:
                 f"expected a BGR uint8 image, got shape {image.shape} dtype {image.dtype}"
             )
         w, h = self.input_size
-        return resize_to_input(image, w, h)[np.newaxis]
+        if not self._letterbox:
+            return resize_to_input(image, w, h)[np.newaxis]
+        boxed = letterbox(image, w, h)[np.newaxis].view(_Letterboxed)
+        boxed.frame_size = (image.shape[1], image.shape[0])
+        return boxed
 
     def _collect(self, request_id: int) -> list[Detection]:
         """Post-process the outputs of a finished request (before it is reused)."""
         request = self._queue[request_id]
-        outs = [request.get_output_tensor(i).data for i in self._out_index]
-        if isinstance(self._post, SsdPostprocessor):
-            return self._post(outs[0], outs[1])
-        return self._post(outs[0])
+        found = self._decoder([request.get_output_tensor(i).data for i in self._decoder.outputs])
+        frame = self._frames.pop(request_id, None)
+        if frame is None:
+            return found
+        w, h = self.input_size
+        out = []
+        for d in found:
+            box = unletterbox(d.box, frame[0], frame[1], w, h)
+            if box is not None:
+                out.append(Detection(d.label, d.score, box))
+        return out
 
     def prepare(self, image: Image) -> np.ndarray:
         """Public, thread-safe form of the host-side resize (the worker's decode pool runs it)."""
@@ -260,9 +272,11 @@ class OpenVINODetector:
                 done.append((self._pending.pop(rid), self._collect(rid)))
             # The request reads ``prepared`` in place (share_inputs): keep it alive until reuse.
             self._inputs[rid] = prepared
+            if self._letterbox:
+                self._frames[rid] = getattr(prepared, "frame_size", self.input_size)
             # start_async takes this same request: it is the front of the queue's idle list,
             # and only this thread submits (under the lock).
-            self._queue.start_async({0: prepared}, tag, share_inputs=True)
+            self._queue.start_async({0: np.asarray(prepared)}, tag, share_inputs=True)
             if self._queue.userdata[rid] != tag:  # cheap guard on that invariant
                 raise RuntimeError("AsyncInferQueue started another request than expected")
             self._pending[rid] = tag

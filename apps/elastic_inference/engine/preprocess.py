@@ -35,6 +35,40 @@ def resize_to_input(image: np.ndarray, w: int, h: int) -> np.ndarray:
     return cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
+#: Letterbox padding grey, the value YOLO-family training and exports pad with.
+PAD_VALUE = 114
+
+
+def letterbox_geometry(fw: int, fh: int, w: int, h: int) -> tuple[int, int, int, int]:
+    """Where a ``fw x fh`` frame lands in a ``w x h`` letterbox: ``(x, y, width, height)``.
+
+    Scaled to fit whole with its aspect ratio, centred, the rest padded (as YOLO exports are
+    usually fed).
+    """
+    r = min(w / fw, h / fh)
+    nw, nh = max(1, min(w, round(fw * r))), max(1, min(h, round(fh * r)))
+    return (w - nw) // 2, (h - nh) // 2, nw, nh
+
+
+def letterbox(image: np.ndarray, w: int, h: int) -> np.ndarray:
+    """BGR image -> ``[h, w, 3]`` uint8 letterbox (see :func:`letterbox_geometry`)."""
+    x, y, nw, nh = letterbox_geometry(image.shape[1], image.shape[0], w, h)
+    out = np.full((h, w, 3), PAD_VALUE, dtype=np.uint8)
+    out[y:y + nh, x:x + nw] = resize_to_input(image, nw, nh)
+    return out
+
+
+def unletterbox(box: tuple[float, float, float, float], fw: int, fh: int, w: int, h: int
+                ) -> tuple[float, float, float, float] | None:
+    """A box normalised to the letterboxed input -> normalised to the frame, clipped; ``None``
+    when it lies wholly in the padding."""
+    x, y, nw, nh = letterbox_geometry(fw, fh, w, h)
+    x1, y1, x2, y2 = box
+    fx1, fx2 = (min(max((v * w - x) / nw, 0.0), 1.0) for v in (x1, x2))
+    fy1, fy2 = (min(max((v * h - y) / nh, 0.0), 1.0) for v in (y1, y2))
+    return (fx1, fy1, fx2, fy2) if fx2 > fx1 and fy2 > fy1 else None
+
+
 def network_input(image: np.ndarray, spec: ModelSpec) -> np.ndarray:
     """BGR uint8 image -> float32 NHWC ``[1, h, w, 3]`` as the bare network expects it.
 
@@ -43,14 +77,17 @@ def network_input(image: np.ndarray, spec: ModelSpec) -> np.ndarray:
     """
     if spec.input_w <= 0 or spec.input_h <= 0:
         raise ModelError(f"model {spec.name!r} has no fixed input size (input_w/input_h)")
-    x = resize_to_input(image, spec.input_w, spec.input_h)
+    if spec.resize == "letterbox":
+        x = letterbox(image, spec.input_w, spec.input_h)
+    else:
+        x = resize_to_input(image, spec.input_w, spec.input_h)
     if spec.color == "RGB":
         x = cv2.cvtColor(x, cv2.COLOR_BGR2RGB)
     out = x.astype(np.float32)
-    if spec.mean:
-        out -= np.float32(spec.mean)
-    if spec.scale != 1.0:
-        out /= np.float32(spec.scale)
+    if spec.mean is not None:
+        out -= np.asarray(spec.mean, dtype=np.float32)
+    if spec.scale is not None:
+        out /= np.asarray(spec.scale, dtype=np.float32)
     return out[np.newaxis]
 
 

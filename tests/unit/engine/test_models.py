@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from elastic_inference.core.errors import ModelError
+from elastic_inference.engine.layouts.base import Output
+from elastic_inference.engine.layouts.registry import select
 from elastic_inference.engine.models import (
     BUILTIN_MODELS,
     INFER_TYPES,
@@ -61,9 +63,10 @@ def test_user_model_in_model_dir(tmp_path: Path) -> None:
     (tmp_path / "person-detection-retail-0013.xml").write_text("<net/>")
     (tmp_path / "person-detection-retail-0013.labels").write_text("background\nperson\n")
     spec, keep = resolve("people", "person-detection-retail-0013", tmp_path)
-    assert spec.postprocess == "omz-ssd" and not spec.builtin
+    # Without a sidecar the layout is recognised, and its input defaults used, at load time.
+    assert spec.postprocess == "auto" and not spec.builtin
     assert spec.labels == ("background", "person") and keep == frozenset({"person"})
-    assert spec.color == "BGR" and spec.mean == 0.0 and spec.scale == 1.0
+    assert spec.color is None and spec.mean is None and spec.scale is None
     assert spec.path(tmp_path) == (tmp_path / "person-detection-retail-0013.xml").resolve()
 
 
@@ -119,8 +122,11 @@ def test_user_mediapipe_model_from_sidecar(tmp_path: Path) -> None:
     (tmp_path / "tiny.json").write_text(json.dumps(side))
     spec = get_model("tiny", tmp_path)
     assert spec.anchors is not None and spec.anchors.strides == (8,)
-    assert spec.color == "RGB"
-    assert spec.make_postprocessor().num_anchors == 64  # type: ignore[union-attr]
+    assert spec.color is None and spec.mean == 127.5  # colour: the layout's default, RGB
+    outputs = [Output(0, (1, 64, 16)), Output(1, (1, 64, 1))]
+    layout, decoder = select(outputs, spec.layout_context((64, 64)), spec.postprocess)
+    assert layout.name == "mediapipe-ssd" and decoder.outputs == (0, 1)
+    assert layout.input_defaults.color == "RGB"
 
 
 def test_every_builtin_has_an_int8_variant() -> None:

@@ -127,9 +127,11 @@ def test_nms_suppresses_overlaps_and_keeps_other_labels() -> None:
 
 def _ssd_postprocessor(label_filter: frozenset[str] | None = None) -> SsdPostprocessor:
     spec = BUILTIN_MODELS["ssd-mobilenetv2-oidv4"]
-    post = spec.make_postprocessor(label_filter)
-    assert isinstance(post, SsdPostprocessor)
-    return post
+    assert spec.anchors is not None and spec.decode is not None
+    return SsdPostprocessor(
+        generate_anchors(spec.anchors), spec.decode, spec.labels, spec.threshold,
+        spec.iou_threshold, ignore_classes=spec.ignore_classes, label_filter=label_filter,
+        max_detections=spec.max_detections)
 
 
 def _encode_box(anchor: np.ndarray, box: tuple[float, float, float, float]) -> list[float]:
