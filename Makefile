@@ -81,6 +81,20 @@ $(STAMP): setup.cfg pyproject.toml $(LOCK)
 	$(PY) -m pip install --quiet --constraint $(LOCK) --no-build-isolation -e '.[dev]'
 	touch $@
 
+# The comment at the top of constraints.txt (uv's own header is turned off).
+define LOCK_HEADER
+# Exact versions of every Python dependency of elastic-inference: its requirements, every
+# extra of setup.cfg (runtime and dev) and the build tools (pip, setuptools, wheel), resolved
+# for CPython 3.11 and later on any platform (universal: a marker where a platform differs).
+# The Makefile's venv and every image install with `pip --constraint constraints.txt`; pip
+# ignores a constraint for a package it does not install, so this one file also pins the
+# images, which install only some extras. Produced by `make lock` with uv 0.13.9:
+#   printf '%s\n' pip 'setuptools>=68' wheel | uv pip compile --universal --python-version 3.11 --all-extras --no-header setup.cfg - -o constraints.txt
+# which keeps the versions already here (`make lock UPGRADE=1` moves them all to the newest).
+# Do not edit by hand: change setup.cfg, run `make lock`, run the tests.
+endef
+export LOCK_HEADER
+
 lock: $(UV)
 	printf '%s\n' $(LOCK_TOOLS) | $(UV) pip compile --quiet $(LOCK_FLAGS) \
 	    $(if $(UPGRADE),--upgrade) setup.cfg - -o $(LOCK)
