@@ -11,6 +11,7 @@ body fills x 0.0-0.72 of the frame, top to bottom.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,7 +25,13 @@ from skimage import data
 from elastic_inference.core.errors import ModelError
 from elastic_inference.core.result import Box, Detection, box_iou
 from elastic_inference.engine.detector import Detector, load_detector
-from elastic_inference.engine.fetch import SHA256, fetch_models, sha256_file
+from elastic_inference.engine.fetch import (
+    SHA256,
+    TFJS_MODELS,
+    convert_tfjs_models,
+    fetch_models,
+    sha256_file,
+)
 from elastic_inference.engine.models import BUILTIN_MODELS, OIDV4_LABELS
 
 pytestmark = pytest.mark.integration
@@ -70,14 +77,35 @@ def test_fetch_verified_and_idempotent(model_dir: Path) -> None:
         assert sha256_file(model_dir / name) == digest
     labelmap = (model_dir / "object_detection_oidv4_labelmap.txt").read_text().splitlines()
     assert tuple(labelmap) == OIDV4_LABELS
-    stamps = {name: _stamp(model_dir / name) for name in SHA256}
+    files = {*SHA256, *TFJS_MODELS}  # a converted IR: .bin pinned, .xml beside it
+    stamps = {name: _stamp(model_dir / name) for name in files}
     again = fetch_models(model_dir, model_dir / ".cache")
-    assert {p.name for p in again} == set(SHA256)
+    assert {p.name for p in again} == files
     # Idempotent: present, verified files are kept as they are (not extracted again).
-    assert {name: _stamp(model_dir / name) for name in SHA256} == stamps
+    assert {name: _stamp(model_dir / name) for name in files} == stamps
     for spec in BUILTIN_MODELS.values():
         if not spec.quantized_from:  # INT8 variants are made by `ei models quantize`
             assert spec.path(model_dir).is_file()
+
+
+def test_nanodet_conversion_is_reproducible(model_dir: Path, tmp_path: Path) -> None:
+    # The real conversion (TensorFlow.js graph -> GraphDef -> OpenVINO IR), from the npm
+    # tarball the session's fetch left in the cache, into an empty directory.
+    convert_tfjs_models(tmp_path, model_dir / ".cache", ["nanodet-g-416.xml"])
+    xml, weights = tmp_path / "nanodet-g-416.xml", tmp_path / "nanodet-g-416.bin"
+    assert sha256_file(weights) == SHA256["nanodet-g-416.bin"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [weights.name, xml.name]  # no temp
+    # The .xml names no temporary path. OpenVINO numbers the layers it names itself with a
+    # counter per process (Convolution_90 in a fresh one), so compare without those numbers.
+    assert _unnumbered(xml) == _unnumbered(model_dir / xml.name)
+    stamp = _stamp(weights)
+    assert [p.name for p in fetch_models(tmp_path, model_dir / ".cache")][-2:] == [
+        xml.name, weights.name]
+    assert _stamp(weights) == stamp  # present and verified: not converted again
+
+
+def _unnumbered(xml: Path) -> str:
+    return re.sub(r'name="([A-Za-z]+)_\d+"', r'name="\1_N"', xml.read_text())
 
 
 def _stamp(path: Path) -> tuple[int, int]:
