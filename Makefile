@@ -104,7 +104,7 @@ $(UV):
 	$(PYTHON) -m venv $(@D)/..
 	$(@D)/pip install --quiet uv==$(UV_VERSION)
 
-$(MODELS): $(STAMP) apps/elastic_inference/engine/fetch.py
+$(MODELS): $(STAMP) apps/elastic_inference/engine/fetch.py apps/elastic_inference/engine/tfjs.py
 	PYTHON=$(PY) tools/download-models.sh -d models
 	touch $@
 

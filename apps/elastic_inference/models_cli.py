@@ -39,7 +39,7 @@ def quantize_names(requested: list[str] | None, model_dir: Path) -> list[str]:
         return list(DEFAULT_MODELS)
     if "all" in requested:
         return [m.name for m in BUILTIN_MODELS.values()
-                if not m.quantized_from and m.path(model_dir).is_file()]
+                if m.int8 and m.path(model_dir).is_file()]
     return list(dict.fromkeys(int8_pair(name)[0].name for name in requested))
 
 

@@ -147,12 +147,12 @@ class TestWithUp:
         assert all(before[s] != after[s] for s in STREAMS), (before, after)
 
         # The people stream's boxes: its tile says so, and the canvas has pixels of the
-        # "Person" colour (the colour the gateway's snapshots use too: engine/annotate.py).
-        b, g, r = label_colour("Person")
+        # "person" colour (the colour the gateway's snapshots use too: engine/annotate.py).
+        b, g, r = label_colour("person")
         browser.wait("+document.querySelector('.tile[data-stream=\"vtest-people\"]')"
                      ".dataset.detections > 0", 20, "detections on the vtest-people tile")
         pixels = browser.wait(f"{colour_pixels_js('vtest-people', (r, g, b))} > 150", 20,
-                              "Person-coloured box pixels on the vtest-people canvas")
+                              "person-coloured box pixels on the vtest-people canvas")
         assert pixels
         # The same colour is (nearly) absent from the car stream's picture of the same video.
         car = browser.eval(colour_pixels_js("vtest-car", (r, g, b)))
@@ -208,13 +208,13 @@ class TestWithUp:
                      "a painted frame in the detail view")
         browser.wait("+(document.querySelector('.detections')?.dataset.count ?? 0) > 0", 20,
                      "detections listed")
-        # The chart has points of the Person series (history of the last minutes).
+        # The chart has points of the person series (history of the last minutes).
         browser.wait("+(document.querySelector('.chart-box')?.dataset.points ?? 0) > 0", 20,
                      "a non-empty chart")
         series = browser.eval("[...document.querySelectorAll('.chart .series')]"
                               ".map((p) => p.getAttribute('d'))")
         assert series and all(d.startswith("M") for d in series), series
-        assert "Person" in browser.eval("document.querySelector('.legend').textContent")
+        assert "person" in browser.eval("document.querySelector('.legend').textContent")
         href = browser.eval("[...document.querySelectorAll('.links a')]"
                             ".find((a) => a.textContent.includes('MJPEG')).getAttribute('href')")
         assert href == "/api/streams/vtest-people/mjpeg"

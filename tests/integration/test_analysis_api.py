@@ -161,7 +161,7 @@ def test_every_fifth_frame_of_vtest_through_the_api(
         assert (frame_results["id"], frame_results["frame"]) == (job_id, 100)
         people = frame_results["results"]["people"]
         assert people == frames[20]["results"]["people"]
-        persons = [d for d in people["detections"] if d["label"] == "Person"]
+        persons = [d for d in people["detections"] if d["label"] == "person"]
         assert persons, people
         code, head, jpeg = api.call("GET", f"/api/analysis/{job_id}/frames/100.jpg")
         assert code == 200 and head["Content-Type"] == "image/jpeg"

@@ -103,10 +103,10 @@ def test_results_go_to_live_buffer_and_history_with_metrics(
     worker.run()
     assert client.xlen(keys.results("astro")) == 6
     labels = {d.label for d in decode_result(worker.broker.latest("astro")[0].result).detections}
-    assert labels == {"Person"}  # the people type keeps only Person
+    assert labels == {"person"}  # the people type keeps only person
     worker.update_stats()
     text = generate_latest(worker.runtime.registry).decode()
-    metric_labels = 'device="CPU",model="ssd-mobilenetv2-oidv4",type="people"'
+    metric_labels = 'device="CPU",model="nanodet-g-416",type="people"'
     assert f"ei_frames_inferred_total{{{metric_labels}}} 6.0" in text
     for name in ("ei_capacity_fps", "ei_infer_fps", "ei_scale_ratio"):
         line = next(ln for ln in text.splitlines() if ln.startswith(name + "{"))
@@ -131,9 +131,9 @@ def test_people_stream_over_vtest_finds_people_in_most_frames(
     entries = redis.Redis.from_url(redis_url).xrange(keys.results("vtest"))
     assert len(entries) == n
     with_person = sum(
-        any(d["label"] == "Person" for d in json.loads(f[b"result"])["detections"])
+        any(d["label"] == "person" for d in json.loads(f[b"result"])["detections"])
         for _, f in entries)
-    assert with_person / n >= 0.8, f"only {with_person}/{n} frames with a Person"
+    assert with_person / n >= 0.8, f"only {with_person}/{n} frames with a person"
 
 
 def test_reduction_keeps_frames_at_least_model_sized() -> None:

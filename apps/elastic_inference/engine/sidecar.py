@@ -87,6 +87,13 @@ def _channels(nonzero: bool) -> Parser:
     return parse
 
 
+def _type_thresholds(v: Any, base: Path) -> tuple[tuple[str, float], ...]:
+    """``{"people": 0.4, "car": 0.3}``: a score threshold per inference type."""
+    if not isinstance(v, dict) or not v:
+        raise _Bad(f"an object of inference type -> threshold, not {json.dumps(v)[:80]}")
+    return tuple((_text(k), _fraction(False)(x, base)) for k, x in v.items())
+
+
 def _labels(v: Any, base: Path) -> tuple[str, ...]:
     if isinstance(v, str):  # a file next to the sidecar
         return read_labels(base / v)
@@ -127,6 +134,7 @@ KEYS: dict[str, tuple[str, Parser]] = {
     "labels": ("labels", _labels),
     "labels_file": ("labels", lambda v, base: read_labels(base / _text(v))),
     "threshold": ("threshold", _fraction(False)),
+    "type_thresholds": ("type_thresholds", _type_thresholds),
     "iou_threshold": ("iou_threshold", _fraction(True)),
     "max_detections": ("max_detections", _int(1)),
     "input_w": ("input_w", _int(1)),

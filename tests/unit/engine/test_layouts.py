@@ -43,7 +43,7 @@ def test_grid_count_and_layout_names() -> None:
     assert grid_count(64, 64, (8, 16, 32)) == G
     assert grid_count(640, 640, (8, 16, 32)) == 8400
     assert set(LAYOUT_NAMES) == {
-        "auto", "omz-ssd", "mediapipe-ssd", "end2end", "yolox", "yolov8", "yolov5"}
+        "auto", "omz-ssd", "mediapipe-ssd", "end2end", "nanodet", "yolox", "yolov8", "yolov5"}
 
 
 def test_yolov5_objectness_times_class_and_classwise_nms() -> None:

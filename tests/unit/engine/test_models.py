@@ -12,6 +12,7 @@ from elastic_inference.engine.layouts.base import Output
 from elastic_inference.engine.layouts.registry import select
 from elastic_inference.engine.models import (
     BUILTIN_MODELS,
+    COCO80_LABELS,
     INFER_TYPES,
     OIDV4_LABELS,
     get_model,
@@ -25,13 +26,42 @@ def test_builtin_types() -> None:
     assert spec.name == "blazeface" and keep == frozenset({"face"})
     assert spec.threshold == 0.6
     spec, keep = resolve("people")
-    assert spec.name == "ssd-mobilenetv2-oidv4" and keep == frozenset({"Person"})
+    assert spec.name == "nanodet-g-416" and keep == frozenset({"person"})
     spec, keep = resolve("car")
-    assert keep == frozenset({"Car", "Vehicle"})
-    assert keep <= set(OIDV4_LABELS)
+    # The van in vtest.avi is a COCO truck; motorcycles are vehicles on the road too.
+    assert spec.name == "nanodet-g-416"
+    assert keep == frozenset({"car", "truck", "bus", "motorcycle"})
+    assert keep <= set(COCO80_LABELS)
     spec, keep = resolve("object")
-    assert spec.name == "ssd-mobilenetv2-oidv4" and keep is None
+    assert spec.name == "nanodet-g-416" and keep is None and len(spec.labels) == 80
     assert set(INFER_TYPES) == {"face", "people", "car", "object"}
+
+
+def test_types_with_the_lighter_ssd() -> None:
+    # The SSD stays selectable per worker; the types' labels match its spelling.
+    spec, keep = resolve("people", "ssd-mobilenetv2-oidv4")
+    assert spec.name == "ssd-mobilenetv2-oidv4" and keep == frozenset({"Person"})
+    spec, keep = resolve("car", "ssd-mobilenetv2-oidv4")
+    assert keep == frozenset({"Car", "Vehicle"}) and keep <= set(OIDV4_LABELS)
+    assert resolve("object", "ssd-mobilenetv2-oidv4")[1] is None
+
+
+def test_thresholds_per_type() -> None:
+    # The SSD's vehicles score lower than its people (doc/models.md): car has its own.
+    assert resolve("people", "ssd-mobilenetv2-oidv4")[0].threshold == 0.4
+    assert resolve("car", "ssd-mobilenetv2-oidv4")[0].threshold == 0.3
+    assert resolve("car", "ssd-mobilenetv2-oidv4-int8")[0].threshold == 0.3
+    assert resolve("car", "ssd-mobilenetv2-oidv4", threshold=0.6)[0].threshold == 0.6
+    assert resolve("people")[0].threshold == 0.45  # NanoDet
+    assert resolve("car")[0].threshold == resolve("object")[0].threshold == 0.4
+
+
+def test_nanodet_spec() -> None:
+    spec = BUILTIN_MODELS["nanodet-g-416"]
+    assert spec.postprocess == "nanodet" and spec.file == "nanodet-g-416.xml"
+    assert (spec.input_w, spec.input_h, spec.color) == (416, 416, "BGR")
+    assert spec.mean == (103.53, 116.28, 123.675) and spec.scale == (57.375, 57.12, 58.395)
+    assert spec.extra_files == ("nanodet-g-416.bin",)
 
 
 def test_oidv4_labels() -> None:
@@ -129,11 +159,14 @@ def test_user_mediapipe_model_from_sidecar(tmp_path: Path) -> None:
     assert layout.input_defaults.color == "RGB"
 
 
-def test_every_builtin_has_an_int8_variant() -> None:
-    fp32 = {n: s for n, s in BUILTIN_MODELS.items() if not s.quantized_from}
+def test_every_builtin_but_nanodet_has_an_int8_variant() -> None:
+    fp32 = {n: s for n, s in BUILTIN_MODELS.items() if not s.quantized_from and s.int8}
     assert set(fp32) == {
         "blazeface", "blazeface-full", "ssd-mobilenetv2-oidv4", "blazepose-detector"
     }
+    # NanoDet has none yet (doc/models.md, "INT8 variants"): asking for one is an unknown model.
+    assert not BUILTIN_MODELS["nanodet-g-416"].int8
+    assert "nanodet-g-416-int8" not in BUILTIN_MODELS
     for name, spec in fp32.items():
         int8 = BUILTIN_MODELS[f"{name}-int8"]
         assert spec.precision == "FP32" and int8.precision == "INT8"
@@ -141,9 +174,10 @@ def test_every_builtin_has_an_int8_variant() -> None:
         assert int8.file == f"{name}-int8.xml" and int8.extra_files == ()
         # Same decoding and input: only the weights' precision differs.
         same = ("postprocess", "labels", "threshold", "iou_threshold", "input_w", "input_h",
-                "anchors", "decode", "ignore_classes", "color", "mean", "scale")
+                "anchors", "decode", "ignore_classes", "color", "mean", "scale",
+                "type_thresholds")
         assert all(getattr(int8, f) == getattr(spec, f) for f in same), name
-    assert len(BUILTIN_MODELS) == 2 * len(fp32)  # no int8-of-int8
+    assert len(BUILTIN_MODELS) == 2 * len(fp32) + 1  # no int8-of-int8, none of NanoDet
 
 
 def test_int8_variant_selectable_by_name(tmp_path: Path) -> None:
@@ -173,3 +207,16 @@ def test_sidecar_cannot_claim_to_be_quantized(tmp_path: Path) -> None:
     (tmp_path / "m.json").write_text(json.dumps({"quantized_from": "blazeface"}))
     with pytest.raises(ModelError, match="quantized_from"):
         get_model("m", tmp_path)
+
+
+def test_type_thresholds_from_a_sidecar(tmp_path: Path) -> None:
+    (tmp_path / "m.onnx").write_bytes(b"onnx")
+    (tmp_path / "m.json").write_text(json.dumps({"threshold": 0.5,
+                                                 "type_thresholds": {"people": 0.25}}))
+    assert get_model("m", tmp_path).type_thresholds == (("people", 0.25),)
+    assert resolve("people", "m", tmp_path)[0].threshold == 0.25
+    assert resolve("car", "m", tmp_path)[0].threshold == 0.5
+    for bad in ({"people": 1.5}, [0.3], {}):
+        (tmp_path / "m.json").write_text(json.dumps({"type_thresholds": bad}))
+        with pytest.raises(ModelError, match="'type_thresholds' must be"):
+            get_model("m", tmp_path)

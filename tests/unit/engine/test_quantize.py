@@ -24,6 +24,8 @@ def test_int8_pair_accepts_either_name() -> None:
     for bad in ("yolo", "blazeface-int8-int8", "my-model"):
         with pytest.raises(ModelError, match="not a built-in FP32 model"):
             int8_pair(bad)
+    with pytest.raises(ModelError, match="'nanodet-g-416': has no INT8 variant"):
+        int8_pair("nanodet-g-416")
 
 
 def _ir(path: Path, sha: str, recipe: str = RECIPE) -> None:

@@ -50,8 +50,8 @@ class InputDefaults:
     """What a family's exports expect as input, used where the sidecar says nothing."""
 
     color: Color
-    mean: float
-    scale: float
+    mean: float | tuple[float, ...]  # one value, or one per channel in ``color`` order
+    scale: float | tuple[float, ...]
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,9 @@
 Recognisers are tried in :data:`LAYOUTS` order; the first that claims the outputs wins.
 The order encodes the ambiguity rules (doc/models.md, "How a layout is recognised"):
 ``DetectionOutput`` first (unmistakable); MediaPipe SSD only with anchors; end-to-end
-``[1, K, 6]`` unless ``K`` is a YOLO grid count; YOLOX when ``N`` is the anchor-free grid
-count; YOLOv8 when channels come first; YOLOv5 for the remaining ``[1, N, 5 + nc]``.
+``[1, K, 6]`` unless ``K`` is a YOLO grid count; NanoDet when the outputs pair up per stride
+(each stride's cell count, twice); YOLOX when ``N`` is the anchor-free grid count; YOLOv8
+when channels come first; YOLOv5 for the remaining ``[1, N, 5 + nc]``.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ...core.errors import ModelError
-from . import end2end, mediapipe_ssd, omz_ssd, yolov5, yolov8, yolox
+from . import end2end, mediapipe_ssd, nanodet, omz_ssd, yolov5, yolov8, yolox
 from .base import Context, Decoder, Layout, Output, no_fit, shapes_text
 
 LAYOUTS: tuple[Layout, ...] = (
     omz_ssd.LAYOUT,
     mediapipe_ssd.LAYOUT,
     end2end.LAYOUT,
+    nanodet.LAYOUT,
     yolox.LAYOUT,
     yolov8.LAYOUT,
     yolov5.LAYOUT,
