@@ -49,6 +49,12 @@ RESTART_CAP = 30.0
 #: A child that ran at least this long before it died was healthy: its backoff starts over.
 HEALTHY_RUN = 60.0
 SUPERVISE_INTERVAL = 0.5
+#: glibc's MALLOC_ARENA_MAX for the streams, analysis, websocket and gateway (the user's own
+#: value wins). glibc gives threads heap arenas of their own, up to 8 per core; a service that
+#: hands frames of varying size between its threads and connections then creeps in RSS as each
+#: arena fills with fragments (the websocket service: +10 % in a 30-minute soak, doc/
+#: reliability.md). Workers keep glibc's default: their decode pool allocates in parallel.
+SERVICE_MALLOC_ARENAS = "2"
 SCRAPE_TIMEOUT = 1.0
 
 
@@ -212,10 +218,14 @@ class LocalSystem:
         env["EI_METRICS_HOST"] = s.metrics_host
         scrape_host = reachable(s.metrics_host)
 
-        def child(name: str, *args: str) -> Child:
+        # Two glibc heap arenas for every service but the workers (see SERVICE_MALLOC_ARENAS).
+        service_env = {"MALLOC_ARENA_MAX": SERVICE_MALLOC_ARENAS, **env}
+
+        def child(name: str, *args: str, worker: bool = False) -> Child:
             port = free_port()
             return Child(name, [*args, "--metrics-port", str(port)],
-                         f"http://{scrape_host}:{port}/metrics", env=env)
+                         f"http://{scrape_host}:{port}/metrics",
+                         env=env if worker else service_env)
 
         policy = ScalePolicy(min_replicas=s.min_workers, max_replicas=s.max_workers,
                              tolerance=s.scale_tolerance, scale_up_window=s.scale_up_window,
@@ -223,7 +233,8 @@ class LocalSystem:
 
         def worker_maker(infer_type: str) -> Callable[[int], Child]:
             return lambda n: child(f"infer {infer_type} #{n}", "infer", "--type", infer_type,
-                                   "--device", s.device, "--model-dir", str(s.model_dir))
+                                   "--device", s.device, "--model-dir", str(s.model_dir),
+                                   worker=True)
 
         for t in s.workers:
             pool = WorkerPool(t, worker_maker(t), Autoscaler(policy) if s.autoscale else None)

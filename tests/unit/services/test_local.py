@@ -35,6 +35,22 @@ def test_plan_starts_three_streams_three_workers_websocket_and_gateway(tmp_path:
                for c, p in zip(system.all_children(), ports, strict=True))
 
 
+@pytest.mark.parametrize("user", [None, "4"])
+def test_services_get_two_heap_arenas_and_workers_the_default(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, user: str | None) -> None:
+    if user is None:
+        monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    else:
+        monkeypatch.setenv("MALLOC_ARENA_MAX", user)
+    s = parse_settings(UpSettings, ["--sample-dir", str(tmp_path)], {})
+    system = LocalSystem(s, "redis://127.0.0.1:1/0", ServiceRuntime("t"))
+    arenas = {c.args[0]: c.env.get("MALLOC_ARENA_MAX") for c in system.all_children()}
+    want = user or "2"
+    assert {k: v for k, v in arenas.items() if k != "infer"} == {
+        "stream": want, "analysis": want, "websocket": want, "gateway": want}
+    assert arenas["infer"] == user  # glibc's default unless the user set one
+
+
 def test_autoscale_plan_starts_min_workers_of_the_chosen_types_only(tmp_path: Path) -> None:
     s = parse_settings(UpSettings, ["--sample-dir", str(tmp_path), "--autoscale",
                                     "--workers", "people", "--sample-streams", "false",
