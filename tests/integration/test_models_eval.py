@@ -17,11 +17,13 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 TRUTH = REPO / "tests" / "data" / "vtest-truth.json"
 SSD = "ssd-mobilenetv2-oidv4"
+DEFAULT = "nanodet-g-416"  # the default of people, car and object
+MEGAMIND_TRUTH = REPO / "tests" / "data" / "Megamind-truth.json"
 
 
 def ei_eval(model_dir: Path, video: Path, truth: Path,
-            *extra: str) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "elastic_inference.cli", "models", "eval", "--model", SSD,
+            *extra: str, model: str = SSD) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "elastic_inference.cli", "models", "eval", "--model", model,
            "-d", str(model_dir), "--video", str(video), "--truth", str(truth), *extra]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
 
@@ -90,3 +92,22 @@ def test_bad_truth_file_is_a_clear_error(model_dir: Path, sample_dir: Path,
     other = ei_eval(model_dir, sample_dir / "Megamind.avi", TRUTH)
     assert other.returncode == 1
     assert "is for 768x576 frames but" in other.stderr and "720x528" in other.stderr
+
+
+@pytest.mark.parametrize("model", [DEFAULT, SSD])
+@pytest.mark.parametrize(("video", "truth", "frames"), [
+    ("vtest.avi", TRUTH, 40), ("Megamind.avi", MEGAMIND_TRUTH, 20)])
+def test_default_and_ssd_on_both_sample_videos(model_dir: Path, sample_dir: Path, model: str,
+                                               video: str, truth: Path, frames: int) -> None:
+    """The figures doc/models.md quotes come from these runs (person, and vehicles on vtest)."""
+    got = report(ei_eval(model_dir, sample_dir / video, truth, "--json", model=model))
+    assert got["frames"] == frames
+    run = got["results"][0]
+    person = run["labels"]["person"]
+    assert person["truth"] > 0 and person["tp"] + person["fn"] == person["truth"]
+    for counts in run["labels"].values():
+        for key in ("precision", "recall"):
+            assert counts[key] is None or 0.0 <= counts[key] <= 1.0
+    if model == DEFAULT and video == "vtest.avi":  # the default sees what the SSD misses
+        assert person["recall"] >= 0.85 and person["precision"] >= 0.85, person
+        assert run["labels"]["truck"]["recall"] >= 0.9, run["labels"]["truck"]
