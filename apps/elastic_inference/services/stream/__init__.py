@@ -1,0 +1,58 @@
+"""``ei stream``: one video source (file, webcam or URL) feeding the frame queues of its types.
+
+One process per source. Each captured frame is downscaled, JPEG-encoded once and pushed to every
+inference type's bounded queue in one round trip, so adding a type costs a queue entry, not an
+encode. The loop never blocks on Redis: while Redis is down a live source keeps grabbing (its
+frames are dropped undecoded), a file holds its position, and pushing resumes on its own. A
+live source that fails is reopened with backoff; a file loops.
+See doc/streams.md.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ...core.redact import redact_url
+from ...core.redisconn import connect
+from ...core.runtime import ServiceRuntime, setup_logging
+from ...core.settings import StreamSettings, parse_settings
+from .pacing import Pacer
+from .service import STATES, StreamService
+from .source import (
+    REOPEN_CAP,
+    Read,
+    Source,
+    SourceSpec,
+    derive_stream_id,
+    open_capture,
+    parse_source,
+    reopen_delay,
+    sanitize_id,
+)
+
+__all__ = ["REOPEN_CAP", "STATES", "Pacer", "Read", "Source", "SourceSpec", "StreamService",
+           "derive_stream_id", "main", "open_capture", "parse_source", "reopen_delay",
+           "sanitize_id"]
+
+log = logging.getLogger(__name__)
+
+
+def main(argv: list[str]) -> int:
+    """``ei stream``: parse settings once, then stream until SIGTERM/SIGINT (exit 0)."""
+    settings = parse_settings(StreamSettings, argv, prog="ei stream")
+    spec = parse_source(settings.source)
+    stream_id = settings.stream_id or derive_stream_id(spec)
+    setup_logging(settings.log_level)
+    runtime = ServiceRuntime("stream", drain_timeout=settings.drain_timeout)
+    runtime.install_signal_handlers()
+    runtime.serve_health(settings.metrics_host, settings.metrics_port)
+    # One quick retry covers a stale pooled connection; longer outages are the loop's Backoff,
+    # so capture never stalls inside redis-py's own retries.
+    client = connect(settings.redis_url, retries=1)
+    log.info("stream %s: Redis %s", stream_id, redact_url(settings.redis_url))
+    try:
+        return (StreamService(settings, runtime, client, Source(spec), stream_id).run()
+                or runtime.exit_code)
+    finally:
+        client.close()
+        runtime.close()
