@@ -8,7 +8,7 @@ import pytest
 
 from elastic_inference.bench.frames import sample_video
 from elastic_inference.bench.probes import percentile, proc_sample
-from elastic_inference.bench.run import Int8Figures, ModelFigures, checks, render
+from elastic_inference.bench.report import Int8Figures, ModelFigures, checks, render
 from elastic_inference.core.errors import ConfigError
 
 

@@ -1,0 +1,161 @@
+"""What ``ei bench`` measured, the targets it checks, and the printed report."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..status import table
+
+STREAM_FPS = 15.0  # per stream, for density
+MAX_AGE = 1.0  # the worker's default freshness bound, used in the live phases
+QUEUE_MAXLEN = 16  # the stream service's default queue bound
+
+
+@dataclass
+class ModelFigures:
+    """Everything measured for one model (FP32 or INT8) serving one type."""
+
+    type: str
+    model: str
+    input: str
+    reduction: int
+    model_only_fps: float = 0.0
+    detector_only_fps: float = 0.0
+    decode_only_fps: float = 0.0
+    worker_fps: float = 0.0
+    worker_fps_small: float = 0.0
+    baseline_fps: float = 0.0
+    worker_rss_mb: float = 0.0
+    cpu_ms_per_frame: dict[str, float] = field(default_factory=dict)
+    latency_half: dict[str, float] = field(default_factory=dict)
+    latency_overload: dict[str, float] = field(default_factory=dict)
+    density_streams: int = 0
+    worker_exit_code: int = 0
+
+    @property
+    def bound(self) -> str:
+        """What limits this model's worker here: the model, or JPEG decoding once decoding is
+        not at least twice as fast as the model (then it takes a third of the CPU or more)."""
+        return "model" if self.decode_only_fps >= 2 * self.model_only_fps else "decode"
+
+    @property
+    def shared_limit_fps(self) -> float:
+        """Both limits sharing the same cores: 1 / (1/model + 1/decode)."""
+        if self.model_only_fps <= 0 or self.decode_only_fps <= 0:
+            return 0.0
+        return 1.0 / (1.0 / self.model_only_fps + 1.0 / self.decode_only_fps)
+
+
+@dataclass
+class Int8Figures:
+    type: str
+    fp32: str
+    int8: str
+    model_only_speedup: float
+    model_only_speedup_vs_f32: float
+    worker_speedup: float
+    worker_speedup_vs_f32: float
+    fp32_detections: int
+    int8_detections: int
+    matched: int
+
+    @property
+    def agreement(self) -> float:
+        return self.matched / self.fp32_detections if self.fp32_detections else 0.0
+
+
+@dataclass(frozen=True)
+class Check:
+    what: str
+    value: float
+    target: float
+    at_least: bool = True
+
+    @property
+    def ok(self) -> bool:
+        return self.value >= self.target if self.at_least else self.value <= self.target
+
+
+#: Worker throughput as a share of its shared limit (model and decode on the same cores): a
+#: model-bound worker must reach this, a decode-bound one (BlazeFace: decoding costs more than
+#: the model) the second, since the worker's own Redis and hand-over work then weigh more.
+SHARED_TARGET = 0.85
+SHARED_TARGET_DECODE_BOUND = 0.75
+
+
+def checks(models: list[ModelFigures], int8: list[Int8Figures]) -> list[Check]:
+    """The targets of the worker's design, for whichever models were measured.
+
+    INT8 speed-ups are reported, not targeted: on CPUs whose default FP32 precision is already
+    BF16 they measured 0.65x-1.27x (doc/benchmarks.md); INT8 must still agree with FP32.
+    """
+    out: list[Check] = []
+    for m in models:
+        if m.baseline_fps <= 0:
+            continue  # an INT8 row: throughput only
+        target = SHARED_TARGET if m.bound == "model" else SHARED_TARGET_DECODE_BOUND
+        out.append(Check(f"{m.model}: worker / shared limit", m.worker_fps / m.shared_limit_fps,
+                         target))
+        out.append(Check(f"{m.model}: worker / original design", m.worker_fps / m.baseline_fps,
+                         2.0 if m.bound == "model" else 3.0))
+        out.append(Check(f"{m.model}: p99 age at 2x load (s)",
+                         m.latency_overload.get("p99_ms", 0) / 1000, MAX_AGE, at_least=False))
+        out.append(Check(f"{m.model}: queue length at 2x load",
+                         m.latency_overload.get("max_queue", 0), QUEUE_MAXLEN, at_least=False))
+        out.append(Check(f"{m.model}: worker resident memory (MB)", m.worker_rss_mb, 500,
+                         at_least=False))
+    for q in int8:
+        out.append(Check(f"{q.int8}: FP32 detections matched", q.agreement, 0.95))
+    return out
+
+
+def render(report: dict[str, Any], models: list[ModelFigures], int8: list[Int8Figures],
+           results: list[Check]) -> str:
+    m = report["machine"]
+    lines = [f"ei bench{' --quick' if report['quick'] else ''}: {m['cpu']}, {m['cores']} cores, "
+             f"OpenVINO {m['openvino']}, device {m['device']}", ""]
+    rows: list[Sequence[object]] = [
+        (f.model, f.input, f"1/{f.reduction}", f"{f.model_only_fps:.0f}",
+         f"{f.detector_only_fps:.0f}", f"{f.decode_only_fps:.0f}", f"{f.shared_limit_fps:.0f}",
+         f"{f.worker_fps:.0f}", f"{f.baseline_fps:.0f}" if f.baseline_fps else "-",
+         f"{f.worker_fps / f.model_only_fps:.2f}", f"{f.worker_fps / f.decode_only_fps:.2f}",
+         f"{f.worker_fps / f.shared_limit_fps:.2f}",
+         f"{f.worker_fps / f.baseline_fps:.1f}" if f.baseline_fps else "-",
+         f"{f.worker_rss_mb:.0f}") for f in models]
+    lines += ["THROUGHPUT, frames/s, 1280x720 JPEG q80 frames",
+              table(rows, ("model", "input", "decode", "model only", "runtime only",
+                           "decode only", "shared limit", "worker", "original", "w/model",
+                           "w/decode", "w/shared", "w/original", "RSS MB")), ""]
+    live = [f for f in models if f.latency_half]
+    if live:
+        rows = [(f.model, f"{f.latency_half['offered_fps']:.0f}",
+                 f"{f.latency_half['p50_ms']:.0f}", f"{f.latency_half['p99_ms']:.0f}",
+                 f"{f.latency_overload['offered_fps']:.0f}",
+                 f"{f.latency_overload['p50_ms']:.0f}", f"{f.latency_overload['p99_ms']:.0f}",
+                 f"{f.latency_overload['drops']:.0f}", f"{f.latency_overload['max_queue']:.0f}",
+                 f"{f.worker_fps_small:.0f}", f.density_streams) for f in live]
+        lines += [f"LATENCY capture -> published, ms (max age {MAX_AGE:g} s) and DENSITY "
+                  f"(640x360 streams at {STREAM_FPS:g} fps, no drops)",
+                  table(rows, ("model", "50% fps", "p50", "p99", "2x fps", "p50", "p99",
+                               "dropped", "max queue", "640x360 fps", "streams")), ""]
+    rows = [(f.model, *(f"{f.cpu_ms_per_frame[k]:.2f}" for k in
+                        ("worker", "decode_alone", "inference_alone", "rest", "redis")))
+            for f in models]
+    lines += ["WHERE THE TIME GOES, CPU ms per frame (decode, inference: measured alone)",
+              table(rows, ("model", "worker", "decode", "inference", "rest",
+                           "redis-server")), ""]
+    if int8:
+        rows = [(q.int8, f"{q.model_only_speedup:.2f}", f"{q.model_only_speedup_vs_f32:.2f}",
+                 f"{q.worker_speedup:.2f}", f"{q.worker_speedup_vs_f32:.2f}",
+                 q.fp32_detections, q.int8_detections, f"{100 * q.agreement:.1f}%")
+                for q in int8]
+        lines += ["INT8 vs FP32 (speed-ups; detections on the same frames; 'vs f32': FP32 "
+                  "forced to f32 precision instead of the device default)",
+                  table(rows, ("model", "model-only x", "vs f32 x", "worker x",
+                               "worker vs f32 x", "FP32 dets", "INT8 dets", "matched")), ""]
+    rows = [(c.what, f"{c.value:.2f}", f"{'>=' if c.at_least else '<='} {c.target:g}",
+             "ok" if c.ok else "MISSED") for c in results]
+    lines += ["TARGETS", table(rows, ("check", "measured", "target", "")), ""]
+    return "\n".join(lines)
