@@ -1,0 +1,54 @@
+"""``ei infer``: the inference worker of one type (the hot path).
+
+Three stages overlap, so on a small CPU every core stays busy:
+
+    Redis pop -> validate, drop stale (pop time) -> decode pool: JPEG decoded at reduced size
+    and resized to the model input -> main thread: submit to OpenVINO (async requests,
+    THROUGHPUT hint), results taken back in pop order -> publisher thread: result JSON plus the
+    untouched JPEG, everything waiting published in one pipelined round trip.
+
+The main thread tops the decode pool up with a non-blocking pop whenever fewer than half a
+batch is in hand, and blocks on Redis only when it has nothing else to do. On SIGTERM it stops
+popping and finishes the frames it holds.
+
+Frames of analysis jobs come from the type's lossless job queue, only when the live queue is
+empty (live frames are fresher and may be dropped; job frames wait). They are leased, never
+dropped as stale, and acknowledged only after their result is stored with the job, so a worker
+killed while holding some leaves them to another worker once the lease runs out.
+
+A side thread refreshes the rate gauges and the heartbeat every second, so the hot loop never
+sleeps on a timer.
+
+Redis errors that pass (an outage, ``maxmemory``, a failover: ``REDIS_DOWN_ERRORS``) are retried
+with backoff by every thread; any other exception in the publisher or stats thread ends the
+process (``ServiceRuntime.start_thread``), and ``/healthz`` fails when frames wait and nothing
+has moved for ``EI_STALL_TIMEOUT`` seconds.
+"""
+
+from __future__ import annotations
+
+from ...core.redisconn import connect
+from ...core.runtime import ServiceRuntime, setup_logging
+from ...core.settings import InferSettings, parse_settings
+from ...engine.detector import load_detector
+from ...engine.preprocess import decode_jpeg, reduction_for
+from .worker import POP_TIMEOUT, InferWorker, default_worker_id
+
+__all__ = ["InferWorker", "decode_jpeg", "default_worker_id", "main", "reduction_for"]
+
+
+def main(argv: list[str]) -> int:
+    settings = parse_settings(InferSettings, argv, prog="ei infer")
+    setup_logging(settings.log_level)
+    runtime = ServiceRuntime("infer", drain_timeout=settings.drain_timeout)
+    runtime.install_signal_handlers()
+    runtime.serve_health(settings.metrics_host, settings.metrics_port)
+    detector = load_detector(settings.type, settings.model_dir, settings.device,
+                             settings.model or None, settings.threshold or None,
+                             settings.precision)
+    client = connect(settings.redis_url, socket_timeout=POP_TIMEOUT + 10)
+    try:
+        return InferWorker(settings, client, detector, runtime).run() or runtime.exit_code
+    finally:
+        runtime.close()
+        client.close()
