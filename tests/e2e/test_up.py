@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
-import struct
 import time
 from pathlib import Path
 
 import pytest
 import websockets
 
+from elastic_inference.core.live import MAX_FRAME_MESSAGE_BYTES, decode_frame
 from tests.processes import Service, get_json, wait_for
 from tests.redis_server import free_port
 
@@ -24,14 +23,13 @@ async def streams_seen_on_websocket(url: str, timeout: float) -> dict[str, dict[
     """Read binary messages until each stream has sent one; return a result per stream."""
     seen: dict[str, dict[str, object]] = {}
     deadline = time.monotonic() + timeout
-    async with websockets.connect(url, open_timeout=10, max_size=16 * 2**20) as ws:
+    async with websockets.connect(url, open_timeout=10, max_size=MAX_FRAME_MESSAGE_BYTES) as ws:
         while set(seen) != STREAMS and time.monotonic() < deadline:
             msg = await asyncio.wait_for(ws.recv(), max(0.1, deadline - time.monotonic()))
             if not isinstance(msg, bytes):
                 continue
-            (n,) = struct.unpack(">I", msg[:4])
-            header = json.loads(msg[4:4 + n])
-            assert msg[4 + n:4 + n + 2] == b"\xff\xd8", "payload is not the JPEG"
+            header, jpeg = decode_frame(msg)
+            assert jpeg[:2] == b"\xff\xd8", "payload is not the JPEG"
             seen[header["stream"]] = header["result"]
     return seen
 

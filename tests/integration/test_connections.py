@@ -25,7 +25,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from elastic_inference.core.clients import ConnectionLimits
-from elastic_inference.services.websocket import decode_frame
+from elastic_inference.core.live import decode_frame
 from tests.integration.test_gateway import GatewayThread
 from tests.integration.test_mjpeg import STREAM, Publisher, metric, read_part, ready
 from tests.integration.test_websocket import ServiceThread

@@ -25,11 +25,11 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from elastic_inference.core.broker import OutputBroker
+from elastic_inference.core.live import decode_frame
 from elastic_inference.core.registry import StreamRegistry
 from elastic_inference.core.result import Detection, Result
 from elastic_inference.core.snapshot import FOLLOW_READ as MJPEG_READ
 from elastic_inference.services.gateway import MJPEG_BOUNDARY, MjpegFollower
-from elastic_inference.services.websocket import decode_frame
 from tests.integration.test_gateway import GatewayThread, decode, vtest_jpegs
 from tests.processes import Service, wait_for
 from tests.redis_server import RedisServer, free_port

@@ -25,11 +25,12 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from elastic_inference.core.broker import OutputBroker
+from elastic_inference.core.live import decode_frame
 from elastic_inference.core.metrics import WebsocketMetrics
 from elastic_inference.core.redisconn import connect as redis_connect
 from elastic_inference.core.registry import StreamRegistry
 from elastic_inference.core.result import Detection, Result
-from elastic_inference.services.websocket import WebsocketService, decode_frame
+from elastic_inference.services.websocket import WebsocketService
 from tests.processes import Service, wait_for
 from tests.redis_server import RedisServer, free_port
 

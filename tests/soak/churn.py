@@ -20,7 +20,7 @@ from websockets.sync.client import connect
 
 from elastic_inference.core import keys
 from elastic_inference.core.jobs import JobStore
-from elastic_inference.services.websocket import decode_frame
+from elastic_inference.core.live import decode_frame
 from tests.processes import http
 
 from .report import ChurnTally, JobTally

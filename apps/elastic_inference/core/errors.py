@@ -13,6 +13,11 @@ class InvalidMessage(EIError):
     """A frame or result message failed validation; it is dropped with reason ``invalid``."""
 
 
+class SubscribeError(EIError, ValueError):
+    """A client's live-websocket control message is malformed; the text goes back to it as
+    ``{"error": ...}``."""
+
+
 class ModelError(EIError):
     """A model is unknown, missing on disk, or does not match its post-processor."""
 

@@ -51,6 +51,7 @@ from ..core.history import bucket_count, query_counts, query_results
 from ..core.jobrequest import check_known_types, parse_job_request, resolve_source
 from ..core.jobs import JobFrame, JobStore
 from ..core.keys import check_job_id, check_stream_id
+from ..core.live import MAX_FRAME_MESSAGE_BYTES, MAX_INCOMING_BYTES, WS_PATH
 from ..core.metrics import GatewayMetrics
 from ..core.redact import redact_url
 from ..core.redisconn import REDIS_DOWN_ERRORS, connect, error_text, forget_traceback
@@ -99,11 +100,6 @@ MJPEG_BOUNDARY = "eiframe"
 SHUTDOWN_WAIT_S = 3.0
 
 # Websocket proxy
-WS_PATH = "/ws"
-#: Browsers send only small control messages (the websocket service's own limit).
-WS_MAX_INCOMING = 64 * 1024
-#: A frame message: an 8 MiB JPEG at most plus its header.
-WS_MAX_UPSTREAM = 16 * 1024 * 1024
 WS_CONNECT_TIMEOUT_S = 5.0
 WS_PING_S = 20.0
 #: Close codes a server may send on (RFC 6455 reserves 1005, 1006 and 1015 for local use).
@@ -820,7 +816,7 @@ class WebsocketProxyHandler(SecureHandler, tornado.websocket.WebSocketHandler):
 
     @property
     def max_message_size(self) -> int:
-        return WS_MAX_INCOMING
+        return MAX_INCOMING_BYTES
 
     async def get(self, *args: Any, **kwargs: Any) -> None:
         if self.request.headers.get("Upgrade", "").lower() != "websocket":
@@ -845,7 +841,7 @@ class WebsocketProxyHandler(SecureHandler, tornado.websocket.WebSocketHandler):
             upstream = await tornado.websocket.websocket_connect(
                 HTTPRequest(ctx.websocket_upstream, headers={"X-Forwarded-For": ip},
                             connect_timeout=WS_CONNECT_TIMEOUT_S),
-                max_message_size=WS_MAX_UPSTREAM)
+                max_message_size=MAX_FRAME_MESSAGE_BYTES)
         except (OSError, HTTPClientError, StreamClosedError,
                 tornado.websocket.WebSocketError, asyncio.TimeoutError) as exc:
             log.warning("ws proxy: websocket service %s unreachable: %s",

@@ -5,10 +5,7 @@ each blocking ``XREAD`` runs in a thread) and offers every entry, encoded once, 
 subscribed client's mailbox. A mailbox keeps only the latest pending entry per stream (and
 inference type) and has its own sender task, so a slow browser loses intermediate frames
 (counted as skipped) instead of delaying the reader or any other client. The protocol is
-described in doc/api.md.
-
-Binary message: 4-byte big-endian header length N, N bytes of UTF-8 JSON
-``{"stream": id, "id": entry_id, "result": {...}}``, then the original JPEG bytes.
+described in doc/api.md; the message format is :mod:`..core.live`.
 """
 
 from __future__ import annotations
@@ -17,14 +14,12 @@ import asyncio
 import contextlib
 import json
 import logging
-import struct
 import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any
 
 import redis
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -34,7 +29,15 @@ from websockets.http11 import Request, Response
 
 from ..core import clients
 from ..core.broker import OutputBroker, OutputEntry
-from ..core.keys import STREAM_ID_RE
+from ..core.errors import SubscribeError
+from ..core.live import (
+    MAX_INCOMING_BYTES,
+    WS_PATH,
+    encode_frame,
+    error_text,
+    parse_subscribe,
+    streams_text,
+)
 from ..core.metrics import WebsocketMetrics
 from ..core.redact import redact_url
 from ..core.redisconn import REDIS_DOWN_ERRORS, Backoff, connect
@@ -44,12 +47,6 @@ from ..core.settings import WebsocketSettings, parse_settings
 
 log = logging.getLogger(__name__)
 
-WS_PATH = "/ws"
-_LEN = struct.Struct(">I")
-#: Most stream ids one subscribe message may name (the registry holds far fewer in practice).
-MAX_SUBSCRIBE_IDS = 1000
-#: Clients only send small control messages; anything bigger is refused by the protocol layer.
-MAX_INCOMING_BYTES = 64 * 1024
 #: Control messages (errors) queued per client before the oldest are dropped.
 MAX_PENDING_TEXT = 8
 
@@ -58,29 +55,6 @@ Send = Callable[[str | bytes], Awaitable[None]]
 
 # ---------------------------------------------------------------------------------------------
 # Wire format
-
-
-def encode_frame(stream: str, entry_id: str, result: dict[str, Any], jpeg: bytes) -> bytes:
-    """One binary message: length-prefixed JSON header, then the untouched JPEG bytes."""
-    header = json.dumps({"stream": stream, "id": entry_id, "result": result},
-                        separators=(",", ":")).encode()
-    return b"".join((_LEN.pack(len(header)), header, jpeg))
-
-
-def decode_frame(data: bytes) -> tuple[dict[str, Any], bytes]:
-    """Split a binary message into its header object and JPEG; ValueError when malformed.
-
-    The server never needs this; it is the reference decoder for clients and tests.
-    """
-    if len(data) < _LEN.size:
-        raise ValueError("message shorter than its 4-byte length prefix")
-    (n,) = _LEN.unpack_from(data)
-    if n > len(data) - _LEN.size:
-        raise ValueError(f"header length {n} exceeds the message")
-    header = json.loads(data[_LEN.size:_LEN.size + n].decode("utf-8"))
-    if not isinstance(header, dict):
-        raise ValueError("header is not a JSON object")
-    return header, data[_LEN.size + n:]
 
 
 def encode_entry(entry: OutputEntry) -> tuple[str, bytes] | None:
@@ -98,46 +72,6 @@ def encode_entry(entry: OutputEntry) -> tuple[str, bytes] | None:
     infer_type = result.get("type")
     return (infer_type if isinstance(infer_type, str) else "",
             encode_frame(entry.stream, entry.entry_id, result, entry.jpeg))
-
-
-def error_text(message: str) -> str:
-    return json.dumps({"error": message})
-
-
-def streams_text(streams: Iterable[str]) -> str:
-    return json.dumps({"streams": sorted(streams)})
-
-
-class SubscribeError(ValueError):
-    """A client's control message is malformed; the text goes back as ``{"error": ...}``."""
-
-
-def parse_subscribe(text: str) -> frozenset[str] | None:
-    """Parse ``{"subscribe": [ids]}`` or ``{"subscribe": "*"}``; ``None`` means every stream.
-
-    Strict on purpose: a typo in a client should produce a clear error, not silence.
-    """
-    try:
-        data = json.loads(text)
-    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
-        raise SubscribeError(f"message is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict) or "subscribe" not in data:
-        raise SubscribeError('expected an object {"subscribe": ["id", ...] | "*"}')
-    extra = sorted(k for k in data if k != "subscribe")
-    if extra:
-        raise SubscribeError(f"unknown field(s) {', '.join(extra)}")
-    value = data["subscribe"]
-    if value == "*":
-        return None
-    if not isinstance(value, list):
-        raise SubscribeError('"subscribe" must be a list of stream ids or "*"')
-    if len(value) > MAX_SUBSCRIBE_IDS:
-        raise SubscribeError(f'"subscribe" names more than {MAX_SUBSCRIBE_IDS} streams')
-    bad = [v for v in value if not isinstance(v, str) or not STREAM_ID_RE.match(v)]
-    if bad:
-        raise SubscribeError(f"invalid stream id(s) {bad[:5]!r}: each must match "
-                             f"{STREAM_ID_RE.pattern}")
-    return frozenset(value)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,18 +10,15 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from elastic_inference.core.broker import OutputEntry
-from elastic_inference.core.metrics import WebsocketMetrics
-from elastic_inference.services.websocket import (
-    MAX_PENDING_TEXT,
+from elastic_inference.core.errors import SubscribeError
+from elastic_inference.core.live import (
     MAX_SUBSCRIBE_IDS,
-    Hub,
-    Mailbox,
-    SubscribeError,
     decode_frame,
-    encode_entry,
     encode_frame,
     parse_subscribe,
 )
+from elastic_inference.core.metrics import WebsocketMetrics
+from elastic_inference.services.websocket import MAX_PENDING_TEXT, Hub, Mailbox, encode_entry
 
 JPEG = b"\xff\xd8\xff\xe0fake-jpeg-\x00\x01\x02\xff\xd9"
 RESULT = {"v": 1, "stream": "cam1", "type": "people", "seq": 7, "detections": []}

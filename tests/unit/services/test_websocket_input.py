@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from elastic_inference.services.websocket import SubscribeError, parse_subscribe
+from elastic_inference.core.errors import SubscribeError
+from elastic_inference.core.live import parse_subscribe
 
 
 @pytest.mark.parametrize("text", ["[" * 60000, '{"subscribe": ' + "[" * 60000])
