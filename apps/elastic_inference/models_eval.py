@@ -101,7 +101,7 @@ def as_streamed(image: np.ndarray, input_size: tuple[int, int], max_width: int,
 def run_model(args: argparse.Namespace, truth: Truth, lmap: LabelMap, labels: Sequence[str],
               threshold: float) -> tuple[dict[int, list[Scored]], dict[str, Any]]:
     """Detections per truth frame (pixels of the original frame), and facts for the report."""
-    from .engine.detector import load_detector
+    from .engine.factory import load_detector
     from .engine.models import resolve
     from .engine.openvino_runtime import OpenVINODetector
 

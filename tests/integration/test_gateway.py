@@ -34,7 +34,7 @@ from elastic_inference.core.registry import StreamRegistry, WorkerRegistry
 from elastic_inference.core.result import Detection, Result
 from elastic_inference.core.runtime import ServiceRuntime
 from elastic_inference.core.settings import InferSettings, parse_settings
-from elastic_inference.engine.detector import load_detector
+from elastic_inference.engine.factory import load_detector
 from elastic_inference.services.gateway import GatewayContext, make_app, serve
 from elastic_inference.services.infer import InferWorker
 from tests.processes import Service, get_json, http, wait_for

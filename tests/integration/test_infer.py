@@ -22,7 +22,7 @@ from elastic_inference.core.queue import FrameQueue
 from elastic_inference.core.result import decode_result
 from elastic_inference.core.runtime import ServiceRuntime
 from elastic_inference.core.settings import InferSettings, parse_settings
-from elastic_inference.engine.detector import load_detector
+from elastic_inference.engine.factory import load_detector
 from elastic_inference.services.infer import InferWorker, decode_jpeg, reduction_for
 
 pytestmark = pytest.mark.integration

@@ -24,7 +24,8 @@ from skimage import data
 
 from elastic_inference.core.errors import ModelError
 from elastic_inference.core.result import Box, Detection, box_iou
-from elastic_inference.engine.detector import Detector, load_detector
+from elastic_inference.engine.detector import Detector
+from elastic_inference.engine.factory import load_detector
 from elastic_inference.engine.fetch import (
     SHA256,
     TFJS_MODELS,

@@ -22,7 +22,8 @@ from skimage import data
 
 from elastic_inference.core.errors import ModelError
 from elastic_inference.core.result import Box, box_iou, count_matched
-from elastic_inference.engine.detector import Detector, load_detector
+from elastic_inference.engine.detector import Detector
+from elastic_inference.engine.factory import load_detector
 from elastic_inference.engine.fetch import sha256_file
 from elastic_inference.engine.models import BUILTIN_MODELS
 from elastic_inference.engine.quantize import RECIPE, quantize, read_provenance

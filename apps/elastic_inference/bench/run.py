@@ -22,7 +22,7 @@ from ..core.redisconn import connect
 from ..core.result import count_matched
 from ..core.runtime import setup_logging
 from ..core.settings import BenchSettings, parse_settings
-from ..engine.detector import load_detector
+from ..engine.factory import load_detector
 from ..engine.models import BUILTIN_MODELS, resolve
 from ..engine.openvino_runtime import openvino_version
 from ..engine.preprocess import decode_jpeg, reduction_for

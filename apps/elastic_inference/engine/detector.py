@@ -1,14 +1,13 @@
-"""The ``Detector`` interface workers program against, and the factory that builds one.
+"""The ``Detector`` interface workers program against (the factory is :mod:`.factory`).
 
 Workers depend on this Protocol only, so tests can pass a fake detector and a different runtime
-could be slotted in. The OpenVINO implementation is imported lazily inside :func:`load_detector`
-so importing this module never imports openvino.
+could be slotted in. This module imports nothing of the engine, so implementations import it
+without a cycle.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -75,24 +74,3 @@ def infer_all(detector: Detector, images: Sequence[Image]) -> list[list[Detectio
     for index, detections in done:
         results[index] = detections
     return results
-
-
-def load_detector(
-    infer_type: str,
-    model_dir: Path,
-    device: str = "CPU",
-    model: str | None = None,
-    threshold: float | None = None,
-    precision: str = "",
-) -> Detector:
-    """Resolve the model for ``infer_type`` (or the ``model`` override) and compile it.
-
-    Raises :class:`~elastic_inference.core.errors.ModelError` for an unknown type or model, a
-    missing model file, or an unavailable device.
-    """
-    from .models import resolve
-    from .openvino_runtime import OpenVINODetector
-
-    spec, label_filter = resolve(infer_type, model, model_dir, threshold)
-    return OpenVINODetector(spec, Path(model_dir), device=device, label_filter=label_filter,
-                            precision=precision)

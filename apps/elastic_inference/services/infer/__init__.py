@@ -30,7 +30,7 @@ from __future__ import annotations
 from ...core.redisconn import connect
 from ...core.runtime import ServiceRuntime, setup_logging
 from ...core.settings import InferSettings, parse_settings
-from ...engine.detector import load_detector
+from ...engine.factory import load_detector
 from ...engine.preprocess import decode_jpeg, reduction_for
 from .worker import POP_TIMEOUT, InferWorker, default_worker_id
 
