@@ -19,13 +19,13 @@ from pathlib import Path
 import pytest
 import redis
 
+from elastic_inference.cli.models_eval import read_frames
 from elastic_inference.core import keys
 from elastic_inference.core.evaluate import Report, Scored, evaluate
 from elastic_inference.core.frame import Frame
 from elastic_inference.core.queue import FrameQueue
 from elastic_inference.core.truth import Truth, load_truth
 from elastic_inference.engine.preprocess import encode_jpeg
-from elastic_inference.models_eval import read_frames
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.integration

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..status import table
+from ..cli.table import table
 
 STREAM_FPS = 15.0  # per stream, for density
 MAX_AGE = 1.0  # the worker's default freshness bound, used in the live phases

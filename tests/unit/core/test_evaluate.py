@@ -169,6 +169,6 @@ def test_parse_sweep() -> None:
 def test_matching_imports_neither_openvino_nor_opencv() -> None:
     """Scoring is plain Python; ``ei models eval`` loads the engine only to run the model."""
     code = ("import sys; import elastic_inference.core.evaluate, elastic_inference.core.truth, "
-            "elastic_inference.models_eval; "
+            "elastic_inference.cli.models_eval; "
             "assert not {'openvino', 'cv2'} & set(sys.modules), sorted(sys.modules)")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -19,12 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from .core.errors import ConfigError, ModelError, SourceError, TruthError
-from .core.evaluate import LabelMap, Report, Scored, evaluate, parse_map, parse_sweep
-from .core.result import Detection
-from .core.settings import StreamSettings
-from .core.truth import Truth, load_truth
-from .status import table
+from ..core.errors import ConfigError, ModelError, SourceError, TruthError
+from ..core.evaluate import LabelMap, Report, Scored, evaluate, parse_map, parse_sweep
+from ..core.result import Detection
+from ..core.settings import StreamSettings
+from ..core.truth import Truth, load_truth
+from .table import table
 
 _STREAM_DEFAULTS = {f.name: f.default for f in dataclasses.fields(StreamSettings)}
 
@@ -87,7 +87,7 @@ def read_frames(video: Path, indices: Sequence[int]) -> Iterator[tuple[int, np.n
 def as_streamed(image: np.ndarray, input_size: tuple[int, int], max_width: int,
                 quality: int) -> np.ndarray:
     """The frame as the worker decodes it from what ``ei stream`` would send."""
-    from .engine.preprocess import decode_jpeg, encode_jpeg, reduction_for
+    from ..engine.preprocess import decode_jpeg, encode_jpeg, reduction_for
 
     if quality <= 0:
         return image
@@ -101,9 +101,9 @@ def as_streamed(image: np.ndarray, input_size: tuple[int, int], max_width: int,
 def run_model(args: argparse.Namespace, truth: Truth, lmap: LabelMap, labels: Sequence[str],
               threshold: float) -> tuple[dict[int, list[Scored]], dict[str, Any]]:
     """Detections per truth frame (pixels of the original frame), and facts for the report."""
-    from .engine.factory import load_detector
-    from .engine.models import resolve
-    from .engine.openvino_runtime import OpenVINODetector
+    from ..engine.factory import load_detector
+    from ..engine.models import resolve
+    from ..engine.openvino_runtime import OpenVINODetector
 
     if args.type:
         detector = load_detector(args.type, args.model_dir, args.device, args.model, threshold)
@@ -166,7 +166,7 @@ def run_eval(args: argparse.Namespace) -> str:
     lmap = LabelMap(parse_map(args.map), builtin=not args.no_builtin_map)
     if not 0.0 < args.iou <= 1.0:
         raise ConfigError(f"--iou {args.iou}: must be in (0, 1]")
-    from .engine.models import resolve
+    from ..engine.models import resolve
 
     spec, _ = resolve(args.type, args.model, args.model_dir)
     if args.labels:

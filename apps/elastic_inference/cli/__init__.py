@@ -1,4 +1,7 @@
-"""The ``ei`` command: one subcommand per service, plus up, status and models.
+"""The ``ei`` command: one subcommand per service, plus up, status, models, results and bench.
+
+The command groups of the CLI itself live beside this dispatcher (``status``, ``models`` with
+``models_eval``, ``results``; ``table`` is their one table helper); ``bench`` is its own package.
 
 Each subcommand's module is imported only when chosen, so ``ei gateway`` never loads OpenVINO.
 Settings are parsed inside each ``main()``; errors in them exit with status 2 and one line.
@@ -11,7 +14,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from .core.errors import ConfigError, EIError
+from ..core.errors import ConfigError, EIError
 
 log = logging.getLogger(__name__)
 
@@ -23,9 +26,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "websocket": ("elastic_inference.services.websocket", "fan live results out to browsers"),
     "gateway": ("elastic_inference.services.gateway", "serve the REST API and dashboard"),
     "up": ("elastic_inference.services.local", "run the whole system on this machine"),
-    "status": ("elastic_inference.status", "print queues, workers and streams"),
-    "models": ("elastic_inference.models_cli", "list, fetch or quantize models"),
-    "results": ("elastic_inference.results_cli", "prune stored results and job frames"),
+    "status": ("elastic_inference.cli.status", "print queues, workers and streams"),
+    "models": ("elastic_inference.cli.models", "list, fetch or quantize models"),
+    "results": ("elastic_inference.cli.results", "prune stored results and job frames"),
     "bench": ("elastic_inference.bench.run", "measure the worker against its limits"),
 }
 
@@ -54,7 +57,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EIError as exc:
         sys.stderr.write(f"ei {name}: {exc}\n")
         return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

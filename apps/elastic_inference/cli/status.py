@@ -4,22 +4,14 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Sequence
 
 import redis
 
-from .core.redisconn import connect
-from .core.registry import StreamRegistry
-from .core.settings import StatusSettings, parse_settings
-from .core.status import type_status
-
-
-def table(rows: Sequence[Sequence[object]], header: Sequence[str]) -> str:
-    """Plain left-aligned columns, wide enough for every cell."""
-    cells = [[str(c) for c in header], *[[str(c) for c in r] for r in rows]]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-                     for r in cells)
+from ..core.redisconn import connect
+from ..core.registry import StreamRegistry
+from ..core.settings import StatusSettings, parse_settings
+from ..core.status import type_status
+from .table import table
 
 
 def render(client: redis.Redis) -> str:

@@ -11,11 +11,11 @@ import sys
 import time
 from pathlib import Path
 
+from ..core.errors import ModelError
+from ..engine import fetch
+from ..engine.models import BUILTIN_MODELS, INFER_TYPES
 from . import models_eval
-from .core.errors import ModelError
-from .engine import fetch
-from .engine.models import BUILTIN_MODELS, INFER_TYPES
-from .status import table
+from .table import table
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ def list_models(model_dir: Path) -> str:
 
 def quantize_names(requested: list[str] | None, model_dir: Path) -> list[str]:
     """FP32 model names to quantize: the defaults, the ones asked for, or ``all`` present."""
-    from .engine.quantize import DEFAULT_MODELS, int8_pair
+    from ..engine.quantize import DEFAULT_MODELS, int8_pair
 
     if not requested:
         return list(DEFAULT_MODELS)
@@ -45,7 +45,7 @@ def quantize_names(requested: list[str] | None, model_dir: Path) -> list[str]:
 
 def run_quantize(args: argparse.Namespace) -> int:
     """Make the INT8 variants; a ModelError propagates (``ei`` prints it, exit status 1)."""
-    from .engine.quantize import quantize, quiet_nncf
+    from ..engine.quantize import quantize, quiet_nncf
 
     quiet_nncf()  # its INFO records are per-layer detail
     names = quantize_names(args.models, args.model_dir)
@@ -63,7 +63,7 @@ def run_quantize(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str]) -> int:
-    from .engine.quantize import CALIBRATION_FRAMES
+    from ..engine.quantize import CALIBRATION_FRAMES
 
     parser = argparse.ArgumentParser(prog="ei models", description=__doc__)
     sub = parser.add_subparsers(dest="action", required=True)

@@ -11,12 +11,12 @@ from __future__ import annotations
 import sys
 import time
 
-from .core.broker import OutputBroker
-from .core.errors import ConfigError
-from .core.jobs import JobStore
-from .core.jobsweep import sweep_orphans
-from .core.redisconn import connect
-from .core.settings import PruneSettings, parse_settings
+from ..core.broker import OutputBroker
+from ..core.errors import ConfigError
+from ..core.jobs import JobStore
+from ..core.jobsweep import sweep_orphans
+from ..core.redisconn import connect
+from ..core.settings import PruneSettings, parse_settings
 
 DAY = 86400.0
 
