@@ -27,6 +27,7 @@ from ..core.errors import EIError
 from ..core.queue import DROP_REASONS, FrameQueue, QueueStats
 from ..core.registry import WorkerRegistry
 from ..core.result import decode_result
+from ..core.text import as_text
 from .probes import percentile, proc_sample
 
 log = logging.getLogger(__name__)
@@ -238,8 +239,7 @@ def run_live(client: redis.Redis, infer_type: str, streams: Sequence[str], total
     ages: list[float] = []
     for s in streams:
         for entry_id, fields in client.xrange(keys.results(s)):
-            published_ms = int(str(entry_id.decode() if isinstance(entry_id, bytes)
-                                   else entry_id).split("-", 1)[0])
+            published_ms = int(as_text(entry_id).split("-", 1)[0])
             result = decode_result(fields[b"result"])
             ages.append(published_ms - 1000 * result.ts_capture)
     return LivePhase(offered_fps=producer.pushed / seconds, pushed=producer.pushed,

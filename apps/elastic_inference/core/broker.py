@@ -15,6 +15,7 @@ import redis
 
 from . import keys
 from .result import Result
+from .text import as_text
 
 
 @dataclass(frozen=True)
@@ -26,9 +27,6 @@ class OutputEntry:
     jpeg: bytes
     result: bytes
 
-
-def _s(v: bytes | str) -> str:
-    return v.decode() if isinstance(v, bytes) else v
 
 
 class OutputBroker:
@@ -70,7 +68,7 @@ class OutputBroker:
         out: list[OutputEntry] = []
         prefix = len(keys.out("x")) - 1
         for key, entries in raw or []:
-            stream = _s(key)[prefix:]
+            stream = as_text(key)[prefix:]
             out.extend(self._entry(stream, eid, fields) for eid, fields in entries)
         return out
 
@@ -89,7 +87,7 @@ class OutputBroker:
         else:
             raw = self.client.xrange(key, min=f"({after}" if after else low, max=high,
                                      count=count)
-        return [(_s(eid), fields[b"result"]) for eid, fields in raw if b"result" in fields]
+        return [(as_text(eid), fields[b"result"]) for eid, fields in raw if b"result" in fields]
 
     def prune_history(self, before: float, dry_run: bool = False) -> dict[str, int]:
         """Trim every stream's result history to entries from ``before`` (epoch s) on.
@@ -104,7 +102,7 @@ class OutputBroker:
             old = len(self.client.xrange(key, "-", f"({min_id}")) if dry_run else \
                 int(self.client.xtrim(key, minid=min_id, approximate=False))
             if old:
-                removed[_s(key)[prefix:]] = old
+                removed[as_text(key)[prefix:]] = old
         return removed
 
     def delete(self, streams: Iterable[str]) -> None:
@@ -115,4 +113,5 @@ class OutputBroker:
 
     @staticmethod
     def _entry(stream: str, eid: bytes | str, fields: Mapping[bytes, bytes]) -> OutputEntry:
-        return OutputEntry(stream, _s(eid), fields.get(b"frame", b""), fields.get(b"result", b""))
+        return OutputEntry(stream, as_text(eid), fields.get(b"frame", b""),
+                           fields.get(b"result", b""))

@@ -28,6 +28,7 @@ from .jobrequest import JobRequest
 from .leased import LeasedQueue
 from .redact import redact_url
 from .result import parse_result
+from .text import as_text
 
 #: HSET only if the job still exists, so a runner never resurrects a deleted job.
 #: KEYS[1] job HASH; ARGV field1, value1, field2, value2, ... Returns 1, or 0 if the job is gone.
@@ -65,9 +66,6 @@ return 1
 
 MB = 1 << 20
 
-
-def _s(v: bytes | str) -> str:
-    return v.decode() if isinstance(v, bytes) else v
 
 
 def job_message_id(job_id: str, frame: int) -> str:
@@ -120,7 +118,7 @@ class JobStore:
     def source(self, job_id: str) -> str:
         """The source as submitted, credentials included (``get`` shows it redacted)."""
         value = self.client.hget(keys.job(job_id), "source")
-        return _s(value) if value is not None else ""
+        return as_text(value) if value is not None else ""
 
     def delete(self, job_id: str) -> bool:
         """Remove a job, its frames, results and queued messages; False if unknown.
@@ -200,7 +198,7 @@ class JobStore:
         raw = self.client.hgetall(keys.job(job_id))
         if not raw:
             return None
-        rec = {_s(k): _s(v) for k, v in raw.items()}
+        rec = {as_text(k): as_text(v) for k, v in raw.items()}
         types: list[str] = json.loads(rec["types"])
         pipe = self.client.pipeline(transaction=False)
         for t in types:
@@ -268,12 +266,12 @@ class JobStore:
 
     def recent(self, limit: int = 100) -> list[dict[str, Any]]:
         """Newest jobs first."""
-        ids = [_s(i) for i in self.client.zrevrange(keys.jobs(), 0, limit - 1)]
+        ids = [as_text(i) for i in self.client.zrevrange(keys.jobs(), 0, limit - 1)]
         return [j for j in (self.get(i) for i in ids) if j is not None]
 
     def older_than(self, cutoff: float) -> list[str]:
         """Ids of jobs created before ``cutoff`` (epoch seconds)."""
-        return [_s(i) for i in self.client.zrangebyscore(keys.jobs(), "-inf", f"({cutoff}")]
+        return [as_text(i) for i in self.client.zrangebyscore(keys.jobs(), "-inf", f"({cutoff}")]
 
     # ----- memory
 
@@ -282,7 +280,7 @@ class JobStore:
         ids = self.client.zrange(keys.jobs(), 0, -1)
         pipe = self.client.pipeline(transaction=False)
         for i in ids:
-            pipe.hget(keys.job(_s(i)), "frame_bytes")
+            pipe.hget(keys.job(as_text(i)), "frame_bytes")
         return sum(int(v) for v in pipe.execute() if v is not None)
 
     def check_room(self, share: float) -> None:

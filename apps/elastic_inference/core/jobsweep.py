@@ -16,10 +16,7 @@ import redis
 
 from . import keys
 from .leased import LeasedQueue
-
-
-def _s(v: bytes | str) -> str:
-    return v.decode() if isinstance(v, bytes) else v
+from .text import as_text
 
 
 @dataclass
@@ -52,7 +49,7 @@ def _missing(client: redis.Redis, job_ids: set[str]) -> set[str]:
 def _queues(client: redis.Redis) -> dict[str, LeasedQueue]:
     """Every type's job queue that exists, and the pending-jobs queue."""
     types = {t for k in client.scan_iter(match=keys.job_queue_pattern(), count=500)
-             if (t := keys.job_queue_type(_s(k))) is not None}
+             if (t := keys.job_queue_type(as_text(k))) is not None}
     found = {keys.job_queue(t): LeasedQueue.for_type(client, t) for t in sorted(types)}
     found[keys.jobs_pending()] = LeasedQueue.pending_jobs(client)
     return found
@@ -63,13 +60,13 @@ def find_orphans(client: redis.Redis) -> Orphans:
     orphans = Orphans()
     by_job: dict[str, list[str]] = {}
     for raw in client.scan_iter(match=keys.job_keys_pattern(), count=500):
-        name = _s(raw)
+        name = as_text(raw)
         job_id = keys.job_of_key(name)
         if job_id is not None and name != keys.job(job_id):
             by_job.setdefault(job_id, []).append(name)
     dead = _missing(client, set(by_job))
     orphans.keys = sorted(k for j in dead for k in by_job[j])
-    indexed = {_s(i) for i in client.zrange(keys.jobs(), 0, -1)}
+    indexed = {as_text(i) for i in client.zrange(keys.jobs(), 0, -1)}
     orphans.indexed = sorted(_missing(client, indexed))
     for name, queue in _queues(client).items():
         owners = {o for o in queue.owners() if keys.JOB_ID_RE.match(o)}

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 import redis
 
 from . import keys
+from .text import as_text
 
 #: Lease the oldest ``count`` messages, after putting expired leases back at the head.
 #: KEYS[1] id LIST, KEYS[2] body HASH, KEYS[3] lease ZSET; ARGV[1] lease seconds, ARGV[2] count.
@@ -112,9 +113,6 @@ return removed
 """
 
 
-def _s(v: bytes | str) -> str:
-    return v.decode() if isinstance(v, bytes) else v
-
 
 def owner_of(message_id: str) -> str:
     """The owner part of a message id (``j0123456789ab:40`` -> ``j0123456789ab``)."""
@@ -161,7 +159,7 @@ class LeasedQueue:
     def lease(self, count: int, timeout: float) -> list[tuple[str, bytes]]:
         """Take up to ``count`` messages for ``timeout`` seconds; ack them before it runs out."""
         raw = self._lease(keys=self.keys, args=[timeout, count])
-        return [(_s(raw[i]), raw[i + 1]) for i in range(0, len(raw), 2)]
+        return [(as_text(raw[i]), raw[i + 1]) for i in range(0, len(raw), 2)]
 
     def extend(self, ids: Sequence[str], timeout: float) -> int:
         """Renew leases still held (a long task); returns how many were."""
@@ -196,9 +194,9 @@ class LeasedQueue:
 
     def owners(self) -> set[str]:
         """Owners of every message held (waiting, leased or only a body): for sweeping."""
-        found = {owner_of(_s(i)) for i in self.client.lrange(self.keys[0], 0, -1)}
-        found |= {owner_of(_s(i)) for i in self.client.zrange(self.keys[2], 0, -1)}
-        found |= {owner_of(_s(k)) for k in self.client.hkeys(self.keys[1])}
+        found = {owner_of(as_text(i)) for i in self.client.lrange(self.keys[0], 0, -1)}
+        found |= {owner_of(as_text(i)) for i in self.client.zrange(self.keys[2], 0, -1)}
+        found |= {owner_of(as_text(k)) for k in self.client.hkeys(self.keys[1])}
         return found
 
     def waiting(self) -> int:

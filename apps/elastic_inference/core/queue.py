@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import redis
 
 from . import keys
+from .text import as_text
 
 _PUSH_LUA = """
 local n = redis.call('RPUSH', KEYS[1], ARGV[1])
@@ -97,7 +98,7 @@ class FrameQueue:
         pipe.llen(self.key)
         pipe.hgetall(self.stats_key)
         length, raw = pipe.execute()
-        counts = {k.decode() if isinstance(k, bytes) else k: int(v) for k, v in raw.items()}
+        counts = {as_text(k): int(v) for k, v in raw.items()}
         return QueueStats(
             infer_type=self.type,
             length=int(length),

@@ -16,6 +16,7 @@ from typing import Any
 import redis
 
 from . import keys
+from .text import as_text
 
 DEFAULT_TTL = 5.0
 HEARTBEAT_INTERVAL = 1.0
@@ -66,7 +67,7 @@ class Heartbeats:
         pipe.zremrangebyscore(self.index_key, "-inf", now - self.ttl)
         pipe.zrange(self.index_key, 0, -1)
         _, raw = pipe.execute()
-        return [m.decode() if isinstance(m, bytes) else m for m in raw]
+        return [as_text(m) for m in raw]
 
     def count(self, now: float | None = None) -> int:
         now = time.time() if now is None else now
@@ -80,7 +81,7 @@ class Heartbeats:
         pipe.zrange(self.index_key, 0, -1, withscores=True)
         _, raw = pipe.execute()
         pipe = self.client.pipeline(transaction=False)
-        ids = [(m.decode() if isinstance(m, bytes) else m, float(s)) for m, s in raw]
+        ids = [(as_text(m), float(s)) for m, s in raw]
         for member, _ in ids:
             pipe.hgetall(self.info_key(member))
         out = []
@@ -90,7 +91,7 @@ class Heartbeats:
                 if k in (b"_seen", "_seen"):
                     continue
                 try:
-                    details[k.decode() if isinstance(k, bytes) else k] = json.loads(v)
+                    details[as_text(k)] = json.loads(v)
                 except ValueError:
                     continue
             out.append(Member(member, seen, details))
@@ -118,5 +119,5 @@ class WorkerRegistry(Heartbeats):
 
 def worker_types(client: redis.Redis) -> list[str]:
     """Every inference type that has had a worker, sorted."""
-    return sorted(t.decode() if isinstance(t, bytes) else t
+    return sorted(as_text(t)
                   for t in client.smembers(keys.worker_types()))
