@@ -19,11 +19,17 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
 
+import redis
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from .redact import redact_url
+from .redisconn import connect
+from .settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +171,29 @@ class ServiceRuntime:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+
+@contextmanager
+def running(name: str, settings: ServiceSettings, *, redis_retries: int = 3,
+            socket_timeout: float = 10.0) -> Iterator[tuple[ServiceRuntime, redis.Redis]]:
+    """A service's start-up and shutdown, one order for all: logging, the runtime with its
+    signal handlers and health server, a Redis client (nothing is sent yet); on the way out the
+    health server closes first, then the client.
+
+    ``redis_retries``/``socket_timeout`` go to :func:`.redisconn.connect` (a stream retries
+    once so capture never stalls; a worker's timeout exceeds its blocking pop).
+    """
+    setup_logging(settings.log_level)
+    runtime = ServiceRuntime(name, drain_timeout=settings.drain_timeout)
+    runtime.install_signal_handlers()
+    runtime.serve_health(settings.metrics_host, settings.metrics_port)
+    client = connect(settings.redis_url, socket_timeout=socket_timeout, retries=redis_retries)
+    log.info("%s: Redis at %s", name, redact_url(settings.redis_url))
+    try:
+        yield runtime, client
+    finally:
+        runtime.close()
+        client.close()
 
 
 def _exit_now(code: int) -> None:

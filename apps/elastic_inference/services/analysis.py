@@ -31,8 +31,8 @@ from ..core.jobs import JobStore, job_message_id
 from ..core.jpeg import check_jpeg_file, check_pixels
 from ..core.leased import LeasedQueue
 from ..core.redact import redact_url
-from ..core.redisconn import REDIS_DOWN_ERRORS, Backoff, connect, error_text, retry
-from ..core.runtime import ServiceRuntime, setup_logging
+from ..core.redisconn import REDIS_DOWN_ERRORS, Backoff, error_text, retry
+from ..core.runtime import ServiceRuntime, running
 from ..core.settings import AnalysisSettings, parse_settings
 from ..engine.preprocess import encode_jpeg
 
@@ -228,14 +228,5 @@ class AnalysisRunner:
 
 def main(argv: list[str]) -> int:
     settings = parse_settings(AnalysisSettings, argv, prog="ei analysis")
-    setup_logging(settings.log_level)
-    runtime = ServiceRuntime("analysis", drain_timeout=settings.drain_timeout)
-    runtime.install_signal_handlers()
-    runtime.serve_health(settings.metrics_host, settings.metrics_port)
-    client = connect(settings.redis_url)
-    log.info("analysis: Redis at %s", redact_url(settings.redis_url))
-    try:
+    with running("analysis", settings) as (runtime, client):
         return AnalysisRunner(settings, client, runtime).run() or runtime.exit_code
-    finally:
-        runtime.close()
-        client.close()

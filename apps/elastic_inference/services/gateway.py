@@ -54,9 +54,13 @@ from ..core.keys import check_job_id, check_stream_id
 from ..core.live import MAX_FRAME_MESSAGE_BYTES, MAX_INCOMING_BYTES, WS_PATH
 from ..core.metrics import GatewayMetrics
 from ..core.redact import redact_url
-from ..core.redisconn import REDIS_DOWN_ERRORS, connect, error_text, forget_traceback
+from ..core.redisconn import REDIS_DOWN_ERRORS, error_text, forget_traceback
 from ..core.registry import StreamRegistry, worker_types
-from ..core.runtime import LIVE_SOCKET_BUFFER, ServiceRuntime, cap_socket_buffers, setup_logging
+from ..core.runtime import (
+    LIVE_SOCKET_BUFFER,
+    cap_socket_buffers,
+    running,
+)
 from ..core.settings import GatewaySettings, parse_settings
 from ..core.snapshot import (
     SNAPSHOT_SCAN,
@@ -1050,35 +1054,27 @@ async def serve(app: GatewayApp, host: str, port: int, stop: Callable[[], bool],
 def main(argv: list[str]) -> int:
     """``ei gateway``: parse settings, serve until SIGTERM/SIGINT, exit 0."""
     settings = parse_settings(GatewaySettings, argv, prog="ei gateway")
-    setup_logging(settings.log_level)
-    runtime = ServiceRuntime("gateway", drain_timeout=settings.drain_timeout)
-    runtime.install_signal_handlers()
-    metrics = GatewayMetrics(runtime.registry)
-    runtime.serve_health(settings.metrics_host, settings.metrics_port)
-    client = connect(settings.redis_url)
-    log.info("gateway: Redis at %s", redact_url(settings.redis_url))
-    if settings.websocket_upstream:
-        log.info("gateway: proxying %s to %s", WS_PATH, settings.websocket_upstream)
-    if settings.media_dir.is_dir():
-        log.info("gateway: analysis-job sources from %s", settings.media_dir)
-    else:
-        log.warning("gateway: the media directory %s does not exist: analysis jobs can read "
-                    "URLs only (EI_MEDIA_DIR)", settings.media_dir)
-    executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="gateway-redis")
-    app = make_app(client, metrics=metrics, executor=executor,
-                   websocket_url=settings.websocket_url,
-                   websocket_upstream=settings.websocket_upstream, spa_dir=settings.spa_dir,
-                   max_mjpeg_clients=settings.max_mjpeg_clients,
-                   max_proxy_clients=settings.max_proxy_clients, media_dir=settings.media_dir,
-                   job_memory_share=settings.job_memory_share,
-                   limits=settings.connection_limits())
-
-    try:
-        asyncio.run(serve(app, settings.host, settings.port, runtime.stop.is_set,
-                          started=lambda _port: runtime.ready.set()))
-    finally:
-        executor.shutdown(wait=False, cancel_futures=True)
-        runtime.close()
-        client.close()
+    with running("gateway", settings) as (runtime, client):
+        if settings.websocket_upstream:
+            log.info("gateway: proxying %s to %s", WS_PATH, settings.websocket_upstream)
+        if settings.media_dir.is_dir():
+            log.info("gateway: analysis-job sources from %s", settings.media_dir)
+        else:
+            log.warning("gateway: the media directory %s does not exist: analysis jobs can "
+                        "read URLs only (EI_MEDIA_DIR)", settings.media_dir)
+        executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="gateway-redis")
+        app = make_app(client, metrics=GatewayMetrics(runtime.registry), executor=executor,
+                       websocket_url=settings.websocket_url,
+                       websocket_upstream=settings.websocket_upstream,
+                       spa_dir=settings.spa_dir, max_mjpeg_clients=settings.max_mjpeg_clients,
+                       max_proxy_clients=settings.max_proxy_clients,
+                       media_dir=settings.media_dir,
+                       job_memory_share=settings.job_memory_share,
+                       limits=settings.connection_limits())
+        try:
+            asyncio.run(serve(app, settings.host, settings.port, runtime.stop.is_set,
+                              started=lambda _port: runtime.ready.set()))
+        finally:
+            executor.shutdown(wait=False, cancel_futures=True)
     log.info("gateway: stopped")
     return runtime.exit_code

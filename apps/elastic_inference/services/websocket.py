@@ -39,10 +39,13 @@ from ..core.live import (
     streams_text,
 )
 from ..core.metrics import WebsocketMetrics
-from ..core.redact import redact_url
-from ..core.redisconn import REDIS_DOWN_ERRORS, Backoff, connect
+from ..core.redisconn import REDIS_DOWN_ERRORS, Backoff
 from ..core.registry import StreamRegistry
-from ..core.runtime import LIVE_SOCKET_BUFFER, ServiceRuntime, cap_socket_buffers, setup_logging
+from ..core.runtime import (
+    LIVE_SOCKET_BUFFER,
+    cap_socket_buffers,
+    running,
+)
 from ..core.settings import WebsocketSettings, parse_settings
 
 log = logging.getLogger(__name__)
@@ -409,20 +412,11 @@ class WebsocketService:
 def main(argv: list[str]) -> int:
     """``ei websocket``: parse settings, serve until SIGTERM/SIGINT, exit 0."""
     settings = parse_settings(WebsocketSettings, argv, prog="ei websocket")
-    setup_logging(settings.log_level)
-    runtime = ServiceRuntime("websocket", drain_timeout=settings.drain_timeout)
-    runtime.install_signal_handlers()
-    metrics = WebsocketMetrics(runtime.registry)
-    runtime.serve_health(settings.metrics_host, settings.metrics_port)
-    client = connect(settings.redis_url)
-    log.info("websocket: reading live output from %s", redact_url(settings.redis_url))
-    service = WebsocketService(client, metrics, max_clients=settings.max_clients,
-                               stop=runtime.stop, limits=settings.connection_limits())
-    try:
+    with running("websocket", settings) as (runtime, client):
+        service = WebsocketService(client, WebsocketMetrics(runtime.registry),
+                                   max_clients=settings.max_clients, stop=runtime.stop,
+                                   limits=settings.connection_limits())
         asyncio.run(service.run(settings.host, settings.port,
                                 started=lambda _port: runtime.ready.set()))
-    finally:
-        runtime.close()
-        client.close()
     log.info("websocket: stopped")
     return runtime.exit_code

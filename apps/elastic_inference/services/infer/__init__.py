@@ -27,8 +27,7 @@ has moved for ``EI_STALL_TIMEOUT`` seconds.
 
 from __future__ import annotations
 
-from ...core.redisconn import connect
-from ...core.runtime import ServiceRuntime, setup_logging
+from ...core.runtime import running
 from ...core.settings import InferSettings, parse_settings
 from ...engine.factory import load_detector
 from ...engine.preprocess import decode_jpeg, reduction_for
@@ -39,16 +38,8 @@ __all__ = ["InferWorker", "decode_jpeg", "default_worker_id", "main", "reduction
 
 def main(argv: list[str]) -> int:
     settings = parse_settings(InferSettings, argv, prog="ei infer")
-    setup_logging(settings.log_level)
-    runtime = ServiceRuntime("infer", drain_timeout=settings.drain_timeout)
-    runtime.install_signal_handlers()
-    runtime.serve_health(settings.metrics_host, settings.metrics_port)
-    detector = load_detector(settings.type, settings.model_dir, settings.device,
-                             settings.model or None, settings.threshold or None,
-                             settings.precision)
-    client = connect(settings.redis_url, socket_timeout=POP_TIMEOUT + 10)
-    try:
+    with running("infer", settings, socket_timeout=POP_TIMEOUT + 10) as (runtime, client):
+        detector = load_detector(settings.type, settings.model_dir, settings.device,
+                                 settings.model or None, settings.threshold or None,
+                                 settings.precision)
         return InferWorker(settings, client, detector, runtime).run() or runtime.exit_code
-    finally:
-        runtime.close()
-        client.close()

@@ -10,11 +10,7 @@ See doc/streams.md.
 
 from __future__ import annotations
 
-import logging
-
-from ...core.redact import redact_url
-from ...core.redisconn import connect
-from ...core.runtime import ServiceRuntime, setup_logging
+from ...core.runtime import running
 from ...core.settings import StreamSettings, parse_settings
 from .pacing import Pacer
 from .service import STATES, StreamService
@@ -34,25 +30,14 @@ __all__ = ["REOPEN_CAP", "STATES", "Pacer", "Read", "Source", "SourceSpec", "Str
            "derive_stream_id", "main", "open_capture", "parse_source", "reopen_delay",
            "sanitize_id"]
 
-log = logging.getLogger(__name__)
-
 
 def main(argv: list[str]) -> int:
     """``ei stream``: parse settings once, then stream until SIGTERM/SIGINT (exit 0)."""
     settings = parse_settings(StreamSettings, argv, prog="ei stream")
     spec = parse_source(settings.source)
     stream_id = settings.stream_id or derive_stream_id(spec)
-    setup_logging(settings.log_level)
-    runtime = ServiceRuntime("stream", drain_timeout=settings.drain_timeout)
-    runtime.install_signal_handlers()
-    runtime.serve_health(settings.metrics_host, settings.metrics_port)
     # One quick retry covers a stale pooled connection; longer outages are the loop's Backoff,
     # so capture never stalls inside redis-py's own retries.
-    client = connect(settings.redis_url, retries=1)
-    log.info("stream %s: Redis %s", stream_id, redact_url(settings.redis_url))
-    try:
+    with running("stream", settings, redis_retries=1) as (runtime, client):
         return (StreamService(settings, runtime, client, Source(spec), stream_id).run()
                 or runtime.exit_code)
-    finally:
-        client.close()
-        runtime.close()
