@@ -76,7 +76,7 @@ class GatewayThread:
         self.metrics = GatewayMetrics(CollectorRegistry())
         self.pool = ThreadPoolExecutor(max_workers=4)
         app = make_app(self.client, metrics=self.metrics, executor=self.pool, **app_args)
-        self.ctx: GatewayContext = app.settings["ei_context"]
+        self.ctx: GatewayContext = app.ctx
         self.halt = threading.Event()
         started = threading.Event()
         self.port = 0

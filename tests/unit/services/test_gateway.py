@@ -410,4 +410,4 @@ def test_plain_page_when_the_dashboard_is_not_built(tmp_path: Path,
     with caplog.at_level(logging.WARNING, "elastic_inference.services.gateway"):
         make_app(DownRedis(), executor=pool, spa_dir=built)
     assert not caplog.records
-    assert app.settings["ei_context"].websocket_upstream == ""
+    assert app.ctx.websocket_upstream == ""

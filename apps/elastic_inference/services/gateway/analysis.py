@@ -1,0 +1,150 @@
+"""Analysis jobs (doc/analysis.md): submit, list, read, delete, and their frames."""
+
+from __future__ import annotations
+
+import logging
+
+import tornado.web
+import tornado.websocket
+
+from ...core.errors import InvalidMessage, StorageFull
+from ...core.jobrequest import check_known_types, parse_job_request, resolve_source
+from ...core.jobs import JobFrame
+from ...core.snapshot import (
+    frame_view,
+)
+from .base import BaseHandler, known_types, render_snapshot
+from .params import parse_frame_number, parse_int
+
+log = logging.getLogger(__name__)
+
+#: Largest ``POST /api/analysis`` body; a job request is a few hundred bytes.
+MAX_JOB_BODY = 16 * 1024
+DEFAULT_JOBS_LIMIT, MAX_JOBS_LIMIT = 100, 1000
+DEFAULT_PAGE, MAX_PAGE = 100, 1000
+MAX_OFFSET = 10**9
+
+
+
+@tornado.web.stream_request_body
+class AnalysisJobsHandler(BaseHandler):
+    """``POST /api/analysis`` submits a job, ``GET /api/analysis`` lists them.
+
+    The body is streamed in rather than buffered by Tornado, so a request over
+    :data:`MAX_JOB_BODY` is refused without being held in memory.
+    """
+
+    body: bytearray
+    too_large: bool
+
+    def prepare(self) -> None:
+        self.body = bytearray()
+        self.too_large = False
+        length = self.request.headers.get("Content-Length", "")
+        if length.isdigit() and int(length) > MAX_JOB_BODY:
+            raise tornado.web.HTTPError(413, "the body is larger than %d bytes", MAX_JOB_BODY)
+
+    def data_received(self, chunk: bytes) -> None:
+        if self.too_large or len(self.body) + len(chunk) > MAX_JOB_BODY:
+            self.too_large = True  # a chunked body: keep reading, stop keeping
+            self.body.clear()
+        else:
+            self.body += chunk
+
+    async def get(self) -> None:
+        limit = self.param(parse_int, "limit", self.query("limit"), DEFAULT_JOBS_LIMIT, 1,
+                           MAX_JOBS_LIMIT)
+        self.write_json({"jobs": await self.jobs(lambda store: store.recent(limit))})
+
+    async def post(self) -> None:
+        if self.too_large:
+            raise tornado.web.HTTPError(413, "the body is larger than %d bytes", MAX_JOB_BODY)
+        media_type = self.request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if media_type != "application/json":
+            # Also keeps other sites' pages out: a cross-origin JSON POST needs a CORS
+            # preflight, which the gateway never grants.
+            raise tornado.web.HTTPError(415, "send the job as JSON with Content-Type: "
+                                             "application/json")
+        try:
+            request = parse_job_request(bytes(self.body))
+            check_known_types(request.types, await self.run(known_types, self.ctx.client))
+            # On the pool: the media directory may be a network volume.
+            await self.run(resolve_source, request.source, self.ctx.media_dir)
+        except InvalidMessage as exc:
+            raise tornado.web.HTTPError(400, "%s", str(exc)) from exc
+        try:
+            await self.jobs(lambda store: store.check_room(self.ctx.job_memory_share))
+        except StorageFull as exc:
+            raise tornado.web.HTTPError(503, "%s", str(exc)) from exc
+        job = await self.jobs(lambda store: store.get(store.create(request)))
+        if job is None:  # only a DELETE racing the creation gets here
+            raise tornado.web.HTTPError(404, "the new job was deleted at once")
+        log.info("analysis job %s: %s, types %s, every %d frame(s)", job["id"], job["source"],
+                 ",".join(job["types"]), job["frame_step"])
+        self.set_header("Location", f"/api/analysis/{job['id']}")
+        self.write_json(job, 201)
+
+
+class AnalysisJobHandler(BaseHandler):
+    async def get(self, raw_id: str) -> None:
+        self.write_json(await self.job_or_404(self.job_id(raw_id)))
+
+    async def delete(self, raw_id: str) -> None:
+        job_id = self.job_id(raw_id)
+        if not await self.jobs(lambda store: store.delete(job_id)):
+            raise tornado.web.HTTPError(404, "unknown analysis job %r", job_id)
+        log.info("analysis job %s deleted", job_id)
+        self.set_status(204)
+        self.finish()
+
+
+class AnalysisResultsHandler(BaseHandler):
+    async def get(self, raw_id: str) -> None:
+        job_id = self.job_id(raw_id)
+        offset = self.param(parse_int, "offset", self.query("offset"), 0, 0, MAX_OFFSET)
+        limit = self.param(parse_int, "limit", self.query("limit"), DEFAULT_PAGE, 1, MAX_PAGE)
+        page = await self.jobs(lambda store: store.results_page(job_id, offset, limit))
+        if page is None:
+            raise tornado.web.HTTPError(404, "unknown analysis job %r", job_id)
+        self.write_json(page)
+
+
+class AnalysisFrameHandler(BaseHandler):
+    """Shared by the frame image and the frame results."""
+
+    async def frame(self, raw_id: str, raw_frame: str, jpeg: bool) -> tuple[str, int, JobFrame]:
+        job_id = self.job_id(raw_id)
+        frame = self.param(parse_frame_number, raw_frame)
+        found = await self.jobs(lambda store: store.read_frame(job_id, frame, jpeg))
+        if found.job is None:
+            raise tornado.web.HTTPError(404, "unknown analysis job %r", job_id)
+        if not found.stored:
+            step = found.job["frame_step"]
+            raise tornado.web.HTTPError(
+                404, "frame %d of job %r is not stored: the job keeps frames 0, %d, %d, ... "
+                "of its video, as they are read", frame, job_id, step, 2 * step)
+        return job_id, frame, found
+
+
+class AnalysisFrameImageHandler(AnalysisFrameHandler):
+    async def get(self, raw_id: str, raw_frame: str) -> None:
+        job_id, frame, found = await self.frame(raw_id, raw_frame, jpeg=True)
+        assert found.jpeg is not None
+        snap, _ = frame_view(frame, found.jpeg, found.results)
+        try:
+            body = await self.run(render_snapshot, snap)
+        except ValueError as exc:
+            log.warning("job %s frame %d: cannot annotate: %s", job_id, frame, exc)
+            raise tornado.web.HTTPError(502, "frame %d of job %r is not a decodable JPEG",
+                                        frame, job_id) from exc
+        self.set_header("Content-Type", "image/jpeg")
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("X-EI-Frame", str(frame))
+        self.finish(body)
+
+
+class AnalysisFrameResultsHandler(AnalysisFrameHandler):
+    async def get(self, raw_id: str, raw_frame: str) -> None:
+        job_id, frame, found = await self.frame(raw_id, raw_frame, jpeg=False)
+        _, results = frame_view(frame, b"", found.results)
+        self.write_json({"id": job_id, "frame": frame, "results": results})

@@ -1,0 +1,217 @@
+"""Base handlers (security headers, JSON errors, parameters, Redis calls off the event loop),
+static files, and what handlers need of the engine (drawing boxes, the built-in types), which
+core may not import."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit
+
+import redis
+import tornado.web
+import tornado.websocket
+from tornado.ioloop import IOLoop
+
+from ...core.errors import InvalidMessage
+from ...core.jobs import JobStore
+from ...core.keys import check_job_id, check_stream_id
+from ...core.redact import redact_url
+from ...core.redisconn import REDIS_DOWN_ERRORS
+from ...core.registry import worker_types
+from ...core.snapshot import (
+    Snapshot,
+)
+from ...engine.annotate import annotate_jpeg
+from ...engine.models import INFER_TYPES
+from .context import GatewayApp, GatewayContext
+from .params import ParamError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+SNAPSHOT_QUALITY = 80
+REDIS_DOWN_MESSAGE = "Redis is unavailable; retry shortly"
+#: Vite names files under assets/ by content hash, so they never change under one name.
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+
+def content_security_policy(websocket_url: str = "") -> str:
+    """The CSP of every response: own origin only, no inline or eval'd script or style.
+
+    ``'self'`` covers websockets to the page's own origin (the ``/ws`` proxy, or an Ingress
+    routing ``/ws``); an absolute ``EI_WEBSOCKET_URL`` on another origin is added to
+    ``connect-src``.
+    """
+    connect = "'self'"
+    if websocket_url:
+        parts = urlsplit(websocket_url)
+        if parts.scheme in ("ws", "wss") and parts.netloc:
+            connect += f" {parts.scheme}://{parts.netloc}"
+    return ("default-src 'self'; script-src 'self'; style-src 'self'; "
+            "img-src 'self' data: blob:; "
+            f"connect-src {connect}; object-src 'none'; base-uri 'none'; "
+            "frame-ancestors 'none'; form-action 'self'")
+
+
+def _security_headers(handler: tornado.web.RequestHandler, csp: str) -> None:
+    handler.set_header("Content-Security-Policy", csp)
+    handler.set_header("X-Content-Type-Options", "nosniff")
+    handler.set_header("X-Frame-Options", "DENY")
+    handler.set_header("Referrer-Policy", "no-referrer")
+
+
+def _write_json_error(handler: tornado.web.RequestHandler, status_code: int,
+                      kwargs: dict[str, Any]) -> None:
+    """Replace Tornado's HTML error page with ``{"error": message}``."""
+    message = handler._reason
+    exc_info = kwargs.get("exc_info")
+    if exc_info is not None:
+        exc = exc_info[1]
+        if isinstance(exc, tornado.web.HTTPError) and exc.log_message:
+            message = exc.log_message % exc.args if exc.args else exc.log_message
+        elif not isinstance(exc, tornado.web.HTTPError):
+            message = "internal server error"
+    handler.clear_header("Content-Disposition")
+    handler.set_header("Content-Type", "application/json; charset=UTF-8")
+    handler.set_header("Cache-Control", "no-store")
+    handler.finish(json.dumps({"error": message}))
+
+
+class SecureHandler(tornado.web.RequestHandler):
+    """What every handler shares: security headers and JSON errors."""
+
+    @property
+    def ctx(self) -> GatewayContext:
+        """The application's shared state."""
+        return cast(GatewayApp, self.application).ctx
+
+    def set_default_headers(self) -> None:
+        _security_headers(self, self.ctx.csp)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        _write_json_error(self, status_code, kwargs)
+
+    def log_exception(self, typ: Any, value: BaseException | None, tb: Any) -> None:
+        """HTTPErrors are answers, already counted and logged per request; log only bugs."""
+        if isinstance(value, tornado.web.HTTPError):
+            return
+        log.error("uncaught exception in %s", redact_url(self._request_summary()),
+                  exc_info=value)
+
+
+class BaseHandler(SecureHandler):
+    """API handlers: query parameters, and Redis calls off the event loop."""
+
+    def write_json(self, data: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(json.dumps(data, separators=(",", ":")))
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run sync ``fn`` (Redis or CPU work) in the pool; a Redis outage becomes a 503."""
+        try:
+            value: T = await IOLoop.current().run_in_executor(self.ctx.executor, fn, *args)
+        except REDIS_DOWN_ERRORS as exc:
+            self.ctx.health.failed(exc)
+            raise tornado.web.HTTPError(503, REDIS_DOWN_MESSAGE) from exc
+        self.ctx.health.ok()
+        return value
+
+    def stream_id(self, raw: str) -> str:
+        """Validate a path id (Tornado has already percent-decoded it) or answer 400."""
+        try:
+            return check_stream_id(raw)
+        except InvalidMessage as exc:
+            raise tornado.web.HTTPError(400, "%s", str(exc)) from exc
+
+    def query(self, name: str) -> str | None:
+        """A query parameter as sent (the last one if repeated).
+
+        Not ``get_query_argument``: it quietly turns control characters into spaces, and
+        they must be seen to be refused.
+        """
+        values = self.request.query_arguments.get(name)
+        if not values:
+            return None
+        try:
+            return values[-1].decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise tornado.web.HTTPError(400, "invalid %s: not UTF-8", name) from exc
+
+    def param(self, parse: Callable[..., T], *args: Any) -> T:
+        """Apply a ``parse_*`` helper; its ParamError becomes a 400 naming the parameter."""
+        try:
+            return parse(*args)
+        except ParamError as exc:
+            raise tornado.web.HTTPError(400, "%s", str(exc)) from exc
+
+    def job_id(self, raw: str) -> str:
+        """Validate a job id from the path or answer 400."""
+        try:
+            return check_job_id(raw)
+        except InvalidMessage as exc:
+            raise tornado.web.HTTPError(400, "%s", str(exc)) from exc
+
+    async def jobs(self, call: Callable[[JobStore], T]) -> T:
+        """``call`` on a job store, in the pool; the store is built there too, so a client
+        failing even as the store registers its scripts answers 503 like any Redis call."""
+        return await self.run(lambda: call(JobStore(self.ctx.client)))
+
+    async def job_or_404(self, job_id: str) -> dict[str, Any]:
+        job = await self.jobs(lambda store: store.get(job_id))
+        if job is None:
+            raise tornado.web.HTTPError(404, "unknown analysis job %r", job_id)
+        return job
+
+
+class NotFoundHandler(BaseHandler):
+    """Every unknown path, API or not: 404 JSON."""
+
+    def prepare(self) -> None:
+        raise tornado.web.HTTPError(404, "no such resource: %s", self.request.path)
+
+
+class SecureStaticHandler(SecureHandler, tornado.web.StaticFileHandler):
+    """Static files with the same security headers and JSON errors as the API."""
+
+    async def get(self, path: str, include_body: bool = True) -> None:
+        """A missing file, a directory or a path out of the root answers like any unknown
+        path; a name no file can have (NUL, control characters) is a bad request."""
+        if any(ord(c) < 32 or c == "\x7f" for c in path):
+            raise tornado.web.HTTPError(400, "invalid path: it contains control characters")
+        try:
+            await super().get(path, include_body)
+        except tornado.web.HTTPError as exc:
+            if exc.status_code not in (403, 404):
+                raise
+            raise tornado.web.HTTPError(404, "no such resource: %s", self.request.path) from exc
+
+    def set_extra_headers(self, path: str) -> None:
+        if path.endswith(".html") or not path:
+            self.set_header("Cache-Control", "no-cache")
+
+
+class DashboardHandler(SecureStaticHandler):
+    """The built SPA: hashed bundles under ``assets/`` cached for a year, the rest (above all
+    index.html, which names the current bundles) revalidated on every load."""
+
+    def set_extra_headers(self, path: str) -> None:
+        self.set_header("Cache-Control", IMMUTABLE if path.startswith("assets/") else "no-cache")
+
+
+def known_types(client: redis.Redis) -> set[str]:
+    """The built-in inference types plus every type that has had a worker (sync)."""
+    return set(INFER_TYPES) | set(worker_types(client))
+
+
+def render_snapshot(snap: Snapshot) -> bytes:
+    """The snapshot's JPEG with its boxes drawn (sync, CPU); ValueError if it is no JPEG."""
+    if not snap.detections:
+        return snap.jpeg
+    return annotate_jpeg(snap.jpeg, snap.detections, SNAPSHOT_QUALITY)
