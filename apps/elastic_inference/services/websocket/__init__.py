@@ -1,0 +1,37 @@
+"""``ei websocket``: fans the live output of every stream out to browsers.
+
+One reader per process follows ``ei:out:{stream}`` of all live streams (core is sync redis, so
+each blocking ``XREAD`` runs in a thread) and offers every entry, encoded once, to each
+subscribed client's mailbox. A mailbox keeps only the latest pending entry per stream (and
+inference type) and has its own sender task, so a slow browser loses intermediate frames
+(counted as skipped) instead of delaying the reader or any other client. The protocol is
+described in doc/api.md; the message format is :mod:`..core.live`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from ...core.metrics import WebsocketMetrics
+from ...core.runtime import running
+from ...core.settings import WebsocketSettings, parse_settings
+from .hub import MAX_PENDING_TEXT, Hub, Mailbox, encode_entry
+from .service import WebsocketService
+
+__all__ = ["MAX_PENDING_TEXT", "Hub", "Mailbox", "WebsocketService", "encode_entry", "main"]
+
+log = logging.getLogger(__name__)
+
+
+def main(argv: list[str]) -> int:
+    """``ei websocket``: parse settings, serve until SIGTERM/SIGINT, exit 0."""
+    settings = parse_settings(WebsocketSettings, argv, prog="ei websocket")
+    with running("websocket", settings) as (runtime, client):
+        service = WebsocketService(client, WebsocketMetrics(runtime.registry),
+                                   max_clients=settings.max_clients, stop=runtime.stop,
+                                   limits=settings.connection_limits())
+        asyncio.run(service.run(settings.host, settings.port,
+                                started=lambda _port: runtime.ready.set()))
+    log.info("websocket: stopped")
+    return runtime.exit_code

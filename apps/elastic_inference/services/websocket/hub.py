@@ -1,0 +1,163 @@
+"""Per-client mailboxes and the hub that offers each live entry, encoded once, to them.
+
+A mailbox keeps only the latest pending entry per stream (and inference type) and has its own
+sender task, so a slow browser loses intermediate frames (counted as skipped) instead of
+delaying the reader or any other client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+
+from ...core.broker import OutputEntry
+from ...core.live import (
+    encode_frame,
+    streams_text,
+)
+from ...core.metrics import WebsocketMetrics
+
+log = logging.getLogger(__name__)
+
+#: Control messages (errors) queued per client before the oldest are dropped.
+MAX_PENDING_TEXT = 8
+
+Send = Callable[[str | bytes], Awaitable[None]]
+
+
+def encode_entry(entry: OutputEntry) -> tuple[str, bytes] | None:
+    """``(inference type, message)`` for one live-buffer entry; ``None`` when its result is
+    not a JSON object (logged at debug; workers validate, so this means a foreign writer)."""
+    try:
+        result = json.loads(entry.result)
+    except (ValueError, UnicodeDecodeError):
+        log.debug("skipping entry %s of %s: result is not JSON", entry.entry_id, entry.stream)
+        return None
+    if not isinstance(result, dict):
+        log.debug("skipping entry %s of %s: result is not an object", entry.entry_id,
+                  entry.stream)
+        return None
+    infer_type = result.get("type")
+    return (infer_type if isinstance(infer_type, str) else "",
+            encode_frame(entry.stream, entry.entry_id, result, entry.jpeg))
+
+
+class Mailbox:
+    """What one client has yet to receive: the latest entry per (stream, type), plus control
+    texts. Keyed by type too because each type publishes its own result for the same frame;
+    keyed by stream alone, one type's boxes would routinely replace another's.
+
+    ``offer`` never awaits, so the fan-out loop is never held up by this client; the sender
+    task (``run``) drains the mailbox at the client's own pace.
+    """
+
+    def __init__(self, send: Send, metrics: WebsocketMetrics | None = None,
+                 name: str = "client") -> None:
+        self.send = send
+        self.metrics = metrics
+        self.name = name
+        self.subscription: frozenset[str] | None = None
+        self.sent = 0
+        self.skipped = 0
+        self._frames: dict[tuple[str, str], bytes] = {}
+        self._streams: str | None = None
+        self._texts: deque[str] = deque(maxlen=MAX_PENDING_TEXT)
+        self._wake = asyncio.Event()
+
+    def wants(self, stream: str) -> bool:
+        return self.subscription is None or stream in self.subscription
+
+    def subscribe(self, subscription: frozenset[str] | None) -> None:
+        """Change the subscription and forget pending entries the client no longer wants."""
+        self.subscription = subscription
+        for key in [k for k in self._frames if not self.wants(k[0])]:
+            del self._frames[key]
+
+    def offer(self, stream: str, message: bytes, infer_type: str = "") -> None:
+        """Queue ``message``; an unsent older one of the same stream and type is replaced
+        and counted as skipped."""
+        key = (stream, infer_type)
+        if key in self._frames:
+            self.skipped += 1
+            if self.metrics is not None:
+                self.metrics.skipped.inc()
+        self._frames[key] = message
+        self._wake.set()
+
+    def offer_streams(self, text: str) -> None:
+        """Queue a stream-list message; only the newest unsent one is kept."""
+        self._streams = text
+        self._wake.set()
+
+    def post_text(self, text: str) -> None:
+        """Queue a control text (an error reply); the oldest is dropped beyond a few."""
+        self._texts.append(text)
+        self._wake.set()
+
+    @property
+    def pending(self) -> int:
+        return len(self._frames) + len(self._texts) + (self._streams is not None)
+
+    async def run(self) -> None:
+        """Send whatever is pending, oldest kind first, until the connection closes."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if self._streams is not None:
+                text, self._streams = self._streams, None
+                await self.send(text)
+            while self._texts:
+                await self.send(self._texts.popleft())
+            frames, self._frames = self._frames, {}
+            for message in frames.values():
+                await self.send(message)
+                self.sent += 1
+                if self.metrics is not None:
+                    self.metrics.sent.inc()
+
+
+class Hub:
+    """The set of connected clients; dispatches entries and stream lists to their mailboxes."""
+
+    def __init__(self, metrics: WebsocketMetrics | None = None) -> None:
+        self.metrics = metrics
+        self.clients: set[Mailbox] = set()
+        self.streams: tuple[str, ...] = ()
+        self.changed = asyncio.Event()
+
+    def add(self, box: Mailbox) -> None:
+        self.clients.add(box)
+        box.offer_streams(streams_text(self.streams))
+        self._count()
+
+    def remove(self, box: Mailbox) -> None:
+        self.clients.discard(box)
+        self._count()
+
+    def _count(self) -> None:
+        if self.metrics is not None:
+            self.metrics.clients.set(len(self.clients))
+        self.changed.set()
+
+    def dispatch(self, stream: str, message: bytes, infer_type: str = "") -> int:
+        """Offer ``message`` to every client subscribed to ``stream``; returns how many."""
+        n = 0
+        for box in self.clients:
+            if box.wants(stream):
+                box.offer(stream, message, infer_type)
+                n += 1
+        return n
+
+    def set_streams(self, streams: Iterable[str]) -> bool:
+        """Record the live stream list and tell every client when it changed."""
+        new = tuple(sorted(streams))
+        if new == self.streams:
+            return False
+        self.streams = new
+        text = streams_text(new)
+        for box in self.clients:
+            box.offer_streams(text)
+        return True
