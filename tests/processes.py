@@ -30,8 +30,7 @@ class Service:
         self.args = args
         self.log_path = Path(tempfile.mkstemp(prefix=f"ei-{args[0]}-", suffix=".log")[1])
         self._metrics_port = 0
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith("EI_")}
-        full_env.update(env or {})
+        full_env = environment(**(env or {}))
         cmd = [sys.executable, "-m", "elastic_inference.cli", *args]
         if args[0] != "up":
             # Port 0: the service binds a free port itself and logs it (see ``metrics_port``). A
@@ -82,6 +81,14 @@ class Service:
             code = self.proc.wait()
         self._log.close()
         return code
+
+
+def environment(**extra: str) -> dict[str, str]:
+    """This process's environment without any ``EI_*`` variable (a developer's own settings
+    must not leak into a test), plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EI_")}
+    env.update(extra)
+    return env
 
 
 def wait_for(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.25) -> Any:

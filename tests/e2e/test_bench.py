@@ -4,7 +4,6 @@ not a test's)."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
+from tests.processes import environment
 
 pytestmark = pytest.mark.e2e
 
@@ -27,7 +27,7 @@ LIVE_FIGURES = ("offered_fps", "pushed", "published", "p50_ms", "p99_ms", "max_q
 def test_quick_bench_reports_every_figure(model_dir: Path, sample_dir: Path,
                                           tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EI_")}
+    env = environment()
     done = subprocess.run(
         [sys.executable, "-m", "elastic_inference.cli", "bench", "--quick", "--json", str(out),
          "--model-dir", str(model_dir), "--sample-dir", str(sample_dir)],

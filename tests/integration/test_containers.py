@@ -35,6 +35,7 @@ from packaging.utils import canonicalize_name
 
 from elastic_inference.cli import COMMANDS
 from elastic_inference.core.settings import CommonSettings, known_env_names
+from tests.processes import environment
 
 pytestmark = pytest.mark.integration
 
@@ -715,8 +716,7 @@ def health_server() -> Iterator[HealthServer]:
 
 
 def run_healthcheck(port: int) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EI_")}
-    env["EI_METRICS_PORT"] = str(port)
+    env = environment(EI_METRICS_PORT=str(port))
     return subprocess.run([sys.executable, "-I", str(CONTAINER / "healthcheck.py")], env=env,
                           capture_output=True, text=True, check=False, timeout=30)
 

@@ -10,7 +10,6 @@ parked van in >= 90 % and the car beside it in >= 80 % of the frames).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from elastic_inference.core.queue import FrameQueue
 from elastic_inference.core.truth import Truth, load_truth
 from elastic_inference.engine.preprocess import encode_jpeg
 from tests.conftest import REPO
+from tests.processes import environment
 
 pytestmark = pytest.mark.integration
 
@@ -53,7 +53,7 @@ def through_a_worker(redis_url: str, model_dir: Path, sample_dir: Path, infer_ty
          "--max-age", "0", "--redis-url", redis_url, "--metrics-port", "0",
          "--metrics-host", "127.0.0.1"],
         capture_output=True, text=True, timeout=300, check=False,
-        env={**_inherited_env(), **env})
+        env=environment(**env))
     assert proc.returncode == 0, proc.stderr[-3000:]
     out: dict[int, list[Scored]] = {}
     for _, fields in client.xrange(keys.results(STREAM)):
@@ -66,10 +66,6 @@ def through_a_worker(redis_url: str, model_dir: Path, sample_dir: Path, infer_ty
     assert sorted(out) == sorted(truth.frames), "a frame without a published result"
     client.close()
     return out
-
-
-def _inherited_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("EI_")}
 
 
 def figures(report: Report) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import redis
 
 from elastic_inference.core import keys
 from tests.conftest import REPO
+from tests.processes import environment
 from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.integration
@@ -21,7 +21,7 @@ PASSWORD = "s3cret w/ @:"  # characters that must be percent-encoded inside a UR
 
 
 def run(script: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EI_")}
+    env = environment()
     return subprocess.run([str(script), *args], capture_output=True, text=True, env=env,
                           timeout=timeout, check=False)
 

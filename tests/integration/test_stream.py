@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from elastic_inference.core.settings import StreamSettings
 from elastic_inference.services.stream import Source, SourceSpec, StreamService, parse_source
 from tests.conftest import REPO
 from tests.mjpeg_camera import MjpegCamera
+from tests.processes import environment, wait_for
 from tests.redis_server import RedisServer, free_port
 
 pytestmark = pytest.mark.integration
@@ -49,21 +49,8 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
-
-
 def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EI_")}
-    env.update({"EI_METRICS_HOST": "127.0.0.1", "EI_METRICS_PORT": "0", **extra})
-    return env
+    return environment(**{"EI_METRICS_HOST": "127.0.0.1", "EI_METRICS_PORT": "0", **extra})
 
 
 class StreamProcess:
