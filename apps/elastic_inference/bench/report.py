@@ -78,11 +78,13 @@ class Check:
         return self.value >= self.target if self.at_least else self.value <= self.target
 
 
-#: Worker throughput as a share of its shared limit (model and decode on the same cores): a
-#: model-bound worker must reach this, a decode-bound one (BlazeFace: decoding costs more than
-#: the model) the second, since the worker's own Redis and hand-over work then weigh more.
+#: Worker throughput as a share of its shared limit (model and decode on the same cores). A
+#: light model (shared limit above LIGHT_MODEL_FPS, under 2 ms a frame: BlazeFace) is held to
+#: the lower share, since the worker's own work per frame (pop, validation, result JSON,
+#: publishing: about 0.8 ms, the ``rest`` column) is then a large part of the budget.
 SHARED_TARGET = 0.85
-SHARED_TARGET_DECODE_BOUND = 0.75
+SHARED_TARGET_LIGHT = 0.75
+LIGHT_MODEL_FPS = 500.0
 
 
 def checks(models: list[ModelFigures], int8: list[Int8Figures]) -> list[Check]:
@@ -95,11 +97,11 @@ def checks(models: list[ModelFigures], int8: list[Int8Figures]) -> list[Check]:
     for m in models:
         if m.baseline_fps <= 0:
             continue  # an INT8 row: throughput only
-        target = SHARED_TARGET if m.bound == "model" else SHARED_TARGET_DECODE_BOUND
+        light = m.shared_limit_fps > LIGHT_MODEL_FPS
         out.append(Check(f"{m.model}: worker / shared limit", m.worker_fps / m.shared_limit_fps,
-                         target))
+                         SHARED_TARGET_LIGHT if light else SHARED_TARGET))
         out.append(Check(f"{m.model}: worker / original design", m.worker_fps / m.baseline_fps,
-                         2.0 if m.bound == "model" else 3.0))
+                         3.0 if light else 2.0))
         out.append(Check(f"{m.model}: p99 age at 2x load (s)",
                          m.latency_overload.get("p99_ms", 0) / 1000, MAX_AGE, at_least=False))
         out.append(Check(f"{m.model}: queue length at 2x load",
