@@ -92,10 +92,20 @@ class Child:
         """Each child gets its own session: a Ctrl-C in the terminal signals the whole
         foreground process group, and a child that saw it beside ``ei up``'s own SIGTERM would
         take that for a second signal and exit without draining."""
+        if self.restarts:
+            self._new_metrics_port()
         cmd = [sys.executable, "-m", "elastic_inference.cli", *self.args]
         self.proc = subprocess.Popen(cmd, env=self.env, start_new_session=True)
         self.started = time.monotonic()
         log.info("started %s (pid %d)", self.name, self.proc.pid)
+
+    def _new_metrics_port(self) -> None:
+        """A restarted child gets a fresh metrics port: the old one may have been taken by
+        another process meanwhile, and the child would then retry it forever."""
+        i = self.args.index("--metrics-port") + 1
+        old = self.args[i]
+        self.args[i] = str(free_port())
+        self.metrics_url = self.metrics_url.replace(f":{old}/metrics", f":{self.args[i]}/metrics")
 
     def died(self, now: float) -> float:
         """Count a death; returns the delay before the restart: 1 s, 2 s, 4 s ... up to

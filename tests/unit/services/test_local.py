@@ -51,6 +51,28 @@ def test_services_get_two_heap_arenas_and_workers_the_default(
     assert arenas["infer"] == user  # glibc's default unless the user set one
 
 
+def test_a_restarted_child_gets_a_fresh_metrics_port(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    s = parse_settings(UpSettings, ["--sample-dir", str(tmp_path)], {})
+    child = LocalSystem(s, "redis://127.0.0.1:1/0", ServiceRuntime("t")).children[0]
+    first = child.args[child.args.index("--metrics-port") + 1]
+    started: list[list[str]] = []
+
+    class Started:  # records the command instead of starting a process
+        pid = 1
+
+        def __init__(self, cmd: list[str], **_: object) -> None:
+            started.append(cmd)
+
+    monkeypatch.setattr("subprocess.Popen", Started)
+    child.start()  # the first start keeps the planned port
+    child.died(0.0)
+    child.start()
+    ports = [cmd[cmd.index("--metrics-port") + 1] for cmd in started]
+    assert ports[0] == first and ports[1] != first
+    assert child.metrics_url.endswith(f":{ports[1]}/metrics")
+
+
 def test_autoscale_plan_starts_min_workers_of_the_chosen_types_only(tmp_path: Path) -> None:
     s = parse_settings(UpSettings, ["--sample-dir", str(tmp_path), "--autoscale",
                                     "--workers", "people", "--sample-streams", "false",
