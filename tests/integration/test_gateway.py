@@ -27,7 +27,7 @@ from prometheus_client import CollectorRegistry
 from elastic_inference.core import keys
 from elastic_inference.core.broker import OutputBroker
 from elastic_inference.core.frame import Frame
-from elastic_inference.core.metrics import GatewayMetrics
+from elastic_inference.core.metrics import HTTP_REQUESTS, REDIS_RECONNECTS, GatewayMetrics
 from elastic_inference.core.queue import FrameQueue
 from elastic_inference.core.redisconn import connect
 from elastic_inference.core.registry import StreamRegistry, WorkerRegistry
@@ -73,7 +73,8 @@ class GatewayThread:
 
     def __init__(self, url: str, **app_args: Any) -> None:
         self.client = connect(url)
-        self.metrics = GatewayMetrics(CollectorRegistry())
+        self.registry = CollectorRegistry()
+        self.metrics = GatewayMetrics(self.registry)
         self.pool = ThreadPoolExecutor(max_workers=4)
         app = make_app(self.client, metrics=self.metrics, executor=self.pool, **app_args)
         self.ctx: GatewayContext = app.ctx
@@ -271,7 +272,8 @@ def test_errors_are_json(gateway: GatewayThread, published: bytes) -> None:
         assert code == 404 and body["error"], path
     code, body = gateway.get_json("/api/streams", method="POST")
     assert code == 405 and body["error"]
-    assert gateway.metrics.requests.labels("StreamHandler", "404")._value.get() == 1
+    assert gateway.registry.get_sample_value(
+        HTTP_REQUESTS, {"handler": "StreamHandler", "code": "404"}) == 1
 
 
 def test_index_page_and_security_headers(gateway: GatewayThread) -> None:
@@ -302,7 +304,8 @@ def test_redis_outage_gives_503_and_recovers() -> None:
         StreamRegistry(redis.Redis.from_url(server.url)).beat("cam9", STREAM_INFO)
         code, body = gw.get_json("/api/streams")
         assert code == 200 and [s["id"] for s in body["streams"]] == ["cam9"]
-        assert gw.metrics.reconnects._value.get() >= 1
+        reconnects = gw.registry.get_sample_value(REDIS_RECONNECTS, {"component": "gateway"})
+        assert (reconnects or 0) >= 1
     finally:
         gw.stop()
         server.stop()

@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 from tornado.testing import AsyncHTTPTestCase
 
 from elastic_inference.core.errors import ConfigError
-from elastic_inference.core.metrics import GatewayMetrics
+from elastic_inference.core.metrics import HTTP_REQUESTS, GatewayMetrics
 from elastic_inference.core.runtime import ServiceRuntime
 from elastic_inference.core.settings import GatewaySettings, UpSettings, parse_settings
 from elastic_inference.services.gateway import (
@@ -213,7 +213,8 @@ SECURITY_HEADERS = ("Content-Security-Policy", "X-Content-Type-Options", "X-Fram
 
 class TestGatewayHttp(AsyncHTTPTestCase):
     def get_app(self) -> Any:
-        self.metrics = GatewayMetrics(CollectorRegistry())
+        self.registry = CollectorRegistry()
+        self.metrics = GatewayMetrics(self.registry)
         self.pool = ThreadPoolExecutor(max_workers=2)
         return make_app(DownRedis(), metrics=self.metrics, executor=self.pool)
 
@@ -329,10 +330,12 @@ class TestGatewayHttp(AsyncHTTPTestCase):
         self.fetch("/healthz")
         self.fetch("/api/nope")
         self.fetch("/readyz")
-        counter = self.metrics.requests
-        assert counter.labels("HealthHandler", "200")._value.get() == 1
-        assert counter.labels("NotFoundHandler", "404")._value.get() == 1
-        assert counter.labels("ReadyHandler", "503")._value.get() == 1
+        def count(handler: str, code: str) -> float | None:
+            return self.registry.get_sample_value(HTTP_REQUESTS,
+                                                  {"handler": handler, "code": code})
+        assert count("HealthHandler", "200") == 1
+        assert count("NotFoundHandler", "404") == 1
+        assert count("ReadyHandler", "503") == 1
 
 
 # -- the dashboard ---------------------------------------------------------------------------------

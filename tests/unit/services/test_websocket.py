@@ -17,7 +17,7 @@ from elastic_inference.core.live import (
     encode_frame,
     parse_subscribe,
 )
-from elastic_inference.core.metrics import WebsocketMetrics
+from elastic_inference.core.metrics import WS_CLIENTS, WS_SENT, WS_SKIPPED, WebsocketMetrics
 from elastic_inference.services.websocket import MAX_PENDING_TEXT, Hub, Mailbox, encode_entry
 
 JPEG = b"\xff\xd8\xff\xe0fake-jpeg-\x00\x01\x02\xff\xd9"
@@ -130,7 +130,8 @@ async def settle() -> None:
 
 def test_mailbox_latest_wins_and_counts_skips() -> None:
     async def scenario() -> None:
-        metrics = WebsocketMetrics(CollectorRegistry())
+        registry = CollectorRegistry()
+        metrics = WebsocketMetrics(registry)
         rec = Recorder(blocked=True)
         box = Mailbox(rec.send, metrics)
         task = asyncio.create_task(box.run())
@@ -143,8 +144,8 @@ def test_mailbox_latest_wins_and_counts_skips() -> None:
         await settle()
         assert rec.frames == [b"a3", b"b1"]
         assert box.sent == 2
-        assert metrics.sent._value.get() == 2
-        assert metrics.skipped._value.get() == 2
+        assert registry.get_sample_value(WS_SENT) == 2
+        assert registry.get_sample_value(WS_SKIPPED) == 2
         task.cancel()
 
     asyncio.run(scenario())
@@ -204,13 +205,14 @@ def test_subscription_filters_and_drops_unwanted_pending() -> None:
 
 def test_slow_client_does_not_delay_fast_one() -> None:
     async def scenario() -> None:
-        metrics = WebsocketMetrics(CollectorRegistry())
+        registry = CollectorRegistry()
+        metrics = WebsocketMetrics(registry)
         hub = Hub(metrics)
         slow, fast = Recorder(blocked=True), Recorder()
         slow_box, fast_box = Mailbox(slow.send, metrics), Mailbox(fast.send, metrics)
         hub.add(slow_box)
         hub.add(fast_box)
-        assert metrics.clients._value.get() == 2
+        assert registry.get_sample_value(WS_CLIENTS) == 2
         tasks = [asyncio.create_task(b.run()) for b in (slow_box, fast_box)]
         for i in range(50):
             assert hub.dispatch("cam1", f"f{i}".encode()) == 2
@@ -224,7 +226,7 @@ def test_slow_client_does_not_delay_fast_one() -> None:
         await settle()
         assert slow.frames == [b"f49"]
         hub.remove(slow_box)
-        assert metrics.clients._value.get() == 1
+        assert registry.get_sample_value(WS_CLIENTS) == 1
         for t in tasks:
             t.cancel()
 
