@@ -227,6 +227,7 @@ class StuckDetector:
     device = "CPU"
     precision = "f32"
     input_size = (64, 64)
+    batch = 1
 
     def __init__(self) -> None:
         self.entered = threading.Event()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -39,7 +40,8 @@ class OriginalDesignWorker:
         spec, label_filter = resolve(infer_type, model, model_dir)
         self.client = client
         self.type = infer_type
-        self.detector = OpenVINODetector(spec, model_dir, device, label_filter,
+        # One frame per request, as it had: no batch (ModelSpec.batch) in the original design.
+        self.detector = OpenVINODetector(replace(spec, batch=1), model_dir, device, label_filter,
                                          performance_hint="LATENCY", num_requests=1)
         self.frames = 0
         self.published_at: list[float] = []

@@ -39,11 +39,13 @@ def benchmark_app() -> str:
 
 
 def model_only_fps(model_file: Path, device: str, seconds: int, hint: str = "throughput",
-                   precision: str = "") -> float:
+                   precision: str = "", shape: Sequence[int] = ()) -> float:
     """Frames per second ``benchmark_app`` reports for the model alone (random input);
-    ``precision`` (``f32``) overrides the device's default inference precision."""
+    ``precision`` (``f32``) overrides the device's default inference precision, and ``shape``
+    the input's (a batch of frames per request, as the worker runs it)."""
     cmd = [benchmark_app(), "-m", str(model_file), "-d", device, "-hint", hint,
-           "-t", str(max(1, seconds)), *(["-infer_precision", precision] if precision else [])]
+           "-t", str(max(1, seconds)), *(["-infer_precision", precision] if precision else []),
+           *(["-shape", "[" + ",".join(map(str, shape)) + "]"] if shape else [])]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 120,
                               check=False)

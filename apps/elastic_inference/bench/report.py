@@ -21,6 +21,7 @@ class ModelFigures:
     model: str
     input: str
     reduction: int
+    batch: int = 1  # frames per infer request in the worker (and in model-only)
     model_only_fps: float = 0.0
     detector_only_fps: float = 0.0
     decode_only_fps: float = 0.0
@@ -119,7 +120,7 @@ def render(report: dict[str, Any], models: list[ModelFigures], int8: list[Int8Fi
     lines = [f"ei bench{' --quick' if report['quick'] else ''}: {m['cpu']}, {m['cores']} cores, "
              f"OpenVINO {m['openvino']}, device {m['device']}", ""]
     rows: list[Sequence[object]] = [
-        (f.model, f.input, f"1/{f.reduction}", f"{f.model_only_fps:.0f}",
+        (f.model, f.input, f.batch, f"1/{f.reduction}", f"{f.model_only_fps:.0f}",
          f"{f.detector_only_fps:.0f}", f"{f.decode_only_fps:.0f}", f"{f.shared_limit_fps:.0f}",
          f"{f.worker_fps:.0f}", f"{f.baseline_fps:.0f}" if f.baseline_fps else "-",
          f"{f.worker_fps / f.model_only_fps:.2f}", f"{f.worker_fps / f.decode_only_fps:.2f}",
@@ -127,7 +128,7 @@ def render(report: dict[str, Any], models: list[ModelFigures], int8: list[Int8Fi
          f"{f.worker_fps / f.baseline_fps:.1f}" if f.baseline_fps else "-",
          f"{f.worker_rss_mb:.0f}") for f in models]
     lines += ["THROUGHPUT, frames/s, 1280x720 JPEG q80 frames",
-              table(rows, ("model", "input", "decode", "model only", "runtime only",
+              table(rows, ("model", "input", "batch", "decode", "model only", "runtime only",
                            "decode only", "shared limit", "worker", "original", "w/model",
                            "w/decode", "w/shared", "w/original", "RSS MB")), ""]
     live = [f for f in models if f.latency_half]

@@ -24,7 +24,7 @@ from ..core.runtime import setup_logging
 from ..core.settings import BenchSettings, parse_settings
 from ..engine.factory import load_detector
 from ..engine.models import BUILTIN_MODELS, resolve
-from ..engine.openvino_runtime import openvino_version
+from ..engine.openvino_runtime import model_input_shape, openvino_version
 from ..engine.preprocess import decode_jpeg, reduction_for
 from .baseline import OriginalDesignWorker
 from .frames import cycle, sample_video, video_jpegs
@@ -81,6 +81,12 @@ class Bench:
             self._frames[key] = have
         return have[:count]
 
+    def model_only(self, path: Path, batch: int, precision: str = "") -> float:
+        """benchmark_app's figure, with as many frames per request as the worker runs."""
+        shape = (batch, *model_input_shape(path)[1:]) if batch > 1 else ()
+        return model_only_fps(path, self.s.device, self.plan.probe_seconds, precision=precision,
+                              shape=shape)
+
     def _drain_frames(self, expected_fps: float) -> int:
         return int(max(60, min(self.plan.max_frames, expected_fps * self.plan.drain_seconds)))
 
@@ -91,20 +97,21 @@ class Bench:
         reduction = reduction_for(*HD, (w, h))
         fig = ModelFigures(infer_type, spec.name, f"{w}x{h}", reduction)
         hd = self.frames(infer_type, HD, 100)
-        log.info("%s: model only (benchmark_app) and decode only", spec.name)
-        fig.model_only_fps = model_only_fps(spec.path(self.s.model_dir), self.s.device,
-                                            self.plan.probe_seconds)
-        decode = self._decodes.get((infer_type, reduction))
-        if decode is None:  # an INT8 row reuses its FP32 row's figure
-            decode = decode_only(hd, reduction, self.cores, self.plan.probe_seconds)
-            self._decodes[(infer_type, reduction)] = decode
-        fig.decode_only_fps = decode.fps
         detector = load_detector(infer_type, self.s.model_dir, self.s.device, spec.name)
         try:
             inference = detector_only(detector, HD, self.plan.probe_seconds)
         finally:
             detector.close()
         fig.detector_only_fps = inference.fps
+        fig.batch = detector.batch
+        log.info("%s: model only (benchmark_app, %d frames per request) and decode only",
+                 spec.name, fig.batch)
+        fig.model_only_fps = self.model_only(spec.path(self.s.model_dir), fig.batch)
+        decode = self._decodes.get((infer_type, reduction))
+        if decode is None:  # an INT8 row reuses its FP32 row's figure
+            decode = decode_only(hd, reduction, self.cores, self.plan.probe_seconds)
+            self._decodes[(infer_type, reduction)] = decode
+        fig.decode_only_fps = decode.fps
         expected = min(fig.model_only_fps, fig.decode_only_fps)
         n_hd = self._drain_frames(expected)
         n_small = self._drain_frames(expected * 1.5) if full else 0
@@ -269,8 +276,7 @@ def run(settings: BenchSettings) -> int:
                 models.append(q)
                 dets = bench.agreement(infer_type, spec.name, quantized, plan.agreement_frames)
                 # The CPU may run "FP32" in BF16 by default (AVX-512 BF16): also time true f32.
-                f32 = model_only_fps(spec.path(settings.model_dir), settings.device,
-                                     plan.probe_seconds, precision="f32")
+                f32 = bench.model_only(spec.path(settings.model_dir), fp32.batch, "f32")
                 f32_worker = bench.worker_fps(infer_type, spec.name, "f32", f32)
                 int8.append(Int8Figures(infer_type, spec.name, quantized,
                                         q.model_only_fps / fp32.model_only_fps,

@@ -42,13 +42,15 @@ class Detector(Protocol):
     device: str
     precision: str
     input_size: tuple[int, int]
+    batch: int
 
     def prepare(self, image: Image) -> Prepared:
         """Resize ``image`` into the model's input tensor (host side, no other copy)."""
         ...
 
     def submit(self, prepared: Prepared, tag: int) -> list[Done]:
-        """Start inference of one prepared tensor; may block until the device has room."""
+        """Start inference of one prepared tensor (or stage it until ``batch`` are); may block
+        until the device has room."""
         ...
 
     def flush(self) -> list[Done]:

@@ -41,7 +41,8 @@ class ModelSpec:
     (``ei models quantize``; nothing to download); ``int8`` says whether a built-in gets such a
     twin. ``type_thresholds`` are (inference type, score threshold) pairs that replace
     ``threshold`` when the model serves that type: one model's scores for people and for
-    vehicles need not sit alike (measured, doc/models.md).
+    vehicles need not sit alike (measured, doc/models.md). ``batch`` frames share one infer
+    request when a queue is full: worth it only for light models (doc/models.md, "Batches").
     """
 
     name: str
@@ -68,6 +69,7 @@ class ModelSpec:
     quantized_from: str = ""
     int8: bool = True
     type_thresholds: tuple[tuple[str, float], ...] = ()
+    batch: int = 1
 
     @property
     def precision(self) -> str:
@@ -128,6 +130,7 @@ BUILTIN_MODELS: dict[str, ModelSpec] = {
             decode=_xywh(128),
             mean=127.5,
             scale=127.5,
+            batch=8,
             source=f"{_MP}: mediapipe/modules/face_detection/face_detection_short_range.tflite",
         ),
         ModelSpec(

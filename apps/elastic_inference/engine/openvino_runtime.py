@@ -2,9 +2,10 @@
 
 The host only resizes (cv2, into a fresh array that is handed to OpenVINO without a copy);
 u8 -> f32, BGR -> RGB and ``(x - mean) / scale`` are folded into the compiled model with
-``PrePostProcessor``, where the plugin fuses them into the first layer. A batch is spread over
-the device's optimal number of infer requests; a finished request is post-processed on the
-calling thread while the others still run (no Python completion callback: see ``__init__``).
+``PrePostProcessor``, where the plugin fuses them into the first layer. Frames are spread over
+the device's optimal number of infer requests (``lanes``), several frames per request for a
+model whose spec asks for a batch; a finished request is post-processed on the calling thread
+while the others still run.
 
 openvino is imported inside the class, never at module level: the gateway and the unit tests
 import ``engine`` without having openvino installed.
@@ -24,6 +25,7 @@ import numpy as np
 from ..core.errors import ModelError
 from ..core.result import Detection
 from .detector import Done, Image, infer_all
+from .lanes import Lane, Staged, batched_model
 from .layouts.base import Output
 from .layouts.registry import select
 from .models import ModelSpec
@@ -40,6 +42,14 @@ def openvino_version() -> str:
     import openvino as ov
 
     return str(ov.get_version()).split("-")[0]
+
+
+def model_input_shape(path: Path) -> tuple[int, ...]:
+    """The input shape written in a model file (-1 for a dynamic dimension)."""
+    import openvino as ov
+
+    shape = ov.Core().read_model(str(path)).input(0).get_partial_shape()
+    return tuple(d.get_length() if d.is_static else -1 for d in shape)
 
 
 def check_device(device: str, available: Sequence[str]) -> str:
@@ -141,18 +151,12 @@ class OpenVINODetector:
             raise ModelError(f"cannot set up the input of model {spec.name!r}: {exc}") from exc
         self.layout = found.name
         self._letterbox = spec.resize == "letterbox"
-        self._frames: dict[int, tuple[int, int]] = {}  # request id -> letterboxed frame (w, h)
 
-        try:
-            self._compiled = core.compile_model(
-                net, requested, {"PERFORMANCE_HINT": performance_hint,
-                                 # e.g. f32: exact float where the CPU would run BF16
-                                 **({"INFERENCE_PRECISION_HINT": precision} if precision else {})}
-            )
-        except RuntimeError as exc:
-            raise ModelError(
-                f"OpenVINO cannot compile model {spec.name!r} for {requested}: {exc}"
-            ) from exc
+        config = {"PERFORMANCE_HINT": performance_hint,
+                  # e.g. f32: exact float where the CPU would run BF16
+                  **({"INFERENCE_PRECISION_HINT": precision} if precision else {})}
+        batched = self._batched(net, spec) if spec.batch > 1 else None
+        self._compiled = self._compile(core, net, requested, config, spec)
         used = self._compiled.get_property("EXECUTION_DEVICES")
         self.device = ",".join(used) if isinstance(used, (list, tuple)) else str(used)
         try:  # what the device really computes in (bfloat16 for "FP32" on AVX-512 BF16 CPUs)
@@ -160,22 +164,23 @@ class OpenVINODetector:
             self.precision = str(hint.to_string() if hasattr(hint, "to_string") else hint)
         except RuntimeError:  # a virtual device (AUTO, MULTI) may not report it
             self.precision = "unknown"
-        n = num_requests or int(self._compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
-        # No Python completion callback, on purpose: a callback makes OpenVINO's threads take
-        # the GIL, and tearing the compiled model down (which joins those threads, GIL held)
-        # then deadlocks now and then (reproduced within a minute of create/infer/close
-        # cycles on OpenVINO 2026.4). The queue's built-in callback is pure C++; results are
-        # read on the calling thread instead.
-        self._queue = ov.AsyncInferQueue(self._compiled, max(1, n))
-        self.num_requests = len(self._queue)
+
+        def lane(compiled: Any, batch: int) -> Lane:
+            n = num_requests or int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+            return Lane(compiled, batch, n, self._decoder.outputs, self._decode)
+
+        self._single = lane(self._compiled, 1)
+        self._full = (self._single if batched is None
+                      else lane(self._compile(core, batched, requested, config, spec), spec.batch))
+        self.batch = self._full.batch
+        self.num_requests = self._full.num_requests
         self.input_size: tuple[int, int] = (w, h)
         self._lock = threading.Lock()
         self._closed = False
-        self._pending: dict[int, int] = {}  # request id -> caller's tag
-        self._inputs: dict[int, np.ndarray] = {}  # request id -> tensor it reads in place
+        self._staged: list[Staged] = []
         log.info(
             "model %s (%s, layout %s, %s %s mean %s scale %s) compiled for %s, running on %s "
-            "in %s with %d infer requests, input %dx%d",
+            "in %s with %d infer requests of %d frames, input %dx%d",
             spec.name,
             path.name,
             self.layout,
@@ -187,9 +192,32 @@ class OpenVINODetector:
             self.device,
             self.precision,
             self.num_requests,
+            self.batch,
             w,
             h,
         )
+
+    @staticmethod
+    def _compile(core: Any, net: Any, device: str, config: dict[str, str], spec: ModelSpec
+                 ) -> Any:
+        try:
+            return core.compile_model(net, device, config)
+        except RuntimeError as exc:
+            raise ModelError(
+                f"OpenVINO cannot compile model {spec.name!r} for {device}: {exc}"
+            ) from exc
+
+    @staticmethod
+    def _batched(net: Any, spec: ModelSpec) -> Any:
+        """The (pre-processed) network taking ``spec.batch`` frames per request."""
+        try:
+            return batched_model(net, spec.batch)
+        except RuntimeError as exc:  # a graph that mixes the frames of a batch
+            reason = [line for line in str(exc).splitlines() if line.strip()][-1:]
+            raise ModelError(
+                f"model {spec.name!r} cannot run {spec.batch} frames per request "
+                f"({''.join(reason).strip()}); set \"batch\" to 1 in its JSON sidecar"
+            ) from exc
 
     @staticmethod
     def _input_geometry(net: Any, spec: ModelSpec) -> tuple[str, tuple[int, int]]:
@@ -238,11 +266,10 @@ class OpenVINODetector:
         boxed.frame_size = (image.shape[1], image.shape[0])
         return boxed
 
-    def _collect(self, request_id: int) -> list[Detection]:
-        """Post-process the outputs of a finished request (before it is reused)."""
-        request = self._queue[request_id]
-        found = self._decoder([request.get_output_tensor(i).data for i in self._decoder.outputs])
-        frame = self._frames.pop(request_id, None)
+    def _decode(self, outputs: list[np.ndarray], frame: tuple[int, int] | None
+                ) -> list[Detection]:
+        """One frame's raw outputs -> its detections (boxes mapped back out of a letterbox)."""
+        found = self._decoder(outputs)
         if frame is None:
             return found
         w, h = self.input_size
@@ -258,7 +285,8 @@ class OpenVINODetector:
         return self._prepare(image)
 
     def submit(self, prepared: np.ndarray, tag: int) -> list[Done]:
-        """Start one inference; returns the detections of the request it had to reuse.
+        """Stage one frame, starting a request once a batch is full; returns the detections
+        of the request it had to reuse.
 
         Blocks (GIL released) only while every request is busy. Finished requests are read
         when they are needed again or in :meth:`flush`, on the calling thread.
@@ -266,33 +294,27 @@ class OpenVINODetector:
         with self._lock:
             if self._closed:
                 raise ModelError(f"detector for {self.model!r} is closed")
-            rid = self._queue.get_idle_request_id()
-            done: list[Done] = []
-            if rid in self._pending:
-                done.append((self._pending.pop(rid), self._collect(rid)))
-            # The request reads ``prepared`` in place (share_inputs): keep it alive until reuse.
-            self._inputs[rid] = prepared
-            if self._letterbox:
-                self._frames[rid] = getattr(prepared, "frame_size", self.input_size)
-            # start_async takes this same request: it is the front of the queue's idle list,
-            # and only this thread submits (under the lock).
-            self._queue.start_async({0: np.asarray(prepared)}, tag, share_inputs=True)
-            if self._queue.userdata[rid] != tag:  # cheap guard on that invariant
-                raise RuntimeError("AsyncInferQueue started another request than expected")
-            self._pending[rid] = tag
-            return done
+            frame = getattr(prepared, "frame_size", self.input_size) if self._letterbox else None
+            self._staged.append(Staged(prepared, tag, frame))
+            if len(self._staged) < self.batch:
+                return []
+            frames, self._staged = self._staged, []
+            return self._full.start(frames)
 
     def flush(self) -> list[Done]:
-        """Wait for all in-flight requests; their detections in submission order."""
+        """Run what is staged frame by frame, wait for all requests; their detections in
+        submission order."""
         with self._lock:
-            if self._closed or not self._pending:
+            if self._closed:
                 return []
-            self._queue.wait_all()
-            done = sorted(((tag, self._collect(rid)) for rid, tag in self._pending.items()),
-                          key=lambda d: d[0])
-            self._pending.clear()
-            self._inputs.clear()
-            return done
+            done: list[Done] = []
+            for frame in self._staged:
+                done += self._single.start([frame])
+            self._staged = []
+            done += self._full.finish()
+            if self._single is not self._full:
+                done += self._single.finish()
+            return sorted(done, key=lambda d: d[0])
 
     def infer(self, images: Sequence[Image]) -> list[list[Detection]]:
         """Detections per image, in input order (host work overlaps the other requests)."""
@@ -304,11 +326,10 @@ class OpenVINODetector:
             if self._closed:
                 return
             self._closed = True
-            self._queue.wait_all()
-            self._pending.clear()
-            self._inputs.clear()
-            del self._queue
-            del self._compiled
+            self._staged = []
+            for lane in {id(self._full): self._full, id(self._single): self._single}.values():
+                lane.close()
+            del self._full, self._single, self._compiled
 
     def __enter__(self) -> OpenVINODetector:
         return self

@@ -32,6 +32,7 @@ class FakeDetector:
     device = "CPU"
     precision = "f32"
     input_size = (64, 64)
+    batch = 1
 
     def __init__(self) -> None:
         self.pending: list[tuple[int, np.ndarray]] = []
