@@ -23,6 +23,7 @@ class ModelFigures:
     reduction: int
     batch: int = 1  # frames per infer request in the worker (and in model-only)
     model_only_fps: float = 0.0
+    model_only_fps_single: float = 0.0  # one frame per request, when ``batch`` is more
     detector_only_fps: float = 0.0
     decode_only_fps: float = 0.0
     worker_fps: float = 0.0
@@ -130,7 +131,15 @@ def render(report: dict[str, Any], models: list[ModelFigures], int8: list[Int8Fi
     lines += ["THROUGHPUT, frames/s, 1280x720 JPEG q80 frames",
               table(rows, ("model", "input", "batch", "decode", "model only", "runtime only",
                            "decode only", "shared limit", "worker", "original", "w/model",
-                           "w/decode", "w/shared", "w/original", "RSS MB")), ""]
+                           "w/decode", "w/shared", "w/original", "RSS MB"))]
+    for f in models:
+        if f.model_only_fps_single > 0:
+            single = 1.0 / (1.0 / f.model_only_fps_single + 1.0 / f.decode_only_fps)
+            lines.append(f"{f.model}: one frame per request the model runs "
+                         f"{f.model_only_fps_single:.0f} frames/s, a shared limit of "
+                         f"{single:.0f} (the worker {f.worker_fps / single:.2f} of it); the "
+                         f"targets use the batch of {f.batch} it runs")
+    lines.append("")
     live = [f for f in models if f.latency_half]
     if live:
         rows = [(f.model, f"{f.latency_half['offered_fps']:.0f}",

@@ -107,6 +107,8 @@ class Bench:
         log.info("%s: model only (benchmark_app, %d frames per request) and decode only",
                  spec.name, fig.batch)
         fig.model_only_fps = self.model_only(spec.path(self.s.model_dir), fig.batch)
+        if fig.batch > 1:
+            fig.model_only_fps_single = self.model_only(spec.path(self.s.model_dir), 1)
         decode = self._decodes.get((infer_type, reduction))
         if decode is None:  # an INT8 row reuses its FP32 row's figure
             decode = decode_only(hd, reduction, self.cores, self.plan.probe_seconds)

@@ -80,6 +80,19 @@ def test_render_shows_every_section_and_the_misses() -> None:
     assert "MISSED" in text and "96.0%" in text and "Test CPU" in text
 
 
+def test_a_batched_model_is_held_to_its_batched_limit_and_shows_the_single_one() -> None:
+    face = figures("face", model_fps=4000, decode_fps=2400, worker_fps=950, baseline_fps=170)
+    face.batch, face.model_only_fps_single = 8, 2400
+    report = {"quick": True, "machine": {"cpu": "Test CPU", "cores": 2, "openvino": "x",
+                                         "device": "CPU"}}
+    # 950 / (1 / (1/4000 + 1/2400) = 1500) = 0.63, against 950 / 1200 = 0.79 at one frame
+    (check,) = [c for c in checks([face], []) if c.what == "face: worker / shared limit"]
+    assert check.value == pytest.approx(0.633, abs=1e-3) and not check.ok
+    text = render(report, [face], [], [check])
+    assert ("face: one frame per request the model runs 2400 frames/s, a shared limit of 1200 "
+            "(the worker 0.79 of it); the targets use the batch of 8 it runs") in text
+
+
 def test_missing_sample_video_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="download-samples"):
         sample_video(tmp_path, "face")
