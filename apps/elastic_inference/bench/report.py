@@ -83,7 +83,7 @@ class Check:
 #: Worker throughput as a share of its shared limit (model and decode on the same cores). A
 #: light model (shared limit above LIGHT_MODEL_FPS, under 2 ms a frame: BlazeFace) is held to
 #: the lower share, since the worker's own work per frame (pop, validation, result JSON,
-#: publishing: about 0.8 ms, the ``rest`` column) is then a large part of the budget.
+#: publishing: 0.3-0.8 ms, the ``rest`` column) is then a large part of the budget.
 SHARED_TARGET = 0.85
 SHARED_TARGET_LIGHT = 0.75
 LIGHT_MODEL_FPS = 500.0
