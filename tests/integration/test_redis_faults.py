@@ -29,8 +29,8 @@ from elastic_inference.core.queue import FrameQueue
 from elastic_inference.core.registry import WorkerRegistry
 from elastic_inference.core.runtime import DRAIN_TIMEOUT, EXIT_THREAD_DIED, ServiceRuntime
 from elastic_inference.core.settings import InferSettings
-from elastic_inference.engine.detector import Done, Image, Prepared
 from elastic_inference.services.infer import InferWorker
+from tests.fakes import StuckDetector
 from tests.processes import Service, wait_for
 from tests.redis_server import RedisServer
 
@@ -218,41 +218,6 @@ def test_a_worker_thread_that_dies_ends_the_process_non_zero(
     out = worker.output()
     assert code == EXIT_THREAD_DIED, out[-3000:]
     assert "thread infer-stats died unexpectedly" in out and "WRONGTYPE" in out
-
-
-class StuckDetector:
-    """A detector whose inference hangs until released (a wedged device or driver)."""
-
-    model = "stuck"
-    device = "CPU"
-    precision = "f32"
-    input_size = (64, 64)
-    batch = 1
-
-    def __init__(self) -> None:
-        self.entered = threading.Event()
-        self.release = threading.Event()
-        self._done: list[Done] = []
-
-    def prepare(self, image: Image) -> Prepared:
-        return image
-
-    def submit(self, prepared: Prepared, tag: int) -> list[Done]:
-        self.entered.set()
-        self.release.wait()
-        self._done.append((tag, []))
-        done, self._done = self._done, []
-        return done
-
-    def flush(self) -> list[Done]:
-        done, self._done = self._done, []
-        return done
-
-    def infer(self, images: list[Image]) -> list[list[object]]:
-        return [[] for _ in images]
-
-    def close(self) -> None:
-        self.release.set()
 
 
 def test_healthz_fails_while_a_worker_with_frames_waiting_makes_no_progress(

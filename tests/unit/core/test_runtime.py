@@ -20,6 +20,7 @@ from elastic_inference.core.runtime import (
     ServiceRuntime,
     cap_socket_buffers,
 )
+from tests.fakes import FakeClock
 
 
 def test_caps_the_send_and_receive_buffers_it_is_asked_to() -> None:
@@ -152,13 +153,13 @@ def test_a_clean_thread_end_is_not_a_failure() -> None:
 
 
 def test_progress_stalls_only_when_busy_and_nothing_moved_for_the_limit() -> None:
-    now = [100.0]
-    progress = Progress(10.0, clock=lambda: now[0])
-    now[0] += 60
+    clock = FakeClock()
+    progress = Progress(10.0, clock=clock)
+    clock.t += 60
     assert not progress.stalled(busy=False)  # idle for a minute is fine
     assert progress.stalled(busy=True)
     progress.moved()
-    now[0] += 9
+    clock.t += 9
     assert not progress.stalled(busy=True)
-    now[0] += 2
+    clock.t += 2
     assert progress.stalled(busy=True)

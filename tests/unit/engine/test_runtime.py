@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 import pytest
 
 from elastic_inference.core.errors import ModelError
-from elastic_inference.core.result import Detection
-from elastic_inference.engine.detector import Detector, Done, infer_all
+from elastic_inference.engine.detector import Detector
 from elastic_inference.engine.openvino_runtime import check_device
+from tests.fakes import FakeDetector
 
 
 def test_check_device() -> None:
@@ -23,39 +21,6 @@ def test_check_device() -> None:
         check_device("NPU", ["CPU"])
     with pytest.raises(ModelError):
         check_device("", ["CPU"])
-
-
-class FakeDetector:
-    """Finishes a request when the next one needs room, like a device with one request."""
-
-    model = "fake"
-    device = "CPU"
-    precision = "f32"
-    input_size = (64, 64)
-    batch = 1
-
-    def __init__(self) -> None:
-        self.pending: list[tuple[int, np.ndarray]] = []
-
-    def prepare(self, image: np.ndarray) -> np.ndarray:
-        return image
-
-    def submit(self, prepared: np.ndarray, tag: int) -> list[Done]:
-        done = self.flush()
-        self.pending.append((tag, prepared))
-        return done
-
-    def flush(self) -> list[Done]:
-        done = [(tag, [Detection("x", 1.0, (0.0, 0.0, float(x.shape[1]) / 100, 1.0))])
-                for tag, x in self.pending]
-        self.pending.clear()
-        return done
-
-    def infer(self, images: Sequence[np.ndarray]) -> list[list[Detection]]:
-        return infer_all(self, images)
-
-    def close(self) -> None:
-        pass
 
 
 def test_fake_detector_satisfies_protocol_and_infer_all_keeps_order() -> None:

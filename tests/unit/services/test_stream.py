@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import cv2
 import numpy as np
 import pytest
@@ -23,6 +21,7 @@ from elastic_inference.services.stream import (
     reopen_delay,
     sanitize_id,
 )
+from tests.fakes import FakeCapture, FakeClock
 
 # ----------------------------------------------------------------------------- sources and ids
 
@@ -81,14 +80,6 @@ def test_long_names_are_truncated_but_stay_distinct() -> None:
 
 
 # ----------------------------------------------------------------------------- pacing
-
-
-class FakeClock:
-    def __init__(self, t: float = 100.0) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
 
 
 def test_pacer_schedule_does_not_drift() -> None:
@@ -185,44 +176,6 @@ def test_main_requires_a_source(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 # ----------------------------------------------------------------------------- reading
-
-
-class FakeCapture:
-    """A scripted stand-in for cv2.VideoCapture: each item is an image, None (a broken frame
-    that still reports success), or False (a failed read)."""
-
-    def __init__(self, script: list[Any], opened: bool = True, fps: float = 20.0) -> None:
-        self.script = list(script)
-        self.opened = opened
-        self.props = {cv2.CAP_PROP_FPS: fps, cv2.CAP_PROP_FRAME_WIDTH: 8.0,
-                      cv2.CAP_PROP_FRAME_HEIGHT: 6.0,
-                      cv2.CAP_PROP_FRAME_COUNT: float(len(script)), cv2.CAP_PROP_POS_FRAMES: 0.0}
-        self.released = False
-        self._grabbed: Any = None
-
-    def isOpened(self) -> bool:  # noqa: N802
-        return self.opened
-
-    def read(self) -> tuple[bool, Any]:
-        if not self.grab():
-            return False, None
-        return self.retrieve()
-
-    def grab(self) -> bool:
-        if not self.script:
-            return False
-        self._grabbed = self.script.pop(0)
-        self.props[cv2.CAP_PROP_POS_FRAMES] += 1
-        return self._grabbed is not False
-
-    def retrieve(self) -> tuple[bool, Any]:
-        return True, self._grabbed
-
-    def get(self, prop: int) -> float:
-        return self.props.get(prop, 0.0)
-
-    def release(self) -> None:
-        self.released = True
 
 
 IMG = np.zeros((6, 8, 3), np.uint8)

@@ -1,0 +1,133 @@
+"""Small fakes of the project's own interfaces, shared by the tests that need them.
+
+Only unit tests and the tests of one component's own logic use these; integration tests run
+real Redis, OpenVINO and brokers (the team's rule).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import cv2
+import numpy as np
+
+from elastic_inference.core.result import Detection
+from elastic_inference.engine.detector import Done, Image, Prepared, infer_all
+
+
+class FakeClock:
+    """A clock the test moves by hand: ``clock.t += 5``."""
+
+    def __init__(self, t: float = 100.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+class FakeCapture:
+    """A scripted stand-in for cv2.VideoCapture: each item is an image, None (a broken frame
+    that still reports success), or False (a failed read)."""
+
+    def __init__(self, script: list[Any], opened: bool = True, fps: float = 20.0) -> None:
+        self.script = list(script)
+        self.opened = opened
+        self.props = {cv2.CAP_PROP_FPS: fps, cv2.CAP_PROP_FRAME_WIDTH: 8.0,
+                      cv2.CAP_PROP_FRAME_HEIGHT: 6.0,
+                      cv2.CAP_PROP_FRAME_COUNT: float(len(script)), cv2.CAP_PROP_POS_FRAMES: 0.0}
+        self.released = False
+        self._grabbed: Any = None
+
+    def isOpened(self) -> bool:  # noqa: N802
+        return self.opened
+
+    def read(self) -> tuple[bool, Any]:
+        if not self.grab():
+            return False, None
+        return self.retrieve()
+
+    def grab(self) -> bool:
+        if not self.script:
+            return False
+        self._grabbed = self.script.pop(0)
+        self.props[cv2.CAP_PROP_POS_FRAMES] += 1
+        return self._grabbed is not False
+
+    def retrieve(self) -> tuple[bool, Any]:
+        return True, self._grabbed
+
+    def get(self, prop: int) -> float:
+        return self.props.get(prop, 0.0)
+
+    def release(self) -> None:
+        self.released = True
+
+
+class FakeDetector:
+    """Finishes a request when the next one needs room, like a device with one request."""
+
+    model = "fake"
+    device = "CPU"
+    precision = "f32"
+    input_size = (64, 64)
+    batch = 1
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[int, np.ndarray]] = []
+
+    def prepare(self, image: np.ndarray) -> np.ndarray:
+        return image
+
+    def submit(self, prepared: np.ndarray, tag: int) -> list[Done]:
+        done = self.flush()
+        self.pending.append((tag, prepared))
+        return done
+
+    def flush(self) -> list[Done]:
+        done = [(tag, [Detection("x", 1.0, (0.0, 0.0, float(x.shape[1]) / 100, 1.0))])
+                for tag, x in self.pending]
+        self.pending.clear()
+        return done
+
+    def infer(self, images: Sequence[np.ndarray]) -> list[list[Detection]]:
+        return infer_all(self, images)
+
+    def close(self) -> None:
+        pass
+
+
+class StuckDetector:
+    """A detector whose inference hangs until released (a wedged device or driver)."""
+
+    model = "stuck"
+    device = "CPU"
+    precision = "f32"
+    input_size = (64, 64)
+    batch = 1
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self._done: list[Done] = []
+
+    def prepare(self, image: Image) -> Prepared:
+        return image
+
+    def submit(self, prepared: Prepared, tag: int) -> list[Done]:
+        self.entered.set()
+        self.release.wait()
+        self._done.append((tag, []))
+        done, self._done = self._done, []
+        return done
+
+    def flush(self) -> list[Done]:
+        done, self._done = self._done, []
+        return done
+
+    def infer(self, images: list[Image]) -> list[list[object]]:
+        return [[] for _ in images]
+
+    def close(self) -> None:
+        self.release.set()
