@@ -142,9 +142,8 @@ class TestWithUp:
         browser.wait(f"{TILES_JS}.every((t) => t.painted >= 3)", 60, "every tile to paint frames")
 
         before = browser.eval(PIXELS_JS)
-        time.sleep(2.0)
-        after = browser.eval(PIXELS_JS)
-        assert all(before[s] != after[s] for s in STREAMS), (before, after)
+        wait_for(lambda: all(before[s] != browser.eval(PIXELS_JS)[s] for s in STREAMS), 10,
+                 "every tile to paint a new frame")
 
         # The people stream's boxes: its tile says so, and the canvas has pixels of the
         # "person" colour (the colour the gateway's snapshots use too: engine/annotate.py).

@@ -230,7 +230,7 @@ def test_mjpeg_waits_for_a_live_stream_without_output(gateway: GatewayThread,
                                                       redis_client: redis.Redis) -> None:
     StreamRegistry(redis_client).beat(STREAM, {"types": ["people"]})
     with open_mjpeg(gateway) as resp:  # headers come at once; the first part with the frame
-        time.sleep(0.3)
+        wait_for(lambda: gateway.ctx.mjpeg_clients == 1, 10, "the viewer to be waiting")
         with Publisher(redis_client):
             assert read_part(resp) is not None
 

@@ -235,7 +235,8 @@ def test_non_reading_client_does_not_stop_another(service: ServiceThread,
     # at once, so the server's writes to it back up for real.
     with connect(service.url, max_queue=1, close_timeout=1), connect(service.url) as fast:
         recv_frames(fast, set(), timeout=1)
-        time.sleep(0.3)  # the reader sees both clients
+        wait_for(lambda: service.registry.get_sample_value(WS_CLIENTS) == 2, 10,
+                 "the service to count both clients")
         pub = Publisher(redis_url, ["cam1"], big, interval=0.02, limit=n)
         pub.start()
         got = 0
