@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from elastic_inference.core.result import Detection
-from elastic_inference.engine.detector import Done, Image, Prepared, infer_all
+from elastic_inference.engine.detector import Done, infer_all
 
 
 class FakeClock:
@@ -98,36 +98,20 @@ class FakeDetector:
         pass
 
 
-class StuckDetector:
+class StuckDetector(FakeDetector):
     """A detector whose inference hangs until released (a wedged device or driver)."""
 
     model = "stuck"
-    device = "CPU"
-    precision = "f32"
-    input_size = (64, 64)
-    batch = 1
 
     def __init__(self) -> None:
+        super().__init__()
         self.entered = threading.Event()
         self.release = threading.Event()
-        self._done: list[Done] = []
 
-    def prepare(self, image: Image) -> Prepared:
-        return image
-
-    def submit(self, prepared: Prepared, tag: int) -> list[Done]:
+    def submit(self, prepared: np.ndarray, tag: int) -> list[Done]:
         self.entered.set()
         self.release.wait()
-        self._done.append((tag, []))
-        done, self._done = self._done, []
-        return done
-
-    def flush(self) -> list[Done]:
-        done, self._done = self._done, []
-        return done
-
-    def infer(self, images: list[Image]) -> list[list[object]]:
-        return [[] for _ in images]
+        return super().submit(prepared, tag)
 
     def close(self) -> None:
         self.release.set()

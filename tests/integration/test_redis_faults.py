@@ -226,7 +226,7 @@ def test_healthz_fails_while_a_worker_with_frames_waiting_makes_no_progress(
     port = runtime.serve_health("127.0.0.1", 0)
     detector = StuckDetector()
     settings = InferSettings(redis_url=redis_url, type="face", stall_timeout=1.0, max_age=0)
-    worker = InferWorker(settings, redis_client, detector, runtime,  # type: ignore[arg-type]
+    worker = InferWorker(settings, redis_client, detector, runtime,
                          worker_id="stuck-face")
     ok, jpeg = cv2.imencode(".jpg", np.full((64, 64, 3), 128, np.uint8))
     assert ok
