@@ -1,13 +1,4 @@
-// A stream's display figures, sampled from its StreamState once a second.
-import { inject } from "vue";
-import { useSampled } from "./composables.js";
-import { FEED } from "./keys.js";
-
-export function useStreamStats(streamId, intervalMs = 1000) {
-  const feed = inject(FEED);
-  // Looked up each time: a stream that went away and came back has a new state.
-  return useSampled(() => feed.state(streamId).sample(performance.now()), intervalMs);
-}
+// How a stream's registry details (GET /api/streams) are shown on a tile and the detail view.
 
 /** "people, face" from the registry's declared types, else from the results seen. */
 export function typesOf(stream, stats) {
