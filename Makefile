@@ -31,12 +31,12 @@ LOCK_TOOLS := pip 'setuptools>=68' wheel
 LOCK_FLAGS := --universal --python-version 3.11 --all-extras --no-header
 
 .PHONY: demo test bench soak lint typecheck unit venv lock images image-test models samples \
-	prometheus spa chromium clean
+	prometheus spa spa-test chromium clean
 
 demo: $(STAMP) $(MODELS) $(SAMPLES) $(QUANTIZED) $(SPA)
 	$(VENV)/bin/ei up
 
-test: $(STAMP) $(MODELS) $(SAMPLES) $(QUANTIZED) $(PROMETHEUS) $(SPA) $(CHROMIUM) lint typecheck
+test: $(STAMP) $(MODELS) $(SAMPLES) $(QUANTIZED) $(PROMETHEUS) $(SPA) $(CHROMIUM) spa-test lint typecheck
 	$(VENV)/bin/pytest
 
 # The worker's speed beside its limits (doc/benchmarks.md); BENCH_FLAGS=--quick for a first look.
@@ -51,6 +51,10 @@ soak: $(STAMP) $(MODELS) $(SAMPLES) $(QUANTIZED) $(SPA)
 
 unit: $(STAMP)
 	$(VENV)/bin/pytest tests/unit
+
+# The dashboard's unit tests: vitest on its plain modules (spa/test/, doc/dashboard.md).
+spa-test: $(SPA_MODULES)
+	cd spa && npm test
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check apps tests container

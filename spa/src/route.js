@@ -1,6 +1,6 @@
 // Hash routing: `#/` is the wall, `#/streams/ID` a stream's detail. The hash keeps the page at
-// one path, so the gateway needs no SPA fallback route.
-import { shallowRef } from "vue";
+// one path, so the gateway needs no SPA fallback route. Plain functions; the page's current
+// route is composables/useRoute.js.
 
 export function parseHash(hash) {
   const match = /^#\/streams\/([^/?#]+)\/?$/.exec(hash);
@@ -13,11 +13,6 @@ export function parseHash(hash) {
   }
   return { name: "wall", stream: null };
 }
-
-export const route = shallowRef(parseHash(window.location.hash));
-window.addEventListener("hashchange", () => {
-  route.value = parseHash(window.location.hash);
-});
 
 export function streamHref(id) {
   return `#/streams/${encodeURIComponent(id)}`;

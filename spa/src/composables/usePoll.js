@@ -1,4 +1,5 @@
-// Small composition functions shared by components: polling and periodic sampling.
+// Polling a REST resource from a component (the system panel, the counts chart): the timer
+// belongs to the component, so it starts when the component mounts and stops when it goes.
 import { onBeforeUnmount, onMounted, ref, shallowRef } from "vue";
 
 /**
@@ -31,17 +32,4 @@ export function usePoll(load, intervalMs) {
     clearTimeout(timer);
   });
   return { data, error, refresh: tick };
-}
-
-/** `sample()` every `intervalMs` into a ref: Vue re-renders at this pace, not per frame. */
-export function useSampled(sample, intervalMs) {
-  const value = shallowRef(sample());
-  let timer = 0;
-  onMounted(() => {
-    timer = setInterval(() => {
-      value.value = sample();
-    }, intervalMs);
-  });
-  onBeforeUnmount(() => clearInterval(timer));
-  return value;
 }

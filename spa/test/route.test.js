@@ -1,0 +1,47 @@
+// Hash routes: `#/` the wall, `#/streams/ID` a stream's detail; anything else is the wall.
+import { describe, expect, it } from "vitest";
+import { parseHash, streamHref } from "../src/route.js";
+
+const WALL = { name: "wall", stream: null };
+
+describe("parseHash", () => {
+  it("reads a stream's detail route, with or without a trailing slash", () => {
+    expect(parseHash("#/streams/vtest-people")).toEqual({ name: "detail", stream: "vtest-people" });
+    expect(parseHash("#/streams/vtest-people/")).toEqual({ name: "detail", stream: "vtest-people" });
+  });
+
+  it("decodes the id", () => {
+    expect(parseHash("#/streams/a%2Fb%20c").stream).toBe("a/b c");
+    expect(parseHash("#/streams/caf%C3%A9").stream).toBe("caf\u00e9");
+  });
+
+  it("is the wall for the empty hash, #/ and unknown routes", () => {
+    for (const hash of ["", "#", "#/", "#/streams", "#/streams/", "#/other/x", "#streams/a"]) {
+      expect(parseHash(hash)).toEqual(WALL);
+    }
+  });
+
+  it("is the wall for a deeper path or a query after the id", () => {
+    expect(parseHash("#/streams/a/b")).toEqual(WALL);
+    expect(parseHash("#/streams/a?x=1")).toEqual(WALL);
+    expect(parseHash("#/streams/a//")).toEqual(WALL);
+  });
+
+  it("is the wall for malformed percent-encoding, instead of throwing", () => {
+    expect(parseHash("#/streams/%E0%A4%A")).toEqual(WALL);
+    expect(parseHash("#/streams/%")).toEqual(WALL);
+  });
+});
+
+describe("streamHref", () => {
+  it("links to the stream's detail route", () => {
+    expect(streamHref("vtest-car")).toBe("#/streams/vtest-car");
+  });
+
+  it.each(["a/b", "x?y#z", "50% off", "caf\u00e9", "..", " "])(
+    "round-trips the id %j through parseHash",
+    (id) => {
+      expect(parseHash(streamHref(id))).toEqual({ name: "detail", stream: id });
+    },
+  );
+});
