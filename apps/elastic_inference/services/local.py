@@ -79,8 +79,8 @@ class Child:
     """One supervised service process."""
 
     name: str
-    args: list[str]
-    metrics_url: str
+    args: list[str]  # ends with --metrics-port PORT (ei up gives each child its own)
+    scrape_host: str  # where ei up reaches the child's metrics server
     proc: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     next_start: float = 0.0
@@ -99,13 +99,15 @@ class Child:
         self.started = time.monotonic()
         log.info("started %s (pid %d)", self.name, self.proc.pid)
 
+    @property
+    def metrics_url(self) -> str:
+        port = self.args[self.args.index("--metrics-port") + 1]
+        return f"http://{self.scrape_host}:{port}/metrics"
+
     def _new_metrics_port(self) -> None:
         """A restarted child gets a fresh metrics port: the old one may have been taken by
         another process meanwhile, and the child would then retry it forever."""
-        i = self.args.index("--metrics-port") + 1
-        old = self.args[i]
-        self.args[i] = str(free_port())
-        self.metrics_url = self.metrics_url.replace(f":{old}/metrics", f":{self.args[i]}/metrics")
+        self.args[self.args.index("--metrics-port") + 1] = str(free_port())
 
     def died(self, now: float) -> float:
         """Count a death; returns the delay before the restart: 1 s, 2 s, 4 s ... up to
@@ -232,9 +234,7 @@ class LocalSystem:
         service_env = {"MALLOC_ARENA_MAX": SERVICE_MALLOC_ARENAS, **env}
 
         def child(name: str, *args: str, worker: bool = False) -> Child:
-            port = free_port()
-            return Child(name, [*args, "--metrics-port", str(port)],
-                         f"http://{scrape_host}:{port}/metrics",
+            return Child(name, [*args, "--metrics-port", str(free_port())], scrape_host,
                          env=env if worker else service_env)
 
         policy = ScalePolicy(min_replicas=s.min_workers, max_replicas=s.max_workers,

@@ -173,7 +173,7 @@ def test_restart_backoff_doubles_while_a_child_keeps_dying_and_resets_after_a_he
     s = parse_settings(UpSettings, ["--sample-dir", str(tmp_path), "--sample-streams", "false",
                                     "--workers", "face"], {})
     system = LocalSystem(s, "redis://127.0.0.1:1/0", ServiceRuntime("t"))
-    child = _ScriptedChild("analysis", ["analysis"], "http://127.0.0.1:1/metrics")
+    child = _ScriptedChild("analysis", ["analysis", "--metrics-port", "1"], "127.0.0.1")
     system.children, system.pools = [child], []
 
     def delays(deaths: int, ran: float) -> list[float]:
