@@ -23,6 +23,7 @@ import schemathesis
 import tornado.web
 import yaml
 from hypothesis import HealthCheck, settings
+from openapi_spec_validator import validate
 from schemathesis import Case, GenerationMode, checks
 
 from elastic_inference.services.gateway import make_app
@@ -117,6 +118,12 @@ def test_every_gateway_route_is_described_and_every_described_path_is_routed() -
                              f"{undocumented} (spec has {described})"
     unrouted = {t: m for t, m in described.items() if table.get(t) != m}
     assert not unrouted, f"paths of doc/openapi.yaml the gateway does not route: {unrouted}"
+
+
+def test_the_spec_is_valid_openapi_3_1() -> None:
+    data = spec()
+    assert data["openapi"].startswith("3.1.")
+    validate(data)  # raises, naming the place, on any departure from OpenAPI 3.1
 
 
 def test_the_spec_says_what_it_leaves_out() -> None:
