@@ -214,11 +214,12 @@ def prepare(case: Case, system: System) -> None:
     source points at loopback."""
     positive = case.meta is None or case.meta.generation.mode == GenerationMode.POSITIVE
     params = case.path_parameters or {}
-    pick = next(_picks)
-    if positive and case.method == "GET" and "id" in params and pick % 2:
-        params["id"] = system.job if "/analysis/" in case.path else STREAM
-        if "n" in params and pick % 4 == 1:
-            params["n"] = 0  # the job's one stored frame
+    if positive and case.method == "GET" and "id" in params:
+        pick = next(_picks)  # counted over these cases only, so no other rhythm aligns with it
+        if pick % 2:
+            params["id"] = system.job if "/analysis/" in case.path else STREAM
+            if "n" in params and pick % 4 == 1:
+                params["n"] = 0  # the job's one stored frame
     if case.method == "POST" and isinstance(case.body, dict) \
             and "://" in str(case.body.get("source", "")):
         case.body["source"] = LOCAL_URL
