@@ -65,10 +65,20 @@ def _security_headers(handler: tornado.web.RequestHandler, csp: str) -> None:
     handler.set_header("Referrer-Policy", "no-referrer")
 
 
+def implemented_methods(handler_class: type[tornado.web.RequestHandler]) -> list[str]:
+    """The HTTP methods a handler class answers: those it defines, not Tornado's 405 stubs."""
+    base = tornado.web.RequestHandler
+    return [m for m in handler_class.SUPPORTED_METHODS
+            if getattr(handler_class, m.lower(), None) is not getattr(base, m.lower(), None)]
+
+
 def _write_json_error(handler: tornado.web.RequestHandler, status_code: int,
                       kwargs: dict[str, Any]) -> None:
-    """Replace Tornado's HTML error page with ``{"error": message}``."""
+    """Replace Tornado's HTML error page with ``{"error": message}``; a 405 names the
+    methods the resource has in ``Allow``, as RFC 9110 requires (Tornado does not)."""
     message = handler._reason
+    if status_code == 405:
+        handler.set_header("Allow", ", ".join(implemented_methods(type(handler))))
     exc_info = kwargs.get("exc_info")
     if exc_info is not None:
         exc = exc_info[1]
