@@ -59,7 +59,7 @@ class Role(enum.IntEnum):
 
 def check_name(name: str, what: str = "name") -> str:
     """Return ``name`` if it may name a user or token, else AuthError saying the rule."""
-    if not isinstance(name, str) or not AUTH_NAME_RE.match(name):
+    if not isinstance(name, str) or not AUTH_NAME_RE.fullmatch(name):
         raise AuthError(f"invalid {what} {name!r}: use 1 to 64 lower-case letters, digits, "
                         "'.', '_' or '-', starting with a letter or digit")
     return name
@@ -90,7 +90,7 @@ def token_digest(token: str) -> str:
 
 def looks_like_token(token: str) -> bool:
     """Whether ``token`` has the shape :func:`new_token` gives (checked before any lookup)."""
-    return isinstance(token, str) and TOKEN_RE.match(token) is not None
+    return isinstance(token, str) and TOKEN_RE.fullmatch(token) is not None
 
 
 @dataclass(frozen=True)

@@ -168,7 +168,7 @@ class AuthStore:
         the same argon2 verification as a wrong password, so timing does not tell which
         users exist. A hash made with weaker parameters than the hasher's is replaced."""
         stored = role = created = None
-        valid_name = isinstance(name, str) and keys.AUTH_NAME_RE.match(name) is not None
+        valid_name = isinstance(name, str) and keys.AUTH_NAME_RE.fullmatch(name) is not None
         if valid_name:
             stored, role, created = self.client.hmget(keys.auth_user(name), "hash", "role",
                                                       "created")

@@ -174,7 +174,7 @@ TOKEN_DIGEST_RE = re.compile(r"^[0-9a-f]{64}$")
 
 def check_auth_name(name: str) -> str:
     """Return ``name`` if it is a valid user or token name, else raise InvalidMessage."""
-    if not isinstance(name, str) or not AUTH_NAME_RE.match(name):
+    if not isinstance(name, str) or not AUTH_NAME_RE.fullmatch(name):
         raise InvalidMessage(f"invalid name {name!r}: must match {AUTH_NAME_RE.pattern}")
     return name
 
@@ -197,6 +197,6 @@ def auth_tokens() -> str:
 def auth_token(digest: str) -> str:
     """HASH of one API token found by the digest of the token: ``name``, ``role``, ``created``,
     ``last_used``. The token itself is stored nowhere."""
-    if not isinstance(digest, str) or not TOKEN_DIGEST_RE.match(digest):
+    if not isinstance(digest, str) or not TOKEN_DIGEST_RE.fullmatch(digest):
         raise InvalidMessage("invalid token digest: must be 64 lower-case hex digits")
     return f"{PREFIX}:auth:token:{digest}"
