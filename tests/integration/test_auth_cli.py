@@ -3,8 +3,14 @@ printed once on the last line, listings without secrets."""
 
 from __future__ import annotations
 
+import os
+import pty
+import select
+import signal
 import subprocess
 import sys
+import termios
+import time
 from pathlib import Path
 
 import pytest
@@ -131,3 +137,51 @@ def test_list_shows_users_and_tokens_and_no_secret(redis_url: str, redis_client:
     stored_hash = redis_client.hget(keys.auth_user("alice"), "hash").decode()
     for secret in (PASSWORD, token, token[3:], token_digest(token), stored_hash, "$argon2"):
         assert secret not in done.stdout + done.stderr
+
+
+def run_on_a_terminal(redis_url: str, args: list[str], answers: list[str]) -> tuple[int, str]:
+    """``ei auth ARGS`` with a pseudo-terminal as its controlling terminal (what getpass
+    reads), typing ``answers`` at each prompt; its exit status and everything it wrote."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: becomes ei auth
+        os.chdir(REPO)
+        os.execve(sys.executable, [sys.executable, "-m", "elastic_inference.cli", "auth", *args],
+                  environment(EI_REDIS_URL=redis_url))
+    seen = b""
+    deadline = time.monotonic() + 60
+    answered = 0
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(fd, 1024)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+        # A new prompt, and echo off: getpass flushed pending input already, so the answer
+        # typed now is the one it reads.
+        echo_off = not termios.tcgetattr(fd)[3] & termios.ECHO
+        if (answered < len(answers) and seen.rstrip().endswith(b":") and echo_off
+                and seen.count(b":") > answered):
+            os.write(fd, (answers[answered] + "\n").encode())
+            answered += 1
+    else:
+        os.kill(pid, signal.SIGKILL)
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), seen.decode(errors="replace")
+
+
+def test_the_prompt_asks_twice_and_shows_nothing(redis_url: str, redis_client: redis.Redis
+                                                 ) -> None:
+    code, seen = run_on_a_terminal(redis_url, ["user", "add", "fay", "--role", "viewer"],
+                                   [PASSWORD, PASSWORD])
+    assert code == 0, seen
+    assert seen.count("Password") == 2 and PASSWORD not in seen  # no echo on the terminal
+    assert AuthStore(redis_client).authenticate_password("fay", PASSWORD) is not None
+    code, seen = run_on_a_terminal(redis_url, ["user", "add", "gil", "--role", "viewer"],
+                                   [PASSWORD, PASSWORD + "x"])
+    assert code == 1 and "the two passwords differ" in seen
+    assert not redis_client.exists(keys.auth_user("gil"))
