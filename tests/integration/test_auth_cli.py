@@ -44,6 +44,8 @@ def test_a_user_added_with_a_password_file_logs_in(redis_url: str, redis_client:
                    "--password-file", str(secret))
     assert done.returncode == 0, done.stderr
     assert "user alice added with role operator" in done.stdout
+    again = ei_auth(redis_url, "user", "add", "alice", "--role", "admin")  # no prompt first
+    assert again.returncode == 1 and "exists already" in again.stderr
     store = AuthStore(redis_client)
     user = store.authenticate_password("alice", PASSWORD)
     assert user is not None and user.role is Role.OPERATOR

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..core.auth import Role, check_name
+from ..core.auth import Role
 from ..core.authstore import AuthStore
 from ..core.errors import AuthError, ConfigError
 from ..core.options import env_name
@@ -127,7 +127,8 @@ def main(argv: list[str]) -> int:
         if args.kind == "list":
             sys.stdout.write(render(store) + "\n")
         elif args.kind == "user" and args.action == "add" and role is not None:
-            check_name(args.name, "user name")  # before the prompt, like the role
+            if store.has_user(args.name):  # said before the prompt, like a wrong role
+                raise AuthError(f"user {args.name!r} exists already; remove it first")
             user = store.add_user(args.name, role, read_password(args.password_file))
             sys.stdout.write(f"user {user.name} added with role {user.role}\n")
         elif args.kind == "user":

@@ -17,6 +17,7 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass, field
+from typing import Literal
 
 from .errors import AuthError
 from .keys import AUTH_NAME_RE
@@ -124,7 +125,7 @@ class NewToken:
 class Principal:
     """Who made a request, once authenticated: a user (password) or a token."""
 
-    kind: str  # "user" or "token"
+    kind: Literal["user", "token"]
     name: str
     role: Role
 

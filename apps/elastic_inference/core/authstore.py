@@ -150,6 +150,10 @@ class AuthStore:
             raise AuthError(f"no user named {name!r}")
         log.info("user %s removed", name)
 
+    def has_user(self, name: str) -> bool:
+        """Whether a user of that (valid) name exists: ``ei auth`` asks before the prompt."""
+        return bool(self.client.exists(keys.auth_user(check_name(name, "user name"))))
+
     def users(self) -> list[User]:
         """Every user, by name."""
         names = sorted(as_text(n) for n in self.client.smembers(keys.auth_users()))
