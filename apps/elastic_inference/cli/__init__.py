@@ -1,7 +1,9 @@
-"""The ``ei`` command: one subcommand per service, plus up, status, models, results and bench.
+"""The ``ei`` command: one subcommand per service, plus up, status, models, results, auth and
+bench.
 
 The command groups of the CLI itself live beside this dispatcher (``status``, ``models`` with
-``models_eval``, ``results``; ``table`` is their one table helper); ``bench`` is its own package.
+``models_eval``, ``results``, ``auth``; ``table`` is their one table helper); ``bench`` is its
+own package.
 
 Each subcommand's module is imported only when chosen, so ``ei gateway`` never loads OpenVINO.
 Settings are parsed inside each ``main()``; errors in them exit with status 2 and one line.
@@ -29,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("elastic_inference.cli.status", "print queues, workers and streams"),
     "models": ("elastic_inference.cli.models", "list, fetch or quantize models"),
     "results": ("elastic_inference.cli.results", "prune stored results and job frames"),
+    "auth": ("elastic_inference.cli.auth", "add users, create API tokens, list or revoke them"),
     "bench": ("elastic_inference.bench.run", "measure the worker against its limits"),
 }
 

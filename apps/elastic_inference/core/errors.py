@@ -37,3 +37,8 @@ class SourceError(EIError):
 
 class StorageFull(EIError):
     """Redis already holds as much of something as it may; retry once some is deleted."""
+
+
+class AuthError(EIError):
+    """A user or token name, role or password is invalid, or a user or token to change does
+    not exist (or already does); the message says which and never holds a secret."""

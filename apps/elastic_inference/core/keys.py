@@ -164,3 +164,39 @@ def worker_info(worker_id: str) -> str:
 def worker_types() -> str:
     """SET of inference types that have ever had a worker (for status listings)."""
     return f"{PREFIX}:worker-types"
+
+
+#: Names of users and API tokens: lower case, so ``Admin`` and ``admin`` cannot be two
+#: principals, and nothing a key, a log line or a table could be confused by.
+AUTH_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+TOKEN_DIGEST_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+def check_auth_name(name: str) -> str:
+    """Return ``name`` if it is a valid user or token name, else raise InvalidMessage."""
+    if not isinstance(name, str) or not AUTH_NAME_RE.fullmatch(name):
+        raise InvalidMessage(f"invalid name {name!r}: must match {AUTH_NAME_RE.pattern}")
+    return name
+
+
+def auth_users() -> str:
+    """SET of user names (for listing)."""
+    return f"{PREFIX}:auth:users"
+
+
+def auth_user(name: str) -> str:
+    """HASH of one user: ``role``, ``created`` and the argon2 ``hash`` of the password."""
+    return f"{PREFIX}:auth:user:{check_auth_name(name)}"
+
+
+def auth_tokens() -> str:
+    """HASH token name -> SHA-256 hex digest of the token (for listing and revoking by name)."""
+    return f"{PREFIX}:auth:tokens"
+
+
+def auth_token(digest: str) -> str:
+    """HASH of one API token found by the digest of the token: ``name``, ``role``, ``created``,
+    ``last_used``. The token itself is stored nowhere."""
+    if not isinstance(digest, str) or not TOKEN_DIGEST_RE.fullmatch(digest):
+        raise InvalidMessage("invalid token digest: must be 64 lower-case hex digits")
+    return f"{PREFIX}:auth:token:{digest}"

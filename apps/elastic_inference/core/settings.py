@@ -317,6 +317,11 @@ class PruneSettings(CommonSettings):
 
 
 @dataclass(frozen=True)
+class AuthSettings(CommonSettings):
+    """``ei auth``: add and remove users, create and revoke API tokens, list them."""
+
+
+@dataclass(frozen=True)
 class BenchSettings(CommonSettings):
     """``ei bench``: the worker's throughput beside the model's and the decoder's limits."""
 
@@ -335,7 +340,7 @@ class BenchSettings(CommonSettings):
 
 ALL_SETTINGS: tuple[type[CommonSettings], ...] = (
     StreamSettings, InferSettings, AnalysisSettings, WebsocketSettings, GatewaySettings,
-    UpSettings, StatusSettings, PruneSettings, BenchSettings,
+    UpSettings, StatusSettings, PruneSettings, AuthSettings, BenchSettings,
 )
 
 
