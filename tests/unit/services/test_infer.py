@@ -8,6 +8,7 @@ import pytest
 
 from elastic_inference.core.errors import InvalidMessage
 from elastic_inference.core.keys import STREAM_ID_RE
+from elastic_inference.engine.preprocess import one_thread_per_call
 from elastic_inference.services.infer import decode_jpeg, default_worker_id, reduction_for
 
 
@@ -34,3 +35,14 @@ def test_worker_id_is_a_valid_key_part() -> None:
     wid = default_worker_id("face")
     assert wid.startswith("face-") and STREAM_ID_RE.match(wid)
     assert re.search(r"-\d+$", wid)
+
+
+def test_the_worker_keeps_opencv_to_the_calling_thread() -> None:
+    """The decode pool is the worker's parallelism; OpenCV's own pool doubled a resize's CPU."""
+    before = cv2.getNumThreads()
+    try:
+        cv2.setNumThreads(2)
+        one_thread_per_call()
+        assert cv2.getNumThreads() == 1
+    finally:
+        cv2.setNumThreads(before)

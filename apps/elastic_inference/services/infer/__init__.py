@@ -30,7 +30,7 @@ from __future__ import annotations
 from ...core.runtime import running
 from ...core.settings import InferSettings, parse_settings
 from ...engine.factory import load_detector
-from ...engine.preprocess import decode_jpeg, reduction_for
+from ...engine.preprocess import decode_jpeg, one_thread_per_call, reduction_for
 from .worker import POP_TIMEOUT, InferWorker, default_worker_id
 
 __all__ = ["InferWorker", "decode_jpeg", "default_worker_id", "main", "reduction_for"]
@@ -38,6 +38,7 @@ __all__ = ["InferWorker", "decode_jpeg", "default_worker_id", "main", "reduction
 
 def main(argv: list[str]) -> int:
     settings = parse_settings(InferSettings, argv, prog="ei infer")
+    one_thread_per_call()  # the decode pool is the parallelism
     with running("infer", settings, socket_timeout=POP_TIMEOUT + 10) as (runtime, client):
         detector = load_detector(settings.type, settings.model_dir, settings.device,
                                  settings.model or None, settings.threshold or None,
