@@ -69,7 +69,7 @@ def find_orphans(client: redis.Redis) -> Orphans:
     indexed = {as_text(i) for i in client.zrange(keys.jobs(), 0, -1)}
     orphans.indexed = sorted(_missing(client, indexed))
     for name, queue in _queues(client).items():
-        owners = {o for o in queue.owners() if keys.JOB_ID_RE.match(o)}
+        owners = {o for o in queue.owners() if keys.JOB_ID_RE.fullmatch(o)}
         gone = _missing(client, owners)
         if gone:
             orphans.queued[name] = gone

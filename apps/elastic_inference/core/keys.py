@@ -16,14 +16,14 @@ TYPE_RE = re.compile(r"^[a-z0-9_-]{1,32}$")
 
 def check_stream_id(stream: str) -> str:
     """Return ``stream`` if it is a valid stream id, else raise InvalidMessage."""
-    if not isinstance(stream, str) or not STREAM_ID_RE.match(stream):
+    if not isinstance(stream, str) or not STREAM_ID_RE.fullmatch(stream):
         raise InvalidMessage(f"invalid stream id {stream!r}: must match {STREAM_ID_RE.pattern}")
     return stream
 
 
 def check_type(infer_type: str) -> str:
     """Return ``infer_type`` if it is a valid inference type name, else raise InvalidMessage."""
-    if not isinstance(infer_type, str) or not TYPE_RE.match(infer_type):
+    if not isinstance(infer_type, str) or not TYPE_RE.fullmatch(infer_type):
         raise InvalidMessage(f"invalid inference type {infer_type!r}: must match {TYPE_RE.pattern}")
     return infer_type
 
@@ -43,7 +43,7 @@ JOB_ID_RE = re.compile(r"^j[0-9a-f]{12}$")
 
 def check_job_id(job: str) -> str:
     """Return ``job`` if it is a valid analysis job id (``j`` + 12 hex digits)."""
-    if not isinstance(job, str) or not JOB_ID_RE.match(job):
+    if not isinstance(job, str) or not JOB_ID_RE.fullmatch(job):
         raise InvalidMessage(f"invalid job id {job!r}: must match {JOB_ID_RE.pattern}")
     return job
 

@@ -81,7 +81,7 @@ def parse_subscribe(text: str) -> frozenset[str] | None:
         raise SubscribeError('"subscribe" must be a list of stream ids or "*"')
     if len(value) > MAX_SUBSCRIBE_IDS:
         raise SubscribeError(f'"subscribe" names more than {MAX_SUBSCRIBE_IDS} streams')
-    bad = [v for v in value if not isinstance(v, str) or not STREAM_ID_RE.match(v)]
+    bad = [v for v in value if not isinstance(v, str) or not STREAM_ID_RE.fullmatch(v)]
     if bad:
         raise SubscribeError(f"invalid stream id(s) {bad[:5]!r}: each must match "
                              f"{STREAM_ID_RE.pattern}")

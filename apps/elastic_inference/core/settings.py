@@ -44,13 +44,13 @@ def _port(v: int) -> str:
 
 
 def _stream_id(v: str) -> str:
-    return "" if STREAM_ID_RE.match(v) else f"must match {STREAM_ID_RE.pattern}"
+    return "" if STREAM_ID_RE.fullmatch(v) else f"must match {STREAM_ID_RE.pattern}"
 
 
 def _types(v: tuple[str, ...]) -> str:
     if not v:
         return "must name at least one inference type"
-    bad = [t for t in v if not TYPE_RE.match(t)]
+    bad = [t for t in v if not TYPE_RE.fullmatch(t)]
     return f"invalid type names {bad}: each must match {TYPE_RE.pattern}" if bad else ""
 
 
@@ -146,7 +146,7 @@ class InferSettings(ServiceSettings):
     """``ei infer``: a worker for one inference type."""
 
     type: str = opt("people", "inference type served by this worker",
-                    check=lambda v: "" if TYPE_RE.match(v) else f"must match {TYPE_RE.pattern}")
+                    check=lambda v: "" if TYPE_RE.fullmatch(v) else f"must match {TYPE_RE.pattern}")
     model: str = opt("", "model name or file (default: the type's model in the registry)")
     device: str = opt("CPU", "OpenVINO device", choices=DEVICES)
     precision: str = opt("", "inference precision: empty = the device's default (BF16 on CPUs "

@@ -59,7 +59,7 @@ def type_status(client: redis.Redis, streams: Sequence[Member]) -> list[dict[str
     for member in streams:
         declared = member.info.get("types")
         if isinstance(declared, list):
-            types.update(t for t in declared if isinstance(t, str) and TYPE_RE.match(t))
+            types.update(t for t in declared if isinstance(t, str) and TYPE_RE.fullmatch(t))
     rows = []
     for infer_type in sorted(types):
         stats = FrameQueue(client, infer_type).stats()

@@ -13,13 +13,13 @@ def test_key_names_follow_the_wire_contract() -> None:
     assert keys.results("cam_1") == "ei:results:cam_1"
 
 
-@pytest.mark.parametrize("bad", ["", "a b", "x" * 65, "a/b", "a:b", "é"])
+@pytest.mark.parametrize("bad", ["", "a b", "x" * 65, "a/b", "a:b", "é", "cam\n"])
 def test_stream_ids_that_could_escape_a_key_are_rejected(bad: str) -> None:
     with pytest.raises(InvalidMessage):
         keys.out(bad)
 
 
-@pytest.mark.parametrize("bad", ["Face", "", "x" * 33, "a:b"])
+@pytest.mark.parametrize("bad", ["Face", "", "x" * 33, "a:b", "face\n"])
 def test_bad_types_are_rejected(bad: str) -> None:
     with pytest.raises(InvalidMessage):
         keys.queue(bad)
@@ -36,3 +36,9 @@ def test_job_keys_are_traced_back_to_their_job_and_type() -> None:
         assert keys.job_queue_type(key) == "car"
     assert keys.job_queue_type("ei:jobs:pending") is None
     assert keys.job_queue_type("ei:jobq:Bad:msg") is None
+
+
+def test_a_job_id_with_a_trailing_newline_is_refused() -> None:
+    # ``$`` also matches before a final newline: the ids are checked with fullmatch.
+    with pytest.raises(InvalidMessage):
+        keys.job("j0123456789ab\n")

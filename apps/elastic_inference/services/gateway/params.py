@@ -111,7 +111,7 @@ def parse_fps(raw: str | None) -> float:
 
 def parse_frame_number(raw: str) -> int:
     """A frame number from a path: 0, 1, 2, ... (decimal digits, no sign, below 10^9)."""
-    if not FRAME_RE.match(raw):
+    if not FRAME_RE.fullmatch(raw):
         raise ParamError(f"invalid frame number {raw[:40]!r}: must be a whole number "
                          f"0, 1, 2, ...")
     return int(raw)

@@ -56,7 +56,7 @@ def parse_source(text: str) -> SourceSpec:
                           "(0, 1, ...) or an rtsp:// / http(s):// URL")
     if text.isdigit():
         return SourceSpec("webcam", int(text), text)
-    if _DEVICE_RE.match(text):
+    if _DEVICE_RE.fullmatch(text):
         return SourceSpec("webcam", text, text)
     if "://" in text:
         scheme = urlsplit(text).scheme.lower()
@@ -82,7 +82,7 @@ def sanitize_id(text: str, fallback: str = "stream") -> str:
     if len(name) > 64:
         digest = hashlib.sha1(text.encode()).hexdigest()[:8]
         name = name[:55].rstrip("-.") + "-" + digest
-    assert STREAM_ID_RE.match(name), name
+    assert STREAM_ID_RE.fullmatch(name), name
     return name
 
 
@@ -94,7 +94,7 @@ def derive_stream_id(spec: SourceSpec) -> str:
     if spec.kind == "file":
         return sanitize_id(Path(str(spec.target)).stem)
     if spec.kind == "webcam":
-        m = _DEVICE_RE.match(str(spec.target))
+        m = _DEVICE_RE.fullmatch(str(spec.target))
         return f"cam{m.group(1) if m else spec.target}"
     parts = urlsplit(str(spec.target))
     pieces = [parts.hostname or "url"]
