@@ -94,13 +94,12 @@ def _proc_addresses() -> set[Address]:
 
 def special_kind(addr: Address, own: Iterable[Address] = ()) -> str:
     """Why ``addr`` is refused unless listed explicitly, or ``""`` for a public address."""
-    if addr in set(own):
-        return "one of this machine's own addresses"
     for kind, flag in (("loopback", addr.is_loopback), ("link-local", addr.is_link_local),
-                       ("unspecified", addr.is_unspecified), ("multicast", addr.is_multicast),
-                       ("private", addr.is_private), ("reserved", addr.is_reserved)):
+                       ("own", addr in set(own)), ("unspecified", addr.is_unspecified),
+                       ("multicast", addr.is_multicast), ("private", addr.is_private),
+                       ("reserved", addr.is_reserved)):
         if flag:
-            return f"a {kind} address"
+            return "one of this machine's own addresses" if kind == "own" else f"a {kind} address"
     return "" if addr.is_global else "a non-public address"
 
 

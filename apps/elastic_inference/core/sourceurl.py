@@ -39,8 +39,14 @@ def checked_source_url(url: str, policy: SourcePolicy, timeout: float = PROBE_TI
     as it is (nothing redirected; opening it fails with its own message).
     """
     current = url
-    for _ in range(MAX_REDIRECTS + 1):
-        addresses = policy.check(current, resolver, own)
+    for hop in range(MAX_REDIRECTS + 1):
+        try:
+            addresses = policy.check(current, resolver, own)
+        except SourceRefused as exc:
+            if not hop:
+                raise
+            raise SourceRefused(f"source URL redirects to {redact_url(current)}, which is "
+                                f"refused: {exc}") from exc
         if urlsplit(current).scheme.lower() == "rtsp":
             return current
         location = _redirect_of(current, addresses[0], timeout)
