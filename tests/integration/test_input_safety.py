@@ -47,7 +47,9 @@ def assert_no_secret(text: str, where: str) -> None:
 
 def test_bad_input_is_400_and_secrets_stay_hidden(private_redis: RedisServer,
                                                   tmp_path: Path) -> None:
-    env = {"EI_REDIS_URL": private_redis.url, "EI_LOG_LEVEL": "DEBUG"}
+    # The camera job below reads loopback: listed explicitly (doc/security.md).
+    env = {"EI_REDIS_URL": private_redis.url, "EI_LOG_LEVEL": "DEBUG",
+           "EI_SOURCE_ALLOW": "127.0.0.1"}
     port = free_port()
     gateway = Service(["gateway", "--host", "127.0.0.1", "--port", str(port),
                        "--media-dir", str(tmp_path)], env)

@@ -16,19 +16,22 @@ from urllib.parse import urlsplit
 
 from . import keys
 from .errors import InvalidMessage
+from .netguard import NO_URLS, URL_SCHEMES, SourcePolicy
 from .redact import ambiguous_credentials
+from .sourceurl import checked_source_url
 
 STATUSES = ("queued", "extracting", "processing", "done", "failed")
 MAX_NAME = 120
-#: URL schemes a job may read (through FFmpeg); anything else must be a media file.
-URL_SCHEMES = ("rtsp", "rtsps", "http", "https")
 
 
-def resolve_source(source: str, media_dir: Path) -> str:
-    """What a runner opens for ``source``: the URL itself, or the file inside ``media_dir``.
+def resolve_source(source: str, media_dir: Path, policy: SourcePolicy = NO_URLS) -> str:
+    """What a runner opens for ``source``: a URL ``policy`` allows, or the file inside
+    ``media_dir``.
 
     Paths are relative to the media directory and may not leave it (``..``, absolute paths and
     symlinks pointing out are refused), so an API client can only name what was put there.
+    A URL must pass ``policy`` (EI_SOURCE_ALLOW; by default none does), redirects included
+    (:func:`.sourceurl.checked_source_url`, which may read the response head of the URL).
     """
     if not isinstance(source, str) or not source or len(source) > 2048 \
             or any(ord(c) < 32 for c in source):
@@ -44,7 +47,7 @@ def resolve_source(source: str, media_dir: Path) -> str:
         problem = ambiguous_credentials(source)
         if problem:
             raise InvalidMessage(f"source URL is refused: {problem}")
-        return source
+        return checked_source_url(source, policy)
     try:
         base = media_dir.resolve()
         path = (base / source).resolve()

@@ -20,6 +20,7 @@ from .clients import ConnectionLimits, parse_networks
 from .errors import ConfigError
 from .jpeg import DEFAULT_MAX_PIXELS
 from .keys import STREAM_ID_RE, TYPE_RE
+from .netguard import SourcePolicy
 from .options import env_name, opt, parse_options
 from .redisconn import check_url
 
@@ -72,6 +73,18 @@ def _networks(v: tuple[str, ...]) -> str:
     return ""
 
 
+def _source_allow(v: tuple[str, ...]) -> str:
+    try:
+        SourcePolicy.parse(v)
+    except ValueError as exc:
+        return str(exc)
+    return ""
+
+
+_SOURCE_ALLOW_HELP = ("comma-separated host names (*.domain too), addresses and CIDR networks "
+                      "analysis-job URL sources may name (empty: no URL sources); loopback, "
+                      "link-local, private and own addresses only when an address or network "
+                      "listed holds them (doc/security.md)")
 _HEADER_TIMEOUT_HELP = ("seconds a connection may take to send its request head (an idle "
                         "keep-alive connection included); slower ones are closed")
 _WRITE_TIMEOUT_HELP = ("seconds one live message (MJPEG part, websocket frame) may take to "
@@ -197,6 +210,10 @@ class AnalysisSettings(ServiceSettings):
     max_jobs: int = opt(0, "exit after this many jobs (0 = run until stopped)",
                         check=_non_negative)
     max_pixels: int = opt(DEFAULT_MAX_PIXELS, _MAX_PIXELS_HELP, check=_positive)
+    source_allow: tuple[str, ...] = opt((), _SOURCE_ALLOW_HELP, check=_source_allow)
+
+    def source_policy(self) -> SourcePolicy:
+        return SourcePolicy.parse(self.source_allow)
 
 
 @dataclass(frozen=True)
@@ -259,6 +276,10 @@ class GatewaySettings(ServiceSettings):
                                        "more than this share of Redis' maxmemory (or of the "
                                        "host's memory when Redis has no limit); 0 = never",
                                   check=lambda v: "" if 0 <= v <= 1 else "must be 0..1")
+    source_allow: tuple[str, ...] = opt((), _SOURCE_ALLOW_HELP, check=_source_allow)
+
+    def source_policy(self) -> SourcePolicy:
+        return SourcePolicy.parse(self.source_allow)
 
 
 @dataclass(frozen=True)
@@ -275,6 +296,7 @@ class UpSettings(CommonSettings):
     model_dir: Path = opt(Path("models"), "directory of model files")
     sample_dir: Path = opt(Path("samples"), "directory with vtest.avi and Megamind.avi")
     spa_dir: Path = opt(Path("spa/dist"), "the built dashboard the gateway serves (make spa)")
+    source_allow: tuple[str, ...] = opt((), _SOURCE_ALLOW_HELP, check=_source_allow)
     fps: float = opt(10.0, "frames per second of each sample stream", check=_non_negative)
     duration: float = opt(0.0, "stop after this many seconds (0 = until Ctrl-C)",
                           check=_non_negative)

@@ -18,6 +18,7 @@ forever). A job deleted meanwhile gets nothing more written. See doc/analysis.md
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import Any
 
@@ -34,6 +35,7 @@ from ..core.redact import redact_url
 from ..core.redisconn import REDIS_DOWN_ERRORS, Backoff, error_text, retry
 from ..core.runtime import ServiceRuntime, running
 from ..core.settings import AnalysisSettings, parse_settings
+from ..core.sourceurl import CAPTURE_OPTIONS_VAR, ffmpeg_capture_options
 from ..engine.preprocess import encode_jpeg
 
 log = logging.getLogger(__name__)
@@ -66,6 +68,10 @@ class AnalysisRunner:
         self.backoff = Backoff("analysis")
         self.jobs_run = 0
         self._deadline = float("inf")  # monotonic time the current job must end by
+        self.source_policy = settings.source_policy()
+        # FFmpeg must not follow a redirect the policy has not seen (core/sourceurl.py).
+        os.environ[CAPTURE_OPTIONS_VAR] = ffmpeg_capture_options(
+            os.environ.get(CAPTURE_OPTIONS_VAR))
 
     def run(self) -> int:
         self.runtime.ready.set()
@@ -110,7 +116,9 @@ class AnalysisRunner:
         if job is None:
             return True  # deleted before it started: nothing to do
         try:
-            target = resolve_source(self.store.source(job_id), self.settings.media_dir)
+            # Checked again right before opening: DNS may answer differently than at submission.
+            target = resolve_source(self.store.source(job_id), self.settings.media_dir,
+                                    self.source_policy)
         except InvalidMessage as exc:
             self.store.update(job_id, status="failed", error=str(exc))
             return True

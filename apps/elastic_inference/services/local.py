@@ -258,7 +258,8 @@ class LocalSystem:
             for sid, sample, types in SAMPLE_STREAMS if s.sample_streams
         ]
         # Analysis jobs read their videos from the sample directory locally.
-        children.append(child("analysis", "analysis", "--media-dir", str(s.sample_dir)))
+        allow = ("--source-allow", ",".join(s.source_allow)) if s.source_allow else ()
+        children.append(child("analysis", "analysis", "--media-dir", str(s.sample_dir), *allow))
         # The gateway's /ws relay names each browser in X-Forwarded-For, so the websocket
         # server's per-client cap counts browsers, not the gateway (it connects from the very
         # address it connects to).
@@ -271,7 +272,7 @@ class LocalSystem:
                               "--websocket-upstream",
                               f"ws://{reachable(s.host)}:{s.ws_port}/ws",
                               "--media-dir", str(s.sample_dir),
-                              "--spa-dir", str(s.spa_dir)))
+                              "--spa-dir", str(s.spa_dir), *allow))
         return children
 
     def all_children(self) -> list[Child]:

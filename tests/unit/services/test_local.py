@@ -193,3 +193,15 @@ def test_restart_backoff_doubles_while_a_child_keeps_dying_and_resets_after_a_he
     assert delays(3, ran=HEALTHY_RUN) == [1.0, 1.0, 1.0]  # a healthy run resets the backoff
     assert delays(2, ran=1.0) == [2.0, 4.0]  # and a crash loop after it builds up again
     assert child.restarts == 12
+
+
+@pytest.mark.parametrize(("allow", "want"), [("", None), ("cam.example.com,10.0.0.0/8",
+                                                           "cam.example.com,10.0.0.0/8")])
+def test_source_allow_reaches_the_gateway_and_the_runner(tmp_path: Path, allow: str,
+                                                        want: str | None) -> None:
+    s = parse_settings(UpSettings, ["--sample-dir", str(tmp_path)], {"EI_SOURCE_ALLOW": allow})
+    system = LocalSystem(s, "redis://127.0.0.1:1/0", ServiceRuntime("t"))
+    for child in system.children:
+        given = (child.args[child.args.index("--source-allow") + 1]
+                 if "--source-allow" in child.args else None)
+        assert given == (want if child.args[0] in ("analysis", "gateway") else None), child.args

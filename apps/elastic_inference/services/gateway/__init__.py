@@ -76,6 +76,7 @@ def main(argv: list[str]) -> int:
                        max_proxy_clients=settings.max_proxy_clients,
                        media_dir=settings.media_dir,
                        job_memory_share=settings.job_memory_share,
+                       source_policy=settings.source_policy(),
                        limits=settings.connection_limits())
         try:
             asyncio.run(serve(app, settings.host, settings.port, runtime.stop.is_set,

@@ -68,8 +68,10 @@ class AnalysisJobsHandler(BaseHandler):
         try:
             request = parse_job_request(bytes(self.body))
             check_known_types(request.types, await self.run(known_types, self.ctx.client))
-            # On the pool: the media directory may be a network volume.
-            await self.run(resolve_source, request.source, self.ctx.media_dir)
+            # On the pool: the media directory may be a network volume, a URL is resolved
+            # and its redirects read (core/sourceurl.py).
+            await self.run(resolve_source, request.source, self.ctx.media_dir,
+                           self.ctx.source_policy)
         except InvalidMessage as exc:
             raise tornado.web.HTTPError(400, "%s", str(exc)) from exc
         try:

@@ -16,6 +16,7 @@ from tornado.netutil import bind_sockets
 from ...core import clients
 from ...core.live import WS_PATH
 from ...core.metrics import GatewayMetrics
+from ...core.netguard import NO_URLS, SourcePolicy
 from .analysis import (
     AnalysisFrameImageHandler,
     AnalysisFrameResultsHandler,
@@ -64,7 +65,8 @@ def make_app(client: redis.Redis, *, metrics: GatewayMetrics | None = None,
              max_mjpeg_clients: int = 20, max_proxy_clients: int = 200,
              limits: clients.ConnectionLimits = clients.DEFAULT_LIMITS,
              static_path: Path = STATIC_DIR, media_dir: Path = Path("media"),
-             job_memory_share: float = 0.5) -> GatewayApp:
+             job_memory_share: float = 0.5,
+             source_policy: SourcePolicy = NO_URLS) -> GatewayApp:
     """Build the Tornado application; tests pass their own client, pool and metrics.
 
     ``spa_dir`` is the built dashboard (``None``: the plain page only); an empty
@@ -79,7 +81,8 @@ def make_app(client: redis.Redis, *, metrics: GatewayMetrics | None = None,
                          websocket_upstream=websocket_upstream,
                          max_mjpeg_clients=max_mjpeg_clients,
                          max_proxy_clients=max_proxy_clients, limits=limits,
-                         media_dir=media_dir, job_memory_share=job_memory_share)
+                         media_dir=media_dir, job_memory_share=job_memory_share,
+                         source_policy=source_policy)
     sid = r"([^/]+)"
     dashboard = dashboard_dir(spa_dir)
     # A StaticFileHandler needs a path group; "/" maps to "" and so to index.html.

@@ -19,6 +19,7 @@ from tornado.httputil import HTTPServerRequest
 from ...core import clients
 from ...core.broker import OutputBroker
 from ...core.metrics import GatewayMetrics
+from ...core.netguard import NO_URLS, SourcePolicy
 from ...core.redact import redact_url
 from ...core.redisconn import error_text, forget_traceback
 from ...core.registry import StreamRegistry
@@ -74,6 +75,8 @@ class GatewayContext:
     media_dir: Path = Path("media")
     #: New jobs are refused while job frames take more of Redis' memory (EI_JOB_MEMORY_SHARE).
     job_memory_share: float = 0.5
+    #: Which URL sources jobs may name (EI_SOURCE_ALLOW); by default none.
+    source_policy: SourcePolicy = NO_URLS
     broker: OutputBroker = field(init=False)
     registry: StreamRegistry = field(init=False)
     #: Blocking reads of MJPEG viewers: one thread each at most, apart from the API's pool.
