@@ -13,7 +13,13 @@ import pytest
 
 from elastic_inference.core.errors import ModelError
 from elastic_inference.core.result import box_iou
-from elastic_inference.engine.layouts.base import Context, LayoutOptions, Output, grid_count
+from elastic_inference.engine.layouts.base import (
+    Context,
+    LayoutOptions,
+    Output,
+    best_class,
+    grid_count,
+)
 from elastic_inference.engine.layouts.registry import LAYOUT_NAMES, select
 from elastic_inference.engine.preprocess import letterbox, letterbox_geometry, unletterbox
 
@@ -205,3 +211,13 @@ def test_end2end_rows_with_logits_are_judged_on_the_whole_tensor() -> None:
     (d,) = dec([rows])
     assert d.label == "cat" and d.score == pytest.approx(1 / (1 + math.exp(-0.4)), abs=1e-5)
     np.testing.assert_allclose(d.box, (0.1, 0.1, 0.3, 0.5), atol=1e-6)
+
+
+@pytest.mark.parametrize("allowed", [[0, 1, 2, 3], [2], [1, 3], [0, 2, 3]])
+def test_best_class_is_the_best_allowed_one_whatever_the_subset(allowed: list[int]) -> None:
+    rng = np.random.default_rng(7)
+    scores = rng.random((50, 4), dtype=np.float32)
+    ids, best = best_class(scores, np.asarray(allowed, dtype=np.intp))
+    for row, (cls, score) in enumerate(zip(ids.tolist(), best.tolist(), strict=True)):
+        want = max(allowed, key=lambda c: scores[row, c])
+        assert cls == want and score == pytest.approx(float(scores[row, want]))
