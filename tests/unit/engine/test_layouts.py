@@ -17,10 +17,10 @@ from elastic_inference.engine.layouts.base import (
     Context,
     LayoutOptions,
     Output,
-    best_class,
     grid_count,
 )
 from elastic_inference.engine.layouts.registry import LAYOUT_NAMES, select
+from elastic_inference.engine.postprocess import best_class
 from elastic_inference.engine.preprocess import letterbox, letterbox_geometry, unletterbox
 
 SIZE = (64, 64)

@@ -134,23 +134,6 @@ def cxcywh_to_xyxy(b: FloatArray) -> FloatArray:
     return np.concatenate([b[:, 0:2] - half, b[:, 0:2] + half], axis=1).astype(np.float32)
 
 
-def best_class(
-    scores: FloatArray, allowed: npt.NDArray[np.intp]
-) -> tuple[npt.NDArray[np.intp], FloatArray]:
-    """Per row of ``[N, nc]`` scores: the best allowed class id and its score.
-
-    One allowed class (``people``) or all of them (``object``) read the scores in place: a
-    fancy-indexed copy of NanoDet's 3,549 x 80 scores cost more than the argmax itself.
-    """
-    n = scores.shape[0]
-    if allowed.size == 1:
-        return np.full(n, allowed[0], dtype=np.intp), scores[:, int(allowed[0])]
-    sub = scores if allowed.size == scores.shape[1] else scores[:, allowed]
-    best = np.argmax(sub, axis=1)
-    top = np.take_along_axis(sub, best[:, np.newaxis], axis=1)[:, 0]
-    return (best if sub is scores else allowed[best]), top
-
-
 def finish(
     boxes: FloatArray,
     scores: FloatArray,

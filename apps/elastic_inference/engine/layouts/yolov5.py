@@ -19,13 +19,13 @@ import numpy as np
 import numpy.typing as npt
 
 from ...core.result import Detection
+from ..postprocess import best_class
 from .base import (
     Context,
     FloatArray,
     InputDefaults,
     Output,
     allowed_classes,
-    best_class,
     cxcywh_to_xyxy,
     finish,
     grid_count,
