@@ -25,6 +25,7 @@ import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
+from ...core.hosts import HostPolicy
 from ...core.live import WS_PATH
 from ...core.metrics import GatewayMetrics
 from ...core.runtime import running
@@ -76,7 +77,9 @@ def main(argv: list[str]) -> int:
                        max_proxy_clients=settings.max_proxy_clients,
                        media_dir=settings.media_dir,
                        job_memory_share=settings.job_memory_share,
-                       limits=settings.connection_limits())
+                       limits=settings.connection_limits(),
+                       hosts=HostPolicy.build(settings.allowed_hosts, settings.allowed_origins,
+                                              settings.host))
         try:
             asyncio.run(serve(app, settings.host, settings.port, runtime.stop.is_set,
                               started=lambda _port: runtime.ready.set()))
