@@ -18,7 +18,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -188,21 +188,20 @@ def _same_origin(origin: str, host_header: str) -> bool:
     return port == (parts.port or default)
 
 
-def check_hosts(entries: tuple[str, ...]) -> str:
-    """Settings check of EI_ALLOWED_HOSTS: "" or what is wrong."""
+def _first_error(parse: Callable[[str], str], entries: tuple[str, ...]) -> str:
     for entry in entries:
         try:
-            parse_host_pattern(entry)
+            parse(entry)
         except ValueError as exc:
             return str(exc)
     return ""
+
+
+def check_hosts(entries: tuple[str, ...]) -> str:
+    """Settings check of EI_ALLOWED_HOSTS: "" or what is wrong."""
+    return _first_error(parse_host_pattern, entries)
 
 
 def check_origins(entries: tuple[str, ...]) -> str:
     """Settings check of EI_ALLOWED_ORIGINS: "" or what is wrong."""
-    for entry in entries:
-        try:
-            parse_origin(entry)
-        except ValueError as exc:
-            return str(exc)
-    return ""
+    return _first_error(parse_origin, entries)
