@@ -64,7 +64,9 @@ Render the Kubernetes manifests of Elastic Inference into DIR; apply them with
                 it must offer ReadWriteMany, unless -O
   -O            make the media volume ReadWriteOnce instead of ReadWriteMany: for a
                 single-node cluster, or storage that keeps a volume on one node
-  -H HOST       serve the Ingress on this host name only (default: any host)
+  -H HOST       serve the Ingress on this host name only (default: any host); the gateway
+                and the websocket server then answer only for it, the node of an absolute
+                -w URL and localhost (EI_ALLOWED_HOSTS)
   -i CLASS      ingressClassName of the Ingress (default: the cluster's default class)
   -N            also expose the gateway and the websocket server on ports 30080 and 30081
                 of every node (NodePort Services); needs -w
@@ -374,6 +376,22 @@ else
     in_cluster_redis=yes
 fi
 
+# ----------------------------------------------------------------------------- hosts
+
+# EI_ALLOWED_HOSTS of the gateway and the websocket server: the Ingress host (a wildcard
+# *.example.com as .example.com: the domain and its subdomains), the node address of an
+# absolute -w URL (browsers then use NodePorts), and the loopback names kubectl port-forward
+# uses. Without -H the Ingress routes any host, so any host is allowed.
+if [[ -n $ingress_host ]]; then
+    allowed_hosts=${ingress_host#\*}
+    if [[ $websocket_url =~ ^wss?://(\[[^]/]+\]|[^]:/[]+) ]]; then
+        allowed_hosts+=,${BASH_REMATCH[1],,}
+    fi
+    allowed_hosts+=",localhost,127.0.0.1,[::1]"
+else
+    allowed_hosts="*"
+fi
+
 VARS=(
     [NAMESPACE]=$namespace [REGISTRY]=$registry [TAG]=$tag [MAX_REPLICAS]=$max_replicas
     [DEVICE]=$device [ACCELERATOR_RESOURCE]=$accelerator [DEVICE_GROUP]=$device_group
@@ -385,6 +403,7 @@ VARS=(
     [HPA]=$hpa [HPA_RATIO]=$hpa_ratio [KEDA]=$keda
     [NODE_PORTS]=$node_ports
     [WEBSOCKET_URL]=$websocket_url [INGRESS_HOST]=$ingress_host [INGRESS_CLASS]=$ingress_class
+    [ALLOWED_HOSTS]=$allowed_hosts
 )
 
 # ----------------------------------------------------------------------------- render

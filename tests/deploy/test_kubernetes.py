@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from elastic_inference.core import keys
+from elastic_inference.core.hosts import HostPolicy
 from elastic_inference.core.options import env_name
 from elastic_inference.core.settings import (
     AnalysisSettings,
@@ -427,6 +428,28 @@ def test_ingress_serves_one_origin(render_once: RenderOnce) -> None:
     for rendered, url in ((default, "/ws"), (options, "ws://203.0.113.5:30081/ws")):
         gateway = rendered.one("Deployment", "ei-gateway")["spec"]["template"]["spec"]
         assert container_env(rendered, gateway["containers"][0])["EI_WEBSOCKET_URL"] == url
+
+
+def test_allowed_hosts_follow_the_ingress_host(render_once: RenderOnce) -> None:
+    """The gateway and the websocket server answer for the Ingress host (and the node of -w,
+    and port-forward's localhost); without -H, as the Ingress routes any host, for any."""
+    wildcard = render_once("-H", "*.example.com")
+    for rendered, hosts in (
+            (render_once(), "*"),
+            (render_once(*ALL_OPTIONS), "ei.example.com,203.0.113.5,localhost,127.0.0.1,[::1]"),
+            (wildcard, ".example.com,localhost,127.0.0.1,[::1]")):
+        for name in ("ei-gateway", "ei-websocket"):
+            pod = rendered.one("Deployment", name)["spec"]["template"]["spec"]
+            env = container_env(rendered, pod["containers"][0])
+            assert env["EI_ALLOWED_HOSTS"] == hosts, name
+            assert "EI_ALLOWED_ORIGINS" not in env  # derived from the hosts
+            cls: type[GatewaySettings | WebsocketSettings] = (
+                GatewaySettings if name == "ei-gateway" else WebsocketSettings)
+            settings = parse_settings(cls, [], {k: v for k, v in env.items()
+                                                if k != "EI_REDIS_URL"})
+            policy = HostPolicy.build(settings.allowed_hosts, settings.allowed_origins)
+            assert not policy.allows_origin("https://evil.example") or hosts == "*"
+    assert wildcard.one("Ingress", "ei-gateway")["spec"]["rules"][0]["host"] == "*.example.com"
 
 
 # --------------------------------------------------------------------------- autoscaling

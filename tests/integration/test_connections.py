@@ -62,7 +62,7 @@ def status_of(sock: socket.socket) -> int:
 def idle_mjpeg(port: int, source: str = GREEDY, rcvbuf: int = 0) -> tuple[socket.socket, int]:
     """An MJPEG request whose response is never read beyond its status."""
     sock = raw_connect(port, source, rcvbuf)
-    sock.sendall(f"GET {MJPEG_PATH} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+    sock.sendall(f"GET {MJPEG_PATH} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
     return sock, status_of(sock)
 
 

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from .clients import ConnectionLimits, parse_networks
 from .errors import ConfigError
+from .hosts import check_hosts, check_origins
 from .jpeg import DEFAULT_MAX_PIXELS
 from .keys import STREAM_ID_RE, TYPE_RE
 from .netguard import SourcePolicy
@@ -105,6 +106,11 @@ def _websocket_url(v: str, absolute: bool = False) -> str:
     return f"must be {what} (without credentials)"
 
 
+_HOSTS_HELP = ("comma-separated host names or IP addresses browsers may use in Host (.domain: "
+               "it and its subdomains; * any); empty: localhost, 127.0.0.1, [::1] and the "
+               "listen address if it is a specific one (doc/security.md)")
+_ORIGINS_HELP = ("comma-separated origins (http[s]://host[:port]) whose pages may open /ws; "
+                 "empty: http and https on every allowed host")
 _MAX_PIXELS_HELP = ("largest image (width x height) decoded; a frame or source declaring more "
                     "is refused before decoding (default 7680x4320)")
 
@@ -229,6 +235,9 @@ class WebsocketSettings(ServiceSettings):
                                       "websocket opening handshake", check=_positive)
     write_timeout: float = opt(20.0, _WRITE_TIMEOUT_HELP, check=_positive)
     trusted_proxies: tuple[str, ...] = opt((), _TRUSTED_PROXIES_HELP, check=_networks)
+    allowed_hosts: tuple[str, ...] = opt((), _HOSTS_HELP + "; here only the default of "
+                                         "EI_ALLOWED_ORIGINS", check=check_hosts)
+    allowed_origins: tuple[str, ...] = opt((), _ORIGINS_HELP, check=check_origins)
 
     def connection_limits(self) -> ConnectionLimits:
         return ConnectionLimits(header_timeout=self.header_timeout,
@@ -264,6 +273,8 @@ class GatewaySettings(ServiceSettings):
                               check=_positive)
     write_timeout: float = opt(20.0, _WRITE_TIMEOUT_HELP, check=_positive)
     trusted_proxies: tuple[str, ...] = opt((), _TRUSTED_PROXIES_HELP, check=_networks)
+    allowed_hosts: tuple[str, ...] = opt((), _HOSTS_HELP, check=check_hosts)
+    allowed_origins: tuple[str, ...] = opt((), _ORIGINS_HELP, check=check_origins)
 
     def connection_limits(self) -> ConnectionLimits:
         return ConnectionLimits(self.header_timeout, self.body_timeout, self.write_timeout,
@@ -292,6 +303,9 @@ class UpSettings(CommonSettings):
     host: str = opt("127.0.0.1", "gateway and websocket listen address")
     port: int = opt(8080, "gateway port", check=_port)
     ws_port: int = opt(8081, "websocket port", check=_port)
+    allowed_hosts: tuple[str, ...] = opt((), _HOSTS_HELP + "; with a wildcard --host also "
+                                         "this machine's names", check=check_hosts)
+    allowed_origins: tuple[str, ...] = opt((), _ORIGINS_HELP, check=check_origins)
     device: str = opt("CPU", "OpenVINO device for the workers", choices=DEVICES)
     model_dir: Path = opt(Path("models"), "directory of model files")
     sample_dir: Path = opt(Path("samples"), "directory with vtest.avi and Megamind.avi")

@@ -30,6 +30,7 @@ from typing import Any
 
 from ..core.autoscale import Autoscaler, ScalePolicy, read_metric
 from ..core.errors import ConfigError
+from ..core.hosts import local_hosts
 from ..core.metrics import SCALE_RATIO
 from ..core.redact import redact_url
 from ..core.runtime import ServiceRuntime, setup_logging
@@ -263,16 +264,20 @@ class LocalSystem:
         # The gateway's /ws relay names each browser in X-Forwarded-For, so the websocket
         # server's per-client cap counts browsers, not the gateway (it connects from the very
         # address it connects to).
+        # Both check Host or Origin against the same names (doc/security.md).
+        allowed = ["--allowed-hosts", ",".join(s.allowed_hosts or local_hosts(s.host))]
+        if s.allowed_origins:
+            allowed += ["--allowed-origins", ",".join(s.allowed_origins)]
         children.append(child("websocket", "websocket", "--host", s.host,
                               "--port", str(s.ws_port),
-                              "--trusted-proxies", reachable(s.host).strip("[]")))
+                              "--trusted-proxies", reachable(s.host).strip("[]"), *allowed))
         # Browsers reach the websocket server through the gateway's /ws: one origin, so
         # EI_WEBSOCKET_URL stays empty.
         children.append(child("gateway", "gateway", "--host", s.host, "--port", str(s.port),
                               "--websocket-upstream",
                               f"ws://{reachable(s.host)}:{s.ws_port}/ws",
                               "--media-dir", str(s.sample_dir),
-                              "--spa-dir", str(s.spa_dir), *allow))
+                              "--spa-dir", str(s.spa_dir), *allow, *allowed))
         return children
 
     def all_children(self) -> list[Child]:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -147,6 +148,34 @@ def test_websocket_server_trusts_the_gateway_relay_only(tmp_path: Path, host: st
     assert ws_settings.trusted_proxies == (trusted,)
     assert f"//{trusted}:" in upstream or f"//[{trusted}]:" in upstream
     assert parse_settings(GatewaySettings, gw.args[1:], {}).trusted_proxies == ()
+
+
+@pytest.mark.parametrize(("args", "hosts", "origins"), [
+    ([], ("localhost", "127.0.0.1", "[::1]"), ()),
+    (["--host", "192.168.1.5"], ("localhost", "127.0.0.1", "[::1]", "192.168.1.5"), ()),
+    (["--allowed-hosts", "ei.example.com", "--allowed-origins", "https://ei.example.com"],
+     ("ei.example.com",), ("https://ei.example.com",)),
+])
+def test_gateway_and_websocket_server_allow_the_same_hosts(
+        tmp_path: Path, args: list[str], hosts: tuple[str, ...],
+        origins: tuple[str, ...]) -> None:
+    s = parse_settings(UpSettings, ["--sample-dir", str(tmp_path), *args], {})
+    system = LocalSystem(s, "redis://127.0.0.1:1/0", ServiceRuntime("t"))
+    ws = next(c for c in system.children if c.args[0] == "websocket")
+    gw = next(c for c in system.children if c.args[0] == "gateway")
+    for child_settings in (parse_settings(WebsocketSettings, ws.args[1:], {}),
+                           parse_settings(GatewaySettings, gw.args[1:], {})):
+        assert child_settings.allowed_hosts == hosts
+        assert child_settings.allowed_origins == origins
+
+
+def test_a_wildcard_host_adds_this_machines_names(tmp_path: Path) -> None:
+    s = parse_settings(UpSettings, ["--sample-dir", str(tmp_path), "--host", "0.0.0.0"], {})
+    gw = next(c for c in LocalSystem(s, "redis://127.0.0.1:1/0", ServiceRuntime("t")).children
+              if c.args[0] == "gateway")
+    hosts = parse_settings(GatewaySettings, gw.args[1:], {}).allowed_hosts
+    assert hosts[:3] == ("localhost", "127.0.0.1", "[::1]")
+    assert socket.gethostname().lower() in hosts and "*" not in hosts
 
 
 class _DeadProc:

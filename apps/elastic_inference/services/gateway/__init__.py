@@ -25,6 +25,7 @@ import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
+from ...core.hosts import HostPolicy
 from ...core.live import WS_PATH
 from ...core.metrics import GatewayMetrics
 from ...core.runtime import running
@@ -68,6 +69,9 @@ def main(argv: list[str]) -> int:
         else:
             log.warning("gateway: the media directory %s does not exist: analysis jobs can "
                         "read URLs only (EI_MEDIA_DIR)", settings.media_dir)
+        hosts = HostPolicy.build(settings.allowed_hosts, settings.allowed_origins,
+                                 settings.host)
+        log.info("gateway: answering for Host %s", ", ".join(hosts.hosts))
         executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="gateway-redis")
         app = make_app(client, metrics=GatewayMetrics(runtime.registry), executor=executor,
                        websocket_url=settings.websocket_url,
@@ -77,7 +81,8 @@ def main(argv: list[str]) -> int:
                        media_dir=settings.media_dir,
                        job_memory_share=settings.job_memory_share,
                        source_policy=settings.source_policy(),
-                       limits=settings.connection_limits())
+                       limits=settings.connection_limits(),
+                       hosts=hosts)
         try:
             asyncio.run(serve(app, settings.host, settings.port, runtime.stop.is_set,
                               started=lambda _port: runtime.ready.set()))

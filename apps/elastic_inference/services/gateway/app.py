@@ -14,6 +14,7 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from ...core import clients
+from ...core.hosts import HostPolicy
 from ...core.live import WS_PATH
 from ...core.metrics import GatewayMetrics
 from ...core.netguard import NO_URLS, SourcePolicy
@@ -24,7 +25,13 @@ from .analysis import (
     AnalysisJobsHandler,
     AnalysisResultsHandler,
 )
-from .base import DashboardHandler, NotFoundHandler, SecureStaticHandler, content_security_policy
+from .base import (
+    DashboardHandler,
+    HostRefusedHandler,
+    NotFoundHandler,
+    SecureStaticHandler,
+    content_security_policy,
+)
 from .context import GatewayApp, GatewayContext, RedisHealth
 from .mjpeg import MjpegHandler
 from .relay import WS_PING_S, WebsocketProxyHandler
@@ -66,12 +73,13 @@ def make_app(client: redis.Redis, *, metrics: GatewayMetrics | None = None,
              limits: clients.ConnectionLimits = clients.DEFAULT_LIMITS,
              static_path: Path = STATIC_DIR, media_dir: Path = Path("media"),
              job_memory_share: float = 0.5,
-             source_policy: SourcePolicy = NO_URLS) -> GatewayApp:
+             source_policy: SourcePolicy = NO_URLS,
+             hosts: HostPolicy | None = None) -> GatewayApp:
     """Build the Tornado application; tests pass their own client, pool and metrics.
 
     ``spa_dir`` is the built dashboard (``None``: the plain page only); an empty
     ``websocket_upstream`` leaves ``/ws`` unrouted (404); ``media_dir`` is where analysis-job
-    sources are checked.
+    sources are checked; ``hosts`` the allowed Host and Origin headers (default: loopback).
     """
     if executor is None:
         executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="gateway-redis")
@@ -82,7 +90,8 @@ def make_app(client: redis.Redis, *, metrics: GatewayMetrics | None = None,
                          max_mjpeg_clients=max_mjpeg_clients,
                          max_proxy_clients=max_proxy_clients, limits=limits,
                          media_dir=media_dir, job_memory_share=job_memory_share,
-                         source_policy=source_policy)
+                         source_policy=source_policy,
+                         hosts=hosts if hosts is not None else HostPolicy.build(()))
     sid = r"([^/]+)"
     dashboard = dashboard_dir(spa_dir)
     # A StaticFileHandler needs a path group; "/" maps to "" and so to index.html.
@@ -119,6 +128,7 @@ def make_app(client: redis.Redis, *, metrics: GatewayMetrics | None = None,
     return GatewayApp(
         ctx,
         routes,
+        HostRefusedHandler,
         default_handler_class=NotFoundHandler,
         websocket_ping_interval=WS_PING_S,
         websocket_ping_timeout=WS_PING_S,

@@ -37,6 +37,10 @@ SNAPSHOT_QUALITY = 80
 REDIS_DOWN_MESSAGE = "Redis is unavailable; retry shortly"
 #: Vite names files under assets/ by content hash, so they never change under one name.
 IMMUTABLE = "public, max-age=31536000, immutable"
+#: The ``Server`` header: the product, never its version (Tornado would send its own).
+SERVER_NAME = "elastic-inference"
+#: How much of a refused Host header a log line shows (repr-escaped).
+LOGGED_HOST_CHARS = 100
 
 
 
@@ -59,6 +63,7 @@ def content_security_policy(websocket_url: str = "") -> str:
 
 
 def _security_headers(handler: tornado.web.RequestHandler, csp: str) -> None:
+    handler.set_header("Server", SERVER_NAME)
     handler.set_header("Content-Security-Policy", csp)
     handler.set_header("X-Content-Type-Options", "nosniff")
     handler.set_header("X-Frame-Options", "DENY")
@@ -185,6 +190,20 @@ class NotFoundHandler(BaseHandler):
 
     def prepare(self) -> None:
         raise tornado.web.HTTPError(404, "no such resource: %s", self.request.path)
+
+
+class HostRefusedHandler(BaseHandler):
+    """Any request whose ``Host`` is not allowed (EI_ALLOWED_HOSTS): 400, before routing."""
+
+    def prepare(self) -> None:
+        host = self.request.headers.get("Host")
+        log.warning("gateway: refusing Host %s from %s (EI_ALLOWED_HOSTS)",
+                    "(none)" if host is None else repr(host[:LOGGED_HOST_CHARS]),
+                    self.ctx.client_ip(self.request))
+        raise tornado.web.HTTPError(
+            400, "%s", "Host header missing" if host is None else
+            "Host header not allowed: this server answers only for its allowed host names "
+            "(EI_ALLOWED_HOSTS)")
 
 
 class SecureStaticHandler(SecureHandler, tornado.web.StaticFileHandler):

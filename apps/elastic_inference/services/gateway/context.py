@@ -18,6 +18,7 @@ from tornado.httputil import HTTPServerRequest
 
 from ...core import clients
 from ...core.broker import OutputBroker
+from ...core.hosts import HostPolicy
 from ...core.metrics import GatewayMetrics
 from ...core.netguard import NO_URLS, SourcePolicy
 from ...core.redact import redact_url
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 
 #: How long shutdown waits for viewers and proxied websockets to finish.
 SHUTDOWN_WAIT_S = 3.0
+#: Answered for any Host: load balancers and probes name the pod or node by its address.
+UNCHECKED_HOST_PATHS = frozenset({"/healthz", "/readyz"})
 
 
 
@@ -77,6 +80,8 @@ class GatewayContext:
     job_memory_share: float = 0.5
     #: Which URL sources jobs may name (EI_SOURCE_ALLOW); by default none.
     source_policy: SourcePolicy = NO_URLS
+    #: Allowed Host and Origin headers (EI_ALLOWED_HOSTS, EI_ALLOWED_ORIGINS).
+    hosts: HostPolicy = field(default_factory=lambda: HostPolicy.build(()))
     broker: OutputBroker = field(init=False)
     registry: StreamRegistry = field(init=False)
     #: Blocking reads of MJPEG viewers: one thread each at most, apart from the API's pool.
@@ -131,9 +136,20 @@ class GatewayApp(tornado.web.Application):
     application, not per route). Counts every request by handler and status; access log at
     debug for successes."""
 
-    def __init__(self, ctx: GatewayContext, handlers: list[Any], **settings: Any) -> None:
+    def __init__(self, ctx: GatewayContext, handlers: list[Any],
+                 host_refused: type[tornado.web.RequestHandler], **settings: Any) -> None:
         super().__init__(handlers, **settings)
         self.ctx = ctx
+        self.host_refused = host_refused
+
+    def find_handler(self, request: HTTPServerRequest,
+                     **kwargs: Any) -> tornado.web._HandlerDelegate:
+        """Every route but the health checks answers only for an allowed ``Host``: the
+        allow-list applies before routing, so no route can be left out."""
+        if (request.path not in UNCHECKED_HOST_PATHS
+                and not self.ctx.hosts.allows_host(request.headers.get("Host"))):
+            return self.get_handler_delegate(request, self.host_refused)
+        return super().find_handler(request, **kwargs)
 
     def log_request(self, handler: tornado.web.RequestHandler) -> None:
         status = handler.get_status()

@@ -13,9 +13,10 @@ from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.iostream import StreamClosedError
 
 from ...core import clients
+from ...core.hosts import ORIGIN_REFUSED
 from ...core.live import MAX_FRAME_MESSAGE_BYTES, MAX_INCOMING_BYTES, WS_PATH
 from ...core.runtime import LIVE_SOCKET_BUFFER, cap_socket_buffers
-from .base import SecureHandler
+from .base import LOGGED_HOST_CHARS, SecureHandler
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,20 @@ class WebsocketProxyHandler(SecureHandler, tornado.websocket.WebSocketHandler):
         if self.request.headers.get("Upgrade", "").lower() != "websocket":
             raise tornado.web.HTTPError(400, "%s is a websocket endpoint (Upgrade: websocket)",
                                         WS_PATH)
+        origin = self.request.headers.get("Origin")
+        if origin is not None and not self.check_origin(origin):
+            raise tornado.web.HTTPError(403, "%s", ORIGIN_REFUSED)
         await super().get(*args, **kwargs)
+
+    def check_origin(self, origin: str) -> bool:
+        """A browser's page must come from an allowed origin (EI_ALLOWED_ORIGINS) or the
+        gateway's own (its Host has passed the allow-list); a client without ``Origin`` is no
+        browser and is let through (Tornado asks only if it is set)."""
+        if self.ctx.hosts.allows_origin(origin, self.request.headers.get("Host")):
+            return True
+        log.warning("ws proxy: refusing Origin %r from %s (EI_ALLOWED_ORIGINS)",
+                    origin[:LOGGED_HOST_CHARS], self.ctx.client_ip(self.request))
+        return False
 
     async def open(self, *args: str, **kwargs: str) -> None:
         """Connect upstream (the browser's messages wait until this returns)."""

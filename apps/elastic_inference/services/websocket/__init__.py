@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from ...core.hosts import HostPolicy
 from ...core.metrics import WebsocketMetrics
 from ...core.runtime import running
 from ...core.settings import WebsocketSettings, parse_settings
@@ -30,7 +31,10 @@ def main(argv: list[str]) -> int:
     with running("websocket", settings) as (runtime, client):
         service = WebsocketService(client, WebsocketMetrics(runtime.registry),
                                    max_clients=settings.max_clients, stop=runtime.stop,
-                                   limits=settings.connection_limits())
+                                   limits=settings.connection_limits(),
+                                   hosts=HostPolicy.build(settings.allowed_hosts,
+                                                          settings.allowed_origins,
+                                                          settings.host))
         asyncio.run(service.run(settings.host, settings.port,
                                 started=lambda _port: runtime.ready.set()))
     log.info("websocket: stopped")

@@ -20,6 +20,7 @@ from websockets.http11 import Request, Response
 from ...core import clients
 from ...core.broker import OutputBroker, OutputEntry
 from ...core.errors import SubscribeError
+from ...core.hosts import ORIGIN_REFUSED, HostPolicy
 from ...core.live import (
     MAX_INCOMING_BYTES,
     WS_PATH,
@@ -53,7 +54,8 @@ class WebsocketService:
                  max_clients: int = 200, stop: threading.Event | None = None,
                  refresh_s: float = 1.0, block_ms: int = 500, read_count: int = 8,
                  close_timeout: float = 2.0,
-                 limits: clients.ConnectionLimits = clients.DEFAULT_LIMITS) -> None:
+                 limits: clients.ConnectionLimits = clients.DEFAULT_LIMITS,
+                 hosts: HostPolicy | None = None) -> None:
         self.client = client
         self.broker = OutputBroker(client)
         self.registry = StreamRegistry(client)
@@ -65,6 +67,8 @@ class WebsocketService:
         self.read_count = read_count
         self.close_timeout = close_timeout
         self.limits = limits
+        #: Allowed origins of browser pages (EI_ALLOWED_ORIGINS; default from the hosts).
+        self.hosts = hosts if hosts is not None else HostPolicy.build(())
         self.caps = clients.ConnectionCaps("websocket clients", max_clients,
                                            limits.ws_per_client)
         self.hub = Hub(metrics)
@@ -74,12 +78,20 @@ class WebsocketService:
 
     # -- connections --------------------------------------------------------------------------
 
-    @staticmethod
-    def _process_request(connection: ServerConnection, request: Request) -> Response | None:
-        """Only ``/ws`` (query string allowed) upgrades; anything else is a plain 404."""
+    def _process_request(self, connection: ServerConnection,
+                         request: Request) -> Response | None:
+        """Only ``/ws`` (query string allowed) upgrades, anything else is a plain 404; a
+        browser's handshake (it sends ``Origin``) from a page of another origin is a 403.
+        Clients without ``Origin`` are no browsers; the Ingress can route them here directly,
+        so the credential check (a later change) is what covers them."""
         if request.path.split("?", 1)[0] != WS_PATH:
             return connection.respond(HTTPStatus.NOT_FOUND,
                                       f"not found: the websocket endpoint is {WS_PATH}\n")
+        origins = request.headers.get_all("Origin")
+        if origins and (len(origins) > 1 or not self.hosts.allows_origin(origins[0])):
+            log.warning("refusing Origin %r from %s", origins[0][:100],
+                        connection.remote_address[0] if connection.remote_address else "?")
+            return connection.respond(HTTPStatus.FORBIDDEN, ORIGIN_REFUSED + "\n")
         return None
 
     async def _handle(self, conn: ServerConnection) -> None:
