@@ -5,6 +5,7 @@ Keeping them in one module means a key is spelled once; doc/wire-contract.md mir
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 from .errors import InvalidMessage
@@ -200,3 +201,20 @@ def auth_token(digest: str) -> str:
     if not isinstance(digest, str) or not TOKEN_DIGEST_RE.fullmatch(digest):
         raise InvalidMessage("invalid token digest: must be 64 lower-case hex digits")
     return f"{PREFIX}:auth:token:{digest}"
+
+
+#: What a rate-limit key may hold as is: client addresses (IPv4, IPv6) and principal names.
+RATE_WHO_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+
+
+def rate_limit(bucket: str, who: str) -> str:
+    """STRING with the GCRA theoretical arrival time (ms) of one client in one rate limit
+    (``bucket``: jobs, lists, later logins), expiring once the client is idle long enough.
+
+    ``who`` is kept readable when it is an address or a name; anything else (it comes from
+    a request) is replaced by its SHA-256, so no key can be built from arbitrary text.
+    """
+    check_type(bucket)
+    if not isinstance(who, str) or not RATE_WHO_RE.fullmatch(who):
+        who = "sha256-" + hashlib.sha256(str(who).encode("utf-8", "replace")).hexdigest()
+    return f"{PREFIX}:rate:{bucket}:{who}"
