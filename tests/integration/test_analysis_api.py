@@ -301,11 +301,11 @@ def test_bad_jobs_are_refused_with_a_message(api: Api, redis_client: redis.Redis
 def test_ids_frames_and_parameters_are_checked(api: Api) -> None:
     first = api.submit({**GOOD, "frame_step": 5})
     second = api.submit(GOOD)
-    # Newest first; limit 1..1000.
+    # Newest first; limit 1..100.
     assert [j["id"] for j in api.get("/api/analysis")[1]["jobs"]] == [second, first]
     assert [j["id"] for j in api.get("/api/analysis?limit=1")[1]["jobs"]] == [second]
-    for query, message in (("limit=0", "invalid limit 0"), ("limit=1001", "invalid limit 1001"),
-                           ("limit=x", "invalid limit 'x'")):
+    for query, message in (("limit=0", "invalid limit 0"), ("limit=101", "invalid limit 101"),
+                           ("limit=x", "invalid limit 'x'"), ("offset=-1", "invalid offset")):
         code, body = api.get(f"/api/analysis?{query}")
         assert code == 400 and message in body["error"], query
     # Queued, nothing read yet: no frame is stored, no result exists.

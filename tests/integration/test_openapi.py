@@ -159,7 +159,9 @@ def system(redis_server: RedisServer) -> Iterator[System]:
     port, ws_port = free_port(), free_port()
     up = Service(["up", "--port", str(port), "--ws-port", str(ws_port), "--model-dir",
                   str(REPO / "models"), "--sample-dir", str(REPO / "samples"), "--fps", "4",
-                  "--workers", "face", "--spa-dir", str(REPO / "spa" / "dist")],
+                  "--workers", "face", "--spa-dir", str(REPO / "spa" / "dist"),
+                  # Schemathesis sends hundreds of requests per operation from one address.
+                  "--job-rate", "100000/min", "--list-rate", "100000/min"],
                  env={"EI_REDIS_URL": redis_server.url}, own_group=True)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -264,9 +264,10 @@ class JobStore:
         return {"id": job_id, "total": len(frames), "offset": offset, "limit": limit,
                 "frames": rows}
 
-    def recent(self, limit: int = 100) -> list[dict[str, Any]]:
-        """Newest jobs first."""
-        ids = [as_text(i) for i in self.client.zrevrange(keys.jobs(), 0, limit - 1)]
+    def recent(self, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+        """Newest jobs first, skipping the ``offset`` newest."""
+        ids = [as_text(i) for i in self.client.zrevrange(keys.jobs(), offset,
+                                                          offset + limit - 1)]
         return [j for j in (self.get(i) for i in ids) if j is not None]
 
     def older_than(self, cutoff: float) -> list[str]:

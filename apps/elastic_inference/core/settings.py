@@ -23,6 +23,7 @@ from .jpeg import DEFAULT_MAX_PIXELS
 from .keys import STREAM_ID_RE, TYPE_RE
 from .netguard import SourcePolicy
 from .options import env_name, opt, parse_options
+from .ratelimit import Rate
 from .redisconn import check_url
 
 DEVICES = ("CPU", "GPU", "NPU", "AUTO")
@@ -80,6 +81,19 @@ def _source_allow(v: tuple[str, ...]) -> str:
     except ValueError as exc:
         return str(exc)
     return ""
+
+
+def _rate(v: str) -> str:
+    try:
+        Rate.parse(v)
+    except ValueError as exc:
+        return str(exc)
+    return ""
+
+
+_JOB_RATE_HELP = ("analysis jobs one client may submit (POST /api/analysis), e.g. 60/min: that "
+                  "many at once, then one every 60/N s; off = no limit (429 beyond)")
+_LIST_RATE_HELP = "analysis-job listings (GET /api/analysis) one client may request; as above"
 
 
 _SOURCE_ALLOW_HELP = ("comma-separated host names (*.domain too), addresses and CIDR networks "
@@ -291,6 +305,8 @@ class GatewaySettings(ServiceSettings):
 
     def source_policy(self) -> SourcePolicy:
         return SourcePolicy.parse(self.source_allow)
+    job_rate: str = opt("60/min", _JOB_RATE_HELP, check=_rate)
+    list_rate: str = opt("120/min", _LIST_RATE_HELP, check=_rate)
 
 
 @dataclass(frozen=True)
@@ -311,6 +327,8 @@ class UpSettings(CommonSettings):
     sample_dir: Path = opt(Path("samples"), "directory with vtest.avi and Megamind.avi")
     spa_dir: Path = opt(Path("spa/dist"), "the built dashboard the gateway serves (make spa)")
     source_allow: tuple[str, ...] = opt((), _SOURCE_ALLOW_HELP, check=_source_allow)
+    job_rate: str = opt("60/min", _JOB_RATE_HELP, check=_rate)
+    list_rate: str = opt("120/min", _LIST_RATE_HELP, check=_rate)
     fps: float = opt(10.0, "frames per second of each sample stream", check=_non_negative)
     duration: float = opt(0.0, "stop after this many seconds (0 = until Ctrl-C)",
                           check=_non_negative)

@@ -277,7 +277,8 @@ class LocalSystem:
                               "--websocket-upstream",
                               f"ws://{reachable(s.host)}:{s.ws_port}/ws",
                               "--media-dir", str(s.sample_dir),
-                              "--spa-dir", str(s.spa_dir), *allow, *allowed))
+                              "--spa-dir", str(s.spa_dir), *allow, *allowed,
+                              "--job-rate", s.job_rate, "--list-rate", s.list_rate))
         return children
 
     def all_children(self) -> list[Child]:

@@ -16,6 +16,7 @@ from tornado.testing import AsyncHTTPTestCase
 
 from elastic_inference.core.errors import ConfigError
 from elastic_inference.core.metrics import HTTP_REQUESTS, GatewayMetrics
+from elastic_inference.core.ratelimit import Rate
 from elastic_inference.core.runtime import ServiceRuntime
 from elastic_inference.core.settings import GatewaySettings, UpSettings, parse_settings
 from elastic_inference.services.gateway import (
@@ -173,9 +174,22 @@ def test_gateway_settings() -> None:
                         ("EI_WEBSOCKET_URL", "http://h/ws"),
                         ("EI_WEBSOCKET_URL", "//h/ws"),
                         ("EI_MAX_MJPEG_CLIENTS", "0"),
-                        ("EI_MAX_PROXY_CLIENTS", "0")):
+                        ("EI_MAX_PROXY_CLIENTS", "0"),
+                        ("EI_JOB_RATE", "60"), ("EI_LIST_RATE", "5/week")):
         with pytest.raises(ConfigError, match=name):
             parse_settings(GatewaySettings, [], {name: value})
+
+
+def test_quota_settings_reach_the_gateway(tmp_path: Path) -> None:
+    s = parse_settings(GatewaySettings, [], {})
+    assert (Rate.parse(s.job_rate), Rate.parse(s.list_rate)) == (Rate(60, 60.0), Rate(120, 60.0))
+    s = parse_settings(GatewaySettings, [], {"EI_JOB_RATE": "off", "EI_LIST_RATE": "10/s"})
+    assert (Rate.parse(s.job_rate), Rate.parse(s.list_rate)) == (None, Rate(10, 1.0))
+    up = parse_settings(UpSettings, ["--sample-dir", str(tmp_path), "--job-rate", "7/h"], {})
+    [gateway] = [c for c in LocalSystem(up, "redis://127.0.0.1:1/0", ServiceRuntime("t")).children
+                 if c.args[0] == "gateway"]
+    given = parse_settings(GatewaySettings, gateway.args[1:], {})
+    assert (given.job_rate, given.list_rate) == ("7/h", "120/min")
 
 
 @pytest.mark.parametrize(("host", "upstream"), [

@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from ...core.hosts import HostPolicy
 from ...core.live import WS_PATH
 from ...core.metrics import GatewayMetrics
+from ...core.ratelimit import Rate
 from ...core.runtime import running
 from ...core.settings import GatewaySettings, parse_settings
 from .analysis import MAX_JOB_BODY
@@ -81,6 +82,8 @@ def main(argv: list[str]) -> int:
                        media_dir=settings.media_dir,
                        job_memory_share=settings.job_memory_share,
                        source_policy=settings.source_policy(),
+                       job_rate=Rate.parse(settings.job_rate),
+                       list_rate=Rate.parse(settings.list_rate),
                        limits=settings.connection_limits(),
                        hosts=hosts)
         try:

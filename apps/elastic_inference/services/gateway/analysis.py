@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import tornado.web
 import tornado.websocket
@@ -10,6 +11,7 @@ import tornado.websocket
 from ...core.errors import InvalidMessage, StorageFull
 from ...core.jobrequest import check_known_types, parse_job_request, resolve_source
 from ...core.jobs import JobFrame
+from ...core.ratelimit import RateLimiter
 from ...core.snapshot import (
     frame_view,
 )
@@ -20,10 +22,18 @@ log = logging.getLogger(__name__)
 
 #: Largest ``POST /api/analysis`` body; a job request is a few hundred bytes.
 MAX_JOB_BODY = 16 * 1024
-DEFAULT_JOBS_LIMIT, MAX_JOBS_LIMIT = 100, 1000
+#: A listing reads every job it returns: pages of at most 100 (``offset`` for the rest).
+DEFAULT_JOBS_LIMIT, MAX_JOBS_LIMIT = 100, 100
 DEFAULT_PAGE, MAX_PAGE = 100, 1000
 MAX_OFFSET = 10**9
 
+
+class QuotaExceeded(tornado.web.HTTPError):
+    """429 with ``Retry-After`` (whole seconds, >= 1)."""
+
+    def __init__(self, what: str, retry_after: str) -> None:
+        super().__init__(429, "too many %s from this client; retry in %s s", what, retry_after)
+        self.retry_after = retry_after
 
 
 @tornado.web.stream_request_body
@@ -51,10 +61,28 @@ class AnalysisJobsHandler(BaseHandler):
         else:
             self.body += chunk
 
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        # Tornado clears the headers before calling this, so Retry-After is set here.
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, QuotaExceeded):
+            self.set_header("Retry-After", exc.retry_after)
+        super().write_error(status_code, **kwargs)
+
+    async def quota(self, limiter: RateLimiter, what: str) -> None:
+        """Count this request against the client's rate, or answer 429. Keyed by the client
+        address until the gateway authenticates; then by the principal's name (token or
+        session user), so clients behind one NAT stop sharing a limit. A Redis outage
+        answers 503 as every route here would anyway (``run``)."""
+        verdict = await self.run(limiter.allow, self.ctx.client_ip(self.request))
+        if not verdict.allowed:
+            raise QuotaExceeded(what, verdict.retry_after_header)
+
     async def get(self) -> None:
         limit = self.param(parse_int, "limit", self.query("limit"), DEFAULT_JOBS_LIMIT, 1,
                            MAX_JOBS_LIMIT)
-        self.write_json({"jobs": await self.jobs(lambda store: store.recent(limit))})
+        offset = self.param(parse_int, "offset", self.query("offset"), 0, 0, MAX_OFFSET)
+        await self.quota(self.ctx.list_quota, "job listings")
+        self.write_json({"jobs": await self.jobs(lambda store: store.recent(limit, offset))})
 
     async def post(self) -> None:
         if self.too_large:
@@ -67,6 +95,9 @@ class AnalysisJobsHandler(BaseHandler):
                                              "application/json")
         try:
             request = parse_job_request(bytes(self.body))
+            # Before Redis, the media directory or DNS are asked: a refused client costs
+            # a JSON parse and one Redis call.
+            await self.quota(self.ctx.job_quota, "analysis jobs")
             check_known_types(request.types, await self.run(known_types, self.ctx.client))
             # On the pool: the media directory may be a network volume, a URL is resolved
             # and its redirects read (core/sourceurl.py).

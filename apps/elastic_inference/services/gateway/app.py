@@ -18,6 +18,7 @@ from ...core.hosts import HostPolicy
 from ...core.live import WS_PATH
 from ...core.metrics import GatewayMetrics
 from ...core.netguard import NO_URLS, SourcePolicy
+from ...core.ratelimit import Rate
 from .analysis import (
     AnalysisFrameImageHandler,
     AnalysisFrameResultsHandler,
@@ -74,7 +75,8 @@ def make_app(client: redis.Redis, *, metrics: GatewayMetrics | None = None,
              static_path: Path = STATIC_DIR, media_dir: Path = Path("media"),
              job_memory_share: float = 0.5,
              source_policy: SourcePolicy = NO_URLS,
-             hosts: HostPolicy | None = None) -> GatewayApp:
+             hosts: HostPolicy | None = None, job_rate: Rate | None = None,
+             list_rate: Rate | None = None) -> GatewayApp:
     """Build the Tornado application; tests pass their own client, pool and metrics.
 
     ``spa_dir`` is the built dashboard (``None``: the plain page only); an empty
@@ -91,7 +93,8 @@ def make_app(client: redis.Redis, *, metrics: GatewayMetrics | None = None,
                          max_proxy_clients=max_proxy_clients, limits=limits,
                          media_dir=media_dir, job_memory_share=job_memory_share,
                          source_policy=source_policy,
-                         hosts=hosts if hosts is not None else HostPolicy.build(()))
+                         hosts=hosts if hosts is not None else HostPolicy.build(()),
+                         job_rate=job_rate, list_rate=list_rate)
     sid = r"([^/]+)"
     dashboard = dashboard_dir(spa_dir)
     # A StaticFileHandler needs a path group; "/" maps to "" and so to index.html.

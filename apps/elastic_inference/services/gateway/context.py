@@ -21,6 +21,7 @@ from ...core.broker import OutputBroker
 from ...core.hosts import HostPolicy
 from ...core.metrics import GatewayMetrics
 from ...core.netguard import NO_URLS, SourcePolicy
+from ...core.ratelimit import Rate, RateLimiter
 from ...core.redact import redact_url
 from ...core.redisconn import error_text, forget_traceback
 from ...core.registry import StreamRegistry
@@ -82,18 +83,25 @@ class GatewayContext:
     source_policy: SourcePolicy = NO_URLS
     #: Allowed Host and Origin headers (EI_ALLOWED_HOSTS, EI_ALLOWED_ORIGINS).
     hosts: HostPolicy = field(default_factory=lambda: HostPolicy.build(()))
+    #: Per client, shared by every replica through Redis (EI_JOB_RATE, EI_LIST_RATE).
+    job_rate: Rate | None = None
+    list_rate: Rate | None = None
     broker: OutputBroker = field(init=False)
     registry: StreamRegistry = field(init=False)
     #: Blocking reads of MJPEG viewers: one thread each at most, apart from the API's pool.
     follow_pool: ThreadPoolExecutor = field(init=False)
     mjpeg_caps: clients.ConnectionCaps = field(init=False)
     proxy_caps: clients.ConnectionCaps = field(init=False)
+    job_quota: RateLimiter = field(init=False)
+    list_quota: RateLimiter = field(init=False)
     proxies: set[WebsocketProxyHandler] = field(init=False, default_factory=set)
     stopping: asyncio.Event = field(init=False, default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         self.broker = OutputBroker(self.client)
         self.registry = StreamRegistry(self.client)
+        self.job_quota = RateLimiter(self.client, "jobs", self.job_rate)
+        self.list_quota = RateLimiter(self.client, "job-lists", self.list_rate)
         self.follow_pool = ThreadPoolExecutor(max_workers=self.max_mjpeg_clients,
                                               thread_name_prefix="gateway-mjpeg")
         self.mjpeg_caps = clients.ConnectionCaps("MJPEG viewers", self.max_mjpeg_clients,
