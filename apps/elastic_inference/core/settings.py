@@ -25,6 +25,7 @@ from .netguard import SourcePolicy
 from .options import env_name, opt, parse_options
 from .ratelimit import Rate
 from .redisconn import check_url
+from .tls import check_pair
 
 DEVICES = ("CPU", "GPU", "NPU", "AUTO")
 #: OpenVINO INFERENCE_PRECISION_HINT values; empty keeps the device's default.
@@ -307,6 +308,12 @@ class GatewaySettings(ServiceSettings):
         return SourcePolicy.parse(self.source_allow)
     job_rate: str = opt("60/min", _JOB_RATE_HELP, check=_rate)
     list_rate: str = opt("120/min", _LIST_RATE_HELP, check=_rate)
+    tls_cert: str = opt("", "PEM certificate (chain) file: serve HTTPS only, with EI_TLS_KEY "
+                            "(the metrics port stays plain HTTP); empty: plain HTTP")
+    tls_key: str = opt("", "PEM private key file of EI_TLS_CERT (unencrypted)")
+
+    def __post_init__(self) -> None:
+        check_pair(self.tls_cert, self.tls_key)
 
 
 @dataclass(frozen=True)

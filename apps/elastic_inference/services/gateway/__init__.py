@@ -31,6 +31,7 @@ from ...core.metrics import GatewayMetrics
 from ...core.ratelimit import Rate
 from ...core.runtime import running
 from ...core.settings import GatewaySettings, parse_settings
+from ...core.tls import server_context
 from .analysis import MAX_JOB_BODY
 from .app import STATIC_DIR, dashboard_dir, make_app, serve
 from .base import IMMUTABLE, REDIS_DOWN_MESSAGE, content_security_policy
@@ -62,6 +63,8 @@ log = logging.getLogger(__name__)
 def main(argv: list[str]) -> int:
     """``ei gateway``: parse settings, serve until SIGTERM/SIGINT, exit 0."""
     settings = parse_settings(GatewaySettings, argv, prog="ei gateway")
+    # Loaded before anything starts: a bad certificate or key is a settings error.
+    ssl_context = server_context(settings.tls_cert, settings.tls_key)
     with running("gateway", settings) as (runtime, client):
         if settings.websocket_upstream:
             log.info("gateway: proxying %s to %s", WS_PATH, settings.websocket_upstream)
@@ -85,10 +88,11 @@ def main(argv: list[str]) -> int:
                        job_rate=Rate.parse(settings.job_rate),
                        list_rate=Rate.parse(settings.list_rate),
                        limits=settings.connection_limits(),
-                       hosts=hosts)
+                       hosts=hosts, tls=ssl_context is not None)
         try:
             asyncio.run(serve(app, settings.host, settings.port, runtime.stop.is_set,
-                              started=lambda _port: runtime.ready.set()))
+                              started=lambda _port: runtime.ready.set(),
+                              ssl_context=ssl_context))
         finally:
             executor.shutdown(wait=False, cancel_futures=True)
     log.info("gateway: stopped")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -76,12 +77,13 @@ def make_app(client: redis.Redis, *, metrics: GatewayMetrics | None = None,
              job_memory_share: float = 0.5,
              source_policy: SourcePolicy = NO_URLS,
              hosts: HostPolicy | None = None, job_rate: Rate | None = None,
-             list_rate: Rate | None = None) -> GatewayApp:
+             list_rate: Rate | None = None, tls: bool = False) -> GatewayApp:
     """Build the Tornado application; tests pass their own client, pool and metrics.
 
     ``spa_dir`` is the built dashboard (``None``: the plain page only); an empty
     ``websocket_upstream`` leaves ``/ws`` unrouted (404); ``media_dir`` is where analysis-job
-    sources are checked; ``hosts`` the allowed Host and Origin headers (default: loopback).
+    sources are checked; ``hosts`` the allowed Host and Origin headers (default: loopback);
+    ``tls`` tells handlers the server speaks HTTPS (``serve`` with an SSL context).
     """
     if executor is None:
         executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="gateway-redis")
@@ -94,7 +96,7 @@ def make_app(client: redis.Redis, *, metrics: GatewayMetrics | None = None,
                          media_dir=media_dir, job_memory_share=job_memory_share,
                          source_policy=source_policy,
                          hosts=hosts if hosts is not None else HostPolicy.build(()),
-                         job_rate=job_rate, list_rate=list_rate)
+                         job_rate=job_rate, list_rate=list_rate, tls=tls)
     sid = r"([^/]+)"
     dashboard = dashboard_dir(spa_dir)
     # A StaticFileHandler needs a path group; "/" maps to "" and so to index.html.
@@ -140,16 +142,17 @@ def make_app(client: redis.Redis, *, metrics: GatewayMetrics | None = None,
 
 
 async def serve(app: GatewayApp, host: str, port: int, stop: Callable[[], bool],
-                started: Callable[[int], None] | None = None) -> None:
+                started: Callable[[int], None] | None = None,
+                ssl_context: ssl.SSLContext | None = None) -> None:
     """Serve ``app`` until ``stop()`` is true, then end streams and close connections
-    (bounded waits)."""
+    (bounded waits). With ``ssl_context`` the port speaks HTTPS only (core.tls)."""
     sockets = bind_sockets(port, host)
     limits = app.ctx.limits
     server = HTTPServer(app, idle_connection_timeout=limits.header_timeout,
-                        body_timeout=limits.body_timeout)
+                        body_timeout=limits.body_timeout, ssl_options=ssl_context)
     server.add_sockets(sockets)
     bound = int(sockets[0].getsockname()[1])
-    log.info("gateway on http://%s:%d/", host, bound)
+    log.info("gateway on %s://%s:%d/", "https" if ssl_context else "http", host, bound)
     if started is not None:
         started(bound)
     try:

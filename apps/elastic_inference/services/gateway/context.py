@@ -86,6 +86,8 @@ class GatewayContext:
     #: Per client, shared by every replica through Redis (EI_JOB_RATE, EI_LIST_RATE).
     job_rate: Rate | None = None
     list_rate: Rate | None = None
+    #: Served over HTTPS (EI_TLS_CERT): cookies set later must then be Secure.
+    tls: bool = False
     broker: OutputBroker = field(init=False)
     registry: StreamRegistry = field(init=False)
     #: Blocking reads of MJPEG viewers: one thread each at most, apart from the API's pool.
