@@ -68,6 +68,10 @@ Render the Kubernetes manifests of Elastic Inference into DIR; apply them with
                 and the websocket server then answer only for it, the node of an absolute
                 -w URL and localhost (EI_ALLOWED_HOSTS)
   -i CLASS      ingressClassName of the Ingress (default: the cluster's default class)
+  -T SECRET     serve the Ingress over HTTPS with the certificate of this Secret (type
+                kubernetes.io/tls, in the namespace; for the host of -H if given)
+  -I NAMESPACE  namespace of the ingress controller: the only one whose pods may reach the
+                websocket server directly (default: pods of any namespace)
   -N            also expose the gateway and the websocket server on ports 30080 and 30081
                 of every node (NodePort Services); needs -w
   -w URL        websocket URL the browser uses (EI_WEBSOCKET_URL of the gateway), e.g.
@@ -255,10 +259,10 @@ render_monitoring() {
 
 registry="" tag=latest namespace=elastic-inference out=$ROOT/build/kubernetes autoscaler=ratio
 max_replicas=8 device=CPU device_group="" password_file="" url_file="" storage="" ingress_host=""
-ingress_class="" node_ports="" websocket_url=/ws websocket_url_given="" monitoring=yes
+ingress_class="" tls_secret="" ingress_namespace="" node_ports="" websocket_url=/ws websocket_url_given="" monitoring=yes
 media_size=10Gi media_class="" media_access_mode=ReadWriteMany
 
-while getopts ":r:t:n:o:a:m:d:G:p:u:s:v:c:OH:i:Nw:Mh" opt; do
+while getopts ":r:t:n:o:a:m:d:G:p:u:s:v:c:OH:i:T:I:Nw:Mh" opt; do
     case $opt in
         r) registry=$OPTARG ;;
         t) tag=$OPTARG ;;
@@ -276,6 +280,8 @@ while getopts ":r:t:n:o:a:m:d:G:p:u:s:v:c:OH:i:Nw:Mh" opt; do
         O) media_access_mode=ReadWriteOnce ;;
         H) ingress_host=$OPTARG ;;
         i) ingress_class=$OPTARG ;;
+        T) tls_secret=$OPTARG ;;
+        I) ingress_namespace=$OPTARG ;;
         N) node_ports=yes ;;
         w) websocket_url=$OPTARG websocket_url_given=yes ;;
         M) monitoring="" ;;
@@ -326,6 +332,10 @@ check "$media_size" '^[1-9][0-9]*(Mi|Gi|Ti)$' \
     "invalid Ingress host '$ingress_host': a lower-case DNS name such as ei.example.com"
 [[ -z $ingress_class ]] || check "$ingress_class" '^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$' \
     "invalid ingress class '$ingress_class': a lower-case DNS name such as nginx"
+[[ -z $tls_secret ]] || check "$tls_secret" '^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$' \
+    "invalid TLS secret name '$tls_secret': a lower-case DNS name such as ei-tls"
+[[ -z $ingress_namespace ]] || check "$ingress_namespace" '^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$' \
+    "invalid ingress controller namespace '$ingress_namespace': up to 63 of a-z 0-9 -"
 check "$websocket_url" '^(/[^[:space:]"\\]*|wss?://[^[:space:]"\\/]+(/[^[:space:]"\\]*)?)$' \
     "invalid websocket URL '$websocket_url': a path such as /ws or a ws:// or wss:// URL"
 [[ -z $node_ports || -n $websocket_url_given ]] ||
@@ -352,7 +362,8 @@ if [[ -n $url_file ]]; then
         die "the URL in '$url_file' is not redis[s]://[[USER]:PASSWORD@]HOST[:PORT][/DB] (password not shown)"
     redis_username=$(url_decode "${BASH_REMATCH[3]}")
     redis_password=$(url_decode "${BASH_REMATCH[5]}")
-    redis_address=${BASH_REMATCH[6]}:${BASH_REMATCH[8]:-6379}
+    redis_port=${BASH_REMATCH[8]:-6379}
+    redis_address=${BASH_REMATCH[6]}:$redis_port
     redis_db=${BASH_REMATCH[10]:-0}
     redis_tls=false
     [[ ${BASH_REMATCH[1]} == rediss ]] && redis_tls=true
@@ -372,6 +383,7 @@ else
         fi
     fi
     redis_username="" redis_address=redis.$namespace.svc:6379 redis_db=0 redis_tls=false
+    redis_port=6379
     redis_url=redis://:$redis_password@redis:6379/$redis_db
     in_cluster_redis=yes
 fi
@@ -397,13 +409,14 @@ VARS=(
     [DEVICE]=$device [ACCELERATOR_RESOURCE]=$accelerator [DEVICE_GROUP]=$device_group
     [REDIS_URL]=$(yaml_escape "$redis_url") [REDIS_PASSWORD]=$(yaml_escape "$redis_password")
     [REDIS_USERNAME]=$(yaml_escape "$redis_username") [REDIS_ADDRESS]=$(yaml_escape "$redis_address")
-    [REDIS_DB]=$redis_db [REDIS_TLS]=$redis_tls [IN_CLUSTER_REDIS]=$in_cluster_redis
+    [REDIS_DB]=$redis_db [REDIS_PORT]=$redis_port [REDIS_TLS]=$redis_tls [IN_CLUSTER_REDIS]=$in_cluster_redis
     [REDIS_STORAGE]=$storage
     [MEDIA_SIZE]=$media_size [MEDIA_CLASS]=$media_class [MEDIA_ACCESS_MODE]=$media_access_mode
     [HPA]=$hpa [HPA_RATIO]=$hpa_ratio [KEDA]=$keda
     [NODE_PORTS]=$node_ports
     [WEBSOCKET_URL]=$websocket_url [INGRESS_HOST]=$ingress_host [INGRESS_CLASS]=$ingress_class
-    [ALLOWED_HOSTS]=$allowed_hosts
+    [ALLOWED_HOSTS]=$allowed_hosts [TLS_SECRET]=$tls_secret
+    [TLS_HOST]=${tls_secret:+$ingress_host} [INGRESS_NAMESPACE]=$ingress_namespace
 )
 
 # ----------------------------------------------------------------------------- render

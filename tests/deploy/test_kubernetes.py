@@ -62,7 +62,8 @@ SETTINGS: dict[str, type[CommonSettings]] = {
 AUTOSCALERS = ("ratio", "cpu", "keda")
 ALL_OPTIONS = ("-a", "keda", "-m", "12", "-d", "GPU", "-G", "110", "-s", "5Gi",
                "-v", "200Gi", "-c", "nfs-client", "-O",
-               "-H", "ei.example.com", "-i", "nginx", "-N", "-w", "ws://203.0.113.5:30081/ws")
+               "-H", "ei.example.com", "-i", "nginx", "-T", "ei-tls", "-I", "ingress-nginx", "-N",
+               "-w", "ws://203.0.113.5:30081/ws")
 # Renders every check below runs on: each autoscaler, and every option at once.
 VARIANTS = [("-a", a) for a in AUTOSCALERS] + [ALL_OPTIONS]
 
