@@ -327,8 +327,9 @@ class OpenVINODetector:
                 return
             self._closed = True
             self._staged = []
-            for lane in {id(self._full): self._full, id(self._single): self._single}.values():
-                lane.close()
+            self._full.close()
+            if self._single is not self._full:
+                self._single.close()
             del self._full, self._single, self._compiled
 
     def __enter__(self) -> OpenVINODetector:
