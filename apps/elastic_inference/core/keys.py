@@ -15,18 +15,22 @@ STREAM_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 TYPE_RE = re.compile(r"^[a-z0-9_-]{1,32}$")
 
 
+def _checked(value: str, pattern: re.Pattern[str], what: str) -> str:
+    """Return ``value`` if all of it matches ``pattern`` (fullmatch: ``$`` alone would let a
+    trailing newline through), else raise InvalidMessage naming ``what``."""
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise InvalidMessage(f"invalid {what} {value!r}: must match {pattern.pattern}")
+    return value
+
+
 def check_stream_id(stream: str) -> str:
     """Return ``stream`` if it is a valid stream id, else raise InvalidMessage."""
-    if not isinstance(stream, str) or not STREAM_ID_RE.fullmatch(stream):
-        raise InvalidMessage(f"invalid stream id {stream!r}: must match {STREAM_ID_RE.pattern}")
-    return stream
+    return _checked(stream, STREAM_ID_RE, "stream id")
 
 
 def check_type(infer_type: str) -> str:
     """Return ``infer_type`` if it is a valid inference type name, else raise InvalidMessage."""
-    if not isinstance(infer_type, str) or not TYPE_RE.fullmatch(infer_type):
-        raise InvalidMessage(f"invalid inference type {infer_type!r}: must match {TYPE_RE.pattern}")
-    return infer_type
+    return _checked(infer_type, TYPE_RE, "inference type")
 
 
 def queue(infer_type: str) -> str:
@@ -44,9 +48,7 @@ JOB_ID_RE = re.compile(r"^j[0-9a-f]{12}$")
 
 def check_job_id(job: str) -> str:
     """Return ``job`` if it is a valid analysis job id (``j`` + 12 hex digits)."""
-    if not isinstance(job, str) or not JOB_ID_RE.fullmatch(job):
-        raise InvalidMessage(f"invalid job id {job!r}: must match {JOB_ID_RE.pattern}")
-    return job
+    return _checked(job, JOB_ID_RE, "job id")
 
 
 def job_queue(infer_type: str) -> str:
@@ -175,9 +177,7 @@ TOKEN_DIGEST_RE = re.compile(r"^[0-9a-f]{64}$")
 
 def check_auth_name(name: str) -> str:
     """Return ``name`` if it is a valid user or token name, else raise InvalidMessage."""
-    if not isinstance(name, str) or not AUTH_NAME_RE.fullmatch(name):
-        raise InvalidMessage(f"invalid name {name!r}: must match {AUTH_NAME_RE.pattern}")
-    return name
+    return _checked(name, AUTH_NAME_RE, "name")
 
 
 def auth_users() -> str:
