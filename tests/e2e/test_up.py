@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import websockets
 
 from elastic_inference.core.live import MAX_FRAME_MESSAGE_BYTES, decode_frame
-from tests.processes import Service, get_json, wait_for
+from tests.processes import Service, get_json, http, wait_for
 from tests.redis_server import free_port
 
 pytestmark = pytest.mark.e2e
@@ -19,11 +22,16 @@ pytestmark = pytest.mark.e2e
 STREAMS = {"vtest-people", "vtest-car", "megamind-face"}
 
 
-async def streams_seen_on_websocket(url: str, timeout: float) -> dict[str, dict[str, object]]:
+FIRST_ADMIN = re.compile(r"created user 'admin' with password\n\n    (\S+)\n")
+
+
+async def streams_seen_on_websocket(url: str, timeout: float, cookie: str
+                                    ) -> dict[str, dict[str, object]]:
     """Read binary messages until each stream has sent one; return a result per stream."""
     seen: dict[str, dict[str, object]] = {}
     deadline = time.monotonic() + timeout
-    async with websockets.connect(url, open_timeout=10, max_size=MAX_FRAME_MESSAGE_BYTES) as ws:
+    async with websockets.connect(url, open_timeout=10, max_size=MAX_FRAME_MESSAGE_BYTES,
+                                  additional_headers={"Cookie": cookie}) as ws:
         while set(seen) != STREAMS and time.monotonic() < deadline:
             msg = await asyncio.wait_for(ws.recv(), max(0.1, deadline - time.monotonic()))
             if not isinstance(msg, bytes):
@@ -34,24 +42,46 @@ async def streams_seen_on_websocket(url: str, timeout: float) -> dict[str, dict[
     return seen
 
 
-def test_up_serves_three_streams_with_results(model_dir: Path, sample_dir: Path) -> None:
+def login(port: int, password: str) -> str:
+    """Log in as the first admin; the session cookie as a Cookie header's value."""
+    status, headers, body = http(f"http://127.0.0.1:{port}/api/login", "POST",
+                                 json.dumps({"name": "admin", "password": password}).encode(),
+                                 {"Content-Type": "application/json"})
+    assert status == 200, body
+    return str(headers["Set-Cookie"]).split(";", 1)[0]
+
+
+def test_up_serves_three_streams_with_results(model_dir: Path, sample_dir: Path,
+                                              tmp_path: Path) -> None:
+    """Also: the first start makes an admin and shows its password once; nothing is served
+    without logging in. TMPDIR gives this ``ei up`` a state directory of its own."""
     port, ws_port = free_port(), free_port()
     up = Service(["up", "--port", str(port), "--ws-port", str(ws_port), "--model-dir",
                   str(model_dir), "--sample-dir", str(sample_dir), "--fps", "8"],
-                 own_group=True)
+                 env={"TMPDIR": str(tmp_path)}, own_group=True)
     started = time.monotonic()
     try:
         api = f"http://127.0.0.1:{port}/api/streams"
-        listed = wait_for(lambda: {s["id"] for s in get_json(api)[1]["streams"]} == STREAMS,
+        shown = wait_for(lambda: FIRST_ADMIN.search(up.output()), 30, "the admin's password")
+        assert len(FIRST_ADMIN.findall(up.output())) == 1
+        assert get_json(api)[0] == 401
+        cookie = {"Cookie": login(port, shown.group(1))}
+
+        def api_json(url: str) -> tuple[int, Any]:
+            status, _, body = http(url, headers=cookie)
+            return status, json.loads(body)
+
+        listed = wait_for(lambda: {s["id"] for s in api_json(api)[1]["streams"]} == STREAMS,
                           60, "/api/streams to list the three streams")
         assert listed
 
         def all_have_results() -> bool:
-            return all(get_json(f"{api}/{s}/latest")[0] == 200 for s in STREAMS)
+            return all(api_json(f"{api}/{s}/latest")[0] == 200 for s in STREAMS)
 
         wait_for(all_have_results, 60 - (time.monotonic() - started),
                  "results for every stream within 60 s of start")
-        seen = asyncio.run(streams_seen_on_websocket(f"ws://127.0.0.1:{ws_port}/ws", 30))
+        seen = asyncio.run(streams_seen_on_websocket(f"ws://127.0.0.1:{ws_port}/ws", 30,
+                                                     cookie["Cookie"]))
         assert set(seen) == STREAMS
         assert {r["type"] for r in seen.values()} == {"people", "car", "face"}
         assert up.alive(), up.output()[-3000:]

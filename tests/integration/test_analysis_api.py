@@ -19,8 +19,10 @@ import pytest
 import redis
 
 from elastic_inference.core import keys
+from elastic_inference.core.auth import Role
 from elastic_inference.core.jobs import JobStore
 from elastic_inference.core.registry import WorkerRegistry
+from tests.credentials import SECRET_ENV, bearer
 from tests.processes import Service, http, wait_for
 from tests.redis_server import free_port
 
@@ -33,14 +35,15 @@ JSON = {"Content-Type": "application/json"}
 
 
 class Api:
-    """HTTP calls to one ``ei gateway`` process."""
+    """HTTP calls to one ``ei gateway`` process, as an operator (a real token)."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, auth: dict[str, str]) -> None:
         self.base = f"http://127.0.0.1:{port}"
+        self.auth = auth
 
     def call(self, method: str, path: str, body: bytes | Iterable[bytes] | None = None,
              headers: dict[str, str] | None = None) -> tuple[int, Message, bytes]:
-        return http(self.base + path, method, body, headers)
+        return http(self.base + path, method, body, {**self.auth, **(headers or {})})
 
     def json(self, method: str, path: str, body: bytes | Iterable[bytes] | None = None,
              headers: dict[str, str] | None = None) -> tuple[int, Any]:
@@ -85,8 +88,9 @@ class Api:
 def api(redis_url: str, sample_dir: Path) -> Iterator[Api]:
     port = free_port()
     gateway = Service(["gateway", "--host", "127.0.0.1", "--port", str(port),
-                       "--media-dir", str(sample_dir)], env={"EI_REDIS_URL": redis_url})
-    client = Api(port)
+                       "--media-dir", str(sample_dir)],
+                      env={"EI_REDIS_URL": redis_url, **SECRET_ENV})
+    client = Api(port, bearer(redis.Redis.from_url(redis_url), Role.OPERATOR))
     try:
         wait_for(lambda: not gateway.alive() or client.call("GET", "/readyz")[0] == 200, 20,
                  "ei gateway to become ready")

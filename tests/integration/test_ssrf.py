@@ -18,8 +18,10 @@ from typing import Any
 import pytest
 import redis
 
+from elastic_inference.core.auth import Role
 from elastic_inference.core.jobrequest import JobRequest
 from elastic_inference.core.jobs import JobStore
+from tests.credentials import SECRET_ENV, bearer
 from tests.integration.test_analysis_api import Api
 from tests.processes import Service, wait_for
 from tests.redis_server import free_port
@@ -105,13 +107,13 @@ def test_jobs_cannot_reach_loopback_metadata_or_the_gateway(
         redis_url: str, redis_client: redis.Redis, sample_dir: Path, listener: Listener,
         redirector: Redirector) -> None:
     # Names listed (localhost, this host) resolve to loopback or own addresses, which are not.
-    env = {"EI_REDIS_URL": redis_url,
+    env = {"EI_REDIS_URL": redis_url, **SECRET_ENV,
            "EI_SOURCE_ALLOW": f"{ALLOWED_HOST},localhost,{socket.gethostname()}"}
     port = free_port()
     gateway = Service(["gateway", "--host", "127.0.0.1", "--port", str(port),
                        "--media-dir", str(sample_dir)], env)
     runner = Service(["analysis", "--media-dir", str(sample_dir)], env)
-    api = Api(port)
+    api = Api(port, bearer(redis_client, Role.OPERATOR))
     try:
         wait_for(lambda: not gateway.alive() or api.call("GET", "/readyz")[0] == 200, 30,
                  "ei gateway to become ready")

@@ -24,6 +24,7 @@ from prometheus_client import CollectorRegistry
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
+from elastic_inference.core.auth import Role
 from elastic_inference.core.broker import OutputBroker
 from elastic_inference.core.live import decode_frame
 from elastic_inference.core.metrics import (
@@ -37,6 +38,7 @@ from elastic_inference.core.redisconn import connect as redis_connect
 from elastic_inference.core.registry import StreamRegistry
 from elastic_inference.core.result import Detection, Result
 from elastic_inference.services.websocket import WebsocketService
+from tests.credentials import SECRET_ENV, bearer, gatekeeper
 from tests.processes import Service, wait_for
 from tests.redis_server import RedisServer, free_port
 
@@ -106,6 +108,9 @@ class ServiceThread:
         self.registry = CollectorRegistry()
         self.metrics = WebsocketMetrics(self.registry)
         kwargs.setdefault("refresh_s", 0.2)
+        kwargs.setdefault("gatekeeper", gatekeeper(self.client))
+        #: A viewer's token: what every client of these tests sends.
+        self.auth = bearer(self.client, Role.VIEWER)
         self.service = WebsocketService(self.client, self.metrics, **kwargs)
         self.port = 0
         started = threading.Event()
@@ -123,6 +128,10 @@ class ServiceThread:
     @property
     def url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws"
+
+    def connect(self, **kwargs: Any) -> ClientConnection:
+        """A client with a viewer's token."""
+        return connect(self.url, additional_headers=self.auth, **kwargs)
 
     def stop(self) -> None:
         self.service.stop.set()
@@ -159,7 +168,7 @@ def test_every_stream_reaches_the_client(service: ServiceThread, redis_url: str)
     pub = Publisher(redis_url, ["cam1", "cam2"], jpeg)
     pub.start()
     try:
-        with connect(service.url) as ws:
+        with service.connect() as ws:
             frames, texts = recv_frames(ws, {"cam1", "cam2"})
     finally:
         pub.stop()
@@ -181,7 +190,7 @@ def test_each_types_result_of_a_frame_arrives(service: ServiceThread, redis_url:
     pub.start()
     seen: dict[str, set[int]] = {"people": set(), "face": set()}
     try:
-        with connect(service.url) as ws:
+        with service.connect() as ws:
             deadline = time.monotonic() + 10
             while not seen["people"] & seen["face"]:  # both types of one same frame
                 msg = ws.recv(timeout=max(0.01, deadline - time.monotonic()))
@@ -197,7 +206,7 @@ def test_subscribe_filters_and_bad_messages_get_errors(service: ServiceThread,
     pub = Publisher(redis_url, ["cam1", "cam2"], make_jpeg())
     pub.start()
     try:
-        with connect(service.url) as ws:
+        with service.connect() as ws:
             ws.send("{nope")
             ws.send(json.dumps({"subscribe": ["bad id"]}))
             ws.send(b"\x00binary")
@@ -233,7 +242,7 @@ def test_non_reading_client_does_not_stop_another(service: ServiceThread,
     n = 80
     # The stalled client reads nothing; max_queue=1 makes its library stop reading the socket
     # at once, so the server's writes to it back up for real.
-    with connect(service.url, max_queue=1, close_timeout=1), connect(service.url) as fast:
+    with service.connect(max_queue=1, close_timeout=1), service.connect() as fast:
         recv_frames(fast, set(), timeout=1)
         wait_for(lambda: service.registry.get_sample_value(WS_CLIENTS) == 2, 10,
                  "the service to count both clients")
@@ -266,9 +275,9 @@ def test_other_paths_get_404(service: ServiceThread) -> None:
 def test_max_clients_closes_with_1013(redis_url: str) -> None:
     svc = ServiceThread(redis_url, max_clients=1)
     try:
-        with connect(svc.url) as first:
+        with svc.connect() as first:
             first.recv(timeout=5)  # streams text: first is registered
-            with connect(svc.url) as second:
+            with svc.connect() as second:
                 with pytest.raises(ConnectionClosed) as info:
                     while True:
                         second.recv(timeout=5)
@@ -284,7 +293,7 @@ def test_redis_restart_keeps_clients_and_resumes() -> None:
     pub = Publisher(server.url, ["cam1"], make_jpeg())
     try:
         pub.start()
-        with connect(svc.url) as ws:
+        with svc.connect() as ws:
             recv_frames(ws, {"cam1"})
             server.stop()
             time.sleep(1.5)
@@ -307,7 +316,8 @@ def test_redis_restart_keeps_clients_and_resumes() -> None:
 def test_cli_sigterm_closes_clients_with_1001_and_exits_0(redis_url: str) -> None:
     port = free_port()
     svc = Service(["websocket", "--redis-url", redis_url, "--host", "127.0.0.1", "--port",
-                   str(port)])
+                   str(port)], SECRET_ENV)
+    auth = bearer(redis.Redis.from_url(redis_url), Role.VIEWER)
     metrics_url = f"http://127.0.0.1:{svc.metrics_port}"
 
     def ready() -> bool:
@@ -317,7 +327,7 @@ def test_cli_sigterm_closes_clients_with_1001_and_exits_0(redis_url: str) -> Non
     try:
         wait_for(lambda: ready() or not svc.alive(), 20, "ei websocket to become ready")
         assert svc.alive(), svc.output()
-        with connect(f"ws://127.0.0.1:{port}/ws") as ws:
+        with connect(f"ws://127.0.0.1:{port}/ws", additional_headers=auth) as ws:
             assert json.loads(ws.recv(timeout=5)) == {"streams": []}
             with urllib.request.urlopen(f"{metrics_url}/metrics", timeout=5) as r:
                 assert b"ei_ws_clients 1.0" in r.read()

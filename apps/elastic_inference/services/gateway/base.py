@@ -4,6 +4,7 @@ core may not import."""
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Callable, Mapping
@@ -90,6 +91,7 @@ def _security_headers(handler: tornado.web.RequestHandler, csp: str) -> None:
     handler.set_header("Referrer-Policy", "no-referrer")
 
 
+@functools.cache
 def implemented_methods(handler_class: type[tornado.web.RequestHandler]) -> list[str]:
     """The HTTP methods a handler class answers: those it defines, not Tornado's 405 stubs."""
     base = tornado.web.RequestHandler
@@ -125,7 +127,8 @@ class SecureHandler(tornado.web.RequestHandler):
     before any method runs, against the least role ``access`` names for the method.
 
     A method missing from ``access`` needs an admin, so a handler that forgets to declare a
-    new method fails closed; ``None`` marks a public one.
+    new method fails closed; ``None`` marks a public one. A method the handler does not
+    implement needs only a signed-in principal, who then gets the 405.
     """
 
     access: ClassVar[Mapping[str, Role | None]] = {}
@@ -157,7 +160,9 @@ class SecureHandler(tornado.web.RequestHandler):
         """401 without valid credentials, 403 with too low a role or a cookie session's write
         without its CSRF token; otherwise ``self.principal`` is who asks."""
         method = self.request.method or "GET"
-        required = self.access.get(method, Role.ADMIN)
+        # A method the route lacks changes nothing: anyone signed in gets its 405.
+        required = (self.access.get(method, Role.ADMIN)
+                    if method in implemented_methods(type(self)) else Role.VIEWER)
         if required is None:
             return
         gate = self.ctx.gatekeeper
