@@ -40,6 +40,7 @@ export function submitJob(fields) {
  */
 export function jobProgress(job) {
   if (job.status === "done") return { percent: 100, text: `${job.frames_done} frames` };
+  if (job.status === "queued") return { percent: null, text: "waiting for a runner" };
   const total = job.frames_total;
   if (total === null || total === undefined) {
     return { percent: null, text: `${job.frames_done} of ${job.frames_read}+ frames` };

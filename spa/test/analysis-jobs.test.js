@@ -15,8 +15,8 @@ describe("jobProgress", () => {
   it("has no percentage while the video is still being read", () => {
     expect(jobProgress(job({ status: "extracting", frames_total: null, frames_read: 70, frames_done: 12 })))
       .toEqual({ percent: null, text: "12 of 70+ frames" });
-    expect(jobProgress(job({ status: "queued", frames_total: null, frames_read: 0, frames_done: 0 })).percent)
-      .toBeNull();
+    expect(jobProgress(job({ status: "queued", frames_total: null, frames_read: 0, frames_done: 0 })))
+      .toEqual({ percent: null, text: "waiting for a runner" });
   });
 
   it("is full when done, and for a video that kept no frame", () => {
