@@ -1,0 +1,238 @@
+"""The dashboard's login page, logout and role-aware UI in a real headless Chromium against the
+real gateway (authentication on) and websocket services, fed by synthetic-but-real output as in
+tests/e2e/test_dashboard.py (real JPEGs, real Result objects, the real stream registry).
+
+Users are created with the project's own AuthStore on the test's Redis, with passwords made
+for this run. The rate-limit test runs last: failed logins may be limited per client address,
+and every login here comes from 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+
+from elastic_inference.bench.frames import video_jpegs
+from elastic_inference.core.auth import Role
+from elastic_inference.core.authstore import AuthStore
+from tests.e2e.browser import SPA, Browser
+from tests.e2e.test_dashboard import FRAME_SIZE, TILES_JS, Publisher, flushed
+from tests.processes import Service, get_json, wait_for
+from tests.redis_server import RedisServer, free_port
+
+pytestmark = pytest.mark.e2e
+
+STREAMS = ["login-a", "login-b"]
+# name -> role; passwords are drawn per run (PASSWORDS).
+USERS = {"olga": Role.OPERATOR, "victor": Role.VIEWER, "mallory": Role.VIEWER}
+PASSWORDS = {name: secrets.token_urlsafe(12) for name in USERS}
+
+FORM = "!!document.querySelector('[data-testid=\"login-form\"]')"
+USER = "document.querySelector('[data-testid=\"user\"]')"
+ERROR_KIND = "document.querySelector('[data-testid=\"login-error\"]')?.dataset.kind ?? ''"
+SUBMIT = "document.querySelector('[data-testid=\"login-submit\"]')"
+DELETE = "[data-testid=\"delete-job\"]"
+
+
+def metric(service: Service, name: str) -> float:
+    """A sample without labels from the service's /metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{service.metrics_port}/metrics",
+                                timeout=5) as resp:
+        text = resp.read().decode()
+    line = next(ln for ln in text.splitlines() if ln.startswith(name + " "))
+    return float(line.split()[1])
+
+
+def page_problems(browser: Browser) -> list[str]:
+    """Console errors but the browser's own line for each 4xx answer (401 before login and
+    after logout, the failed logins and refusals these tests ask for)."""
+    return [p for p in browser.problems() if "the server responded with a status of 4" not in p]
+
+
+def log_in(browser: Browser, name: str, password: str) -> None:
+    browser.wait(FORM, 15, "the login form")
+    browser.fill("#login-name", name)
+    browser.fill("#login-password", password)
+    browser.click("[data-testid='login-submit']")
+
+
+def log_out(browser: Browser) -> None:
+    browser.click("[data-testid='logout']")
+    browser.wait(FORM, 10, "the login page after logging out")
+
+
+def page_status(browser: Browser, method: str, path: str) -> int:
+    """The status the gateway gives the page's own credentials (the cookie) for a request."""
+    status: int = browser.eval(f"fetch({json.dumps(path)}, {{method: {json.dumps(method)}}})"
+                               ".then((r) => r.status)")
+    return status
+
+
+@dataclass
+class LoginSystem:
+    url: str
+    websocket: Service
+    gateway: Service
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    b = Browser()
+    yield b
+    b.close()
+
+
+@pytest.fixture(scope="module")
+def system(redis_server: RedisServer, sample_dir: Path,
+           browser: Browser) -> Iterator[LoginSystem]:
+    redis_url = flushed(redis_server)
+    client = redis.Redis.from_url(redis_url)
+    store = AuthStore(client)
+    for name, role in USERS.items():
+        store.add_user(name, role, PASSWORDS[name])
+    client.close()
+    port, ws_port = free_port(), free_port()
+    websocket = Service(["websocket", "--redis-url", redis_url, "--host", "127.0.0.1",
+                         "--port", str(ws_port)])
+    gateway = Service(["gateway", "--redis-url", redis_url, "--host", "127.0.0.1", "--port",
+                       str(port), "--websocket-upstream", f"ws://127.0.0.1:{ws_port}/ws",
+                       "--spa-dir", str(SPA / "dist"), "--media-dir", str(sample_dir)])
+    system = LoginSystem(f"http://127.0.0.1:{port}/", websocket, gateway)
+    publisher = Publisher(redis_url, STREAMS, 5.0,
+                          video_jpegs(sample_dir / "vtest.avi", 10, FRAME_SIZE))
+    try:
+        wait_for(lambda: get_json(f"{system.url}readyz")[0] == 200, 20, "the gateway")
+        publisher.start()
+        yield system
+    finally:
+        browser.leave()
+        publisher.stop.set()
+        publisher.join(timeout=5)
+        codes = [s.stop(timeout=20) for s in (gateway, websocket)]
+    assert codes == [0, 0], gateway.output()[-3000:] + websocket.output()[-3000:]
+
+
+def test_log_in_see_the_wall_and_log_out(system: LoginSystem, browser: Browser) -> None:
+    browser.goto(system.url)
+    browser.wait(FORM, 15, "the login page")
+    assert browser.eval("document.querySelectorAll('.tile').length") == 0
+    fields = browser.eval("""[...document.querySelectorAll('[data-testid="login-form"] input')]
+        .map((i) => [i.name, i.type, i.autocomplete])""")
+    assert fields == [["username", "text", "username"],
+                      ["password", "password", "current-password"]], fields
+    browser.screenshot("login-page.png")
+
+    log_in(browser, "olga", PASSWORDS["olga"])
+    browser.wait(f"{USER}?.dataset.name === 'olga'", 15, "olga in the header")
+    assert browser.eval(f"{USER}.dataset.role") == "operator"
+    browser.wait(f"{TILES_JS}.filter((t) => t.painted > 0).length === {len(STREAMS)}", 30,
+                 "the wall of streams, painting")
+    assert {t["stream"] for t in browser.eval(TILES_JS)} == set(STREAMS)
+    wait_for(lambda: metric(system.websocket, "ei_ws_clients") == 1, 10,
+             "the page's websocket at the websocket service")
+    # The password is nowhere the page keeps things.
+    kept = browser.eval("location.href + JSON.stringify(localStorage)"
+                        " + JSON.stringify(sessionStorage) + document.cookie"
+                        " + document.documentElement.outerHTML")
+    assert PASSWORDS["olga"] not in kept
+    browser.screenshot("login-wall.png")
+
+    log_out(browser)
+    notice = browser.eval("document.querySelector('[data-testid=\"login-notice\"]').textContent")
+    assert "logged out" in notice, notice
+    assert browser.eval("document.querySelectorAll('.tile').length") == 0
+    # The socket is closed, and stays closed (no reconnecting while logged out).
+    wait_for(lambda: metric(system.websocket, "ei_ws_clients") == 0, 10,
+             "the websocket closed at logout")
+    time.sleep(3.0)
+    assert metric(system.websocket, "ei_ws_clients") == 0
+    # The session ended on the server too, not only in the page.
+    assert page_status(browser, "GET", "/api/me") == 401
+    assert page_status(browser, "GET", "/api/streams") == 401
+    problems = page_problems(browser)
+    assert not problems, problems
+
+
+def test_an_operator_sees_delete_controls_and_a_viewer_none(
+        system: LoginSystem, browser: Browser) -> None:
+    browser.goto(system.url)
+    log_in(browser, "olga", PASSWORDS["olga"])
+    browser.wait(f"{USER}?.dataset.role === 'operator'", 15, "the operator logged in")
+    browser.click("[data-testid='nav-analysis']")
+    browser.wait("!!document.querySelector('[data-testid=\"analysis-jobs\"]')", 10,
+                 "the analysis jobs view")
+    browser.fill("#job-source", "vtest.avi")
+    browser.fill("#job-types", "people")
+    browser.fill("#job-name", "login-e2e")
+    browser.click("[data-testid='submit-job']")
+    browser.wait(f"!!document.querySelector('tr[data-job] {DELETE}')", 15,
+                 "the new job with its Delete")
+    job = browser.eval("document.querySelector('tr[data-job]').dataset.job")
+    # Delete asks first; Cancel keeps the job.
+    browser.click(DELETE)
+    browser.wait("!!document.querySelector('[data-testid=\"confirm-delete\"]')", 5,
+                 "the confirm step")
+    browser.screenshot("login-operator-jobs.png")
+    browser.click("[data-testid='cancel-delete']")
+    assert browser.eval(f"!!document.querySelector('tr[data-job=\"{job}\"]')")
+    log_out(browser)
+
+    log_in(browser, "victor", PASSWORDS["victor"])
+    browser.wait(f"{USER}?.dataset.role === 'viewer'", 15, "the viewer logged in")
+    browser.wait(f"{TILES_JS}.length === {len(STREAMS)}", 20, "the viewer's wall")
+    assert not browser.eval("!!document.querySelector('[data-testid=\"nav-analysis\"]')")
+    # Even at the jobs view's address: the wall, no jobs, no delete control.
+    browser.eval("location.hash = '#/analysis'")
+    time.sleep(1.0)
+    assert browser.eval("!!document.querySelector('.wall')")
+    assert not browser.eval("!!document.querySelector('[data-testid=\"analysis-jobs\"]')")
+    assert not browser.eval(f"!!document.querySelector('{DELETE}')")
+    assert page_status(browser, "GET", "/api/analysis") == 403  # and the gateway agrees
+    browser.screenshot("login-viewer.png")
+    log_out(browser)
+
+    # The operator deletes the job, confirming.
+    log_in(browser, "olga", PASSWORDS["olga"])
+    browser.wait(f"!!document.querySelector('tr[data-job=\"{job}\"] {DELETE}')", 15,
+                 "the job again, for the operator")
+    browser.click(f"tr[data-job='{job}'] {DELETE}")
+    browser.click("[data-testid='confirm-delete']")
+    browser.wait(f"!document.querySelector('tr[data-job=\"{job}\"]')", 10, "the job deleted")
+    assert page_status(browser, "GET", f"/api/analysis/{job}") == 404
+    log_out(browser)
+    problems = page_problems(browser)
+    assert not problems, problems
+
+
+def test_wrong_passwords_are_rate_limited(system: LoginSystem, browser: Browser) -> None:
+    browser.goto(system.url)
+    browser.wait(FORM, 15, "the login page")
+    kinds = []
+    for _ in range(15):
+        browser.fill("#login-name", "mallory")
+        browser.fill("#login-password", "not-" + PASSWORDS["mallory"])
+        browser.click("[data-testid='login-submit']")
+        kind = browser.wait(f"!{SUBMIT}.textContent.includes('Logging in') && ({ERROR_KIND})", 15,
+                            "the answer to a login")
+        kinds.append(kind)
+        assert browser.eval("document.querySelector('#login-password').value") == ""
+        if kind == "limited":
+            break
+    assert kinds[0] == "wrong" and kinds[-1] == "limited", kinds
+    assert set(kinds[:-1]) == {"wrong"}, kinds
+    text = browser.eval("document.querySelector('[data-testid=\"login-error\"]').textContent")
+    assert "Too many failed logins" in text, text
+    wait = int(browser.eval("document.querySelector('[data-testid=\"login-wait\"]').textContent"))
+    assert 1 <= wait <= 3600, wait
+    assert browser.eval(f"{SUBMIT}.disabled")
+    browser.screenshot("login-rate-limited.png")
+    problems = page_problems(browser)
+    assert not problems, problems
