@@ -10,6 +10,7 @@ Screenshots and the measured figures go to test-artifacts/ (doc/dashboard.md quo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -17,7 +18,7 @@ import statistics
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -325,6 +326,36 @@ class Publisher(threading.Thread):
             self.client.close()
 
 
+def live_services(redis_url: str, *gateway_args: str) -> tuple[str, int, Service, Service]:
+    """The websocket service and the gateway relaying /ws to it and serving spa/dist, on free
+    loopback ports: (the page's URL, the websocket port, websocket, gateway)."""
+    port, ws_port = free_port(), free_port()
+    websocket = Service(["websocket", "--redis-url", redis_url, "--host", "127.0.0.1",
+                         "--port", str(ws_port)])
+    gateway = Service(["gateway", "--redis-url", redis_url, "--host", "127.0.0.1", "--port",
+                       str(port), "--websocket-upstream", f"ws://127.0.0.1:{ws_port}/ws",
+                       "--spa-dir", str(SPA / "dist"), *gateway_args])
+    return f"http://127.0.0.1:{port}/", ws_port, websocket, gateway
+
+
+@contextlib.contextmanager
+def publishing(url: str, publisher: Publisher, browser: Browser,
+               services: Callable[[], list[Service]]) -> Iterator[None]:
+    """Once the gateway at ``url`` is ready, ``publisher`` runs until the block ends; then the
+    browser leaves the page and ``services()`` must each stop with status 0."""
+    try:
+        wait_for(lambda: get_json(f"{url}readyz")[0] == 200, 20, "the gateway")
+        publisher.start()
+        yield
+    finally:
+        browser.leave()
+        publisher.stop.set()
+        publisher.join(timeout=5)
+        stopped = services()
+        codes = [s.stop(timeout=20) for s in stopped]
+    assert codes == [0] * len(stopped), "".join(s.output()[-2000:] for s in stopped)
+
+
 @dataclass
 class SyntheticSystem:
     url: str
@@ -338,26 +369,13 @@ class SyntheticSystem:
 def synthetic(redis_server: RedisServer, sample_dir: Path,
               browser: Browser) -> Iterator[SyntheticSystem]:
     redis_url = flushed(redis_server)
-    port, ws_port = free_port(), free_port()
-    websocket = Service(["websocket", "--redis-url", redis_url, "--host", "127.0.0.1",
-                         "--port", str(ws_port)])
-    gateway = Service(["gateway", "--redis-url", redis_url, "--host", "127.0.0.1", "--port",
-                       str(port), "--websocket-upstream", f"ws://127.0.0.1:{ws_port}/ws",
-                       "--spa-dir", str(SPA / "dist")])
-    system = SyntheticSystem(f"http://127.0.0.1:{port}/", ws_port, redis_url, websocket,
-                             gateway)
+    url, ws_port, websocket, gateway = live_services(redis_url)
+    system = SyntheticSystem(url, ws_port, redis_url, websocket, gateway)
     publisher = Publisher(redis_url, [f"synthetic-{i:02d}" for i in range(N_STREAMS)], FPS,
                           video_jpegs(sample_dir / "vtest.avi", 30, FRAME_SIZE))
-    try:
-        wait_for(lambda: get_json(f"{system.url}readyz")[0] == 200, 20, "the gateway")
-        publisher.start()
+    # Through the system: the test restarts the websocket service and replaces it there.
+    with publishing(url, publisher, browser, lambda: [system.gateway, system.websocket]):
         yield system
-    finally:
-        browser.leave()
-        publisher.stop.set()
-        publisher.join(timeout=5)
-        codes = [s.stop(timeout=20) for s in (system.gateway, system.websocket)]
-    assert codes == [0, 0], system.gateway.output()[-2000:] + system.websocket.output()[-2000:]
 
 
 class TestSyntheticLoad:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import secrets
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,10 +22,18 @@ import redis
 from elastic_inference.bench.frames import video_jpegs
 from elastic_inference.core.auth import Role
 from elastic_inference.core.authstore import AuthStore
-from tests.e2e.browser import SPA, Browser
-from tests.e2e.test_dashboard import FRAME_SIZE, TILES_JS, Publisher, flushed
-from tests.processes import Service, get_json, wait_for
-from tests.redis_server import RedisServer, free_port
+from tests.e2e.browser import Browser
+from tests.e2e.test_dashboard import (
+    FRAME_SIZE,
+    TILES_JS,
+    Publisher,
+    flushed,
+    live_services,
+    publishing,
+)
+from tests.integration.test_mjpeg import metric
+from tests.processes import Service, wait_for
+from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.e2e
 
@@ -40,15 +47,6 @@ USER = "document.querySelector('[data-testid=\"user\"]')"
 ERROR_KIND = "document.querySelector('[data-testid=\"login-error\"]')?.dataset.kind ?? ''"
 SUBMIT = "document.querySelector('[data-testid=\"login-submit\"]')"
 DELETE = "[data-testid=\"delete-job\"]"
-
-
-def metric(service: Service, name: str) -> float:
-    """A sample without labels from the service's /metrics."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{service.metrics_port}/metrics",
-                                timeout=5) as resp:
-        text = resp.read().decode()
-    line = next(ln for ln in text.splitlines() if ln.startswith(name + " "))
-    return float(line.split()[1])
 
 
 def page_problems(browser: Browser) -> list[str]:
@@ -99,25 +97,12 @@ def system(redis_server: RedisServer, sample_dir: Path,
     for name, role in USERS.items():
         store.add_user(name, role, PASSWORDS[name])
     client.close()
-    port, ws_port = free_port(), free_port()
-    websocket = Service(["websocket", "--redis-url", redis_url, "--host", "127.0.0.1",
-                         "--port", str(ws_port)])
-    gateway = Service(["gateway", "--redis-url", redis_url, "--host", "127.0.0.1", "--port",
-                       str(port), "--websocket-upstream", f"ws://127.0.0.1:{ws_port}/ws",
-                       "--spa-dir", str(SPA / "dist"), "--media-dir", str(sample_dir)])
-    system = LoginSystem(f"http://127.0.0.1:{port}/", websocket, gateway)
+    url, _, websocket, gateway = live_services(redis_url, "--media-dir", str(sample_dir))
+    system = LoginSystem(url, websocket, gateway)
     publisher = Publisher(redis_url, STREAMS, 5.0,
                           video_jpegs(sample_dir / "vtest.avi", 10, FRAME_SIZE))
-    try:
-        wait_for(lambda: get_json(f"{system.url}readyz")[0] == 200, 20, "the gateway")
-        publisher.start()
+    with publishing(url, publisher, browser, lambda: [gateway, websocket]):
         yield system
-    finally:
-        browser.leave()
-        publisher.stop.set()
-        publisher.join(timeout=5)
-        codes = [s.stop(timeout=20) for s in (gateway, websocket)]
-    assert codes == [0, 0], gateway.output()[-3000:] + websocket.output()[-3000:]
 
 
 def test_log_in_see_the_wall_and_log_out(system: LoginSystem, browser: Browser) -> None:
