@@ -6,37 +6,33 @@ which runs ``ei gateway`` as a subprocess.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
-import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
 import pytest
 import redis
-from prometheus_client import CollectorRegistry
 
 from elastic_inference.core import keys
+from elastic_inference.core.auth import Role
 from elastic_inference.core.broker import OutputBroker
 from elastic_inference.core.frame import Frame
-from elastic_inference.core.metrics import HTTP_REQUESTS, REDIS_RECONNECTS, GatewayMetrics
+from elastic_inference.core.metrics import HTTP_REQUESTS, REDIS_RECONNECTS
 from elastic_inference.core.queue import FrameQueue
-from elastic_inference.core.redisconn import connect
 from elastic_inference.core.registry import StreamRegistry, WorkerRegistry
 from elastic_inference.core.result import Detection, Result
 from elastic_inference.core.runtime import ServiceRuntime
 from elastic_inference.core.settings import InferSettings, parse_settings
 from elastic_inference.engine.factory import load_detector
-from elastic_inference.services.gateway import GatewayContext, make_app, serve
 from elastic_inference.services.infer import InferWorker
+from tests.credentials import SECRET_ENV, bearer
+from tests.gateway_app import GatewayThread
 from tests.processes import Service, get_json, http, wait_for
 from tests.redis_server import RedisServer, free_port
 
@@ -66,48 +62,6 @@ def result(infer_type: str, seq: int, box: tuple[float, float, float, float],
     return Result(stream="cam1", type=infer_type, seq=seq, ts_capture=time.time(),
                   ts_done=time.time(), model="fake", device="CPU", w=W, h=H,
                   detections=(Detection(label, 0.8, box),))
-
-
-class GatewayThread:
-    """The gateway app on a free port, in its own event loop thread."""
-
-    def __init__(self, url: str, **app_args: Any) -> None:
-        self.client = connect(url)
-        self.registry = CollectorRegistry()
-        self.metrics = GatewayMetrics(self.registry)
-        self.pool = ThreadPoolExecutor(max_workers=4)
-        app = make_app(self.client, metrics=self.metrics, executor=self.pool, **app_args)
-        self.ctx: GatewayContext = app.ctx
-        self.halt = threading.Event()
-        started = threading.Event()
-        self.port = 0
-
-        def on_start(port: int) -> None:
-            self.port = port
-            started.set()
-
-        self.thread = threading.Thread(target=lambda: asyncio.run(
-            serve(app, "127.0.0.1", 0, self.halt.is_set, started=on_start)), daemon=True)
-        self.thread.start()
-        assert started.wait(10)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def get(self, path: str, method: str = "GET") -> tuple[int, Any, bytes]:
-        return http(f"{self.url}{path}", method, b"{}" if method in ("POST", "PUT") else None)
-
-    def get_json(self, path: str, method: str = "GET") -> tuple[int, Any]:
-        code, headers, body = self.get(path, method)
-        assert headers["Content-Type"].startswith("application/json"), (path, headers)
-        return code, json.loads(body)
-
-    def stop(self) -> None:
-        self.halt.set()
-        self.thread.join(10)
-        self.pool.shutdown(wait=True)
-        self.client.close()
 
 
 @pytest.fixture
@@ -298,7 +252,9 @@ def test_redis_outage_gives_503_and_recovers() -> None:
         assert gw.get_json("/healthz")[0] == 200  # the process itself is fine
         server.start()
         wait_for(lambda: gw.get_json("/readyz")[0] == 200, 10, "the gateway to recover")
-        StreamRegistry(redis.Redis.from_url(server.url)).beat("cam9", STREAM_INFO)
+        client = redis.Redis.from_url(server.url)
+        StreamRegistry(client).beat("cam9", STREAM_INFO)
+        gw.auth = bearer(client)  # the restarted server keeps no data: a new token
         code, body = gw.get_json("/api/streams")
         assert code == 200 and [s["id"] for s in body["streams"]] == ["cam9"]
         reconnects = gw.registry.get_sample_value(REDIS_RECONNECTS, {"component": "gateway"})
@@ -311,12 +267,14 @@ def test_redis_outage_gives_503_and_recovers() -> None:
 def test_cli_serves_metrics_and_exits_0_on_sigterm(redis_url: str) -> None:
     port = free_port()
     gw = Service(["gateway", "--redis-url", redis_url, "--host", "127.0.0.1", "--port",
-                  str(port)])
+                  str(port)], SECRET_ENV)
     try:
         wait_for(lambda: get_json(f"http://127.0.0.1:{port}/readyz")[0] == 200 or
                  not gw.alive(), 20, "ei gateway to become ready")
         assert gw.alive(), gw.output()
-        assert get_json(f"http://127.0.0.1:{port}/api/streams") == (200, {"streams": []})
+        auth = bearer(redis.Redis.from_url(redis_url), Role.VIEWER)
+        code, _, body = http(f"http://127.0.0.1:{port}/api/streams", headers=auth)
+        assert (code, json.loads(body)) == (200, {"streams": []})
         counted = 'ei_http_requests_total{code="200",handler="StreamsHandler"} 1.0'
 
         def metrics() -> str:

@@ -123,11 +123,17 @@ class NewToken:
 
 @dataclass(frozen=True)
 class Principal:
-    """Who made a request, once authenticated: a user (password) or a token."""
+    """Who made a request, once authenticated: a user (a login session), a token, a signed
+    URL, or anyone at all when authentication is off (``--no-auth``)."""
 
-    kind: Literal["user", "token"]
+    kind: Literal["user", "token", "url", "anonymous"]
     name: str
     role: Role
 
     def allows(self, required: Role) -> bool:
         return self.role.allows(required)
+
+    @property
+    def key(self) -> str:
+        """What rate limits count this principal by: ``kind:name``."""
+        return f"{self.kind}:{self.name}"

@@ -35,6 +35,7 @@ from .auth import (
     token_digest,
 )
 from .errors import AuthError
+from .sessions import end_user_sessions
 from .text import as_text
 
 log = logging.getLogger(__name__)
@@ -140,7 +141,8 @@ class AuthStore:
         return User(name, role, round(created, 3))
 
     def remove_user(self, name: str) -> None:
-        """Remove a user (its tokens, which are not its own, stay); AuthError if none."""
+        """Remove a user and end its login sessions (its tokens, which are not its own, stay);
+        AuthError if none."""
         check_name(name, "user name")
         pipe = self.client.pipeline(transaction=True)
         pipe.delete(keys.auth_user(name))
@@ -148,7 +150,21 @@ class AuthStore:
         deleted, _ = pipe.execute()
         if not deleted:
             raise AuthError(f"no user named {name!r}")
-        log.info("user %s removed", name)
+        ended = end_user_sessions(self.client, name)
+        log.info("user %s removed (%d login session(s) ended)", name, ended)
+
+    def first_admin(self, name: str = "admin") -> str | None:
+        """On a store without users, add ``name`` as admin with a random password and return
+        the password (for ``ei up`` to show once); None if any user exists. Two callers at
+        once cannot both succeed: the add refuses an existing user."""
+        if self.client.scard(keys.auth_users()):
+            return None
+        password = secrets.token_urlsafe(18)
+        try:
+            self.add_user(name, Role.ADMIN, password)
+        except AuthError:
+            return None
+        return password
 
     def has_user(self, name: str) -> bool:
         """Whether a user of that (valid) name exists: ``ei auth`` asks before the prompt."""

@@ -90,6 +90,16 @@ def client_from(peer: str, header_values: Callable[[str], Sequence[str]],
     return client_ip(peer, forwarded or None, real[-1] if real else None, trusted)
 
 
+def forwarded_https(peer: str, header_values: Callable[[str], Sequence[str]],
+                    trusted: Sequence[Network] = ()) -> bool:
+    """Whether a trusted proxy (a TLS-terminating Ingress) says the client spoke HTTPS
+    (``X-Forwarded-Proto: https``); cookies set then must be Secure."""
+    addr = _address(peer)
+    proto = header_values("X-Forwarded-Proto")
+    return (addr is not None and _trusted(addr, trusted) and bool(proto)
+            and proto[-1].split(",")[0].strip().lower() == "https")
+
+
 def client_key(ip: str) -> str:
     """What connections are counted by: the IPv4 address, or the IPv6 address's /64."""
     addr = _address(ip)

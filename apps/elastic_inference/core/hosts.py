@@ -98,6 +98,17 @@ def parse_origin(entry: str) -> str:
     return f"{parts.scheme}://{host}:{int(port)}"
 
 
+def is_loopback(listen_host: str) -> bool:
+    """Whether a server listening on ``listen_host`` is reachable from this machine only."""
+    host = listen_host.strip().strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def default_hosts(listen_host: str) -> tuple[str, ...]:
     """The loopback names, plus ``listen_host`` when it is a specific address."""
     if listen_host.strip().lower() in WILDCARD_ADDRESSES:

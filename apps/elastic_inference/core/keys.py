@@ -180,6 +180,12 @@ def check_auth_name(name: str) -> str:
     return _checked(name, AUTH_NAME_RE, "name")
 
 
+def _digest(digest: str, what: str) -> str:
+    if not isinstance(digest, str) or not TOKEN_DIGEST_RE.fullmatch(digest):
+        raise InvalidMessage(f"invalid {what} digest: must be 64 lower-case hex digits")
+    return digest
+
+
 def auth_users() -> str:
     """SET of user names (for listing)."""
     return f"{PREFIX}:auth:users"
@@ -198,9 +204,18 @@ def auth_tokens() -> str:
 def auth_token(digest: str) -> str:
     """HASH of one API token found by the digest of the token: ``name``, ``role``, ``created``,
     ``last_used``. The token itself is stored nowhere."""
-    if not isinstance(digest, str) or not TOKEN_DIGEST_RE.fullmatch(digest):
-        raise InvalidMessage("invalid token digest: must be 64 lower-case hex digits")
-    return f"{PREFIX}:auth:token:{digest}"
+    return f"{PREFIX}:auth:token:{_digest(digest, 'token')}"
+
+
+def auth_session(digest: str) -> str:
+    """HASH of one login session found by the SHA-256 digest of its id: ``user``, ``csrf``,
+    ``created``, ``expires``; it expires with the session. The id itself is stored nowhere."""
+    return f"{PREFIX}:auth:session:{_digest(digest, 'session')}"
+
+
+def auth_user_sessions(name: str) -> str:
+    """SET of the session digests of one user, so removing the user ends its sessions."""
+    return f"{PREFIX}:auth:user-sessions:{check_auth_name(name)}"
 
 
 #: What a rate-limit key may hold as is: client addresses (IPv4, IPv6) and principal names.

@@ -27,11 +27,12 @@ T = TypeVar("T")
 
 def opt(default: Any, help: str, *, choices: Sequence[str] = (),
         check: Callable[[Any], str] | None = None,
-        env: str | None = None, secret: bool = False) -> Any:
+        env: str | None = None, secret: bool = False, env_only: bool = False) -> Any:
     """Declare one option; ``check`` returns an error text or ``""``. The value of a
-    ``secret`` option is never shown in an error; others are shown redacted (core.redact)."""
+    ``secret`` option is never shown in an error; others are shown redacted (core.redact).
+    An ``env_only`` option has no flag: a secret on the command line would show in ``ps``."""
     meta = {"help": help, "choices": tuple(choices), "check": check, "env": env,
-            "secret": secret}
+            "secret": secret, "env_only": env_only}
     if isinstance(default, (list, dict, set)):
         raise TypeError("mutable defaults are not allowed; use a tuple")
     return field(default=default, metadata=meta)
@@ -89,6 +90,8 @@ def parse_options(cls: type[T], known: Collection[str], argv: Sequence[str] | No
     parser = argparse.ArgumentParser(prog=prog, description=cls.__doc__)
     fields = dataclasses.fields(cls)  # type: ignore[arg-type]
     for f in fields:
+        if f.metadata.get("env_only"):
+            continue
         # A bare boolean flag (``--quick``) means true; ``--quick false`` still works.
         extra: dict[str, Any] = (
             {"nargs": "?", "const": "true"} if _base_type(hints[f.name]) is bool else {})
@@ -98,7 +101,7 @@ def parse_options(cls: type[T], known: Collection[str], argv: Sequence[str] | No
     args = parser.parse_args(list(argv) if argv is not None else [])
     values: dict[str, Any] = {}
     for f in fields:
-        flag = getattr(args, f.name)
+        flag = getattr(args, f.name, None)
         var = env_name(f)
         if flag is not None:
             where, raw = "--" + f.name.replace("_", "-"), flag
@@ -124,5 +127,6 @@ def parse_options(cls: type[T], known: Collection[str], argv: Sequence[str] | No
 
 def describe(cls: type[Any]) -> list[tuple[str, str, str, str]]:
     """``(variable, flag, default, help)`` rows for documentation and ``--help`` tables."""
-    return [(env_name(f), "--" + f.name.replace("_", "-"), repr(f.default),
+    return [(env_name(f), "" if f.metadata.get("env_only") else "--" + f.name.replace("_", "-"),
+             repr(f.default),
              str(f.metadata.get("help", ""))) for f in dataclasses.fields(cls)]

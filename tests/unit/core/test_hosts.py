@@ -19,6 +19,7 @@ from elastic_inference.core.settings import (
     WebsocketSettings,
     parse_settings,
 )
+from tests.credentials import SECRET_ENV
 
 
 def test_default_is_loopback_plus_a_specific_listen_address() -> None:
@@ -90,7 +91,8 @@ def test_listed_origins_are_exact() -> None:
 @pytest.mark.parametrize("cls", [GatewaySettings, WebsocketSettings, UpSettings])
 def test_settings_parse_and_reject_with_the_variable_named(
         cls: type[GatewaySettings | WebsocketSettings | UpSettings]) -> None:
-    s = parse_settings(cls, [], {"EI_ALLOWED_HOSTS": "ei.example.com, .example.org,[::1]",
+    s = parse_settings(cls, [], {**SECRET_ENV,
+                                 "EI_ALLOWED_HOSTS": "ei.example.com, .example.org,[::1]",
                                  "EI_ALLOWED_ORIGINS": "https://ei.example.com"})
     assert s.allowed_hosts == ("ei.example.com", ".example.org", "[::1]")
     assert s.allowed_origins == ("https://ei.example.com",)
@@ -101,7 +103,7 @@ def test_settings_parse_and_reject_with_the_variable_named(
                         ("EI_ALLOWED_ORIGINS", "https://ei.example.com/path"),
                         ("EI_ALLOWED_ORIGINS", "ws://ei.example.com")):
         with pytest.raises(ConfigError, match=name):
-            parse_settings(cls, [], {name: value})
+            parse_settings(cls, [], {**SECRET_ENV, name: value})
 
 
 def test_the_servers_own_origin_passes_when_its_host_is_given() -> None:

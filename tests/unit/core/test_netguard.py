@@ -23,6 +23,7 @@ from elastic_inference.core.netguard import (
 )
 from elastic_inference.core.settings import AnalysisSettings, GatewaySettings, parse_settings
 from elastic_inference.core.sourceurl import ffmpeg_capture_options
+from tests.credentials import SECRET_ENV
 
 DNS = {
     "cam.example.com": ["93.184.215.14"],
@@ -115,7 +116,7 @@ def test_bad_entries_are_rejected_naming_them(bad: str) -> None:
 
 
 def test_setting_is_parsed_and_checked_on_gateway_and_runner() -> None:
-    env = {"EI_SOURCE_ALLOW": "cam.example.com, 10.0.0.0/8 ,::1"}
+    env = {**SECRET_ENV, "EI_SOURCE_ALLOW": "cam.example.com, 10.0.0.0/8 ,::1"}
     settings: tuple[type[AnalysisSettings] | type[GatewaySettings], ...] = (
         AnalysisSettings, GatewaySettings)
     for cls in settings:
@@ -123,8 +124,8 @@ def test_setting_is_parsed_and_checked_on_gateway_and_runner() -> None:
         assert policy.names == frozenset({"cam.example.com"})
         assert [str(n) for n in policy.networks] == ["10.0.0.0/8", "::1/128"]
         with pytest.raises(ConfigError, match=r"EI_SOURCE_ALLOW.*not a host name"):
-            parse_settings(cls, [], {"EI_SOURCE_ALLOW": "a/b"})
-        assert not parse_settings(cls, [], {}).source_policy()  # default: no URL sources
+            parse_settings(cls, [], {**SECRET_ENV, "EI_SOURCE_ALLOW": "a/b"})
+        assert not parse_settings(cls, [], SECRET_ENV).source_policy()  # default: no URL sources
 
 
 def test_real_resolution_of_localhost_is_refused_unless_listed() -> None:

@@ -37,6 +37,7 @@ from elastic_inference.services.gateway import (
     parse_step,
 )
 from elastic_inference.services.local import LocalSystem
+from tests.credentials import NO_AUTH, SECRET_ENV
 from tests.unit.core.test_jobs import job_body
 
 # -- pure helpers ------------------------------------------------------------------------------
@@ -156,18 +157,20 @@ def test_mjpeg_part_is_boundary_headers_jpeg_crlf() -> None:
 
 
 def test_gateway_settings() -> None:
-    s = parse_settings(GatewaySettings, [], {})
+    s = parse_settings(GatewaySettings, [], SECRET_ENV)
     assert (s.spa_dir, s.websocket_upstream, s.websocket_url) == (Path("spa/dist"), "", "")
     assert s.media_dir == Path("media")
-    assert parse_settings(GatewaySettings, [], {"EI_MEDIA_DIR": "/opt/ei/media"}).media_dir \
-        == Path("/opt/ei/media")
+    media = {**SECRET_ENV, "EI_MEDIA_DIR": "/opt/ei/media"}
+    assert parse_settings(GatewaySettings, [], media).media_dir == Path("/opt/ei/media")
     assert (s.max_mjpeg_clients, s.max_proxy_clients) == (20, 200)
-    env = {"EI_WEBSOCKET_UPSTREAM": "ws://ei-websocket:8081/ws", "EI_WEBSOCKET_URL": "/ws",
+    env = {**SECRET_ENV, "EI_WEBSOCKET_UPSTREAM": "ws://ei-websocket:8081/ws",
+           "EI_WEBSOCKET_URL": "/ws",
            "EI_SPA_DIR": "/opt/ei/spa", "EI_MAX_MJPEG_CLIENTS": "3"}
     s = parse_settings(GatewaySettings, [], env)
     assert s.websocket_upstream == "ws://ei-websocket:8081/ws" and s.websocket_url == "/ws"
     assert s.spa_dir == Path("/opt/ei/spa") and s.max_mjpeg_clients == 3
-    assert parse_settings(GatewaySettings, [], {"EI_WEBSOCKET_URL": "wss://h.example/ws"})
+    wss = {**SECRET_ENV, "EI_WEBSOCKET_URL": "wss://h.example/ws"}
+    assert parse_settings(GatewaySettings, [], wss)
     for name, value in (("EI_WEBSOCKET_UPSTREAM", "/ws"),
                         ("EI_WEBSOCKET_UPSTREAM", "http://127.0.0.1:8081/ws"),
                         ("EI_WEBSOCKET_UPSTREAM", "ws://user:secret@h/ws"),
@@ -177,18 +180,19 @@ def test_gateway_settings() -> None:
                         ("EI_MAX_PROXY_CLIENTS", "0"),
                         ("EI_JOB_RATE", "60"), ("EI_LIST_RATE", "5/week")):
         with pytest.raises(ConfigError, match=name):
-            parse_settings(GatewaySettings, [], {name: value})
+            parse_settings(GatewaySettings, [], {**SECRET_ENV, name: value})
 
 
 def test_quota_settings_reach_the_gateway(tmp_path: Path) -> None:
-    s = parse_settings(GatewaySettings, [], {})
+    s = parse_settings(GatewaySettings, [], SECRET_ENV)
     assert (Rate.parse(s.job_rate), Rate.parse(s.list_rate)) == (Rate(60, 60.0), Rate(120, 60.0))
-    s = parse_settings(GatewaySettings, [], {"EI_JOB_RATE": "off", "EI_LIST_RATE": "10/s"})
+    s = parse_settings(GatewaySettings, [],
+                       {**SECRET_ENV, "EI_JOB_RATE": "off", "EI_LIST_RATE": "10/s"})
     assert (Rate.parse(s.job_rate), Rate.parse(s.list_rate)) == (None, Rate(10, 1.0))
     up = parse_settings(UpSettings, ["--sample-dir", str(tmp_path), "--job-rate", "7/h"], {})
     [gateway] = [c for c in LocalSystem(up, "redis://127.0.0.1:1/0", ServiceRuntime("t")).children
                  if c.args[0] == "gateway"]
-    given = parse_settings(GatewaySettings, gateway.args[1:], {})
+    given = parse_settings(GatewaySettings, gateway.args[1:], SECRET_ENV)
     assert (given.job_rate, given.list_rate) == ("7/h", "120/min")
 
 
@@ -206,7 +210,7 @@ def test_ei_up_starts_the_gateway_behind_its_own_ws_proxy(tmp_path: Path, host: 
     [runner] = [c for c in system.children if c.args[0] == "analysis"]
     for child in (gateway, runner):
         assert child.args[child.args.index("--media-dir") + 1] == str(tmp_path)
-    parse_settings(GatewaySettings, gateway.args[1:], {})  # every flag is a real setting
+    parse_settings(GatewaySettings, gateway.args[1:], SECRET_ENV)  # every flag is a real setting
 
 
 # -- HTTP surface with Redis "down" ------------------------------------------------------------
@@ -230,7 +234,7 @@ class TestGatewayHttp(AsyncHTTPTestCase):
         self.registry = CollectorRegistry()
         self.metrics = GatewayMetrics(self.registry)
         self.pool = ThreadPoolExecutor(max_workers=2)
-        return make_app(DownRedis(), metrics=self.metrics, executor=self.pool)
+        return make_app(DownRedis(), gatekeeper=NO_AUTH, metrics=self.metrics, executor=self.pool)
 
     def tearDown(self) -> None:
         super().tearDown()
@@ -371,7 +375,7 @@ class TestDashboard(AsyncHTTPTestCase):
 
         self.spa = build_dashboard(Path(tempfile.mkdtemp(prefix="ei-spa-")) / "dist")
         self.pool = ThreadPoolExecutor(max_workers=1)
-        return make_app(DownRedis(), executor=self.pool, spa_dir=self.spa)
+        return make_app(DownRedis(), gatekeeper=NO_AUTH, executor=self.pool, spa_dir=self.spa)
 
     def tearDown(self) -> None:
         super().tearDown()
@@ -418,13 +422,13 @@ def test_plain_page_when_the_dashboard_is_not_built(tmp_path: Path,
                                                     caplog: pytest.LogCaptureFixture) -> None:
     pool = ThreadPoolExecutor(max_workers=1)
     with caplog.at_level(logging.WARNING, "elastic_inference.services.gateway"):
-        app = make_app(DownRedis(), executor=pool, spa_dir=tmp_path / "dist")
+        app = make_app(DownRedis(), gatekeeper=NO_AUTH, executor=pool, spa_dir=tmp_path / "dist")
     pool.shutdown()
     [record] = [r for r in caplog.records if "not built" in r.getMessage()]
     assert "make spa" in record.getMessage() and str(tmp_path / "dist") in record.getMessage()
     built = build_dashboard(tmp_path / "built")
     caplog.clear()
     with caplog.at_level(logging.WARNING, "elastic_inference.services.gateway"):
-        make_app(DownRedis(), executor=pool, spa_dir=built)
+        make_app(DownRedis(), gatekeeper=NO_AUTH, executor=pool, spa_dir=built)
     assert not caplog.records
     assert app.ctx.websocket_upstream == ""

@@ -12,6 +12,7 @@ from tornado.testing import AsyncHTTPTestCase
 from elastic_inference.services.gateway import make_app
 from elastic_inference.services.gateway.base import implemented_methods
 from elastic_inference.services.gateway.streams import HealthHandler
+from tests.credentials import NO_AUTH
 
 
 def test_implemented_methods_are_those_a_handler_defines() -> None:
@@ -22,7 +23,7 @@ class TestWrongMethod(AsyncHTTPTestCase):
     def get_app(self) -> Any:
         self.pool = ThreadPoolExecutor(max_workers=1)
         # Nothing here reaches Redis: a 405 is answered before any handler method runs.
-        return make_app(redis.Redis(port=1), executor=self.pool)
+        return make_app(redis.Redis(port=1), gatekeeper=NO_AUTH, executor=self.pool)
 
     def tearDown(self) -> None:
         super().tearDown()

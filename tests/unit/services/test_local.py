@@ -21,6 +21,7 @@ from elastic_inference.services.local import (
     WorkerPool,
     check_inputs,
 )
+from tests.credentials import SECRET_ENV
 
 
 def test_plan_starts_three_streams_three_workers_websocket_and_gateway(tmp_path: Path) -> None:
@@ -144,10 +145,10 @@ def test_websocket_server_trusts_the_gateway_relay_only(tmp_path: Path, host: st
     ws = next(c for c in system.children if c.args[0] == "websocket")
     gw = next(c for c in system.children if c.args[0] == "gateway")
     upstream = gw.args[gw.args.index("--websocket-upstream") + 1]
-    ws_settings = parse_settings(WebsocketSettings, ws.args[1:], {})
+    ws_settings = parse_settings(WebsocketSettings, ws.args[1:], SECRET_ENV)
     assert ws_settings.trusted_proxies == (trusted,)
     assert f"//{trusted}:" in upstream or f"//[{trusted}]:" in upstream
-    assert parse_settings(GatewaySettings, gw.args[1:], {}).trusted_proxies == ()
+    assert parse_settings(GatewaySettings, gw.args[1:], SECRET_ENV).trusted_proxies == ()
 
 
 @pytest.mark.parametrize(("args", "hosts", "origins"), [
@@ -163,8 +164,8 @@ def test_gateway_and_websocket_server_allow_the_same_hosts(
     system = LocalSystem(s, "redis://127.0.0.1:1/0", ServiceRuntime("t"))
     ws = next(c for c in system.children if c.args[0] == "websocket")
     gw = next(c for c in system.children if c.args[0] == "gateway")
-    for child_settings in (parse_settings(WebsocketSettings, ws.args[1:], {}),
-                           parse_settings(GatewaySettings, gw.args[1:], {})):
+    for child_settings in (parse_settings(WebsocketSettings, ws.args[1:], SECRET_ENV),
+                           parse_settings(GatewaySettings, gw.args[1:], SECRET_ENV)):
         assert child_settings.allowed_hosts == hosts
         assert child_settings.allowed_origins == origins
 
@@ -173,7 +174,7 @@ def test_a_wildcard_host_adds_this_machines_names(tmp_path: Path) -> None:
     s = parse_settings(UpSettings, ["--sample-dir", str(tmp_path), "--host", "0.0.0.0"], {})
     gw = next(c for c in LocalSystem(s, "redis://127.0.0.1:1/0", ServiceRuntime("t")).children
               if c.args[0] == "gateway")
-    hosts = parse_settings(GatewaySettings, gw.args[1:], {}).allowed_hosts
+    hosts = parse_settings(GatewaySettings, gw.args[1:], SECRET_ENV).allowed_hosts
     assert hosts[:3] == ("localhost", "127.0.0.1", "[::1]")
     assert socket.gethostname().lower() in hosts and "*" not in hosts
 

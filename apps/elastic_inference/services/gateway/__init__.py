@@ -25,11 +25,13 @@ import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
+from ...core.access import Gatekeeper
 from ...core.hosts import HostPolicy
 from ...core.live import WS_PATH
 from ...core.metrics import GatewayMetrics
 from ...core.ratelimit import Rate
 from ...core.runtime import running
+from ...core.sessions import Signer
 from ...core.settings import GatewaySettings, parse_settings
 from ...core.tls import server_context
 from .analysis import MAX_JOB_BODY
@@ -76,8 +78,15 @@ def main(argv: list[str]) -> int:
         hosts = HostPolicy.build(settings.allowed_hosts, settings.allowed_origins,
                                  settings.host)
         log.info("gateway: answering for Host %s", ", ".join(hosts.hosts))
+        if settings.no_auth:
+            log.warning("gateway: authentication is OFF (EI_NO_AUTH): anyone who can reach "
+                        "%s:%d is admin", settings.host, settings.port)
+        gatekeeper = Gatekeeper(client, None if settings.no_auth else
+                                Signer(settings.session_secret), enabled=not settings.no_auth,
+                                login_rate=Rate.parse(settings.login_rate))
         executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="gateway-redis")
-        app = make_app(client, metrics=GatewayMetrics(runtime.registry), executor=executor,
+        app = make_app(client, gatekeeper=gatekeeper,
+                       metrics=GatewayMetrics(runtime.registry), executor=executor,
                        websocket_url=settings.websocket_url,
                        websocket_upstream=settings.websocket_upstream,
                        spa_dir=settings.spa_dir, max_mjpeg_clients=settings.max_mjpeg_clients,
@@ -88,7 +97,8 @@ def main(argv: list[str]) -> int:
                        job_rate=Rate.parse(settings.job_rate),
                        list_rate=Rate.parse(settings.list_rate),
                        limits=settings.connection_limits(),
-                       hosts=hosts, tls=ssl_context is not None)
+                       hosts=hosts, tls=ssl_context is not None,
+                       session_ttl=settings.session_ttl)
         try:
             asyncio.run(serve(app, settings.host, settings.port, runtime.stop.is_set,
                               started=lambda _port: runtime.ready.set(),

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import tornado.web
 import tornado.websocket
 
+from ...core.auth import Role
 from ...core.errors import InvalidMessage, StorageFull
 from ...core.jobrequest import check_known_types, parse_job_request, resolve_source
 from ...core.jobs import JobFrame
@@ -15,7 +15,7 @@ from ...core.ratelimit import RateLimiter
 from ...core.snapshot import (
     frame_view,
 )
-from .base import BaseHandler, known_types, render_snapshot
+from .base import OPERATE, BaseHandler, HeaderError, known_types, render_snapshot
 from .params import parse_frame_number, parse_int
 
 log = logging.getLogger(__name__)
@@ -28,14 +28,6 @@ DEFAULT_PAGE, MAX_PAGE = 100, 1000
 MAX_OFFSET = 10**9
 
 
-class QuotaExceeded(tornado.web.HTTPError):
-    """429 with ``Retry-After`` (whole seconds, >= 1)."""
-
-    def __init__(self, what: str, retry_after: str) -> None:
-        super().__init__(429, "too many %s from this client; retry in %s s", what, retry_after)
-        self.retry_after = retry_after
-
-
 @tornado.web.stream_request_body
 class AnalysisJobsHandler(BaseHandler):
     """``POST /api/analysis`` submits a job, ``GET /api/analysis`` lists them.
@@ -44,12 +36,15 @@ class AnalysisJobsHandler(BaseHandler):
     :data:`MAX_JOB_BODY` is refused without being held in memory.
     """
 
+    access = {"GET": Role.OPERATOR, "POST": Role.OPERATOR}
+
     body: bytearray
     too_large: bool
 
-    def prepare(self) -> None:
+    async def prepare(self) -> None:
         self.body = bytearray()
         self.too_large = False
+        await self.authorize()
         length = self.request.headers.get("Content-Length", "")
         if length.isdigit() and int(length) > MAX_JOB_BODY:
             raise tornado.web.HTTPError(413, "the body is larger than %d bytes", MAX_JOB_BODY)
@@ -61,21 +56,16 @@ class AnalysisJobsHandler(BaseHandler):
         else:
             self.body += chunk
 
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        # Tornado clears the headers before calling this, so Retry-After is set here.
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        if isinstance(exc, QuotaExceeded):
-            self.set_header("Retry-After", exc.retry_after)
-        super().write_error(status_code, **kwargs)
-
     async def quota(self, limiter: RateLimiter, what: str) -> None:
-        """Count this request against the client's rate, or answer 429. Keyed by the client
-        address until the gateway authenticates; then by the principal's name (token or
-        session user), so clients behind one NAT stop sharing a limit. A Redis outage
-        answers 503 as every route here would anyway (``run``)."""
-        verdict = await self.run(limiter.allow, self.ctx.client_ip(self.request))
+        """Count this request against its principal's rate (token or user; the client
+        address when authentication is off), or answer 429. A Redis outage answers 503."""
+        assert self.principal is not None
+        who = (self.ctx.client_ip(self.request) if self.principal.kind == "anonymous"
+               else self.principal.key)
+        verdict = await self.run(limiter.allow, who)
         if not verdict.allowed:
-            raise QuotaExceeded(what, verdict.retry_after_header)
+            raise HeaderError(429, f"too many {what}; retry in {verdict.retry_after_header} s",
+                              {"Retry-After": verdict.retry_after_header})
 
     async def get(self) -> None:
         limit = self.param(parse_int, "limit", self.query("limit"), DEFAULT_JOBS_LIMIT, 1,
@@ -119,6 +109,8 @@ class AnalysisJobsHandler(BaseHandler):
 
 
 class AnalysisJobHandler(BaseHandler):
+    access = {"GET": Role.OPERATOR, "DELETE": Role.OPERATOR}
+
     async def get(self, raw_id: str) -> None:
         self.write_json(await self.job_or_404(self.job_id(raw_id)))
 
@@ -132,6 +124,8 @@ class AnalysisJobHandler(BaseHandler):
 
 
 class AnalysisResultsHandler(BaseHandler):
+    access = OPERATE
+
     async def get(self, raw_id: str) -> None:
         job_id = self.job_id(raw_id)
         offset = self.param(parse_int, "offset", self.query("offset"), 0, 0, MAX_OFFSET)
@@ -160,6 +154,8 @@ class AnalysisFrameHandler(BaseHandler):
 
 
 class AnalysisFrameImageHandler(AnalysisFrameHandler):
+    access = OPERATE
+
     async def get(self, raw_id: str, raw_frame: str) -> None:
         job_id, frame, found = await self.frame(raw_id, raw_frame, jpeg=True)
         assert found.jpeg is not None
@@ -177,6 +173,8 @@ class AnalysisFrameImageHandler(AnalysisFrameHandler):
 
 
 class AnalysisFrameResultsHandler(AnalysisFrameHandler):
+    access = OPERATE
+
     async def get(self, raw_id: str, raw_frame: str) -> None:
         job_id, frame, found = await self.frame(raw_id, raw_frame, jpeg=False)
         _, results = frame_view(frame, b"", found.results)

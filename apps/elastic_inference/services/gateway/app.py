@@ -15,11 +15,13 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from ...core import clients
+from ...core.access import Gatekeeper
 from ...core.hosts import HostPolicy
 from ...core.live import WS_PATH
 from ...core.metrics import GatewayMetrics
 from ...core.netguard import NO_URLS, SourcePolicy
 from ...core.ratelimit import Rate
+from .account import LoginHandler, LogoutHandler, MeHandler, SignedUrlHandler, UsersHandler
 from .analysis import (
     AnalysisFrameImageHandler,
     AnalysisFrameResultsHandler,
@@ -68,7 +70,7 @@ def dashboard_dir(spa_dir: Path | None) -> Path | None:
     return None
 
 
-def make_app(client: redis.Redis, *, metrics: GatewayMetrics | None = None,
+def make_app(client: redis.Redis, *, gatekeeper: Gatekeeper, metrics: GatewayMetrics | None = None,
              executor: ThreadPoolExecutor | None = None, websocket_url: str = "",
              websocket_upstream: str = "", spa_dir: Path | None = None,
              max_mjpeg_clients: int = 20, max_proxy_clients: int = 200,
@@ -77,18 +79,21 @@ def make_app(client: redis.Redis, *, metrics: GatewayMetrics | None = None,
              job_memory_share: float = 0.5,
              source_policy: SourcePolicy = NO_URLS,
              hosts: HostPolicy | None = None, job_rate: Rate | None = None,
-             list_rate: Rate | None = None, tls: bool = False) -> GatewayApp:
+             list_rate: Rate | None = None, tls: bool = False,
+             session_ttl: int = 43200) -> GatewayApp:
     """Build the Tornado application; tests pass their own client, pool and metrics.
 
     ``spa_dir`` is the built dashboard (``None``: the plain page only); an empty
     ``websocket_upstream`` leaves ``/ws`` unrouted (404); ``media_dir`` is where analysis-job
     sources are checked; ``hosts`` the allowed Host and Origin headers (default: loopback);
-    ``tls`` tells handlers the server speaks HTTPS (``serve`` with an SSL context).
+    ``tls`` tells handlers the server speaks HTTPS (``serve`` with an SSL context);
+    ``gatekeeper`` checks every route's credentials (doc/security.md).
     """
     if executor is None:
         executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="gateway-redis")
     csp = content_security_policy(websocket_url)
-    ctx = GatewayContext(client=client, executor=executor, metrics=metrics,
+    ctx = GatewayContext(client=client, executor=executor, gatekeeper=gatekeeper,
+                         metrics=metrics,
                          websocket_url=websocket_url, csp=csp, health=RedisHealth(metrics),
                          websocket_upstream=websocket_upstream,
                          max_mjpeg_clients=max_mjpeg_clients,
@@ -96,7 +101,8 @@ def make_app(client: redis.Redis, *, metrics: GatewayMetrics | None = None,
                          media_dir=media_dir, job_memory_share=job_memory_share,
                          source_policy=source_policy,
                          hosts=hosts if hosts is not None else HostPolicy.build(()),
-                         job_rate=job_rate, list_rate=list_rate, tls=tls)
+                         job_rate=job_rate, list_rate=list_rate, tls=tls,
+                         session_ttl=session_ttl)
     sid = r"([^/]+)"
     dashboard = dashboard_dir(spa_dir)
     # A StaticFileHandler needs a path group; "/" maps to "" and so to index.html.
@@ -124,6 +130,11 @@ def make_app(client: redis.Redis, *, metrics: GatewayMetrics | None = None,
         (rf"/api/analysis/{sid}/frames/{sid}/results", AnalysisFrameResultsHandler),
         (r"/api/status", StatusHandler),
         (r"/api/config", ConfigHandler),
+        (r"/api/login", LoginHandler),
+        (r"/api/logout", LogoutHandler),
+        (r"/api/me", MeHandler),
+        (r"/api/signed-url", SignedUrlHandler),
+        (r"/api/users", UsersHandler),
     ]
     if websocket_upstream:
         routes.append((WS_PATH, WebsocketProxyHandler))

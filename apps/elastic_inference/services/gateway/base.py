@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, TypeVar, cast
 from urllib.parse import urlsplit
 
 import redis
@@ -15,12 +15,15 @@ import tornado.web
 import tornado.websocket
 from tornado.ioloop import IOLoop
 
+from ...core.access import REALM, Credentials
+from ...core.auth import Principal, Role
 from ...core.errors import InvalidMessage
 from ...core.jobs import JobStore
 from ...core.keys import check_job_id, check_stream_id
 from ...core.redact import redact_url
 from ...core.redisconn import REDIS_DOWN_ERRORS
 from ...core.registry import worker_types
+from ...core.sessions import CSRF_HEADER, SESSION_COOKIE, Session, csrf_matches
 from ...core.snapshot import (
     Snapshot,
 )
@@ -41,6 +44,23 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 SERVER_NAME = "elastic-inference"
 #: How much of a refused Host header a log line shows (repr-escaped).
 LOGGED_HOST_CHARS = 100
+#: Methods that change nothing: a cookie session needs no CSRF token for them.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: ``access`` of routes anyone may use: health checks, the login page and its assets.
+PUBLIC: Mapping[str, Role | None] = {"GET": None, "HEAD": None}
+#: ``access`` of what a viewer may see.
+VIEW: Mapping[str, Role | None] = {"GET": Role.VIEWER, "HEAD": Role.VIEWER}
+#: ``access`` of what only an operator may see.
+OPERATE: Mapping[str, Role | None] = {"GET": Role.OPERATOR, "HEAD": Role.OPERATOR}
+
+
+class HeaderError(tornado.web.HTTPError):
+    """An HTTP error answered with extra headers (``Retry-After``, ``WWW-Authenticate``):
+    Tornado clears headers before writing an error, so they travel with the exception."""
+
+    def __init__(self, status: int, message: str, headers: Mapping[str, str]) -> None:
+        super().__init__(status, "%s", message)
+        self.headers = dict(headers)
 
 
 
@@ -82,9 +102,12 @@ def _write_json_error(handler: tornado.web.RequestHandler, status_code: int,
     """Replace Tornado's HTML error page with ``{"error": message}``; a 405 names the
     methods the resource has in ``Allow``, as RFC 9110 requires (Tornado does not)."""
     message = handler._reason
+    exc_info = kwargs.get("exc_info")
+    if exc_info is not None and isinstance(exc_info[1], HeaderError):
+        for name, value in exc_info[1].headers.items():
+            handler.set_header(name, value)
     if status_code == 405:
         handler.set_header("Allow", ", ".join(implemented_methods(type(handler))))
-    exc_info = kwargs.get("exc_info")
     if exc_info is not None:
         exc = exc_info[1]
         if isinstance(exc, tornado.web.HTTPError) and exc.log_message:
@@ -98,7 +121,16 @@ def _write_json_error(handler: tornado.web.RequestHandler, status_code: int,
 
 
 class SecureHandler(tornado.web.RequestHandler):
-    """What every handler shares: security headers and JSON errors."""
+    """What every handler shares: security headers, JSON errors, and credentials checked
+    before any method runs, against the least role ``access`` names for the method.
+
+    A method missing from ``access`` needs an admin, so a handler that forgets to declare a
+    new method fails closed; ``None`` marks a public one.
+    """
+
+    access: ClassVar[Mapping[str, Role | None]] = {}
+    principal: Principal | None = None
+    session: Session | None = None
 
     @property
     def ctx(self) -> GatewayContext:
@@ -118,15 +150,42 @@ class SecureHandler(tornado.web.RequestHandler):
         log.error("uncaught exception in %s", redact_url(self._request_summary()),
                   exc_info=value)
 
+    async def prepare(self) -> None:
+        await self.authorize()
 
-class BaseHandler(SecureHandler):
-    """API handlers: query parameters, and Redis calls off the event loop."""
+    async def authorize(self) -> None:
+        """401 without valid credentials, 403 with too low a role or a cookie session's write
+        without its CSRF token; otherwise ``self.principal`` is who asks."""
+        method = self.request.method or "GET"
+        required = self.access.get(method, Role.ADMIN)
+        if required is None:
+            return
+        gate = self.ctx.gatekeeper
+        access = (await self.run(gate.identify, self.credentials()) if gate.enabled
+                  else gate.identify(Credentials()))
+        principal = access.principal
+        if principal is None or (principal.kind == "url" and method not in ("GET", "HEAD")):
+            raise HeaderError(401, access.reason or "a signed URL allows GET only",
+                              {"WWW-Authenticate": REALM})
+        if not principal.allows(required):
+            raise tornado.web.HTTPError(403, "%s %s needs the %s role (you are %s %s, %s)",
+                                        method, self.request.path, required, principal.kind,
+                                        principal.name, principal.role)
+        if (access.session is not None and method not in SAFE_METHODS
+                and not csrf_matches(access.session, self.request.headers.get(CSRF_HEADER))):
+            raise tornado.web.HTTPError(403, "missing or wrong %s header: send the csrf value "
+                                             "of /api/me with every change", CSRF_HEADER)
+        self.principal, self.session = principal, access.session
 
-    def write_json(self, data: Any, status: int = 200) -> None:
-        self.set_status(status)
-        self.set_header("Content-Type", "application/json; charset=UTF-8")
-        self.set_header("Cache-Control", "no-store")
-        self.finish(json.dumps(data, separators=(",", ":")))
+    def credentials(self) -> Credentials:
+        """What this request carries, as core.access reads it."""
+        return Credentials(self.request.headers.get("Authorization"),
+                           self.get_cookie(SESSION_COOKIE), self.request.path,
+                           self._query_text("exp"), self._query_text("sig"))
+
+    def _query_text(self, name: str) -> str | None:
+        values = self.request.query_arguments.get(name)
+        return values[-1].decode("utf-8", "replace") if values else None
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run sync ``fn`` (Redis or CPU work) in the pool; a Redis outage becomes a 503."""
@@ -137,6 +196,16 @@ class BaseHandler(SecureHandler):
             raise tornado.web.HTTPError(503, REDIS_DOWN_MESSAGE) from exc
         self.ctx.health.ok()
         return value
+
+
+class BaseHandler(SecureHandler):
+    """API handlers: query parameters, JSON answers."""
+
+    def write_json(self, data: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(json.dumps(data, separators=(",", ":")))
 
     def stream_id(self, raw: str) -> str:
         """Validate a path id (Tornado has already percent-decoded it) or answer 400."""
@@ -188,14 +257,14 @@ class BaseHandler(SecureHandler):
 class NotFoundHandler(BaseHandler):
     """Every unknown path, API or not: 404 JSON."""
 
-    def prepare(self) -> None:
+    async def prepare(self) -> None:
         raise tornado.web.HTTPError(404, "no such resource: %s", self.request.path)
 
 
 class HostRefusedHandler(BaseHandler):
     """Any request whose ``Host`` is not allowed (EI_ALLOWED_HOSTS): 400, before routing."""
 
-    def prepare(self) -> None:
+    async def prepare(self) -> None:
         host = self.request.headers.get("Host")
         log.warning("gateway: refusing Host %s from %s (EI_ALLOWED_HOSTS)",
                     "(none)" if host is None else repr(host[:LOGGED_HOST_CHARS]),
@@ -207,7 +276,10 @@ class HostRefusedHandler(BaseHandler):
 
 
 class SecureStaticHandler(SecureHandler, tornado.web.StaticFileHandler):
-    """Static files with the same security headers and JSON errors as the API."""
+    """Static files with the same security headers and JSON errors as the API; public: they
+    are the login page and its assets (the data they show comes from the API)."""
+
+    access = PUBLIC
 
     async def get(self, path: str, include_body: bool = True) -> None:
         """A missing file, a directory or a path out of the root answers like any unknown

@@ -17,6 +17,7 @@ import tornado.websocket
 from tornado.httputil import HTTPServerRequest
 
 from ...core import clients
+from ...core.access import Gatekeeper
 from ...core.broker import OutputBroker
 from ...core.hosts import HostPolicy
 from ...core.metrics import GatewayMetrics
@@ -67,6 +68,8 @@ class GatewayContext:
 
     client: redis.Redis
     executor: ThreadPoolExecutor
+    #: Who may do what (core.access); disabled only with EI_NO_AUTH on loopback.
+    gatekeeper: Gatekeeper
     metrics: GatewayMetrics | None
     websocket_url: str
     csp: str
@@ -86,8 +89,10 @@ class GatewayContext:
     #: Per client, shared by every replica through Redis (EI_JOB_RATE, EI_LIST_RATE).
     job_rate: Rate | None = None
     list_rate: Rate | None = None
-    #: Served over HTTPS (EI_TLS_CERT): cookies set later must then be Secure.
+    #: Served over HTTPS (EI_TLS_CERT): session cookies are then Secure.
     tls: bool = False
+    #: Seconds a login session lasts (EI_SESSION_TTL).
+    session_ttl: int = 43200
     broker: OutputBroker = field(init=False)
     registry: StreamRegistry = field(init=False)
     #: Blocking reads of MJPEG viewers: one thread each at most, apart from the API's pool.

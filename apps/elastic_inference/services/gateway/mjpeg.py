@@ -17,7 +17,7 @@ from ...core.runtime import LIVE_SOCKET_BUFFER, cap_socket_buffers
 from ...core.snapshot import (
     SnapshotFollower,
 )
-from .base import BaseHandler, render_snapshot
+from .base import VIEW, BaseHandler, render_snapshot
 from .params import parse_fps
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,8 @@ class MjpegHandler(BaseHandler):
     the previous one has been flushed to the client, from the newest frame at that moment:
     a slow client gets fewer frames, never a backlog.
     """
+
+    access = VIEW
 
     gone = False
     capped = False

@@ -16,7 +16,8 @@ from ...core import clients
 from ...core.hosts import ORIGIN_REFUSED
 from ...core.live import MAX_FRAME_MESSAGE_BYTES, MAX_INCOMING_BYTES, WS_PATH
 from ...core.runtime import LIVE_SOCKET_BUFFER, cap_socket_buffers
-from .base import LOGGED_HOST_CHARS, SecureHandler
+from ...core.sessions import SESSION_COOKIE
+from .base import LOGGED_HOST_CHARS, VIEW, SecureHandler
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,8 @@ class WebsocketProxyHandler(SecureHandler, tornado.websocket.WebSocketHandler):
     a slow browser holds back the upstream connection, and the websocket service's per-client
     mailbox (newest frame per stream and type) decides what is skipped.
     """
+
+    access = VIEW
 
     upstream: tornado.websocket.WebSocketClientConnection | None
     relay: asyncio.Task[None] | None
@@ -80,8 +83,9 @@ class WebsocketProxyHandler(SecureHandler, tornado.websocket.WebSocketHandler):
         ctx.proxies.add(self)
         try:
             # The websocket service caps per client too: it must see the browser's address.
+            # It checks credentials itself too: it gets the ones the browser sent here.
             upstream = await tornado.websocket.websocket_connect(
-                HTTPRequest(ctx.websocket_upstream, headers={"X-Forwarded-For": ip},
+                HTTPRequest(ctx.websocket_upstream, headers=self.upstream_headers(ip),
                             connect_timeout=WS_CONNECT_TIMEOUT_S),
                 max_message_size=MAX_FRAME_MESSAGE_BYTES)
         except (OSError, HTTPClientError, StreamClosedError,
@@ -103,6 +107,18 @@ class WebsocketProxyHandler(SecureHandler, tornado.websocket.WebSocketHandler):
         if down is not None:
             cap_socket_buffers(down.socket, send=LIVE_SOCKET_BUFFER)
         self.relay = asyncio.create_task(self._relay_down(upstream))
+
+    def upstream_headers(self, ip: str) -> dict[str, str]:
+        """The browser's address, and the credentials it sent (only those: no other cookie
+        of the browser leaves the gateway)."""
+        headers = {"X-Forwarded-For": ip}
+        authorization = self.request.headers.get("Authorization")
+        if authorization is not None:
+            headers["Authorization"] = authorization
+        cookie = self.get_cookie(SESSION_COOKIE)
+        if cookie is not None:
+            headers["Cookie"] = f"{SESSION_COOKIE}={cookie}"
+        return headers
 
     async def _relay_down(self, upstream: tornado.websocket.WebSocketClientConnection) -> None:
         """Websocket service -> browser until either side closes."""

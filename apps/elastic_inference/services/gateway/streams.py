@@ -16,7 +16,7 @@ from ...core.snapshot import (
     pick_snapshot,
 )
 from ...core.status import collect_status
-from .base import BaseHandler, render_snapshot
+from .base import PUBLIC, VIEW, BaseHandler, render_snapshot
 from .params import parse_label, parse_limit, parse_range, parse_step
 
 log = logging.getLogger(__name__)
@@ -24,12 +24,16 @@ log = logging.getLogger(__name__)
 
 
 class StreamsHandler(BaseHandler):
+    access = VIEW
+
     async def get(self) -> None:
         members = await self.run(self.ctx.registry.members)
         self.write_json({"streams": [m.to_json() for m in members]})
 
 
 class StreamHandler(BaseHandler):
+    access = VIEW
+
     async def get(self, raw_id: str) -> None:
         stream = self.stream_id(raw_id)
         members = await self.run(self.ctx.registry.members)
@@ -41,6 +45,8 @@ class StreamHandler(BaseHandler):
 
 
 class SnapshotHandler(BaseHandler):
+    access = VIEW
+
     async def get(self, raw_id: str) -> None:
         stream = self.stream_id(raw_id)
         entries = await self.run(self.ctx.broker.latest, stream, SNAPSHOT_SCAN)
@@ -60,6 +66,8 @@ class SnapshotHandler(BaseHandler):
 
 
 class LatestHandler(BaseHandler):
+    access = VIEW
+
     async def get(self, raw_id: str) -> None:
         stream = self.stream_id(raw_id)
         entries = await self.run(self.ctx.broker.latest, stream, SNAPSHOT_SCAN)
@@ -83,6 +91,8 @@ class HistoryHandler(BaseHandler):
 
 
 class ResultsHandler(HistoryHandler):
+    access = VIEW
+
     async def get(self, raw_id: str) -> None:
         stream = self.stream_id(raw_id)
         since, until = self.time_range()
@@ -96,6 +106,8 @@ class ResultsHandler(HistoryHandler):
 
 
 class CountsHandler(HistoryHandler):
+    access = VIEW
+
     async def get(self, raw_id: str) -> None:
         stream = self.stream_id(raw_id)
         since, until = self.time_range()
@@ -108,6 +120,8 @@ class CountsHandler(HistoryHandler):
 
 
 class StatusHandler(BaseHandler):
+    access = VIEW
+
     async def get(self) -> None:
         self.write_json(await self.run(collect_status, self.ctx.client))
 
@@ -115,16 +129,22 @@ class StatusHandler(BaseHandler):
 class ConfigHandler(BaseHandler):
     """What a browser page needs to know about its deployment (the websocket URL)."""
 
+    access = VIEW
+
     def get(self) -> None:
         self.write_json({"websocket_url": self.ctx.websocket_url or None})
 
 
 class HealthHandler(BaseHandler):
+    access = PUBLIC
+
     def get(self) -> None:
         self.write_json({"status": "ok"})
 
 
 class ReadyHandler(BaseHandler):
+    access = PUBLIC
+
     async def get(self) -> None:
         await self.run(self.ctx.client.ping)
         self.write_json({"status": "ready"})

@@ -13,9 +13,11 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from ...core.access import Gatekeeper
 from ...core.hosts import HostPolicy
 from ...core.metrics import WebsocketMetrics
 from ...core.runtime import running
+from ...core.sessions import Signer
 from ...core.settings import WebsocketSettings, parse_settings
 from .hub import MAX_PENDING_TEXT, Hub, Mailbox, encode_entry
 from .service import WebsocketService
@@ -29,7 +31,13 @@ def main(argv: list[str]) -> int:
     """``ei websocket``: parse settings, serve until SIGTERM/SIGINT, exit 0."""
     settings = parse_settings(WebsocketSettings, argv, prog="ei websocket")
     with running("websocket", settings) as (runtime, client):
+        if settings.no_auth:
+            log.warning("websocket: authentication is OFF (EI_NO_AUTH): anyone who can reach "
+                        "%s:%d sees every stream", settings.host, settings.port)
+        gatekeeper = Gatekeeper(client, None if settings.no_auth else
+                                Signer(settings.session_secret), enabled=not settings.no_auth)
         service = WebsocketService(client, WebsocketMetrics(runtime.registry),
+                                   gatekeeper=gatekeeper,
                                    max_clients=settings.max_clients, stop=runtime.stop,
                                    limits=settings.connection_limits(),
                                    hosts=HostPolicy.build(settings.allowed_hosts,

@@ -18,6 +18,7 @@ from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
 from ...core import clients
+from ...core.access import REALM, Credentials, Gatekeeper, session_cookie
 from ...core.broker import OutputBroker, OutputEntry
 from ...core.errors import SubscribeError
 from ...core.hosts import ORIGIN_REFUSED, HostPolicy
@@ -29,6 +30,7 @@ from ...core.live import (
 )
 from ...core.metrics import WebsocketMetrics
 from ...core.redisconn import REDIS_DOWN_ERRORS, Backoff
+from ...core.redisconn import error_text as redis_error
 from ...core.registry import StreamRegistry
 from ...core.runtime import (
     LIVE_SOCKET_BUFFER,
@@ -51,12 +53,15 @@ class WebsocketService:
     """Websocket server plus the single Redis reader feeding its hub."""
 
     def __init__(self, client: redis.Redis, metrics: WebsocketMetrics, *,
-                 max_clients: int = 200, stop: threading.Event | None = None,
+                 gatekeeper: Gatekeeper, max_clients: int = 200,
+                 stop: threading.Event | None = None,
                  refresh_s: float = 1.0, block_ms: int = 500, read_count: int = 8,
                  close_timeout: float = 2.0,
                  limits: clients.ConnectionLimits = clients.DEFAULT_LIMITS,
                  hosts: HostPolicy | None = None) -> None:
         self.client = client
+        #: Checks every handshake's credentials, as the gateway does (core.access).
+        self.gatekeeper = gatekeeper
         self.broker = OutputBroker(client)
         self.registry = StreamRegistry(client)
         self.metrics = metrics
@@ -78,20 +83,34 @@ class WebsocketService:
 
     # -- connections --------------------------------------------------------------------------
 
-    def _process_request(self, connection: ServerConnection,
-                         request: Request) -> Response | None:
+    async def _process_request(self, connection: ServerConnection,
+                               request: Request) -> Response | None:
         """Only ``/ws`` (query string allowed) upgrades, anything else is a plain 404; a
-        browser's handshake (it sends ``Origin``) from a page of another origin is a 403.
-        Clients without ``Origin`` are no browsers; the Ingress can route them here directly,
-        so the credential check (a later change) is what covers them."""
+        browser's handshake (it sends ``Origin``) from a page of another origin is a 403; then
+        the same credentials as the gateway's (token, session cookie): the Ingress can route
+        clients here directly, so this server checks them itself (401, or 503 while Redis is
+        unreachable). The gateway's relay forwards the browser's cookie and Authorization."""
         if request.path.split("?", 1)[0] != WS_PATH:
             return connection.respond(HTTPStatus.NOT_FOUND,
                                       f"not found: the websocket endpoint is {WS_PATH}\n")
+        peer = connection.remote_address[0] if connection.remote_address else "?"
         origins = request.headers.get_all("Origin")
         if origins and (len(origins) > 1 or not self.hosts.allows_origin(origins[0])):
-            log.warning("refusing Origin %r from %s", origins[0][:100],
-                        connection.remote_address[0] if connection.remote_address else "?")
+            log.warning("refusing Origin %r from %s", origins[0][:100], peer)
             return connection.respond(HTTPStatus.FORBIDDEN, ORIGIN_REFUSED + "\n")
+        creds = Credentials(request.headers.get("Authorization"),
+                            session_cookie(request.headers.get("Cookie")), WS_PATH)
+        try:
+            access = await asyncio.to_thread(self.gatekeeper.identify, creds)
+        except REDIS_DOWN_ERRORS as exc:
+            log.warning("cannot check credentials of %s: Redis unavailable (%s)", peer,
+                        redis_error(exc))
+            return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE,
+                                      "Redis is unavailable; retry shortly\n")
+        if access.principal is None:
+            response = connection.respond(HTTPStatus.UNAUTHORIZED, access.reason + "\n")
+            response.headers["WWW-Authenticate"] = REALM
+            return response
         return None
 
     async def _handle(self, conn: ServerConnection) -> None:

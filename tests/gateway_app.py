@@ -1,0 +1,66 @@
+"""The gateway application on a free port, in-process, against a real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from elastic_inference.core.metrics import GatewayMetrics
+from elastic_inference.core.redisconn import connect
+from elastic_inference.services.gateway import GatewayContext, make_app, serve
+from tests.credentials import bearer, gatekeeper
+from tests.processes import http
+
+
+class GatewayThread:
+    """The gateway app on a free port, in its own event loop thread."""
+
+    def __init__(self, url: str, **app_args: Any) -> None:
+        """Credentials are checked as in production; ``get`` sends an admin token's."""
+        self.client = connect(url)
+        self.registry = CollectorRegistry()
+        self.metrics = GatewayMetrics(self.registry)
+        self.pool = ThreadPoolExecutor(max_workers=4)
+        app_args.setdefault("gatekeeper", gatekeeper(self.client))
+        self.auth = bearer(self.client) if app_args["gatekeeper"].enabled else {}
+        app = make_app(self.client, metrics=self.metrics, executor=self.pool, **app_args)
+        self.app = app
+        self.ctx: GatewayContext = app.ctx
+        self.halt = threading.Event()
+        started = threading.Event()
+        self.port = 0
+
+        def on_start(port: int) -> None:
+            self.port = port
+            started.set()
+
+        self.thread = threading.Thread(target=lambda: asyncio.run(
+            serve(app, "127.0.0.1", 0, self.halt.is_set, started=on_start)), daemon=True)
+        self.thread.start()
+        assert started.wait(10)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def get(self, path: str, method: str = "GET",
+            headers: dict[str, str] | None = None) -> tuple[int, Any, bytes]:
+        """One request with the admin token, unless ``headers`` are given instead."""
+        return http(f"{self.url}{path}", method, b"{}" if method in ("POST", "PUT") else None,
+                    headers=self.auth if headers is None else headers)
+
+    def get_json(self, path: str, method: str = "GET") -> tuple[int, Any]:
+        code, headers, body = self.get(path, method)
+        assert headers["Content-Type"].startswith("application/json"), (path, headers)
+        return code, json.loads(body)
+
+    def stop(self) -> None:
+        self.halt.set()
+        self.thread.join(10)
+        self.pool.shutdown(wait=True)
+        self.client.close()
