@@ -25,7 +25,7 @@ describe("loginFailure", () => {
       kind: "wrong", text: "Wrong user name or password.", retryAt: 0,
     });
     expect(loginFailure(new ApiError(429, "too many", 30), 1000)).toMatchObject({
-      kind: "limited", retryAt: 31000,
+      kind: "limited", retryAt: 31000, seconds: 30,
     });
     expect(loginFailure(new ApiError(400, "name is required"))).toMatchObject({
       kind: "refused", text: "name is required",

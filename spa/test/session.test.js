@@ -152,7 +152,7 @@ describe("a session that ends on the server", () => {
     await expect(getJson("/api/streams")).rejects.toMatchObject({ status: 401 });
     expect(session.state.phase).toBe("out");
     expect(session.state.user).toBeNull();
-    expect(session.state.notice).toBe("Your session has ended (session expired). Log in again.");
+    expect(session.state.notice).toBe("Your session has ended. Log in again.");
   });
 
   it("reloads /api/me for a fresh CSRF token and retries the write", async () => {

@@ -5,13 +5,14 @@
 // the field before calling `submit`, so nothing of the page keeps it.
 import { reactive } from "vue";
 
-/** What a failed login attempt says: {kind, text, retryAt}; retryAt in ms, 0 if none. */
+/** What a failed login attempt says: {kind, text, retryAt} (retryAt in ms, 0 if none), and
+ * for a rate limit the `seconds` it asked to wait. */
 export function loginFailure(err, now = Date.now()) {
   const status = err?.status ?? 0;
   if (status === 401) return { kind: "wrong", text: "Wrong user name or password.", retryAt: 0 };
   if (status === 429) {
     const seconds = err.retryAfter ?? 60;
-    return { kind: "limited", text: "Too many failed logins.", retryAt: now + seconds * 1000 };
+    return { kind: "limited", text: "Too many failed logins.", retryAt: now + seconds * 1000, seconds };
   }
   if (status === 0 || status >= 500) {
     return {

@@ -30,8 +30,8 @@ export function createSession() {
   }
 
   /** A 401 from any call: the session expired or was revoked (only news while logged in). */
-  function expired(why) {
-    if (state.phase === "in") signedOut(`Your session has ended (${why}). Log in again.`);
+  function expired() {
+    if (state.phase === "in") signedOut("Your session has ended. Log in again.");
   }
 
   /** Ask the server who we are; 401 means the login page, no answer means "unreachable". */
