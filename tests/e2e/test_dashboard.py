@@ -117,7 +117,9 @@ def system(redis_server: RedisServer, model_dir: Path, sample_dir: Path,
            browser: Browser) -> Iterator[UpSystem]:
     redis_url = flushed(redis_server)
     port = free_port()
-    up = Service(["up", "--redis-url", redis_url, "--port", str(port), "--ws-port",
+    # Without authentication (tests/e2e/test_login.py covers the login): the page goes
+    # straight to the wall, and the test reads the API without credentials.
+    up = Service(["up", "--no-auth", "--redis-url", redis_url, "--port", str(port), "--ws-port",
                   str(free_port()), "--model-dir", str(model_dir), "--sample-dir",
                   str(sample_dir), "--spa-dir", str(SPA / "dist"), "--fps", "8"])
     base = f"http://127.0.0.1:{port}"
@@ -326,15 +328,29 @@ class Publisher(threading.Thread):
             self.client.close()
 
 
-def live_services(redis_url: str, *gateway_args: str) -> tuple[str, int, Service, Service]:
+def access_args(env: dict[str, str] | None) -> list[str]:
+    """Authentication on when ``env`` gives a session secret (EI_SESSION_SECRET), else off."""
+    return [] if env and "EI_SESSION_SECRET" in env else ["--no-auth"]
+
+
+def websocket_service(redis_url: str, port: int, env: dict[str, str] | None = None) -> Service:
+    """The websocket service on loopback ``port``, checking credentials as the gateway in
+    front of it does (``access_args``)."""
+    return Service(["websocket", "--redis-url", redis_url, "--host", "127.0.0.1", "--port",
+                    str(port), *access_args(env)], env=env)
+
+
+def live_services(redis_url: str, *gateway_args: str, env: dict[str, str] | None = None
+                  ) -> tuple[str, int, Service, Service]:
     """The websocket service and the gateway relaying /ws to it and serving spa/dist, on free
-    loopback ports: (the page's URL, the websocket port, websocket, gateway)."""
+    loopback ports: (the page's URL, the websocket port, websocket, gateway). Without
+    authentication (everyone admin, the page shows no login) unless ``env`` has a secret."""
     port, ws_port = free_port(), free_port()
-    websocket = Service(["websocket", "--redis-url", redis_url, "--host", "127.0.0.1",
-                         "--port", str(ws_port)])
+    websocket = websocket_service(redis_url, ws_port, env)
     gateway = Service(["gateway", "--redis-url", redis_url, "--host", "127.0.0.1", "--port",
                        str(port), "--websocket-upstream", f"ws://127.0.0.1:{ws_port}/ws",
-                       "--spa-dir", str(SPA / "dist"), *gateway_args])
+                       "--spa-dir", str(SPA / "dist"), *access_args(env), *gateway_args],
+                      env=env)
     return f"http://127.0.0.1:{port}/", ws_port, websocket, gateway
 
 
@@ -470,8 +486,7 @@ class TestSyntheticLoad:
         frames = browser.eval(f"{TILES_JS}.reduce((n, t) => n + t.frames, 0)")
 
         # The same port again: the page reconnects by itself (backoff), no reload.
-        synthetic.websocket = Service(["websocket", "--redis-url", synthetic.redis_url, "--host",
-                                       "127.0.0.1", "--port", str(synthetic.ws_port)])
+        synthetic.websocket = websocket_service(synthetic.redis_url, synthetic.ws_port)
         browser.wait(f"!{banner}", 30, "the banner to go after the websocket service is back")
         browser.wait(f"{TILES_JS}.reduce((n, t) => n + t.frames, 0) > {frames + N_STREAMS * 5}",
                      15, "frames again after reconnecting")

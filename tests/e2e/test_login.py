@@ -22,6 +22,7 @@ import redis
 from elastic_inference.bench.frames import video_jpegs
 from elastic_inference.core.auth import Role
 from elastic_inference.core.authstore import AuthStore
+from tests.credentials import SECRET_ENV
 from tests.e2e.browser import Browser
 from tests.e2e.test_dashboard import (
     FRAME_SIZE,
@@ -39,14 +40,21 @@ pytestmark = pytest.mark.e2e
 
 STREAMS = ["login-a", "login-b"]
 # name -> role; passwords are drawn per run (PASSWORDS).
-USERS = {"olga": Role.OPERATOR, "victor": Role.VIEWER, "mallory": Role.VIEWER}
+USERS = {"olga": Role.OPERATOR, "victor": Role.VIEWER, "erin": Role.VIEWER,
+         "mallory": Role.VIEWER}
 PASSWORDS = {name: secrets.token_urlsafe(12) for name in USERS}
 
 FORM = "!!document.querySelector('[data-testid=\"login-form\"]')"
 USER = "document.querySelector('[data-testid=\"user\"]')"
-ERROR_KIND = "document.querySelector('[data-testid=\"login-error\"]')?.dataset.kind ?? ''"
-SUBMIT = "document.querySelector('[data-testid=\"login-submit\"]')"
 DELETE = "[data-testid=\"delete-job\"]"
+
+
+@dataclass
+class LoginSystem:
+    url: str
+    redis_url: str
+    websocket: Service
+    gateway: Service
 
 
 def page_problems(browser: Browser) -> list[str]:
@@ -67,18 +75,20 @@ def log_out(browser: Browser) -> None:
     browser.wait(FORM, 10, "the login page after logging out")
 
 
+def login_page(browser: Browser, system: LoginSystem) -> None:
+    """The login page at the wall's address, whoever a test before left logged in."""
+    browser.goto(system.url)
+    browser.wait(f"{FORM} || !!{USER}", 15, "the page to know who it is")
+    if browser.eval(f"!!{USER}"):
+        log_out(browser)
+    browser.eval("location.hash = '#/'")
+
+
 def page_status(browser: Browser, method: str, path: str) -> int:
     """The status the gateway gives the page's own credentials (the cookie) for a request."""
     status: int = browser.eval(f"fetch({json.dumps(path)}, {{method: {json.dumps(method)}}})"
                                ".then((r) => r.status)")
     return status
-
-
-@dataclass
-class LoginSystem:
-    url: str
-    websocket: Service
-    gateway: Service
 
 
 @pytest.fixture(scope="module")
@@ -97,8 +107,9 @@ def system(redis_server: RedisServer, sample_dir: Path,
     for name, role in USERS.items():
         store.add_user(name, role, PASSWORDS[name])
     client.close()
-    url, _, websocket, gateway = live_services(redis_url, "--media-dir", str(sample_dir))
-    system = LoginSystem(url, websocket, gateway)
+    url, _, websocket, gateway = live_services(redis_url, "--media-dir", str(sample_dir),
+                                               env=SECRET_ENV)
+    system = LoginSystem(url, redis_url, websocket, gateway)
     publisher = Publisher(redis_url, STREAMS, 5.0,
                           video_jpegs(sample_dir / "vtest.avi", 10, FRAME_SIZE))
     with publishing(url, publisher, browser, lambda: [gateway, websocket]):
@@ -106,8 +117,7 @@ def system(redis_server: RedisServer, sample_dir: Path,
 
 
 def test_log_in_see_the_wall_and_log_out(system: LoginSystem, browser: Browser) -> None:
-    browser.goto(system.url)
-    browser.wait(FORM, 15, "the login page")
+    login_page(browser, system)
     assert browser.eval("document.querySelectorAll('.tile').length") == 0
     fields = browser.eval("""[...document.querySelectorAll('[data-testid="login-form"] input')]
         .map((i) => [i.name, i.type, i.autocomplete])""")
@@ -148,7 +158,7 @@ def test_log_in_see_the_wall_and_log_out(system: LoginSystem, browser: Browser) 
 
 def test_an_operator_sees_delete_controls_and_a_viewer_none(
         system: LoginSystem, browser: Browser) -> None:
-    browser.goto(system.url)
+    login_page(browser, system)
     log_in(browser, "olga", PASSWORDS["olga"])
     browser.wait(f"{USER}?.dataset.role === 'operator'", 15, "the operator logged in")
     browser.click("[data-testid='nav-analysis']")
@@ -197,27 +207,66 @@ def test_an_operator_sees_delete_controls_and_a_viewer_none(
     assert not problems, problems
 
 
+def test_a_session_ended_on_the_server_takes_the_page_to_the_login(
+        system: LoginSystem, browser: Browser) -> None:
+    login_page(browser, system)
+    log_in(browser, "erin", PASSWORDS["erin"])
+    browser.wait(f"{TILES_JS}.filter((t) => t.painted > 0).length === {len(STREAMS)}", 30,
+                 "erin's wall, painting")
+    wait_for(lambda: metric(system.websocket, "ei_ws_clients") == 1, 10, "the page's websocket")
+    # Removing the user ends its sessions at once (core/sessions.py reads the user on lookup).
+    client = redis.Redis.from_url(system.redis_url)
+    try:
+        AuthStore(client).remove_user("erin")
+    finally:
+        client.close()
+    ended = time.monotonic()
+    browser.wait(FORM, 15, "the login page after the session ended")
+    # The stream list polls every 2 s: its first 401 ends the page's session.
+    assert time.monotonic() - ended < 15
+    notice = browser.eval("document.querySelector('[data-testid=\"login-notice\"]').textContent")
+    assert "session has ended" in notice, notice
+    assert browser.eval("document.querySelectorAll('.tile').length") == 0
+    wait_for(lambda: metric(system.websocket, "ei_ws_clients") == 0, 10,
+             "the websocket closed when the session ended")
+    problems = page_problems(browser)
+    assert not problems, problems
+
+
+# The login form's state in one look, taken in the page (so the countdown and the button are
+# read at the same instant): null while a login is on its way or before any answer.
+FORM_STATE_JS = """(() => {
+  const error = document.querySelector('[data-testid="login-error"]');
+  const submit = document.querySelector('[data-testid="login-submit"]');
+  if (!error || submit.textContent.includes('Logging in')) return null;
+  return {kind: error.dataset.kind, text: error.textContent, disabled: submit.disabled,
+          retryAfter: +(error.dataset.retryAfter ?? 0), retryAt: +(error.dataset.retryAt ?? 0),
+          now: Date.now(), password: document.querySelector('#login-password').value};
+})()"""
+
+
 def test_wrong_passwords_are_rate_limited(system: LoginSystem, browser: Browser) -> None:
-    browser.goto(system.url)
-    browser.wait(FORM, 15, "the login page")
-    kinds = []
+    login_page(browser, system)
+    states = []
     for _ in range(15):
         browser.fill("#login-name", "mallory")
         browser.fill("#login-password", "not-" + PASSWORDS["mallory"])
         browser.click("[data-testid='login-submit']")
-        kind = browser.wait(f"!{SUBMIT}.textContent.includes('Logging in') && ({ERROR_KIND})", 15,
-                            "the answer to a login")
-        kinds.append(kind)
-        assert browser.eval("document.querySelector('#login-password').value") == ""
-        if kind == "limited":
+        state = browser.wait(FORM_STATE_JS, 15, "the answer to a login")
+        states.append(state)
+        assert state["password"] == "", state  # cleared at submit, whatever the answer
+        if state["kind"] == "limited":
             break
+    kinds = [s["kind"] for s in states]
     assert kinds[0] == "wrong" and kinds[-1] == "limited", kinds
     assert set(kinds[:-1]) == {"wrong"}, kinds
-    text = browser.eval("document.querySelector('[data-testid=\"login-error\"]').textContent")
-    assert "Too many failed logins" in text, text
-    wait = int(browser.eval("document.querySelector('[data-testid=\"login-wait\"]').textContent"))
-    assert 1 <= wait <= 3600, wait
-    assert browser.eval(f"{SUBMIT}.disabled")
+    limited = states[-1]
+    assert "Too many failed logins" in limited["text"], limited
+    # The seconds of the gateway's Retry-After, and the button waits for them.
+    assert 1 <= limited["retryAfter"] <= 3600, limited
+    assert limited["disabled"] == (limited["now"] < limited["retryAt"]), limited
+    if limited["disabled"]:
+        assert "Try again in" in limited["text"], limited
     browser.screenshot("login-rate-limited.png")
     problems = page_problems(browser)
     assert not problems, problems
