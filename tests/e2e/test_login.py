@@ -63,11 +63,14 @@ def page_problems(browser: Browser) -> list[str]:
     return [p for p in browser.problems() if "the server responded with a status of 4" not in p]
 
 
-def log_in(browser: Browser, name: str, password: str) -> None:
+def log_in(browser: Browser, name: str, password: str, role: str) -> None:
+    """Log in through the form; the header then shows ``name`` with ``role``."""
     browser.wait(FORM, 15, "the login form")
     browser.fill("#login-name", name)
     browser.fill("#login-password", password)
     browser.click("[data-testid='login-submit']")
+    browser.wait(f"{USER}?.dataset.name === {json.dumps(name)}", 15, f"{name} in the header")
+    assert browser.eval(f"{USER}.dataset.role") == role
 
 
 def log_out(browser: Browser) -> None:
@@ -125,9 +128,7 @@ def test_log_in_see_the_wall_and_log_out(system: LoginSystem, browser: Browser) 
                       ["password", "password", "current-password"]], fields
     browser.screenshot("login-page.png")
 
-    log_in(browser, "olga", PASSWORDS["olga"])
-    browser.wait(f"{USER}?.dataset.name === 'olga'", 15, "olga in the header")
-    assert browser.eval(f"{USER}.dataset.role") == "operator"
+    log_in(browser, "olga", PASSWORDS["olga"], "operator")
     browser.wait(f"{TILES_JS}.filter((t) => t.painted > 0).length === {len(STREAMS)}", 30,
                  "the wall of streams, painting")
     assert {t["stream"] for t in browser.eval(TILES_JS)} == set(STREAMS)
@@ -159,8 +160,7 @@ def test_log_in_see_the_wall_and_log_out(system: LoginSystem, browser: Browser) 
 def test_an_operator_sees_delete_controls_and_a_viewer_none(
         system: LoginSystem, browser: Browser) -> None:
     login_page(browser, system)
-    log_in(browser, "olga", PASSWORDS["olga"])
-    browser.wait(f"{USER}?.dataset.role === 'operator'", 15, "the operator logged in")
+    log_in(browser, "olga", PASSWORDS["olga"], "operator")
     browser.click("[data-testid='nav-analysis']")
     browser.wait("!!document.querySelector('[data-testid=\"analysis-jobs\"]')", 10,
                  "the analysis jobs view")
@@ -180,8 +180,7 @@ def test_an_operator_sees_delete_controls_and_a_viewer_none(
     assert browser.eval(f"!!document.querySelector('tr[data-job=\"{job}\"]')")
     log_out(browser)
 
-    log_in(browser, "victor", PASSWORDS["victor"])
-    browser.wait(f"{USER}?.dataset.role === 'viewer'", 15, "the viewer logged in")
+    log_in(browser, "victor", PASSWORDS["victor"], "viewer")
     browser.wait(f"{TILES_JS}.length === {len(STREAMS)}", 20, "the viewer's wall")
     assert not browser.eval("!!document.querySelector('[data-testid=\"nav-analysis\"]')")
     # Even at the jobs view's address: the wall, no jobs, no delete control.
@@ -195,7 +194,7 @@ def test_an_operator_sees_delete_controls_and_a_viewer_none(
     log_out(browser)
 
     # The operator deletes the job, confirming.
-    log_in(browser, "olga", PASSWORDS["olga"])
+    log_in(browser, "olga", PASSWORDS["olga"], "operator")
     browser.wait(f"!!document.querySelector('tr[data-job=\"{job}\"] {DELETE}')", 15,
                  "the job again, for the operator")
     browser.click(f"tr[data-job='{job}'] {DELETE}")
@@ -210,7 +209,7 @@ def test_an_operator_sees_delete_controls_and_a_viewer_none(
 def test_a_session_ended_on_the_server_takes_the_page_to_the_login(
         system: LoginSystem, browser: Browser) -> None:
     login_page(browser, system)
-    log_in(browser, "erin", PASSWORDS["erin"])
+    log_in(browser, "erin", PASSWORDS["erin"], "viewer")
     browser.wait(f"{TILES_JS}.filter((t) => t.painted > 0).length === {len(STREAMS)}", 30,
                  "erin's wall, painting")
     wait_for(lambda: metric(system.websocket, "ei_ws_clients") == 1, 10, "the page's websocket")
