@@ -126,6 +126,7 @@ def test_log_in_see_the_wall_and_log_out(system: LoginSystem, browser: Browser) 
         .map((i) => [i.name, i.type, i.autocomplete])""")
     assert fields == [["username", "text", "username"],
                       ["password", "password", "current-password"]], fields
+    assert browser.eval("document.activeElement.id") == "login-name"
     browser.screenshot("login-page.png")
 
     log_in(browser, "olga", PASSWORDS["olga"], "operator")
