@@ -25,6 +25,7 @@ const ops = {
   goto: ({ url }) => page.goto(url, { waitUntil: "load" }).then((resp) => resp?.status() ?? null),
   eval: ({ expr }) => page.evaluate(expr),
   click: ({ selector }) => page.click(selector),
+  fill: ({ selector, value }) => page.fill(selector, value),
   screenshot: ({ path, fullPage = false }) => page.screenshot({ path, fullPage }).then(() => path),
   viewport: ({ width, height }) => page.setViewportSize({ width, height }),
   problems: () => problems.splice(0),

@@ -24,3 +24,10 @@ export function list(values) {
 export function clock(epochSeconds) {
   return new Date(epochSeconds * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
 }
+
+/** An epoch time as the clock when it is today (at `now`), else with its date too. */
+export function when(epochSeconds, now = Date.now()) {
+  const date = new Date(epochSeconds * 1000);
+  if (date.toDateString() === new Date(now).toDateString()) return clock(epochSeconds);
+  return date.toLocaleString([], { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+}

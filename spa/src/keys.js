@@ -3,3 +3,6 @@
 
 /** The page's one LiveFeed (live/feed.js), provided by App.vue. */
 export const FEED = Symbol("feed");
+
+/** The page's session (auth/session.js): who is logged in, login and logout. */
+export const SESSION = Symbol("session");

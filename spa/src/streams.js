@@ -47,8 +47,12 @@ export function createStreams() {
       feed = liveFeed;
       poll();
     },
+    /** At logout: no more polls (one in flight is ignored) and nothing of the last user's. */
     stop() {
       clearTimeout(timer);
+      generation += 1;
+      streams.value = [];
+      error.value = "";
     },
   };
 }

@@ -1,6 +1,6 @@
 // Display formatting: a missing or non-numeric value is an en dash, never "NaN".
 import { describe, expect, it } from "vitest";
-import { clock, count, fixed, list, ms } from "../src/format.js";
+import { clock, count, fixed, list, ms, when } from "../src/format.js";
 
 const DASH = "\u2013";
 
@@ -62,5 +62,20 @@ describe("clock", () => {
     const text = clock(Date.UTC(2026, 10, 21, 9, 5, 42) / 1000);
     expect(text).toMatch(/^0?9.05/);
     expect(text).not.toMatch(/42/);
+  });
+});
+
+describe("when", () => {
+  const now = Date.UTC(2026, 11, 2, 15, 0, 0);
+  it("is the clock for today", () => {
+    const today = Date.UTC(2026, 11, 2, 9, 5, 0) / 1000;
+    expect(when(today, now)).toBe(clock(today));
+  });
+
+  it("adds the date for another day", () => {
+    const text = when(Date.UTC(2026, 10, 21, 9, 5, 0) / 1000, now);
+    expect(text).toMatch(/Nov/);
+    expect(text).toMatch(/21/);
+    expect(text).toMatch(/0?9.05/);
   });
 });

@@ -1,6 +1,7 @@
-// Hash routes: `#/` the wall, `#/streams/ID` a stream's detail; anything else is the wall.
+// Hash routes: `#/` the wall, `#/streams/ID` a stream's detail, `#/analysis` the jobs; anything
+// else is the wall.
 import { describe, expect, it } from "vitest";
-import { parseHash, streamHref } from "../src/route.js";
+import { ANALYSIS_HREF, parseHash, streamHref } from "../src/route.js";
 
 const WALL = { name: "wall", stream: null };
 
@@ -30,6 +31,19 @@ describe("parseHash", () => {
   it("is the wall for malformed percent-encoding, instead of throwing", () => {
     expect(parseHash("#/streams/%E0%A4%A")).toEqual(WALL);
     expect(parseHash("#/streams/%")).toEqual(WALL);
+  });
+});
+
+describe("the analysis route", () => {
+  it("is #/analysis, with or without a trailing slash", () => {
+    expect(parseHash(ANALYSIS_HREF)).toEqual({ name: "analysis", stream: null });
+    expect(parseHash("#/analysis/")).toEqual({ name: "analysis", stream: null });
+  });
+
+  it("is the wall for anything below or beside it", () => {
+    for (const hash of ["#/analysis/j1", "#/analysisx", "#analysis", "#/analysis?x=1"]) {
+      expect(parseHash(hash)).toEqual(WALL);
+    }
   });
 });
 

@@ -97,6 +97,10 @@ class Browser:
     def click(self, selector: str) -> None:
         self.call("click", selector=selector)
 
+    def fill(self, selector: str, value: str) -> None:
+        """Type ``value`` into a field as a user would (input events, so Vue sees it)."""
+        self.call("fill", selector=selector, value=value)
+
     def viewport(self, width: int, height: int) -> None:
         self.call("viewport", width=width, height=height)
 

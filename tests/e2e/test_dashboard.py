@@ -10,6 +10,7 @@ Screenshots and the measured figures go to test-artifacts/ (doc/dashboard.md quo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -17,7 +18,7 @@ import statistics
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,7 +117,9 @@ def system(redis_server: RedisServer, model_dir: Path, sample_dir: Path,
            browser: Browser) -> Iterator[UpSystem]:
     redis_url = flushed(redis_server)
     port = free_port()
-    up = Service(["up", "--redis-url", redis_url, "--port", str(port), "--ws-port",
+    # Without authentication (tests/e2e/test_login.py covers the login): the page goes
+    # straight to the wall, and the test reads the API without credentials.
+    up = Service(["up", "--no-auth", "--redis-url", redis_url, "--port", str(port), "--ws-port",
                   str(free_port()), "--model-dir", str(model_dir), "--sample-dir",
                   str(sample_dir), "--spa-dir", str(SPA / "dist"), "--fps", "8"])
     base = f"http://127.0.0.1:{port}"
@@ -325,6 +328,50 @@ class Publisher(threading.Thread):
             self.client.close()
 
 
+def access_args(env: dict[str, str] | None) -> list[str]:
+    """Authentication on when ``env`` gives a session secret (EI_SESSION_SECRET), else off."""
+    return [] if env and "EI_SESSION_SECRET" in env else ["--no-auth"]
+
+
+def websocket_service(redis_url: str, port: int, env: dict[str, str] | None = None) -> Service:
+    """The websocket service on loopback ``port``, checking credentials as the gateway in
+    front of it does (``access_args``)."""
+    return Service(["websocket", "--redis-url", redis_url, "--host", "127.0.0.1", "--port",
+                    str(port), *access_args(env)], env=env)
+
+
+def live_services(redis_url: str, *gateway_args: str, env: dict[str, str] | None = None
+                  ) -> tuple[str, int, Service, Service]:
+    """The websocket service and the gateway relaying /ws to it and serving spa/dist, on free
+    loopback ports: (the page's URL, the websocket port, websocket, gateway). Without
+    authentication (everyone admin, the page shows no login) unless ``env`` has a secret."""
+    port, ws_port = free_port(), free_port()
+    websocket = websocket_service(redis_url, ws_port, env)
+    gateway = Service(["gateway", "--redis-url", redis_url, "--host", "127.0.0.1", "--port",
+                       str(port), "--websocket-upstream", f"ws://127.0.0.1:{ws_port}/ws",
+                       "--spa-dir", str(SPA / "dist"), *access_args(env), *gateway_args],
+                      env=env)
+    return f"http://127.0.0.1:{port}/", ws_port, websocket, gateway
+
+
+@contextlib.contextmanager
+def publishing(url: str, publisher: Publisher, browser: Browser,
+               services: Callable[[], list[Service]]) -> Iterator[None]:
+    """Once the gateway at ``url`` is ready, ``publisher`` runs until the block ends; then the
+    browser leaves the page and ``services()`` must each stop with status 0."""
+    try:
+        wait_for(lambda: get_json(f"{url}readyz")[0] == 200, 20, "the gateway")
+        publisher.start()
+        yield
+    finally:
+        browser.leave()
+        publisher.stop.set()
+        publisher.join(timeout=5)
+        stopped = services()
+        codes = [s.stop(timeout=20) for s in stopped]
+    assert codes == [0] * len(stopped), "".join(s.output()[-2000:] for s in stopped)
+
+
 @dataclass
 class SyntheticSystem:
     url: str
@@ -338,26 +385,13 @@ class SyntheticSystem:
 def synthetic(redis_server: RedisServer, sample_dir: Path,
               browser: Browser) -> Iterator[SyntheticSystem]:
     redis_url = flushed(redis_server)
-    port, ws_port = free_port(), free_port()
-    websocket = Service(["websocket", "--redis-url", redis_url, "--host", "127.0.0.1",
-                         "--port", str(ws_port)])
-    gateway = Service(["gateway", "--redis-url", redis_url, "--host", "127.0.0.1", "--port",
-                       str(port), "--websocket-upstream", f"ws://127.0.0.1:{ws_port}/ws",
-                       "--spa-dir", str(SPA / "dist")])
-    system = SyntheticSystem(f"http://127.0.0.1:{port}/", ws_port, redis_url, websocket,
-                             gateway)
+    url, ws_port, websocket, gateway = live_services(redis_url)
+    system = SyntheticSystem(url, ws_port, redis_url, websocket, gateway)
     publisher = Publisher(redis_url, [f"synthetic-{i:02d}" for i in range(N_STREAMS)], FPS,
                           video_jpegs(sample_dir / "vtest.avi", 30, FRAME_SIZE))
-    try:
-        wait_for(lambda: get_json(f"{system.url}readyz")[0] == 200, 20, "the gateway")
-        publisher.start()
+    # Through the system: the test restarts the websocket service and replaces it there.
+    with publishing(url, publisher, browser, lambda: [system.gateway, system.websocket]):
         yield system
-    finally:
-        browser.leave()
-        publisher.stop.set()
-        publisher.join(timeout=5)
-        codes = [s.stop(timeout=20) for s in (system.gateway, system.websocket)]
-    assert codes == [0, 0], system.gateway.output()[-2000:] + system.websocket.output()[-2000:]
 
 
 class TestSyntheticLoad:
@@ -452,8 +486,7 @@ class TestSyntheticLoad:
         frames = browser.eval(f"{TILES_JS}.reduce((n, t) => n + t.frames, 0)")
 
         # The same port again: the page reconnects by itself (backoff), no reload.
-        synthetic.websocket = Service(["websocket", "--redis-url", synthetic.redis_url, "--host",
-                                       "127.0.0.1", "--port", str(synthetic.ws_port)])
+        synthetic.websocket = websocket_service(synthetic.redis_url, synthetic.ws_port)
         browser.wait(f"!{banner}", 30, "the banner to go after the websocket service is back")
         browser.wait(f"{TILES_JS}.reduce((n, t) => n + t.frames, 0) > {frames + N_STREAMS * 5}",
                      15, "frames again after reconnecting")

@@ -1,6 +1,8 @@
 // The one websocket of the page: connects (URL from /api/config), subscribes, decodes frame
 // messages and hands each to the listeners of its stream; reconnects by itself with
 // exponential backoff. Components read `status` (reactive); frames bypass Vue entirely.
+// The socket is authenticated by the session cookie: App.vue starts the feed after login and
+// stops it (closing the socket) at logout or when the session ends.
 import { reactive } from "vue";
 import { getJson } from "../api.js";
 import { decodeFrame, websocketUrl } from "./protocol.js";
@@ -19,18 +21,24 @@ export class LiveFeed {
     this.url = null;
     this.ws = null;
     this.timer = 0;
-    this.stopped = false;
+    this.stopped = true;
+    this.epoch = 0; // bumped by stop(): a connect() begun before it opens nothing
   }
 
   start() {
+    if (!this.stopped) return;
     this.stopped = false;
+    this.status.attempts = 0;
     this.connect();
   }
 
   stop() {
     this.stopped = true;
+    this.epoch += 1;
     clearTimeout(this.timer);
     if (this.ws) this.ws.close(1000);
+    this.ws = null;
+    this.status.state = "closed";
   }
 
   /** Receive frames of `ids` only (an array), or of every stream ("*"). */
@@ -76,6 +84,7 @@ export class LiveFeed {
 
   async connect() {
     if (this.stopped) return;
+    const epoch = this.epoch;
     this.status.state = this.status.attempts ? "reconnecting" : "connecting";
     try {
       // Asked once: the deployment's websocket URL does not change under a page.
@@ -83,9 +92,9 @@ export class LiveFeed {
         const config = await getJson("/api/config");
         this.url = websocketUrl(config.websocket_url, window.location);
       }
-      this.open(new WebSocket(this.url));
+      if (epoch === this.epoch) this.open(new WebSocket(this.url));
     } catch (err) {
-      this.lost(err.message);
+      if (epoch === this.epoch) this.lost(err.message);
     }
   }
 
