@@ -124,7 +124,9 @@ class Gatekeeper:
               now: float | None = None) -> NewSession | None:
         """A new session if ``password`` is ``name``'s, else None (logged, without the
         password). LoginThrottled before any check once this client or this user name has
-        failed too often; a success clears the user name's failures."""
+        failed too often. Each attempt is counted first (so parallel guesses cannot slip
+        past the limit); a success then gives its count back to the address, and clears the
+        user name's failures."""
         assert self.sessions is not None
         for limiter, who in ((self.client_logins, client), (self.user_logins, name)):
             verdict = limiter.allow(who)
@@ -137,5 +139,6 @@ class Gatekeeper:
             log.warning("login failed for user %r from %s", name[:LOGGED_NAME_CHARS], client)
             return None
         self.user_logins.reset(name)
+        self.client_logins.refund(client)  # only failures count against an address
         log.info("login: user %s (%s) from %s", user.name, user.role, client)
         return self.sessions.create(user.name, user.role, ttl, now)

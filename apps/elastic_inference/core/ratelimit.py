@@ -7,7 +7,7 @@ equal to how long it takes to drain, so an idle client leaves nothing behind. Th
 the update are one Lua script, so replicas sharing Redis share the limit and never race.
 
 Generic on purpose: the gateway limits analysis-job creation and listing by client today;
-failed logins will use the same limiter with their own bucket name.
+failed logins use the same limiter with buckets of their own (core.access).
 """
 
 from __future__ import annotations
@@ -47,6 +47,24 @@ local excess = new_tat - now - period
 if excess > 0 then return {0, math.ceil(excess)} end
 redis.call('SET', KEYS[1], string.format('%.3f', new_tat), 'PX', math.ceil(new_tat - now))
 return {1, 0}
+"""
+
+
+#: KEYS[1] the client's rate key; ARGV[1] emission interval in ms. Gives one request back
+#: (the arrival time one interval earlier; the key goes once nothing is owed). Returns 1 if
+#: anything was owed, else 0.
+_REFUND_LUA = """
+local tat = tonumber(redis.call('GET', KEYS[1]))
+if tat == nil then return 0 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local new_tat = tat - tonumber(ARGV[1])
+if new_tat <= now then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('SET', KEYS[1], string.format('%.3f', new_tat), 'PX', math.ceil(new_tat - now))
+end
+return 1
 """
 
 
@@ -107,6 +125,7 @@ class RateLimiter:
         self.bucket = bucket
         self.rate = rate
         self._allow: Script | None = None  # registered at first use, in the caller's thread
+        self._refund: Script | None = None
 
     def allow(self, who: str, now: float | None = None) -> Verdict:
         """Count one request of ``who`` if the rate allows it (sync, one round trip).
@@ -125,6 +144,15 @@ class RateLimiter:
             args=[arg_now, f"{self.rate.interval * 1000.0:.3f}",
                   f"{self.rate.period * 1000.0:.3f}"])
         return ALLOWED if int(allowed) else Verdict(False, int(wait_ms) / 1000.0)
+
+    def refund(self, who: str) -> None:
+        """Give back one request ``allow`` counted: a login that succeeded is no failure."""
+        if self.rate is None:
+            return
+        if self._refund is None:
+            self._refund = self.client.register_script(_REFUND_LUA)
+        self._refund(keys=[keys.rate_limit(self.bucket, who)],
+                     args=[f"{self.rate.interval * 1000.0:.3f}"])
 
     def reset(self, who: str) -> None:
         """Forget ``who``'s history (a successful login will clear its failures)."""

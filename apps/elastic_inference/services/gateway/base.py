@@ -4,7 +4,6 @@ core may not import."""
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 from collections.abc import Callable, Mapping
@@ -91,7 +90,6 @@ def _security_headers(handler: tornado.web.RequestHandler, csp: str) -> None:
     handler.set_header("Referrer-Policy", "no-referrer")
 
 
-@functools.cache
 def implemented_methods(handler_class: type[tornado.web.RequestHandler]) -> list[str]:
     """The HTTP methods a handler class answers: those it defines, not Tornado's 405 stubs."""
     base = tornado.web.RequestHandler
