@@ -305,14 +305,16 @@ def test_failed_logins_are_throttled_and_logged_without_the_password(
     port = world.port
     wrong = json.dumps({"name": "admin", "password": "not the password 123"}).encode()
     json_type = {"Content-Type": "application/json"}
-    statuses = [call(port, "POST", "/api/login", json_type, wrong).status for _ in range(10)]
-    assert statuses == [401] * 10
+    answers = [call(port, "POST", "/api/login", json_type, wrong) for _ in range(10)]
+    assert [a.status for a in answers] == [401] * 10
+    assert answers[0].headers["WWW-Authenticate"].startswith("Bearer")
     answer = call(port, "POST", "/api/login", json_type, wrong)
     assert answer.status == 429 and int(answer.headers["Retry-After"]) >= 1
     right = json.dumps({"name": "admin", "password": PASSWORD}).encode()
     assert call(port, "POST", "/api/login", json_type, right).status == 429  # not even tried
     assert "not the password" not in caplog.text and PASSWORD not in caplog.text
     assert "login failed for user 'admin'" in caplog.text
-    for bad in (b"name=admin", b"[]", b'{"name": "admin"}', b'{"name": 1, "password": "x"}'):
-        assert call(port, "POST", "/api/login", json_type, bad).status in (400, 429)
+    for bad in (b"name=admin", b"[]", b'{"name": "admin"}', b'{"name": 1, "password": "x"}',
+                b'{"name": "admin", "password": "\\ud800"}'):
+        assert call(port, "POST", "/api/login", json_type, bad).status == 400, bad
     assert call(port, "POST", "/api/login", {"Content-Type": "text/plain"}, right).status == 415

@@ -12,10 +12,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+import redis
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 from websockets.typing import Origin
 
+from elastic_inference.core.auth import Role
+from tests.credentials import SECRET_ENV, bearer
 from tests.processes import Service, wait_for
 from tests.redis_server import free_port
 
@@ -30,6 +33,8 @@ class Services:
     websocket: Service
     port: int
     ws_port: int
+    #: A viewer's token: credentials are checked after Host and Origin.
+    auth: dict[str, str]
 
     @property
     def origin(self) -> str:
@@ -46,15 +51,17 @@ def start(redis_url: str, *extra: str) -> Services:
     """``ei websocket`` and ``ei gateway`` relaying /ws to it, as ``ei up`` runs them."""
     ws_port, port = free_port(), free_port()
     websocket = Service(["websocket", "--redis-url", redis_url, "--host", "127.0.0.1",
-                         "--port", str(ws_port), "--trusted-proxies", "127.0.0.1", *extra])
+                         "--port", str(ws_port), "--trusted-proxies", "127.0.0.1", *extra],
+                        SECRET_ENV)
     gateway = Service(["gateway", "--redis-url", redis_url, "--host", "127.0.0.1",
                        "--port", str(port), "--websocket-upstream",
-                       f"ws://127.0.0.1:{ws_port}/ws", *extra])
+                       f"ws://127.0.0.1:{ws_port}/ws", *extra], SECRET_ENV)
     for svc in (websocket, gateway):
         wait_for(lambda s=svc: ready(s) or not s.alive(),  # type: ignore[misc]
                  30, f"ei {svc.args[0]} ready")
         assert svc.alive(), svc.output()
-    return Services(gateway, websocket, port, ws_port)
+    return Services(gateway, websocket, port, ws_port,
+                    bearer(redis.Redis.from_url(redis_url), Role.VIEWER))
 
 
 @pytest.fixture
@@ -92,11 +99,13 @@ def raw_request(port: int, head: bytes) -> bytes:
     return data
 
 
-def ws_connect(url: str, origin: str | None, via: int = 0) -> ClientConnection:
-    """A websocket handshake sending ``origin``; ``via``: over a connection to this port of
-    127.0.0.1, whatever host ``url`` names (so that it goes in ``Host``)."""
+def ws_connect(url: str, origin: str | None, via: int = 0,
+               auth: dict[str, str] | None = None) -> ClientConnection:
+    """A websocket handshake sending ``origin`` (and ``auth``); ``via``: over a connection to
+    this port of 127.0.0.1, whatever host ``url`` names (so that it goes in ``Host``)."""
     sock = socket.create_connection(("127.0.0.1", via)) if via else None
-    return connect(url, origin=Origin(origin) if origin else None, sock=sock, open_timeout=15)
+    return connect(url, origin=Origin(origin) if origin else None, sock=sock, open_timeout=15,
+                   additional_headers=auth)
 
 
 PATHS = ["/", "/api/streams", "/api/status", "/api/streams/cam1/mjpeg",
@@ -123,7 +132,7 @@ def test_a_foreign_host_gets_400_json_on_every_route(services: Services) -> None
 def test_loopback_hosts_pass_and_health_answers_any_host(services: Services) -> None:
     for host in (f"127.0.0.1:{services.port}", f"localhost:{services.port}", "LOCALHOST",
                  f"[::1]:{services.port}", "127.0.0.1"):
-        code, headers, body = request(services.port, "/api/streams", host)
+        code, headers, body = request(services.port, "/api/streams", host, services.auth)
         assert (code, json.loads(body)) == (200, {"streams": []}), host
         assert headers["server"] == SERVER
     # Probes and load balancers name the pod by its address: health ignores Host.
@@ -181,7 +190,7 @@ def test_the_dashboards_origin_and_non_browsers_pass(services: Services) -> None
                         (f"ws://127.0.0.1:{services.ws_port}/ws", own),
                         (f"ws://127.0.0.1:{services.port}/ws", None),
                         (f"ws://127.0.0.1:{services.ws_port}/ws", None)):
-        with ws_connect(url, origin) as ws:
+        with ws_connect(url, origin, auth=services.auth) as ws:
             assert json.loads(ws.recv(timeout=15)) == {"streams": []}, (url, origin)
 
 
@@ -192,11 +201,11 @@ def test_listed_hosts_and_origins_replace_the_defaults(redis_url: str) -> None:
         for host, want in (("example.com", 200), ("ei.example.com:8443", 200),
                            ("a.b.example.com", 200), ("10.0.0.7", 200),
                            ("badexample.com", 400), ("127.0.0.1", 400), ("localhost", 400)):
-            assert request(svc.port, "/api/streams", host)[0] == want, host
+            assert request(svc.port, "/api/streams", host, svc.auth)[0] == want, host
         for port in (svc.port, svc.ws_port):
             # Host: ei.example.com, over a connection to this machine.
             url = f"ws://ei.example.com:{port}/ws"
-            with ws_connect(url, "https://ei.example.com", via=port) as ws:
+            with ws_connect(url, "https://ei.example.com", via=port, auth=svc.auth) as ws:
                 assert json.loads(ws.recv(timeout=15)) == {"streams": []}
             for origin in ("http://ei.example.com", "https://other.example.com",
                            f"http://127.0.0.1:{svc.port}"):
@@ -205,7 +214,8 @@ def test_listed_hosts_and_origins_replace_the_defaults(redis_url: str) -> None:
                 assert info.value.response.status_code == 403, (port, origin)
         # The gateway's own origin passes its relay even when not listed: it served the page.
         own = f"http://ei.example.com:{svc.port}"
-        with ws_connect(f"ws://ei.example.com:{svc.port}/ws", own, via=svc.port) as ws:
+        with ws_connect(f"ws://ei.example.com:{svc.port}/ws", own, via=svc.port,
+                        auth=svc.auth) as ws:
             assert json.loads(ws.recv(timeout=15)) == {"streams": []}
     finally:
         for s in (svc.gateway, svc.websocket):

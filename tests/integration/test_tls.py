@@ -15,10 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import redis
 from websockets.sync.client import connect
 from websockets.typing import Origin
 
+from elastic_inference.core.auth import Role
+from elastic_inference.core.authstore import AuthStore
 from elastic_inference.core.tls import server_context
+from tests.credentials import SECRET_ENV, bearer
 from tests.processes import Service, wait_for
 from tests.redis_server import free_port
 
@@ -68,11 +72,12 @@ def https_gateway(redis_url: str, pki: Pki) -> Iterator[tuple[Service, int, int]
     """``ei websocket`` and ``ei gateway`` over HTTPS relaying /ws to it."""
     ws_port, port = free_port(), free_port()
     websocket = Service(["websocket", "--redis-url", redis_url, "--host", "127.0.0.1",
-                         "--port", str(ws_port)])
+                         "--port", str(ws_port)], SECRET_ENV)
     gateway = Service(["gateway", "--redis-url", redis_url, "--host", "127.0.0.1",
                        "--port", str(port), "--websocket-upstream",
                        f"ws://127.0.0.1:{ws_port}/ws"],
-                      env={"EI_TLS_CERT": str(pki.cert), "EI_TLS_KEY": str(pki.key)})
+                      env={"EI_TLS_CERT": str(pki.cert), "EI_TLS_KEY": str(pki.key),
+                           **SECRET_ENV})
     for svc in (websocket, gateway):
         wait_for(lambda s=svc: ready(s) or not s.alive(),  # type: ignore[misc]
                  60, f"ei {svc.args[0]} ready")
@@ -82,20 +87,40 @@ def https_gateway(redis_url: str, pki: Pki) -> Iterator[tuple[Service, int, int]
         assert svc.stop(timeout=15) == 0, svc.output()
 
 
+PASSWORD = "correct horse battery staple"
+
+
 def client_context(pki: Pki) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(pki.ca))
 
 
-def test_gateway_speaks_https_only(https_gateway: tuple[Service, int, int], pki: Pki) -> None:
+def login(port: int, pki: Pki) -> str:
+    """Log in over HTTPS as the admin; the ``Set-Cookie`` header."""
+    req = urllib.request.Request(
+        f"https://localhost:{port}/api/login", method="POST",
+        data=json.dumps({"name": "admin", "password": PASSWORD}).encode(),
+        headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, context=client_context(pki), timeout=15) as resp:
+        assert resp.status == 200
+        return str(resp.headers["Set-Cookie"])
+
+
+def test_gateway_speaks_https_only(https_gateway: tuple[Service, int, int], pki: Pki,
+                                   redis_url: str) -> None:
     gateway, port, _ = https_gateway
     ctx = client_context(pki)
     with urllib.request.urlopen(f"https://localhost:{port}/healthz", context=ctx,
                                 timeout=15) as resp:
         assert resp.status == 200
-    with urllib.request.urlopen(f"https://127.0.0.1:{port}/api/streams", context=ctx,
-                                timeout=15) as resp:
+    req = urllib.request.Request(f"https://127.0.0.1:{port}/api/streams",
+                                 headers=bearer(redis.Redis.from_url(redis_url), Role.VIEWER))
+    with urllib.request.urlopen(req, context=ctx, timeout=15) as resp:
         assert resp.status == 200
         assert json.loads(resp.read()) == {"streams": []}
+    # Over HTTPS the session cookie is Secure: a browser never sends it over plain HTTP.
+    AuthStore(redis.Redis.from_url(redis_url)).add_user("admin", Role.ADMIN, PASSWORD)
+    cookie = login(port, pki)
+    assert "; Secure" in cookie and "; HttpOnly" in cookie and "SameSite=Strict" in cookie
     # Plain HTTP to the TLS port gets no HTTP answer: the server drops the connection.
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
     with pytest.raises((http.client.HTTPException, ConnectionError)):
@@ -106,18 +131,23 @@ def test_gateway_speaks_https_only(https_gateway: tuple[Service, int, int], pki:
     assert "PRIVATE KEY" not in gateway.output()
 
 
-def test_websocket_relay_over_wss(https_gateway: tuple[Service, int, int], pki: Pki) -> None:
-    """The browser's side of the /ws relay is wss on the gateway's own origin."""
+def test_websocket_relay_over_wss(https_gateway: tuple[Service, int, int], pki: Pki,
+                                  redis_url: str) -> None:
+    """The browser's side of the /ws relay is wss on the gateway's own origin; the session
+    cookie of a login over HTTPS opens it."""
     _, port, _ = https_gateway
+    AuthStore(redis.Redis.from_url(redis_url)).add_user("admin", Role.ADMIN, PASSWORD)
+    cookie = login(port, pki).split(";", 1)[0]
     with connect(f"wss://localhost:{port}/ws", ssl=client_context(pki),
-                 origin=Origin(f"https://localhost:{port}"), open_timeout=15) as ws:
+                 origin=Origin(f"https://localhost:{port}"), open_timeout=15,
+                 additional_headers={"Cookie": cookie}) as ws:
         ws.send(json.dumps({"subscribe": ["no-such-stream"]}))
         ws.ping().wait(15)
 
 
 def run_gateway(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """``ei gateway`` expected to stop at its settings, before it binds anything."""
-    svc = Service(["gateway", "--port", "0"], env=env)
+    svc = Service(["gateway", "--port", "0"], env={**SECRET_ENV, **env})
     code = svc.proc.wait(timeout=60)
     svc._log.close()
     return subprocess.CompletedProcess(svc.args, code, svc.output(), "")

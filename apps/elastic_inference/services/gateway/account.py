@@ -9,7 +9,7 @@ from typing import Any
 import tornado.web
 
 from ...core import clients
-from ...core.access import ANONYMOUS, LoginThrottled
+from ...core.access import ANONYMOUS, REALM, LoginThrottled
 from ...core.auth import Role
 from ...core.authstore import AuthStore
 from ...core.sessions import SESSION_COOKIE
@@ -67,7 +67,7 @@ class LoginHandler(AccountHandler):
             raise HeaderError(429, str(exc), {"Retry-After": exc.verdict.retry_after_header}
                               ) from None
         if new is None:
-            raise tornado.web.HTTPError(401, "%s", WRONG_LOGIN)
+            raise HeaderError(401, WRONG_LOGIN, {"WWW-Authenticate": REALM})
         secure = self.ctx.tls or clients.forwarded_https(
             self.request.remote_ip or "", self.request.headers.get_list, self.ctx.limits.trusted)
         self.set_cookie(SESSION_COOKIE, new.cookie, path="/", httponly=True, secure=secure,
@@ -87,6 +87,12 @@ class LoginHandler(AccountHandler):
                 or not all(isinstance(v, str) for v in data.values())):
             raise tornado.web.HTTPError(400, "send {\"name\": ..., \"password\": ...}, both "
                                              "strings, and nothing else")
+        try:  # JSON may hold lone surrogates ("\\ud800"): no text, no password
+            for value in data.values():
+                value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise tornado.web.HTTPError(400, "the name or password is not valid Unicode"
+                                        ) from None
         return data["name"], data["password"]
 
 

@@ -50,13 +50,18 @@ class WebsocketProxyHandler(SecureHandler, tornado.websocket.WebSocketHandler):
     def max_message_size(self) -> int:
         return MAX_INCOMING_BYTES
 
+    async def prepare(self) -> None:
+        """A foreign page is refused before its credentials are looked at, as the websocket
+        service does (a browser sends the cookie whichever page opens the socket)."""
+        origin = self.request.headers.get("Origin")
+        if origin is not None and not self.check_origin(origin):
+            raise tornado.web.HTTPError(403, "%s", ORIGIN_REFUSED)
+        await super().prepare()
+
     async def get(self, *args: Any, **kwargs: Any) -> None:
         if self.request.headers.get("Upgrade", "").lower() != "websocket":
             raise tornado.web.HTTPError(400, "%s is a websocket endpoint (Upgrade: websocket)",
                                         WS_PATH)
-        origin = self.request.headers.get("Origin")
-        if origin is not None and not self.check_origin(origin):
-            raise tornado.web.HTTPError(403, "%s", ORIGIN_REFUSED)
         await super().get(*args, **kwargs)
 
     def check_origin(self, origin: str) -> bool:
