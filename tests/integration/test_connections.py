@@ -24,9 +24,11 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
+from elastic_inference.core.auth import Role
 from elastic_inference.core.clients import ConnectionLimits
 from elastic_inference.core.live import decode_frame
-from tests.integration.test_gateway import GatewayThread
+from tests.credentials import SECRET_ENV, bearer
+from tests.gateway_app import GatewayThread
 from tests.integration.test_mjpeg import STREAM, Publisher, metric, read_part, ready
 from tests.integration.test_websocket import ServiceThread
 from tests.processes import Service, wait_for
@@ -36,6 +38,18 @@ pytestmark = pytest.mark.integration
 
 GREEDY, OTHER = "127.0.0.1", "127.0.0.2"
 MJPEG_PATH = f"/api/streams/{STREAM}/mjpeg"
+#: A viewer's token, sent by every client here (made per test by ``viewer``).
+AUTH: dict[str, str] = {}
+
+
+@pytest.fixture(autouse=True)
+def viewer(redis_client: redis.Redis) -> None:
+    AUTH.clear()
+    AUTH.update(bearer(redis_client, Role.VIEWER))
+
+
+def auth_lines() -> str:
+    return "".join(f"{name}: {value}\r\n" for name, value in AUTH.items())
 
 
 def raw_connect(port: int, source: str = GREEDY, rcvbuf: int = 0) -> socket.socket:
@@ -62,7 +76,8 @@ def status_of(sock: socket.socket) -> int:
 def idle_mjpeg(port: int, source: str = GREEDY, rcvbuf: int = 0) -> tuple[socket.socket, int]:
     """An MJPEG request whose response is never read beyond its status."""
     sock = raw_connect(port, source, rcvbuf)
-    sock.sendall(f"GET {MJPEG_PATH} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+    sock.sendall(f"GET {MJPEG_PATH} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{auth_lines()}"
+                 "\r\n".encode())
     return sock, status_of(sock)
 
 
@@ -71,7 +86,7 @@ def idle_websocket(port: int, source: str = GREEDY) -> socket.socket:
     sock = raw_connect(port, source, rcvbuf=4096)
     key = base64.b64encode(os.urandom(16)).decode()
     sock.sendall((f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-                  f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                  f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n{auth_lines()}"
                   "Sec-WebSocket-Version: 13\r\n\r\n").encode())
     head = b""
     while b"\r\n\r\n" not in head:
@@ -84,13 +99,13 @@ def idle_websocket(port: int, source: str = GREEDY) -> socket.socket:
 
 def mjpeg_from(port: int, source: str) -> http.client.HTTPResponse:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=(source, 0))
-    conn.request("GET", MJPEG_PATH)
+    conn.request("GET", MJPEG_PATH, headers=AUTH)
     return conn.getresponse()
 
 
 async def ws_from(url: str, source: str) -> ClientConnection:
     return await websockets.connect(url, open_timeout=10, max_size=16 * 2**20,
-                                    local_addr=(source, 0))
+                                    local_addr=(source, 0), additional_headers=AUTH)
 
 
 async def first_frame(ws: ClientConnection, timeout: float) -> bytes:
@@ -159,10 +174,11 @@ def test_one_client_holding_everything_does_not_lock_out_another(
     # The websocket service believes the gateway's X-Forwarded-For (both on 127.0.0.1). The
     # caps alone must do it: no write timeout drops the idle sockets during the test.
     ws = Service(["websocket", "--redis-url", redis_url, "--host", "127.0.0.1", "--port",
-                  str(ws_port), "--trusted-proxies", "127.0.0.1", "--write-timeout", "600"])
+                  str(ws_port), "--trusted-proxies", "127.0.0.1", "--write-timeout", "600"],
+                 SECRET_ENV)
     gw = Service(["gateway", "--redis-url", redis_url, "--host", "0.0.0.0", "--port",
                   str(gw_port), "--websocket-upstream", f"ws://127.0.0.1:{ws_port}/ws",
-                  "--write-timeout", "600"])
+                  "--write-timeout", "600"], SECRET_ENV)
     greedy_mjpeg: list[socket.socket] = []
 
     async def scenario() -> None:

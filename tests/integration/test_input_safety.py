@@ -12,7 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
+from elastic_inference.core.auth import Role
+from elastic_inference.core.authstore import AuthStore
+from tests.credentials import SECRET, SECRET_ENV
 from tests.processes import Service, http, wait_for
 from tests.redis_server import RedisServer, free_port
 
@@ -22,8 +26,12 @@ REDIS_PASSWORD = "redisPW-4f1c"
 CAMERA_PASSWORD = "camPW-93ab"
 URL_TOKEN = "tok-7d2e"
 QUERY_TOKEN = "qtok-51aa"
-SECRETS = (REDIS_PASSWORD, CAMERA_PASSWORD, URL_TOKEN, QUERY_TOKEN)
+LOGIN_PASSWORD = "loginPW-0c3d-long"
+#: Every secret the test uses; the token and session cookie of the run are added to it.
+SECRETS = [REDIS_PASSWORD, CAMERA_PASSWORD, URL_TOKEN, QUERY_TOKEN, SECRET, LOGIN_PASSWORD]
 JSON = {"Content-Type": "application/json"}
+#: The credentials ``call`` sends (an operator token, made by the test).
+AUTH: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +43,8 @@ def private_redis() -> Iterator[RedisServer]:
 
 def call(port: int, path: str, method: str = "GET", body: bytes | None = None,
          headers: dict[str, str] | None = None) -> tuple[int, Any]:
-    code, head, raw = http(f"http://127.0.0.1:{port}{path}", method, body, headers)
+    code, head, raw = http(f"http://127.0.0.1:{port}{path}", method, body,
+                           {**AUTH, **(headers or {})})
     assert head["Content-Type"].startswith("application/json"), (path, code, raw[:200])
     return code, json.loads(raw)
 
@@ -49,7 +58,13 @@ def test_bad_input_is_400_and_secrets_stay_hidden(private_redis: RedisServer,
                                                   tmp_path: Path) -> None:
     # The camera job below reads loopback: listed explicitly (doc/security.md).
     env = {"EI_REDIS_URL": private_redis.url, "EI_LOG_LEVEL": "DEBUG",
-           "EI_SOURCE_ALLOW": "127.0.0.1"}
+           "EI_SOURCE_ALLOW": "127.0.0.1", **SECRET_ENV}
+    client = redis.Redis.from_url(private_redis.url)
+    client.flushall()
+    token = AuthStore(client).create_token(Role.OPERATOR).token
+    AuthStore(client).add_user("ops", Role.OPERATOR, LOGIN_PASSWORD)
+    AUTH.update({"Authorization": f"Bearer {token}"})
+    SECRETS.append(token)
     port = free_port()
     gateway = Service(["gateway", "--host", "127.0.0.1", "--port", str(port),
                        "--media-dir", str(tmp_path)], env)
@@ -62,6 +77,13 @@ def test_bad_input_is_400_and_secrets_stay_hidden(private_redis: RedisServer,
         wait_for(lambda: not gateway.alive() or http(
             f"http://127.0.0.1:{port}/readyz")[0] == 200, 30, "the gateway to be ready")
         assert gateway.alive(), gateway.output()
+        # A login, right and wrong: neither the password nor the session id is ever logged.
+        login = json.dumps({"name": "ops", "password": LOGIN_PASSWORD}).encode()
+        code, head, _ = http(f"http://127.0.0.1:{port}/api/login", "POST", login, JSON)
+        assert code == 200
+        SECRETS.append(head["Set-Cookie"].split(";")[0].split(".")[1])  # the session id
+        wrong = json.dumps({"name": "ops", "password": LOGIN_PASSWORD + "x"}).encode()
+        assert http(f"http://127.0.0.1:{port}/api/login", "POST", wrong, JSON)[0] == 401
         bad = [
             ("/api/analysis", "POST", b'{"source": "\\ud800", "types": ["people"]}',
              "lone surrogate"),

@@ -24,6 +24,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
+from elastic_inference.core.auth import Role
 from elastic_inference.core.broker import OutputBroker
 from elastic_inference.core.live import decode_frame
 from elastic_inference.core.metrics import MJPEG_FRAMES, REDIS_RECONNECTS
@@ -31,7 +32,9 @@ from elastic_inference.core.registry import StreamRegistry
 from elastic_inference.core.result import Detection, Result
 from elastic_inference.core.snapshot import FOLLOW_READ as MJPEG_READ
 from elastic_inference.services.gateway import MJPEG_BOUNDARY, MjpegFollower
-from tests.integration.test_gateway import GatewayThread, decode, vtest_jpegs
+from tests.credentials import SECRET_ENV, bearer
+from tests.gateway_app import GatewayThread
+from tests.integration.test_gateway import decode, vtest_jpegs
 from tests.processes import Service, wait_for
 from tests.redis_server import RedisServer, free_port
 
@@ -110,8 +113,9 @@ def gateway(redis_url: str) -> Iterator[GatewayThread]:
 
 
 def open_mjpeg(gw: GatewayThread, query: str = "") -> HTTPResponse:
-    resp: HTTPResponse = urllib.request.urlopen(
-        f"{gw.url}/api/streams/{STREAM}/mjpeg{query}", timeout=10)
+    req = urllib.request.Request(f"{gw.url}/api/streams/{STREAM}/mjpeg{query}",
+                                 headers=gw.auth)
+    resp: HTTPResponse = urllib.request.urlopen(req, timeout=10)
     assert resp.status == 200
     assert resp.headers["Content-Type"] == (
         f"multipart/x-mixed-replace; boundary={MJPEG_BOUNDARY}")
@@ -273,10 +277,10 @@ def start_services(redis_url: str, *gateway_flags: str) -> tuple[Service, Servic
     """``ei websocket`` and an ``ei gateway`` proxying /ws to it, both ready."""
     ws_port, gw_port = free_port(), free_port()
     ws = Service(["websocket", "--redis-url", redis_url, "--host", "127.0.0.1", "--port",
-                  str(ws_port)])
+                  str(ws_port)], SECRET_ENV)
     gw = Service(["gateway", "--redis-url", redis_url, "--host", "127.0.0.1", "--port",
                   str(gw_port), "--websocket-upstream", f"ws://127.0.0.1:{ws_port}/ws",
-                  *gateway_flags])
+                  *gateway_flags], SECRET_ENV)
     for svc in (ws, gw):
         wait_for(lambda: ready(svc) or not svc.alive(), 20,  # noqa: B023
                  f"ei {svc.args[0]} to become ready")
@@ -298,8 +302,19 @@ def metric(svc: Service, name: str) -> float:
     return float(line.split()[1])
 
 
+#: A viewer's token for the processes' clients (made per test by ``viewer``).
+AUTH: dict[str, str] = {}
+
+
+@pytest.fixture
+def viewer(redis_client: redis.Redis) -> None:
+    AUTH.clear()
+    AUTH.update(bearer(redis_client, Role.VIEWER))
+
+
 async def connect(url: str) -> ClientConnection:
-    return await websockets.connect(url, open_timeout=10, max_size=16 * 2**20)
+    return await websockets.connect(url, open_timeout=10, max_size=16 * 2**20,
+                                    additional_headers=AUTH)
 
 
 async def text_until(ws: ClientConnection, key: str) -> dict[str, Any]:
@@ -335,6 +350,7 @@ async def close_code(ws: ClientConnection, timeout: float = 10) -> int | None:
         return exc.rcvd.code if exc.rcvd is not None else None
 
 
+@pytest.mark.usefixtures("viewer")
 def test_ws_proxy_relays_the_websocket_service(redis_url: str, publisher: Publisher) -> None:
     ws, gw, ws_port, gw_port = start_services(redis_url, "--max-proxy-clients", "2")
 
@@ -381,6 +397,7 @@ def test_ws_proxy_relays_the_websocket_service(redis_url: str, publisher: Publis
     assert "Traceback" not in gw.output() and "ERROR" not in gw.output(), gw.output()
 
 
+@pytest.mark.usefixtures("viewer")
 def test_gateway_sigterm_closes_proxied_websockets_and_mjpeg(redis_url: str,
                                                              publisher: Publisher) -> None:
     ws, gw, _, gw_port = start_services(redis_url)
@@ -389,7 +406,8 @@ def test_gateway_sigterm_closes_proxied_websockets_and_mjpeg(redis_url: str,
         proxied = await connect(f"ws://127.0.0.1:{gw_port}/ws")
         await text_until(proxied, "streams")
         mjpeg = await asyncio.to_thread(
-            urllib.request.urlopen, f"http://127.0.0.1:{gw_port}/api/streams/{STREAM}/mjpeg",
+            urllib.request.urlopen, urllib.request.Request(
+                f"http://127.0.0.1:{gw_port}/api/streams/{STREAM}/mjpeg", headers=AUTH),
             None, 10)
         assert await asyncio.to_thread(read_part, mjpeg) is not None
         await asyncio.to_thread(gw.send)
@@ -409,10 +427,11 @@ def test_gateway_sigterm_closes_proxied_websockets_and_mjpeg(redis_url: str,
     assert "Traceback" not in gw.output() and "ERROR" not in gw.output(), gw.output()
 
 
+@pytest.mark.usefixtures("viewer")
 def test_unreachable_upstream_closes_with_1013(redis_url: str) -> None:
     port, dead = free_port(), free_port()
     gw = Service(["gateway", "--redis-url", redis_url, "--host", "127.0.0.1", "--port",
-                  str(port), "--websocket-upstream", f"ws://127.0.0.1:{dead}/ws"])
+                  str(port), "--websocket-upstream", f"ws://127.0.0.1:{dead}/ws"], SECRET_ENV)
     try:
         wait_for(lambda: ready(gw) or not gw.alive(), 20, "ei gateway to become ready")
 
@@ -422,7 +441,8 @@ def test_unreachable_upstream_closes_with_1013(redis_url: str) -> None:
 
         assert asyncio.run(scenario()) == 1013
         with pytest.raises(urllib.error.HTTPError) as err:  # a plain GET is no upgrade
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/ws", timeout=5)
+            urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/ws",
+                                                          headers=AUTH), timeout=5)
         with err.value as resp:
             assert resp.code == 400 and "websocket" in json.loads(resp.read())["error"]
     finally:

@@ -1,5 +1,6 @@
 """Quotas on the gateway (doc/security.md#quotas): job creation and listing are rate-limited
-per client on a real redis-server over real HTTP; the limit is shared through Redis."""
+per principal (here: one operator token per test client) on a real redis-server over real
+HTTP; the limit is shared through Redis."""
 
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
+from elastic_inference.core.auth import Role
 from elastic_inference.core.clients import ConnectionLimits, parse_networks
 from elastic_inference.core.ratelimit import Rate
 from elastic_inference.services.gateway import REDIS_DOWN_MESSAGE
-from tests.integration.test_gateway import GatewayThread
+from tests.credentials import bearer
+from tests.gateway_app import GatewayThread
 from tests.processes import http
 from tests.redis_server import free_port
 from tests.unit.core.test_jobs import job_body
@@ -21,12 +25,15 @@ from tests.unit.core.test_jobs import job_body
 pytestmark = pytest.mark.integration
 
 JOBS, LISTS = Rate(5, 60.0), Rate(3, 60.0)  # bursts of 5 and 3; then one per 12 s, 20 s
+#: The token of each test client, made at its first request (cleared with Redis per test).
+TOKENS: dict[str, dict[str, str]] = {}
 
 
 @pytest.fixture
 def gateway(redis_url: str, tmp_path: Path) -> Iterator[GatewayThread]:
     (tmp_path / "v.avi").write_bytes(b"not really a video")  # sources are checked, not read
-    # Loopback is a trusted proxy here, so X-Forwarded-For tells test clients apart.
+    TOKENS.clear()
+    # All from one address, which does not matter: the principal is what is counted.
     limits = ConnectionLimits(trusted=tuple(parse_networks(("127.0.0.0/8",))))
     gw = GatewayThread(redis_url, media_dir=tmp_path, limits=limits, job_rate=JOBS,
                        list_rate=LISTS)
@@ -35,7 +42,14 @@ def gateway(redis_url: str, tmp_path: Path) -> Iterator[GatewayThread]:
 
 
 def call(gw: GatewayThread, method: str, path: str, client: str) -> tuple[int, Any, Any]:
-    headers = {"X-Forwarded-For": client, "Content-Type": "application/json"}
+    """A request of ``client``, with its own operator token."""
+    if client not in TOKENS:
+        try:
+            TOKENS[client] = bearer(gw.client, Role.OPERATOR)
+        except redis.ConnectionError:  # Redis is down: any well-formed token
+            TOKENS[client] = {"Authorization": "Bearer ei_" + "A" * 43}
+    headers = {"X-Forwarded-For": "192.0.2.200", "Content-Type": "application/json",
+               **TOKENS[client]}
     code, head, raw = http(gw.url + path, method, job_body() if method == "POST" else None,
                            headers)
     assert head["Content-Type"].startswith("application/json"), (path, code, raw[:200])
@@ -57,7 +71,7 @@ def test_job_creation_beyond_the_burst_gets_429_with_retry_after(
     assert call(gateway, "POST", "/api/analysis", "192.0.2.2")[0] == 201
     # A malformed request is refused for what it is, without spending the quota.
     code, _, body = http(gateway.url + "/api/analysis", "POST", b"{",
-                         {"X-Forwarded-For": "192.0.2.3", "Content-Type": "application/json"})
+                         {"Content-Type": "application/json", **TOKENS["192.0.2.1"]})
     assert code == 400
 
 
@@ -86,6 +100,7 @@ def test_redis_down_answers_503_not_a_crash(tmp_path: Path) -> None:
     """The limiter needs Redis like the job store does: an outage is the usual 503, and the
     gateway answers again once it is back (here: it never is, the port is closed)."""
     (tmp_path / "v.avi").write_bytes(b"x")
+    TOKENS.clear()
     gw = GatewayThread(f"redis://127.0.0.1:{free_port()}/0", media_dir=tmp_path,
                        job_rate=JOBS, list_rate=LISTS)
     try:

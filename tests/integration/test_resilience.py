@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +12,9 @@ import redis
 import websockets
 
 from elastic_inference.core import keys
-from tests.processes import Service, get_json, wait_for
+from elastic_inference.core.auth import Role
+from tests.credentials import SECRET_ENV, bearer
+from tests.processes import Service, http, wait_for
 from tests.redis_server import RedisServer, free_port
 
 pytestmark = pytest.mark.integration
@@ -24,8 +27,8 @@ def own_redis() -> Iterator[RedisServer]:
     server.stop()
 
 
-async def one_ws_message(url: str, timeout: float) -> bytes:
-    async with websockets.connect(url, open_timeout=5) as ws:
+async def one_ws_message(url: str, timeout: float, auth: dict[str, str]) -> bytes:
+    async with websockets.connect(url, open_timeout=5, additional_headers=auth) as ws:
         while True:
             msg = await asyncio.wait_for(ws.recv(), timeout)
             if isinstance(msg, bytes):
@@ -34,7 +37,7 @@ async def one_ws_message(url: str, timeout: float) -> bytes:
 
 def test_services_survive_a_redis_restart(own_redis: RedisServer, model_dir: Path,
                                           sample_dir: Path) -> None:
-    env = {"EI_REDIS_URL": own_redis.url}
+    env = {"EI_REDIS_URL": own_redis.url, **SECRET_ENV}
     gw_port, ws_port = free_port(), free_port()
     services = [
         Service(["stream", "--source", str(sample_dir / "Megamind.avi"), "--stream-id", "mm",
@@ -45,17 +48,24 @@ def test_services_survive_a_redis_restart(own_redis: RedisServer, model_dir: Pat
     ]
     client = redis.Redis.from_url(own_redis.url)
     api = f"http://127.0.0.1:{gw_port}/api/streams"
+    auth = bearer(client, Role.VIEWER)
+
+    def listed() -> list[str]:
+        status, _, body = http(api, headers=auth)
+        return [s["id"] for s in json.loads(body)["streams"]] if status == 200 else []
+
     ws_url = f"ws://127.0.0.1:{ws_port}/ws"
     try:
         wait_for(lambda: client.xlen(keys.out("mm")) > 0, 60, "results before the restart")
-        wait_for(lambda: get_json(api)[1]["streams"], 20, "the gateway to list the stream")
+        wait_for(listed, 20, "the gateway to list the stream")
 
         own_redis.restart(down_for=2.0)  # no persistence: every key is gone afterwards
 
         wait_for(lambda: client.xlen(keys.out("mm")) > 0, 60, "results after the restart")
-        wait_for(lambda: [s["id"] for s in get_json(api)[1]["streams"]] == ["mm"], 30,
+        auth = bearer(client, Role.VIEWER)  # the token went with every other key
+        wait_for(lambda: listed() == ["mm"], 30,
                  "the stream to re-register and the gateway to list it")
-        message = asyncio.run(one_ws_message(ws_url, 20))
+        message = asyncio.run(one_ws_message(ws_url, 20, auth))
         assert b'"stream":' in message or b'"stream": ' in message
         for s in services:
             assert s.alive(), f"{s.args[0]} exited:\n{s.output()[-3000:]}"
