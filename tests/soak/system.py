@@ -86,7 +86,10 @@ class System:
         self.up = Service(["up", "--port", str(self.port), "--ws-port", str(self.ws_port),
                            "--model-dir", str(repo / "models"),
                            "--sample-dir", str(repo / "samples"),
-                           "--spa-dir", str(repo / "spa" / "dist"), "--fps", f"{fps:g}"],
+                           "--spa-dir", str(repo / "spa" / "dist"), "--fps", f"{fps:g}",
+                           # Redis is restarted empty here, users and tokens with it: the
+                           # soak measures staying up, on loopback (credentials: test_access).
+                           "--no-auth"],
                           env={"EI_REDIS_URL": self.redis.url}, own_group=True)
         self.base = f"http://127.0.0.1:{self.port}"
 
