@@ -36,6 +36,8 @@ S = TypeVar("S", bound="CommonSettings")
 
 _JOB_RATE_HELP = ("analysis jobs one client may submit (POST /api/analysis), e.g. 60/min: that "
                   "many at once, then one every 60/N s; off = no limit (429 beyond)")
+_LOGIN_RATE_HELP = ("failed logins one client address, and one user name, may make, e.g. "
+                    "10/min (429 beyond; a success clears the user name's count)")
 _LIST_RATE_HELP = "analysis-job listings (GET /api/analysis) one client may request; as above"
 
 
@@ -275,9 +277,7 @@ class GatewaySettings(ServiceSettings, AccessSettings):
 
     session_ttl: int = opt(43200, "seconds a login session lasts (then log in again)",
                            check=checks.positive)
-    login_rate: str = opt("10/min", "logins one client address, and logins for one user "
-                                    "name, may try (a success clears the user's count); "
-                                    "429 beyond", check=checks.rate)
+    login_rate: str = opt("10/min", _LOGIN_RATE_HELP, check=checks.rate)
 
     def __post_init__(self) -> None:
         check_pair(self.tls_cert, self.tls_key)
@@ -304,6 +304,7 @@ class UpSettings(CommonSettings, AccessSettings):
     source_allow: tuple[str, ...] = opt((), _SOURCE_ALLOW_HELP, check=checks.source_allow)
     job_rate: str = opt("60/min", _JOB_RATE_HELP, check=checks.rate)
     list_rate: str = opt("120/min", _LIST_RATE_HELP, check=checks.rate)
+    login_rate: str = opt("10/min", _LOGIN_RATE_HELP, check=checks.rate)
     fps: float = opt(10.0, "frames per second of each sample stream", check=checks.non_negative)
     duration: float = opt(0.0, "stop after this many seconds (0 = until Ctrl-C)",
                           check=checks.non_negative)

@@ -249,7 +249,8 @@ class LocalSystem:
                               f"ws://{reachable(s.host)}:{s.ws_port}/ws",
                               "--media-dir", str(s.sample_dir),
                               "--spa-dir", str(s.spa_dir), *allow, *allowed,
-                              "--job-rate", s.job_rate, "--list-rate", s.list_rate))
+                              "--job-rate", s.job_rate, "--list-rate", s.list_rate,
+                              "--login-rate", s.login_rate))
         return children
 
     def all_children(self) -> list[Child]:

@@ -189,11 +189,16 @@ def test_quota_settings_reach_the_gateway(tmp_path: Path) -> None:
     s = parse_settings(GatewaySettings, [],
                        {**SECRET_ENV, "EI_JOB_RATE": "off", "EI_LIST_RATE": "10/s"})
     assert (Rate.parse(s.job_rate), Rate.parse(s.list_rate)) == (None, Rate(10, 1.0))
-    up = parse_settings(UpSettings, ["--sample-dir", str(tmp_path), "--job-rate", "7/h"], {})
-    [gateway] = [c for c in LocalSystem(up, "redis://127.0.0.1:1/0", ServiceRuntime("t")).children
-                 if c.args[0] == "gateway"]
-    given = parse_settings(GatewaySettings, gateway.args[1:], SECRET_ENV)
-    assert (given.job_rate, given.list_rate) == ("7/h", "120/min")
+    up = parse_settings(UpSettings, ["--sample-dir", str(tmp_path), "--job-rate", "7/h",
+                                     "--login-rate", "3/min"], {})
+    system = LocalSystem(up, "redis://127.0.0.1:1/0", ServiceRuntime("t"), "s" * 43)
+    [gateway] = [c for c in system.children if c.args[0] == "gateway"]
+    given = parse_settings(GatewaySettings, gateway.args[1:], gateway.env)
+    assert (given.job_rate, given.list_rate, given.login_rate) == ("7/h", "120/min", "3/min")
+    # The secret reaches the two services that check credentials, in their environment only.
+    holders = {c.args[0] for c in system.children if c.env.get("EI_SESSION_SECRET")}
+    assert holders == {"gateway", "websocket"} and given.session_secret == "s" * 43
+    assert not any("s" * 43 in " ".join(c.args) for c in system.children)
 
 
 @pytest.mark.parametrize(("host", "upstream"), [
