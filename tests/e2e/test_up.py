@@ -64,7 +64,7 @@ def test_up_serves_three_streams_with_results(model_dir: Path, sample_dir: Path,
         api = f"http://127.0.0.1:{port}/api/streams"
         shown = wait_for(lambda: FIRST_ADMIN.search(up.output()), 30, "the admin's password")
         assert len(FIRST_ADMIN.findall(up.output())) == 1
-        assert get_json(api)[0] == 401
+        wait_for(lambda: get_json(api)[0] == 401, 60, "the gateway to refuse a stranger")
         cookie = {"Cookie": login(port, shown.group(1))}
 
         def api_json(url: str) -> tuple[int, Any]:
