@@ -186,6 +186,11 @@ def _digest(digest: str, what: str) -> str:
     return digest
 
 
+def auth_pattern() -> str:
+    """Pattern matching every key of users, API tokens and login sessions (``ei:auth:*``)."""
+    return f"{PREFIX}:auth:*"
+
+
 def auth_users() -> str:
     """SET of user names (for listing)."""
     return f"{PREFIX}:auth:users"

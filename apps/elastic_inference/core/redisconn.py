@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import redis
 from redis.backoff import ExponentialBackoff
+from redis.maint_notifications import MaintNotificationsConfig
 from redis.retry import Retry
 
 from .errors import ConfigError
@@ -176,6 +177,10 @@ def connect(url: str, *, socket_timeout: float = 10.0, decode: bool = False,
         retry_on_error=[redis.ConnectionError, redis.TimeoutError],
         decode_responses=decode,
         connection_class=_CONNECTION_CLASSES[urlsplit(url).scheme],
+        # No CLIENT SETINFO nor CLIENT MAINT_NOTIFICATIONS on connect: a component's ACL
+        # user may not run them (core/acl.py), and each refusal is an ACL LOG entry.
+        driver_info=None,
+        maint_notifications_config=MaintNotificationsConfig(enabled=False),
     )
 
 
