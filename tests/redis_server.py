@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 import pytest
 import redis
+from redis.maint_notifications import MaintNotificationsConfig
 
 #: Debian's redis-server 7.x (``make redis-server``), which the Redis ACL test runs on as well.
 DEBIAN_REDIS_SERVER = "/usr/bin/redis-server"
@@ -82,7 +83,10 @@ class RedisServer:
             args += ["--requirepass", self.password]
         args += self.config
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        client = redis.Redis.from_url(self.url)
+        # Nothing but PING: an ACL user may not run CLIENT SETINFO / MAINT_NOTIFICATIONS.
+        client = redis.Redis.from_url(self.url, driver_info=None,
+                                      maint_notifications_config=MaintNotificationsConfig(
+                                          enabled=False))
         deadline = time.monotonic() + 10
         while True:
             try:

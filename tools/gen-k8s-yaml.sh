@@ -6,7 +6,8 @@
 #   ... # if NAME      a line kept only when NAME is set (non-empty), the marker removed;
 #   ... # unless NAME  a line kept only when NAME is empty.
 # A YAML document (between --- lines) that mentions ${TYPE} is rendered once per inference type,
-# one that mentions ${STREAM_ID} once per sample stream. kubernetes/kustomization.yaml, itself a
+# one that mentions ${STREAM_ID} once per sample stream, one that mentions ${COMPONENT} once per
+# Redis user (core/acl.py: each component's user, with its own password). kubernetes/kustomization.yaml, itself a
 # template, lists the templates to render; its rendered copy in the output directory lists the
 # rendered files, so `kubectl apply --server-side -k DIR` applies them all. Every Kubernetes
 # manifest under kubernetes/monitoring/ is copied with ${NAMESPACE} replaced, and every Grafana
@@ -27,8 +28,12 @@ readonly SAMPLE_STREAMS=("vtest-people vtest.avi people" "vtest-car vtest.avi ca
                          "megamind-face Megamind.avi face")
 # The first line of every rendered file; also how an earlier render is recognised.
 readonly RENDERED_MARK="# Rendered by tools/gen-k8s-yaml.sh"
-# A generated or given in-cluster Redis password goes into a URL and redis.conf unescaped.
+# A generated or given in-cluster Redis password goes into a URL unescaped (core/acl.py
+# PASSWORD_RE); the session secret is 32 bytes in base64url.
 readonly PASSWORD_RE='^[A-Za-z0-9._~-]{16,128}$'
+readonly SESSION_SECRET_RE='^[A-Za-z0-9_-]{43}=$'
+# core/acl.py runs on the standard library alone: the users and their aclfile come from there.
+PYTHON=${PYTHON:-python3}
 
 usage() {
     cat <<EOF
@@ -51,9 +56,13 @@ Render the Kubernetes manifests of Elastic Inference into DIR; apply them with
                 NPU also request the Intel device plugin's resource
   -G GID        add the group GID to the workers' groups: the nodes' group of the GPU
                 render node or NPU device (stat -c %g /dev/dri/renderD128)
-  -p FILE       read the Redis password from FILE ('-' for stdin; 16+ characters of
-                A-Z a-z 0-9 . _ ~ -); default: the one of an earlier render in DIR, else
-                a random one. The password is never printed.
+  -p FILE       read Redis passwords from FILE ('-' for stdin), lines COMPONENT PASSWORD
+                (16+ characters of A-Z a-z 0-9 . _ ~ -), COMPONENT one of
+                  $(components_list)
+                A component not listed keeps the password of an earlier render in DIR,
+                else gets a random one. Passwords are never printed.
+  -R COMPONENT  rotate: a new random password for COMPONENT's Redis user (repeatable;
+                doc/security.md, "Rotating a password")
   -u FILE       use an external Redis instead of the in-cluster one: read its URL
                 (redis:// or rediss:// for TLS) from FILE ('-' for stdin)
   -s SIZE       keep the in-cluster Redis data on a PersistentVolumeClaim of SIZE (e.g.
@@ -110,6 +119,19 @@ yaml_escape() {
     printf '%s' "${text//\"/\\\"}"
 }
 
+# components_list: the Redis users' components, as core/acl.py lists them.
+components_list() {
+    local list
+    list=$(PYTHONPATH=$ROOT/apps "$PYTHON" -m elastic_inference.core.acl --components 2>/dev/null |
+        cut -d' ' -f1 | tr '\n' ' ') || true
+    printf '%s' "${list% }"
+}
+
+# random_password: 48 hex digits (192 bits).
+random_password() {
+    head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'
+}
+
 # url_decode TEXT: TEXT with %XX escapes decoded (URL user names and passwords).
 url_decode() {
     printf '%b' "${1//%/\\x}"
@@ -156,6 +178,15 @@ render_document() {
             print_document "$doc"
         done
         unset 'VARS[TYPE]'
+    elif [[ $doc == *"\${COMPONENT}"* ]]; then
+        for entry in "${COMPONENTS[@]}"; do
+            VARS[COMPONENT]=$entry VARS[COMPONENT_USER]=$(yaml_escape "${USERS[$entry]}")
+            VARS[COMPONENT_URL]=$(yaml_escape "${URLS[$entry]}")
+            VARS[COMPONENT_PASSWORD]=$(yaml_escape "${PASSWORDS[$entry]}")
+            print_document "$doc"
+        done
+        unset 'VARS[COMPONENT]' 'VARS[COMPONENT_USER]' 'VARS[COMPONENT_URL]' \
+            'VARS[COMPONENT_PASSWORD]'
     elif [[ $doc == *"\${STREAM_ID}"* ]]; then
         for entry in "${SAMPLE_STREAMS[@]}"; do
             read -r id sample types <<<"$entry"
@@ -260,9 +291,9 @@ render_monitoring() {
 registry="" tag=latest namespace=elastic-inference out=$ROOT/build/kubernetes autoscaler=ratio
 max_replicas=8 device=CPU device_group="" password_file="" url_file="" storage="" ingress_host=""
 ingress_class="" tls_secret="" ingress_namespace="" node_ports="" websocket_url=/ws websocket_url_given="" monitoring=yes
-media_size=10Gi media_class="" media_access_mode=ReadWriteMany
+media_size=10Gi media_class="" media_access_mode=ReadWriteMany rotate=()
 
-while getopts ":r:t:n:o:a:m:d:G:p:u:s:v:c:OH:i:T:I:Nw:Mh" opt; do
+while getopts ":r:t:n:o:a:m:d:G:p:R:u:s:v:c:OH:i:T:I:Nw:Mh" opt; do
     case $opt in
         r) registry=$OPTARG ;;
         t) tag=$OPTARG ;;
@@ -273,6 +304,7 @@ while getopts ":r:t:n:o:a:m:d:G:p:u:s:v:c:OH:i:T:I:Nw:Mh" opt; do
         d) device=${OPTARG^^} ;;
         G) device_group=$OPTARG ;;
         p) password_file=$OPTARG ;;
+        R) rotate+=("$OPTARG") ;;
         u) url_file=$OPTARG ;;
         s) storage=$OPTARG ;;
         v) media_size=$OPTARG ;;
@@ -326,7 +358,9 @@ check "$media_size" '^[1-9][0-9]*(Mi|Gi|Ti)$' \
     "invalid storage class '$media_class': a lower-case DNS name such as nfs-client"
 [[ -z $url_file || -z $storage ]] || die "-s sizes the in-cluster Redis; it does not go with -u"
 [[ -z $url_file || -z $password_file ]] ||
-    die "-p sets the in-cluster Redis password; with -u the password is part of the URL"
+    die "-p sets the in-cluster Redis passwords; with -u the password is part of the URL"
+[[ -z $url_file || ${#rotate[@]} == 0 ]] ||
+    die "-R rotates an in-cluster Redis password; with -u the password is part of the URL"
 [[ -z $ingress_host ]] || check "$ingress_host" \
     '^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$' \
     "invalid Ingress host '$ingress_host': a lower-case DNS name such as ei.example.com"
@@ -355,6 +389,19 @@ fi
 
 # ----------------------------------------------------------------------------- Redis
 
+# The Redis users, one per component (core/acl.py): COMPONENTS in its order, USERS their names.
+command -v "$PYTHON" >/dev/null || die "$PYTHON is needed (standard library only): set PYTHON"
+declare -A USERS=() PASSWORDS=() URLS=()
+COMPONENTS=()
+while read -r component user; do
+    COMPONENTS+=("$component") USERS[$component]=$user
+done < <(PYTHONPATH=$ROOT/apps "$PYTHON" -m elastic_inference.core.acl --components)
+((${#COMPONENTS[@]})) || die "core/acl.py listed no Redis users"
+for component in "${rotate[@]}"; do
+    [[ -v "USERS[$component]" ]] ||
+        die "-R $component: no such component (choose among ${COMPONENTS[*]})"
+done
+
 if [[ -n $url_file ]]; then
     redis_url=$(read_secret "$url_file")
     url_re='^(rediss?)://(([^:@/]*)(:([^@/]*))?@)?([^:@/?]+|\[[0-9A-Fa-f:.]+\])(:([0-9]{1,5}))?(/([0-9]{1,2}))?(\?[^#]*)?$'
@@ -368,25 +415,60 @@ if [[ -n $url_file ]]; then
     redis_tls=false
     [[ ${BASH_REMATCH[1]} == rediss ]] && redis_tls=true
     in_cluster_redis=""
+    # An external Redis: every component uses the URL given (its users are yours to make).
+    for component in "${COMPONENTS[@]}"; do
+        USERS[$component]=$redis_username PASSWORDS[$component]=$redis_password
+        URLS[$component]=$redis_url
+    done
+    redis_acl=""
 else
-    if [[ -n $password_file ]]; then
-        redis_password=$(read_secret "$password_file")
-        [[ $redis_password =~ $PASSWORD_RE ]] ||
-            die "the password in '$password_file' must be 16 to 128 of A-Z a-z 0-9 . _ ~ - (password not shown)"
-    else
-        # Keep the password of an earlier render: the running Redis still has it.
-        redis_password=$(sed -n 's/^  redis-password: "\(.*\)"$/\1/p' "$out/secret.yaml" 2>/dev/null || true)
-        if [[ $redis_password =~ $PASSWORD_RE ]]; then
-            echo "keeping the Redis password of the earlier render in $out"
-        else
-            redis_password=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
-        fi
+    # Keep the passwords of an earlier render (the running Redis has them), unless given (-p)
+    # or rotated (-R); any other is new and random.
+    kept=0
+    if [[ -f $out/secret.yaml ]]; then
+        while read -r component password; do
+            if [[ -v "USERS[$component]" && $password =~ $PASSWORD_RE ]]; then
+                PASSWORDS[$component]=$password
+                kept=$((kept + 1))
+            fi
+        done < <(sed -n -e 's/^  name: ei-redis-\([a-z]*\)$/\1/p' \
+                        -e 's/^  redis-password: "\(.*\)"$/\1/p' "$out/secret.yaml" | paste -d' ' - -)
     fi
-    redis_username="" redis_address=redis.$namespace.svc:6379 redis_db=0 redis_tls=false
-    redis_port=6379
-    redis_url=redis://:$redis_password@redis:6379/$redis_db
+    ((kept == 0)) || echo "keeping the Redis passwords of the earlier render in $out"
+    if [[ -n $password_file ]]; then
+        [[ $password_file == - || (-r $password_file && ! -d $password_file) ]] ||
+            die "cannot read file '$password_file'"
+        while read -r component password extra; do
+            [[ -n $component ]] || continue
+            [[ -v "USERS[$component]" && -z $extra ]] ||
+                die "'$password_file': expected lines COMPONENT PASSWORD with COMPONENT among ${COMPONENTS[*]} (passwords not shown)"
+            [[ $password =~ $PASSWORD_RE ]] ||
+                die "the password of $component in '$password_file' must be 16 to 128 of A-Z a-z 0-9 . _ ~ - (password not shown)"
+            PASSWORDS[$component]=$password
+        done < <(if [[ $password_file == - ]]; then cat; else cat -- "$password_file"; fi)
+    fi
+    for component in "${rotate[@]}"; do
+        unset "PASSWORDS[$component]"
+    done
+    for component in "${COMPONENTS[@]}"; do
+        [[ -v "PASSWORDS[$component]" ]] || PASSWORDS[$component]=$(random_password)
+        URLS[$component]=redis://${USERS[$component]}:${PASSWORDS[$component]}@redis:6379/0
+    done
+    redis_address=redis.$namespace.svc:6379 redis_db=0 redis_tls=false redis_port=6379
+    # The aclfile (SHA-256 of each password), as the inside of a double-quoted YAML string.
+    redis_acl=$(for component in "${COMPONENTS[@]}"; do
+                    printf '%s %s\n' "$component" "${PASSWORDS[$component]}"
+                done | PYTHONPATH=$ROOT/apps "$PYTHON" -m elastic_inference.core.acl) ||
+        die "core/acl.py could not render the aclfile"
+    redis_acl=$(yaml_escape "$redis_acl")
+    redis_acl=${redis_acl//$'\n'/\\n}\\n
     in_cluster_redis=yes
 fi
+
+# The key that signs login sessions: kept from an earlier render, else 32 random bytes.
+session_secret=$(sed -n 's/^  session-secret: "\(.*\)"$/\1/p' "$out/secret.yaml" 2>/dev/null || true)
+[[ $session_secret =~ $SESSION_SECRET_RE ]] ||
+    session_secret=$(head -c 32 /dev/urandom | base64 | tr '+/' '-_')
 
 # ----------------------------------------------------------------------------- hosts
 
@@ -407,8 +489,8 @@ fi
 VARS=(
     [NAMESPACE]=$namespace [REGISTRY]=$registry [TAG]=$tag [MAX_REPLICAS]=$max_replicas
     [DEVICE]=$device [ACCELERATOR_RESOURCE]=$accelerator [DEVICE_GROUP]=$device_group
-    [REDIS_URL]=$(yaml_escape "$redis_url") [REDIS_PASSWORD]=$(yaml_escape "$redis_password")
-    [REDIS_USERNAME]=$(yaml_escape "$redis_username") [REDIS_ADDRESS]=$(yaml_escape "$redis_address")
+    [REDIS_ADDRESS]=$(yaml_escape "$redis_address") [REDIS_ACL]=$redis_acl
+    [SESSION_SECRET]=$session_secret
     [REDIS_DB]=$redis_db [REDIS_PORT]=$redis_port [REDIS_TLS]=$redis_tls [IN_CLUSTER_REDIS]=$in_cluster_redis
     [REDIS_STORAGE]=$storage
     [MEDIA_SIZE]=$media_size [MEDIA_CLASS]=$media_class [MEDIA_ACCESS_MODE]=$media_access_mode
@@ -429,7 +511,7 @@ render_template kustomization.yaml >"$staging/kustomization.yaml"
 mapfile -t resources < <(sed -n 's/^  - \([^ #]*\.yaml\)$/\1/p' "$staging/kustomization.yaml")
 for name in "${resources[@]}"; do
     mkdir -p "$(dirname "$staging/$name")"
-    if [[ $name == secret.yaml ]]; then
+    if [[ $name == secret.yaml || $name == redis.yaml ]]; then
         (umask 077 && render_template "$name" >"$staging/$name")
     else
         render_template "$name" >"$staging/$name"

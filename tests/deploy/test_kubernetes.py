@@ -5,6 +5,7 @@ service with settings it knows, runs hardened pods, scrapes and scales every wor
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import os
@@ -19,7 +20,7 @@ import jsonschema
 import pytest
 import yaml
 
-from elastic_inference.core import keys
+from elastic_inference.core import acl, keys
 from elastic_inference.core.hosts import HostPolicy
 from elastic_inference.core.options import env_name
 from elastic_inference.core.settings import (
@@ -247,10 +248,23 @@ def container_env(rendered: Rendered, container: Doc) -> dict[str, str]:
     return env
 
 
+#: Variables the manifests provide ahead of the setting that reads them (a service stops on
+#: an EI_* variable it does not know): the session secret of the login work. Each is
+#: checked like any other as soon as its service has the setting.
+AHEAD = {"EI_SESSION_SECRET": ("gateway", "websocket")}
+
+
 def unknown_settings(service: str, env: dict[str, str]) -> list[str]:
     """The EI_* variables of ``env`` that ``service`` has no setting for."""
     known = {env_name(f) for f in dataclasses.fields(SETTINGS[service])}
     return sorted(name for name in env if name.startswith("EI_") and name not in known)
+
+
+def without_ahead(service: str, env: dict[str, str]) -> dict[str, str]:
+    """``env`` without the variables of :data:`AHEAD` that ``service`` does not know yet."""
+    known = {env_name(f) for f in dataclasses.fields(SETTINGS[service])}
+    return {k: v for k, v in env.items()
+            if k in known or service not in AHEAD.get(k, ())}
 
 
 def test_unknown_settings_catches_a_typo() -> None:
@@ -263,7 +277,7 @@ def test_every_variable_is_a_valid_setting_of_its_service(variant: Rendered) -> 
     containers = ei_containers(variant)
     assert {service for service, _ in containers} == set(SETTINGS)
     for service, container in containers:
-        env = container_env(variant, container)
+        env = without_ahead(service, container_env(variant, container))
         assert unknown_settings(service, env) == [], container["name"]
         # Every value parses as the service would parse it at start-up.
         parse_settings(SETTINGS[service], container.get("args", []), env)
@@ -446,7 +460,8 @@ def test_allowed_hosts_follow_the_ingress_host(render_once: RenderOnce) -> None:
             assert "EI_ALLOWED_ORIGINS" not in env  # derived from the hosts
             cls: type[GatewaySettings | WebsocketSettings] = (
                 GatewaySettings if name == "ei-gateway" else WebsocketSettings)
-            settings = parse_settings(cls, [], {k: v for k, v in env.items()
+            service = "gateway" if name == "ei-gateway" else "websocket"
+            settings = parse_settings(cls, [], {k: v for k, v in without_ahead(service, env).items()
                                                 if k != "EI_REDIS_URL"})
             policy = HostPolicy.build(settings.allowed_hosts, settings.allowed_origins)
             assert not policy.allows_origin("https://evil.example") or hosts == "*"
@@ -494,7 +509,7 @@ def test_one_autoscaler_per_worker_type(render_once: RenderOnce, autoscaler: str
 
 
 def check_scaled_objects(rendered: Rendered, scaled: list[Doc]) -> None:
-    secret = rendered.one("Secret", "ei-redis")
+    secret = rendered.one("Secret", "ei-redis-keda")
     for obj in scaled:
         infer_type = obj["metadata"]["labels"]["ei.type"]
         (trigger,) = obj["spec"]["triggers"]
@@ -503,32 +518,75 @@ def check_scaled_objects(rendered: Rendered, scaled: list[Doc]) -> None:
         assert obj["spec"]["maxReplicaCount"] == 12
         auth = rendered.one("TriggerAuthentication", trigger["authenticationRef"]["name"])
         for ref in auth["spec"]["secretTargetRef"]:
-            assert ref["name"] == "ei-redis" and ref["key"] in secret["stringData"]
+            assert ref["name"] == "ei-redis-keda" and ref["key"] in secret["stringData"]
 
 
 # --------------------------------------------------------------------------- Redis
 
 
-def secret_data(rendered: Rendered) -> dict[str, str]:
-    return dict(rendered.one("Secret", "ei-redis")["stringData"])
+def secret_data(rendered: Rendered, component: str = "stream") -> dict[str, str]:
+    """The Secret of one component's Redis user."""
+    return dict(rendered.one("Secret", f"ei-redis-{component}")["stringData"])
+
+
+def passwords(rendered: Rendered) -> dict[str, str]:
+    return {c.component: secret_data(rendered, c.component)["redis-password"]
+            for c in acl.COMPONENTS}
 
 
 def test_in_cluster_redis(render_once: RenderOnce) -> None:
     rendered = render_once()
-    secret = secret_data(rendered)
-    password = secret["redis-password"]
-    assert re.fullmatch(r"[0-9a-f]{48}", password)
-    assert secret["redis-url"] == f"redis://:{password}@redis:6379/0"
-    assert secret["redis-address"] == f"redis.{NAMESPACE}.svc:6379"
-    assert secret["auth.conf"] == f"requirepass {password}\n"
+    given = passwords(rendered)
+    for component, password in given.items():
+        secret = secret_data(rendered, component)
+        user = acl.BY_COMPONENT[component].user
+        assert re.fullmatch(r"[0-9a-f]{48}", password)
+        assert secret == {"redis-url": f"redis://{user}:{password}@redis:6379/0",
+                          "redis-address": f"redis.{NAMESPACE}.svc:6379",
+                          "redis-username": user, "redis-password": password}
+    assert len(set(given.values())) == len(given)
+    # The users' aclfile, with hashes only (core/acl.py renders it; the ACL test loads it).
+    server = rendered.one("Secret", "ei-redis")["stringData"]
+    assert server == {"users.acl": acl.aclfile(given)}
     config = rendered.one("ConfigMap", "redis-config")["data"]["redis.conf"]
     assert "appendonly yes" in config.splitlines()
-    assert "include /etc/redis/auth/auth.conf" in config.splitlines()
+    assert "aclfile /etc/redis/auth/users.acl" in config.splitlines()
+    assert "requirepass" not in config
     pod = rendered.one("Deployment", "redis")["spec"]["template"]["spec"]
     assert pod["volumes"][0] == {"name": "data", "emptyDir": {}}
     assert rendered.names("PersistentVolumeClaim") == {"ei-media"}
-    # The password reaches Redis through a file and redis-cli through the environment.
-    assert password not in json.dumps(pod)
+    # The probe logs in as ei-ops, its password in the environment, none in the pod spec.
+    (container,) = pod["containers"]
+    assert "--user ei-ops ping" in container["readinessProbe"]["exec"]["command"][-1]
+    assert container_env(rendered, container) == {"REDISCLI_AUTH": given["ops"]}
+    assert not [p for p in given.values() if p in json.dumps(pod)]
+    session = rendered.one("Secret", "ei-session")["stringData"]["session-secret"]
+    assert len(base64.urlsafe_b64decode(session)) == 32
+
+
+def secrets_used(pod: Doc) -> set[str]:
+    """Names of the Secrets a pod reads: in its containers' environment and its volumes."""
+    names = {var["valueFrom"]["secretKeyRef"]["name"] for c in pod["spec"]["containers"]
+             for var in c.get("env", []) if "secretKeyRef" in var.get("valueFrom", {})}
+    names |= {source["secretRef"]["name"] for c in pod["spec"]["containers"]
+              for source in c.get("envFrom", []) if "secretRef" in source}
+    names |= {v["secret"]["secretName"] for v in pod["spec"]["volumes"] if "secret" in v}
+    return names
+
+
+def test_each_deployment_gets_only_its_own_redis_user(variant: Rendered) -> None:
+    for workload, pod in variant.pod_templates():
+        service = service_of(pod)
+        expected = {"redis": {"ei-redis", "ei-redis-ops"}}.get(service, {f"ei-redis-{service}"})
+        if service in ("gateway", "websocket"):
+            expected = expected | {"ei-session"}
+        assert secrets_used(pod) == expected, workload["metadata"]["name"]
+        if service in SETTINGS:
+            (container,) = pod["spec"]["containers"]
+            url = container_env(variant, container)["EI_REDIS_URL"]
+            assert url.startswith(f"redis://{acl.BY_COMPONENT[service].user}:")
+    # The admin user's Secret is mounted nowhere: it is for `ei auth` and the like.
+    assert variant.one("Secret", "ei-redis-admin")
 
 
 def test_redis_on_a_persistent_volume_claim(render_once: RenderOnce) -> None:
@@ -568,7 +626,7 @@ def test_media_volume_for_analysis_jobs(render_once: RenderOnce) -> None:
             mounts = [m for m in container["volumeMounts"] if m["name"] == media[0]]
             assert mounts == [{"name": media[0], "mountPath": MEDIA, "readOnly": True}]
             service = service_of(pod)
-            env = container_env(rendered, container)
+            env = without_ahead(service, container_env(rendered, container))
             settings = parse_settings(SETTINGS[service], [], env)
             assert isinstance(settings, (AnalysisSettings, GatewaySettings))
             assert settings.media_dir == Path(MEDIA)
@@ -593,8 +651,10 @@ def test_external_redis(tmp_path: Path) -> None:
     url_file = tmp_path / "url"
     url_file.write_text(url + "\n")
     rendered = render(tmp_path / "out", "-r", REGISTRY, "-a", "keda", "-u", str(url_file))
-    assert secret_data(rendered) == {"redis-url": url, "redis-address": "redis.example.com:6380",
-                                     "redis-username": "worker", "redis-password": "p@ss:word"}
+    for component in acl.BY_COMPONENT:
+        assert secret_data(rendered, component) == {
+            "redis-url": url, "redis-address": "redis.example.com:6380",
+            "redis-username": "worker", "redis-password": "p@ss:word"}
     assert not [doc for doc in rendered.docs if doc["metadata"]["name"].startswith("redis")]
     for obj in rendered.of_kind("ScaledObject"):
         metadata = obj["spec"]["triggers"][0]["metadata"]
@@ -602,20 +662,39 @@ def test_external_redis(tmp_path: Path) -> None:
     assert "p@ss" not in rendered.stdout + rendered.stderr
 
 
-def test_password_is_kept_given_and_never_printed(tmp_path: Path) -> None:
+def test_passwords_are_kept_given_rotated_and_never_printed(tmp_path: Path) -> None:
     out = tmp_path / "out"
     first = render(out, "-r", REGISTRY)
-    password = secret_data(first)["redis-password"]
-    assert (out / "secret.yaml").stat().st_mode & 0o777 == 0o600
+    kept = passwords(first)
+    session = first.one("Secret", "ei-session")["stringData"]
+    for name in ("secret.yaml", "redis.yaml"):
+        assert (out / name).stat().st_mode & 0o777 == 0o600
     again = render(out, "-r", REGISTRY, "-a", "cpu")
-    assert secret_data(again)["redis-password"] == password
-    assert secret_data(render(tmp_path / "other", "-r", REGISTRY))["redis-password"] != password
+    assert passwords(again) == kept
+    assert again.one("Secret", "ei-session")["stringData"] == session
+    other = render(tmp_path / "other", "-r", REGISTRY)
+    assert not set(passwords(other).values()) & set(kept.values())
+    assert other.one("Secret", "ei-session")["stringData"] != session
     given = "Given.Password_0123456789"
-    from_stdin = render(out, "-r", REGISTRY, "-p", "-", stdin=given + "\n")
-    assert secret_data(from_stdin)["redis-url"] == f"redis://:{given}@redis:6379/0"
-    for result in (first, again, from_stdin):
-        assert password not in result.stdout + result.stderr
-        assert given not in result.stdout + result.stderr
+    from_stdin = render(out, "-r", REGISTRY, "-p", "-", stdin=f"gateway {given}\n\n")
+    assert passwords(from_stdin) == {**kept, "gateway": given}
+    assert secret_data(from_stdin, "gateway")["redis-url"] == \
+        f"redis://ei-gateway:{given}@redis:6379/0"
+    rotated = render(out, "-r", REGISTRY, "-R", "stream", "-R", "keda")
+    changed = {c for c, p in passwords(rotated).items() if p != passwords(from_stdin)[c]}
+    assert changed == {"stream", "keda"}
+    assert rotated.one("Secret", "ei-redis")["stringData"]["users.acl"] == \
+        acl.aclfile(passwords(rotated))
+    for result in (first, again, from_stdin, rotated):
+        for password in (*kept.values(), given, *passwords(rotated).values()):
+            assert password not in result.stdout + result.stderr
+
+
+def test_a_bad_given_password_is_refused_unshown(tmp_path: Path) -> None:
+    result = run_renderer("-o", str(tmp_path / "out"), "-r", REGISTRY, "-p", "-",
+                          stdin="stream too-short\n")
+    assert result.returncode == 2 and "must be 16 to 128" in result.stderr
+    assert "too-short" not in result.stderr and not (tmp_path / "out").exists()
 
 
 def test_gpu_workers(render_once: RenderOnce) -> None:
@@ -658,7 +737,9 @@ BAD_ARGUMENTS = [
     (("-r", "r.example.com", "-w", "http://example.com/ws"), "invalid websocket URL"),
     (("-r", "r.example.com", "-N"), "-N needs -w"),
     (("-r", "r.example.com", "-p", "/nonexistent/password"), "cannot read file"),
-    (("-r", "r.example.com", "-p", "-"), "must be 16 to 128"),
+    (("-r", "r.example.com", "-p", "-"), "expected lines COMPONENT PASSWORD"),
+    (("-r", "r.example.com", "-R", "camera"), "-R camera: no such component"),
+    (("-r", "r.example.com", "-u", "-", "-R", "stream"), "with -u the password is part of"),
     (("-r", "r.example.com", "-u", "-"), "is not redis[s]://"),
     (("-r", "r.example.com", "-u", "-", "-s", "1Gi"), "does not go with -u"),
     (("-r", "r.example.com", "-x"), "unknown option -x"),
@@ -749,8 +830,10 @@ def test_monitoring_manifests_and_dashboards_are_included(render_once: RenderOnc
 
 
 def copy_renderer(root: Path) -> Path:
-    """A repository of the script and the templates, without kubernetes/monitoring."""
+    """A repository of the script and the templates, without kubernetes/monitoring (and the
+    package, where the script finds the Redis users)."""
     shutil.copytree(TEMPLATES, root / "kubernetes", ignore=shutil.ignore_patterns("monitoring"))
+    (root / "apps").symlink_to(REPO / "apps")
     (root / "tools").mkdir()
     return Path(shutil.copy2(SCRIPT, root / "tools" / SCRIPT.name))
 

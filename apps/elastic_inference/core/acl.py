@@ -255,11 +255,11 @@ def _read_passwords(lines: Iterable[str]) -> dict[str, str]:
 
 def main(argv: list[str] | None = None, stdin: Any = None, stdout: Any = None) -> int:
     """``python3 -m elastic_inference.core.acl``: ``COMPONENT PASSWORD`` lines on stdin, the
-    aclfile on stdout; ``--components`` lists the component names instead."""
+    aclfile on stdout; ``--components`` lists ``COMPONENT USER`` lines instead."""
     args = sys.argv[1:] if argv is None else argv
     out = stdout or sys.stdout
     if args == ["--components"]:
-        out.write(" ".join(BY_COMPONENT) + "\n")
+        out.writelines(f"{c.component} {c.user}\n" for c in COMPONENTS)
         return 0
     if args:
         sys.stderr.write("usage: python3 -m elastic_inference.core.acl [--components] "
