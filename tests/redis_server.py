@@ -109,3 +109,17 @@ class RedisServer:
         self.stop()
         time.sleep(down_for)
         self.start()
+
+
+#: A user the tests add beside an aclfile's, allowed everything: to set up and read ACL LOG.
+ROOT_USER = "acl-test-root"
+
+
+def start_with_aclfile(aclfile: str, directory: Path, login: tuple[str, str],
+                       root_password: str, binary: str | None = None) -> RedisServer:
+    """A server whose users are ``aclfile``'s plus :data:`ROOT_USER`; up once the user and
+    password of ``login`` can PING (``url`` logs in as that user)."""
+    path = directory / "users.acl"
+    path.write_text(aclfile + f"user {ROOT_USER} on >{root_password} ~* &* +@all\n")
+    return RedisServer(password=login[1], username=login[0], binary=binary,
+                       config=("--aclfile", str(path))).start()

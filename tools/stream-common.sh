@@ -2,14 +2,16 @@
 # Shared by run-css.sh (a webcam) and run-fss.sh (a file): feed one source into the frame
 # queues of a remote Elastic Inference system, as `ei stream` or as the ei-stream image.
 #
-# The Redis password is read from a file (never a command-line argument, which `ps` shows) and
+# It logs in as the producer's Redis user, ei-stream (core/acl.py: it may push frames and
+# register its stream, nothing else), so a camera never holds a password that reads results.
+# The password is read from a file (never a command-line argument, which `ps` shows) and
 # reaches `ei stream` only through its environment as part of EI_REDIS_URL; the dry run (-n)
 # prints the command with the password masked.
 
 feed_usage() {
     local source_flag=$1 source_help=$2
     cat <<EOF
-usage: ${0##*/} ${source_flag%%  *} -q HOST [-p PORT] [-a PASSWORD_FILE] [-s] [-C CA_FILE]
+usage: ${0##*/} ${source_flag%%  *} -q HOST [-p PORT] [-u USER] [-a PASSWORD_FILE] [-s] [-C CA_FILE]
        [-t TYPES] [-i STREAM_ID] [-r FPS] [-w MAX_WIDTH] [-D IMAGE] [-n] [-h] [-- EI_STREAM_FLAGS...]
 
 Feed $source_help into the Redis queues of an Elastic Inference system.
@@ -17,7 +19,10 @@ Feed $source_help into the Redis queues of an Elastic Inference system.
   $source_flag
   -q HOST       Redis host of the system (required)
   -p PORT       Redis port (default 6379)
-  -a FILE       file holding the Redis password (e.g. from the ei-redis Secret)
+  -u USER       Redis user (default ei-stream, the producer's; default for a Redis that
+                has a password only)
+  -a FILE       file holding the user's password (the ei-redis-stream Secret's
+                redis-password on Kubernetes)
   -s            TLS: connect with rediss://
   -C CA_FILE    TLS: CA certificate that signed the server's certificate
   -t TYPES      comma-separated inference types (default people)
@@ -58,15 +63,16 @@ feed_main() {
         source_help="a video file"
         letter=f
     fi
-    local host="" port=6379 password_file="" tls=false ca_file="" types=people
+    local host="" port=6379 user=ei-stream password_file="" tls=false ca_file="" types=people
     local stream_id="" fps="" width="" image="" dry_run=false
 
     local opt
-    while getopts ":${letter}:q:p:a:sC:t:i:r:w:D:nh" opt; do
+    while getopts ":${letter}:q:p:u:a:sC:t:i:r:w:D:nh" opt; do
         case "$opt" in
             v | f) source=$OPTARG ;;
             q) host=$OPTARG ;;
             p) port=$OPTARG ;;
+            u) user=$OPTARG ;;
             a) password_file=$OPTARG ;;
             s) tls=true ;;
             C) ca_file=$OPTARG ;;
@@ -89,6 +95,8 @@ feed_main() {
     [[ $host =~ ^[A-Za-z0-9.:_-]+$ ]] || feed_fail "-q $host is not a host name or address"
     [[ $port =~ ^[0-9]+$ ]] && [ "$port" -ge 1 ] && [ "$port" -le 65535 ] \
         || feed_fail "-p $port is not a port number (1-65535)"
+    [[ $user =~ ^[A-Za-z0-9._-]{1,64}$ ]] \
+        || feed_fail "-u $user: a Redis user name is 1-64 of A-Z a-z 0-9 . _ -"
     [[ $types =~ ^[a-z0-9_-]+(,[a-z0-9_-]+)*$ ]] \
         || feed_fail "-t $types: comma-separated type names such as face,people"
     [ -z "$stream_id" ] || [[ $stream_id =~ ^[A-Za-z0-9_.-]{1,64}$ ]] \
@@ -118,8 +126,8 @@ feed_main() {
     $tls && scheme=rediss
     if [ -n "$password" ]; then
         # Percent-encode the password so any character survives inside the URL.
-        auth=":$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$password")@"
-        shown_auth=":***@"
+        auth="$user:$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$password")@"
+        shown_auth="$user:***@"
     fi
 
     local flags=(--types "$types")

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from elastic_inference.core import keys
+from elastic_inference.core import acl, keys
 from tests.conftest import REPO
 from tests.processes import environment
-from tests.redis_server import RedisServer
+from tests.redis_server import ROOT_USER, RedisServer, start_with_aclfile
 
 pytestmark = pytest.mark.integration
 
@@ -33,11 +33,34 @@ def password_file(tmp_path: Path) -> Path:
     return path
 
 
-def test_run_fss_feeds_every_type_of_a_password_protected_redis(
+def test_run_fss_feeds_every_type_as_the_producer_user(sample_dir: Path, tmp_path: Path) -> None:
+    """The Redis of a deployment: ACL users only, the default user off; the script logs in as
+    ei-stream, which may push and register, nothing else (core/acl.py)."""
+    stream, ops, root = "Stream.Password-0123456789", "Ops.Password-0123456789", "Root-0123456789"
+    server = start_with_aclfile(acl.aclfile({"stream": stream, "ops": ops}), tmp_path,
+                                ("ei-ops", ops), root)
+    (tmp_path / "stream-password").write_text(stream + "\n")
+    try:
+        done = run(FSS, "-f", str(sample_dir / "vtest.avi"), "-q", "127.0.0.1",
+                   "-p", str(server.port), "-a", str(tmp_path / "stream-password"),
+                   "-t", "people,face", "-i", "fss-test", "-r", "50", "--", "--max-frames", "12",
+                   "--metrics-port", "0")
+        assert done.returncode == 0, done.stderr[-2000:]
+        client = redis.Redis(port=server.port, username=ROOT_USER, password=root)
+        for t in ("people", "face"):
+            assert int(client.hget(keys.queue_stats(t), "pushed") or 0) == 12
+        assert client.acl_log() == []
+        assert stream not in done.stdout + done.stderr
+        assert "redis://ei-stream:***@127.0.0.1" in done.stderr
+    finally:
+        server.stop()
+
+
+def test_run_fss_feeds_every_type_of_a_redis_with_a_password_only(
         sample_dir: Path, password_file: Path) -> None:
     server = RedisServer(password=PASSWORD).start()
     try:
-        done = run(FSS, "-f", str(sample_dir / "vtest.avi"), "-q", "127.0.0.1",
+        done = run(FSS, "-f", str(sample_dir / "vtest.avi"), "-q", "127.0.0.1", "-u", "default",
                    "-p", str(server.port), "-a", str(password_file), "-t", "people,face",
                    "-i", "fss-test", "-r", "50", "--", "--max-frames", "12",
                    "--metrics-port", "0")
@@ -47,7 +70,7 @@ def test_run_fss_feeds_every_type_of_a_password_protected_redis(
             assert int(client.hget(keys.queue_stats(t), "pushed") or 0) == 12
             assert client.llen(keys.queue(t)) == 12
         assert PASSWORD not in done.stdout + done.stderr
-        assert "redis://:***@127.0.0.1" in done.stderr
+        assert "redis://default:***@127.0.0.1" in done.stderr
     finally:
         server.stop()
 
@@ -60,7 +83,7 @@ def test_the_dry_run_masks_the_password_and_uses_tls_and_the_ca(
                 "-a", str(password_file), "-s", "-C", str(ca))
     assert shown.returncode == 0, shown.stderr
     line = shown.stdout.strip()
-    assert line.startswith("EI_REDIS_URL=rediss://:\\*\\*\\*@redis.example.com:6379/0")
+    assert line.startswith("EI_REDIS_URL=rediss://ei-stream:\\*\\*\\*@redis.example.com:6379/0")
     assert f"ssl_ca_certs={ca}" in line.replace("\\", "")
     assert "s3cret" not in line and " stream --source " in line
 
@@ -83,6 +106,7 @@ def test_the_image_mode_mounts_the_file_read_only(sample_dir: Path) -> None:
     (FSS, ["-f", "{video}", "-q", "h", "-t", "People!"], "comma-separated type names"),
     (FSS, ["-f", "{video}", "-q", "h", "-i", "bad id"], "a stream id is"),
     (FSS, ["-f", "{video}", "-q", "h", "-a", "/nonexistent"], "cannot read the password file"),
+    (FSS, ["-f", "{video}", "-q", "h", "-u", "ei stream"], "a Redis user name is"),
     (FSS, ["-f", "{video}", "-q", "h", "-C", "{video}"], "-C needs -s"),
     (FSS, ["-f", "{video}", "-q", "h", "-x"], "unknown option -x"),
     (FSS, ["-f", "{video}", "-q"], "-q needs a value"),
@@ -100,5 +124,5 @@ def test_help_names_every_option() -> None:
         done = run(script, "-h")
         assert done.returncode == 0
         assert source in done.stdout
-        for flag in ("-q HOST", "-p PORT", "-a FILE", "-s ", "-C CA_FILE", "-D IMAGE"):
+        for flag in ("-q HOST", "-p PORT", "-u USER", "-a FILE", "-s ", "-C CA_FILE", "-D IMAGE"):
             assert flag in done.stdout, (script.name, flag)

