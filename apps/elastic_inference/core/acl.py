@@ -71,17 +71,15 @@ OPERATIONS: dict[str, tuple[str, ...]] = {
     "JobStore.older_than": ("zrangebyscore",),
     "JobStore.check_room": ("info", "zrange", "hget"),
     "sweep_orphans": ("scan", "exists", "zrange", "unlink", "zrem"),
-    "RateLimiter": (*SCRIPTS, "time", "get", "set", "del"),
+    "RateLimiter": (*SCRIPTS, "time", "get", "set", "del"),  # allow, refund, reset
     "stream_known": ("exists",),
-    # AuthStore: users and tokens (its scripts included) and the login sessions beside them.
+    # AuthStore: users and tokens, their scripts included; removing a user ends its sessions.
     "AuthStore": (*SCRIPTS, *TRANSACTION, "exists", "hset", "hget", "hmget", "hgetall",
                   "hexists", "hdel", "del", "sadd", "srem", "smembers"),
-    "Sessions": (*TRANSACTION, "hset", "hget", "hmget", "hgetall", "hdel", "del", "unlink",
-                 "exists", "expire", "pexpire", "pttl", "sadd", "srem", "smembers",
-                 "sismember"),
-    # Checking a token (its script writes last_used) or a session, and nothing else.
-    "AuthStore.authenticate_token": (*SCRIPTS, "hmget", "hget", "hset"),
-    "Sessions.read": ("hget", "hmget", "hgetall", "exists", "sismember"),
+    "AuthStore.authenticate_token": (*SCRIPTS, "hmget", "hget", "hset"),  # writes last_used
+    "SessionStore.create": (*SCRIPTS, "hset", "expire", "sadd", "ttl"),
+    "SessionStore.find": (*SCRIPTS, "hmget", "hget"),
+    "SessionStore.end": (*TRANSACTION, "del", "srem"),
     # KEDA's redis scaler: an EVAL that asks the TYPE of the list, then its LLEN.
     "keda": ("eval", "evalsha", "type", "llen"),
     # The Redis pod's own user: reload the aclfile after a password rotation.
@@ -161,7 +159,7 @@ COMPONENTS: tuple[ComponentAcl, ...] = (
     ComponentAcl(
         "websocket", "reads live output and the stream list; checks sessions and tokens",
         ("OutputBroker.read", "OutputBroker.latest", "Heartbeats.ids",
-         "AuthStore.authenticate_token", "Sessions.read"),
+         "AuthStore.authenticate_token", "SessionStore.find"),
         OUTPUT + STREAMS + AUTH),
     ComponentAcl(
         "gateway", "the API: streams, snapshots, history, status, analysis jobs, users, "
@@ -169,7 +167,8 @@ COMPONENTS: tuple[ComponentAcl, ...] = (
         ("Heartbeats.members", "worker_types", "FrameQueue.stats", "OutputBroker.latest",
          "OutputBroker.read", "OutputBroker.history", "stream_known", "JobStore.create",
          "LeasedQueue.push", "JobStore.read", "JobStore.delete", "LeasedQueue.discard",
-         "JobStore.check_room", "RateLimiter", "AuthStore", "Sessions"),
+         "JobStore.check_room", "RateLimiter", "AuthStore", "SessionStore.create",
+         "SessionStore.find", "SessionStore.end"),
         STREAMS + WORKERS + QUEUES + OUTPUT + HISTORY + JOBS + PENDING_JOBS + JOB_QUEUES
         + AUTH + RATES),
     ComponentAcl(
