@@ -29,9 +29,9 @@ readonly SAMPLE_STREAMS=("vtest-people vtest.avi people" "vtest-car vtest.avi ca
 # The first line of every rendered file; also how an earlier render is recognised.
 readonly RENDERED_MARK="# Rendered by tools/gen-k8s-yaml.sh"
 # A generated or given in-cluster Redis password goes into a URL unescaped (core/acl.py
-# PASSWORD_RE); the session secret is 32 bytes in base64url.
+# PASSWORD_RE); the session secret is 32 bytes in base64url without padding, as `ei up` makes it.
 readonly PASSWORD_RE='^[A-Za-z0-9._~-]{16,128}$'
-readonly SESSION_SECRET_RE='^[A-Za-z0-9_-]{43}=$'
+readonly SESSION_SECRET_RE='^[A-Za-z0-9_-]{43}$'
 # core/acl.py runs on the standard library alone: the users and their aclfile come from there.
 PYTHON=${PYTHON:-python3}
 
@@ -468,7 +468,7 @@ fi
 # The key that signs login sessions: kept from an earlier render, else 32 random bytes.
 session_secret=$(sed -n 's/^  session-secret: "\(.*\)"$/\1/p' "$out/secret.yaml" 2>/dev/null || true)
 [[ $session_secret =~ $SESSION_SECRET_RE ]] ||
-    session_secret=$(head -c 32 /dev/urandom | base64 | tr '+/' '-_')
+    session_secret=$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
 
 # ----------------------------------------------------------------------------- hosts
 

@@ -248,23 +248,10 @@ def container_env(rendered: Rendered, container: Doc) -> dict[str, str]:
     return env
 
 
-#: Variables the manifests provide ahead of the setting that reads them (a service stops on
-#: an EI_* variable it does not know): the session secret of the login work. Each is
-#: checked like any other as soon as its service has the setting.
-AHEAD = {"EI_SESSION_SECRET": ("gateway", "websocket")}
-
-
 def unknown_settings(service: str, env: dict[str, str]) -> list[str]:
     """The EI_* variables of ``env`` that ``service`` has no setting for."""
     known = {env_name(f) for f in dataclasses.fields(SETTINGS[service])}
     return sorted(name for name in env if name.startswith("EI_") and name not in known)
-
-
-def without_ahead(service: str, env: dict[str, str]) -> dict[str, str]:
-    """``env`` without the variables of :data:`AHEAD` that ``service`` does not know yet."""
-    known = {env_name(f) for f in dataclasses.fields(SETTINGS[service])}
-    return {k: v for k, v in env.items()
-            if k in known or service not in AHEAD.get(k, ())}
 
 
 def test_unknown_settings_catches_a_typo() -> None:
@@ -277,7 +264,7 @@ def test_every_variable_is_a_valid_setting_of_its_service(variant: Rendered) -> 
     containers = ei_containers(variant)
     assert {service for service, _ in containers} == set(SETTINGS)
     for service, container in containers:
-        env = without_ahead(service, container_env(variant, container))
+        env = container_env(variant, container)
         assert unknown_settings(service, env) == [], container["name"]
         # Every value parses as the service would parse it at start-up.
         parse_settings(SETTINGS[service], container.get("args", []), env)
@@ -460,8 +447,7 @@ def test_allowed_hosts_follow_the_ingress_host(render_once: RenderOnce) -> None:
             assert "EI_ALLOWED_ORIGINS" not in env  # derived from the hosts
             cls: type[GatewaySettings | WebsocketSettings] = (
                 GatewaySettings if name == "ei-gateway" else WebsocketSettings)
-            service = "gateway" if name == "ei-gateway" else "websocket"
-            settings = parse_settings(cls, [], {k: v for k, v in without_ahead(service, env).items()
+            settings = parse_settings(cls, [], {k: v for k, v in env.items()
                                                 if k != "EI_REDIS_URL"})
             policy = HostPolicy.build(settings.allowed_hosts, settings.allowed_origins)
             assert not policy.allows_origin("https://evil.example") or hosts == "*"
@@ -561,7 +547,12 @@ def test_in_cluster_redis(render_once: RenderOnce) -> None:
     assert container_env(rendered, container) == {"REDISCLI_AUTH": given["ops"]}
     assert not [p for p in given.values() if p in json.dumps(pod)]
     session = rendered.one("Secret", "ei-session")["stringData"]["session-secret"]
-    assert len(base64.urlsafe_b64decode(session)) == 32
+    # As `ei up` makes it (secrets.token_urlsafe(32)), and long enough for the settings.
+    assert re.fullmatch(r"[A-Za-z0-9_-]{43}", session)
+    assert len(base64.urlsafe_b64decode(session + "=")) == 32
+    for name in ("ei-gateway", "ei-websocket"):
+        (container,) = rendered.one("Deployment", name)["spec"]["template"]["spec"]["containers"]
+        assert container_env(rendered, container)["EI_SESSION_SECRET"] == session
 
 
 def secrets_used(pod: Doc) -> set[str]:
@@ -626,7 +617,7 @@ def test_media_volume_for_analysis_jobs(render_once: RenderOnce) -> None:
             mounts = [m for m in container["volumeMounts"] if m["name"] == media[0]]
             assert mounts == [{"name": media[0], "mountPath": MEDIA, "readOnly": True}]
             service = service_of(pod)
-            env = without_ahead(service, container_env(rendered, container))
+            env = container_env(rendered, container)
             settings = parse_settings(SETTINGS[service], [], env)
             assert isinstance(settings, (AnalysisSettings, GatewaySettings))
             assert settings.media_dir == Path(MEDIA)
