@@ -25,7 +25,9 @@ import pytest
 import redis
 import yaml
 
+from elastic_inference.core.auth import Role
 from tests.conftest import REPO
+from tests.credentials import SECRET_ENV, bearer
 from tests.processes import Service, wait_for
 from tests.prometheus_server import PrometheusServer, Sample, has_number, promtool
 from tests.redis_server import RedisServer, free_port
@@ -297,8 +299,10 @@ def system(redis_server: RedisServer, model_dir: Path, sample_dir: Path, rules_d
     # Refused connections: the stream retries with backoff and counts capture errors.
     unreachable = Service(["stream", "--source", f"http://127.0.0.1:{free_port()}/camera.mjpg",
                            "--stream-id", "unreachable", "--types", TYPE, *url])
-    websocket = Service(["websocket", "--host", "127.0.0.1", "--port", str(free_port()), *url])
-    gateway = Service(["gateway", "--host", "127.0.0.1", "--port", str(gateway_port), *url])
+    websocket = Service(["websocket", "--host", "127.0.0.1", "--port", str(free_port()), *url],
+                        env=SECRET_ENV)
+    gateway = Service(["gateway", "--host", "127.0.0.1", "--port", str(gateway_port), *url],
+                      env=SECRET_ENV)
     analysis = Service(["analysis", "--media-dir", str(sample_dir), *url])
     pods = {"infer": {WORKER_POD: worker},
             "stream": {**load, "ei-stream-unreachable": unreachable},
@@ -320,8 +324,10 @@ def system(redis_server: RedisServer, model_dir: Path, sample_dir: Path, rules_d
         for service in (worker, *load.values(), analysis, websocket, gateway):  # not unreachable
             wait_for(partial(ready, service), 90, f"ei {service.args[0]} to be ready")
         # One API request, so the gateway's request counter has a series.
-        with urllib.request.urlopen(f"http://127.0.0.1:{gateway_port}/api/streams",
-                                    timeout=5) as resp:
+        request = urllib.request.Request(f"http://127.0.0.1:{gateway_port}/api/streams",
+                                         headers=bearer(redis.Redis.from_url(redis_server.url),
+                                                        Role.VIEWER))
+        with urllib.request.urlopen(request, timeout=5) as resp:
             assert resp.status == 200
         live = LiveSystem(prometheus, worker, websocket)
         for alert in rules("alert"):
