@@ -94,3 +94,12 @@ def test_the_module_runs_on_the_standard_library_alone() -> None:
                           env={"PYTHONPATH": str(REPO / "apps")}, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("user default reset off\nuser ei-keda ")
+
+
+def test_the_table_in_doc_security_is_the_current_one() -> None:
+    """doc/security.md shows each user's commands and keys as core/acl.py has them."""
+    page = (REPO / "doc" / "security.md").read_text()
+    for c in acl.COMPONENTS:
+        commands = " ".join(c.commands).replace("|", "\\|")
+        patterns = " ".join(f"`{k}`" for k in c.keys) or "(none)"
+        assert f"| `{c.user}` | {c.does} | {commands} | {patterns} |" in page, c.user
