@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -15,6 +15,18 @@ REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "tools" / "gen-k8s-yaml.sh"
 
 Doc = dict[str, Any]
+
+#: What the deploy tests render with (tests/deploy/conftest.py).
+REGISTRY = "registry.example.com:5000/team/ei"
+TAG = "1.2.3-rc1"
+NAMESPACE = "ei-test"
+AUTOSCALERS = ("ratio", "cpu", "keda")
+ALL_OPTIONS = ("-a", "keda", "-m", "12", "-d", "GPU", "-G", "110", "-s", "5Gi",
+               "-v", "200Gi", "-c", "nfs-client", "-O",
+               "-H", "ei.example.com", "-i", "nginx", "-T", "ei-tls", "-I", "ingress-nginx", "-N",
+               "-w", "ws://203.0.113.5:30081/ws")
+# Renders every check runs on: each autoscaler, and every option at once.
+VARIANTS = [("-a", a) for a in AUTOSCALERS] + [ALL_OPTIONS]
 
 
 def run_renderer(*args: str, script: Path = SCRIPT,
@@ -79,3 +91,24 @@ def render(out: Path, *args: str, script: Path = SCRIPT, stdin: str | None = Non
 def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
     """Whether a label selector (matchLabels form) selects ``labels``."""
     return all(labels.get(key) == value for key, value in selector.items())
+
+
+RenderOnce = Callable[..., Rendered]
+
+
+def service_of(pod: Doc) -> str:
+    return str(pod["metadata"]["labels"]["app.kubernetes.io/component"])
+
+
+def container_env(rendered: Rendered, container: Doc) -> dict[str, str]:
+    """The environment a container starts with: its ConfigMaps, then its own variables."""
+    env: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        env.update(rendered.one("ConfigMap", source["configMapRef"]["name"])["data"])
+    for var in container.get("env", []):
+        if "value" in var:
+            env[var["name"]] = str(var["value"])
+        else:
+            ref = var["valueFrom"]["secretKeyRef"]
+            env[var["name"]] = rendered.one("Secret", ref["name"])["stringData"][ref["key"]]
+    return env
