@@ -7,9 +7,8 @@
 #   ... # unless NAME  a line kept only when NAME is empty.
 # A YAML document (between --- lines) that mentions ${TYPE} is rendered once per inference type,
 # one that mentions ${STREAM_ID} once per sample stream, one that mentions ${COMPONENT} once per
-# Redis user (core/acl.py: each component's user, with its own password). kubernetes/kustomization.yaml, itself a
-# template, lists the templates to render; its rendered copy in the output directory lists the
-# rendered files, so `kubectl apply --server-side -k DIR` applies them all. Every Kubernetes
+# Redis user (gen-k8s-redis.sh). kubernetes/kustomization.yaml, itself a template, lists the templates to render; its rendered copy in the output directory lists the
+# the rendered files, so `kubectl apply --server-side -k DIR` applies them all. Every Kubernetes
 # manifest under kubernetes/monitoring/ is copied with ${NAMESPACE} replaced, and every Grafana
 # dashboard kubernetes/monitoring/dashboards/*.json becomes a ConfigMap for the Grafana sidecar.
 set -euo pipefail
@@ -28,12 +27,9 @@ readonly SAMPLE_STREAMS=("vtest-people vtest.avi people" "vtest-car vtest.avi ca
                          "megamind-face Megamind.avi face")
 # The first line of every rendered file; also how an earlier render is recognised.
 readonly RENDERED_MARK="# Rendered by tools/gen-k8s-yaml.sh"
-# A generated or given in-cluster Redis password goes into a URL unescaped (core/acl.py
-# PASSWORD_RE); the session secret is 32 bytes in base64url without padding, as `ei up` makes it.
-readonly PASSWORD_RE='^[A-Za-z0-9._~-]{16,128}$'
-readonly SESSION_SECRET_RE='^[A-Za-z0-9_-]{43}$'
-# core/acl.py runs on the standard library alone: the users and their aclfile come from there.
-PYTHON=${PYTHON:-python3}
+# The Redis users and the session secret (functions redis_*, session_secret).
+# shellcheck source=SCRIPTDIR/gen-k8s-redis.sh
+source "$ROOT/tools/gen-k8s-redis.sh"
 
 usage() {
     cat <<EOF
@@ -117,19 +113,6 @@ read_secret() {
 yaml_escape() {
     local text=${1//\\/\\\\}
     printf '%s' "${text//\"/\\\"}"
-}
-
-# components_list: the Redis users' components, as core/acl.py lists them.
-components_list() {
-    local list
-    list=$(PYTHONPATH=$ROOT/apps "$PYTHON" -m elastic_inference.core.acl --components 2>/dev/null |
-        cut -d' ' -f1 | tr '\n' ' ') || true
-    printf '%s' "${list% }"
-}
-
-# random_password: 48 hex digits (192 bits).
-random_password() {
-    head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'
 }
 
 # url_decode TEXT: TEXT with %XX escapes decoded (URL user names and passwords).
@@ -389,18 +372,7 @@ fi
 
 # ----------------------------------------------------------------------------- Redis
 
-# The Redis users, one per component (core/acl.py): COMPONENTS in its order, USERS their names.
-command -v "$PYTHON" >/dev/null || die "$PYTHON is needed (standard library only): set PYTHON"
-declare -A USERS=() PASSWORDS=() URLS=()
-COMPONENTS=()
-while read -r component user; do
-    COMPONENTS+=("$component") USERS[$component]=$user
-done < <(PYTHONPATH=$ROOT/apps "$PYTHON" -m elastic_inference.core.acl --components)
-((${#COMPONENTS[@]})) || die "core/acl.py listed no Redis users"
-for component in "${rotate[@]}"; do
-    [[ -v "USERS[$component]" ]] ||
-        die "-R $component: no such component (choose among ${COMPONENTS[*]})"
-done
+redis_users "${rotate[@]}"
 
 if [[ -n $url_file ]]; then
     redis_url=$(read_secret "$url_file")
@@ -415,60 +387,13 @@ if [[ -n $url_file ]]; then
     redis_tls=false
     [[ ${BASH_REMATCH[1]} == rediss ]] && redis_tls=true
     in_cluster_redis=""
-    # An external Redis: every component uses the URL given (its users are yours to make).
-    for component in "${COMPONENTS[@]}"; do
-        USERS[$component]=$redis_username PASSWORDS[$component]=$redis_password
-        URLS[$component]=$redis_url
-    done
-    redis_acl=""
+    redis_external_users "$redis_url" "$redis_username" "$redis_password"
 else
-    # Keep the passwords of an earlier render (the running Redis has them), unless given (-p)
-    # or rotated (-R); any other is new and random.
-    kept=0
-    if [[ -f $out/secret.yaml ]]; then
-        while read -r component password; do
-            if [[ -v "USERS[$component]" && $password =~ $PASSWORD_RE ]]; then
-                PASSWORDS[$component]=$password
-                kept=$((kept + 1))
-            fi
-        done < <(sed -n -e 's/^  name: ei-redis-\([a-z]*\)$/\1/p' \
-                        -e 's/^  redis-password: "\(.*\)"$/\1/p' "$out/secret.yaml" | paste -d' ' - -)
-    fi
-    ((kept == 0)) || echo "keeping the Redis passwords of the earlier render in $out"
-    if [[ -n $password_file ]]; then
-        [[ $password_file == - || (-r $password_file && ! -d $password_file) ]] ||
-            die "cannot read file '$password_file'"
-        while read -r component password extra; do
-            [[ -n $component ]] || continue
-            [[ -v "USERS[$component]" && -z $extra ]] ||
-                die "'$password_file': expected lines COMPONENT PASSWORD with COMPONENT among ${COMPONENTS[*]} (passwords not shown)"
-            [[ $password =~ $PASSWORD_RE ]] ||
-                die "the password of $component in '$password_file' must be 16 to 128 of A-Z a-z 0-9 . _ ~ - (password not shown)"
-            PASSWORDS[$component]=$password
-        done < <(if [[ $password_file == - ]]; then cat; else cat -- "$password_file"; fi)
-    fi
-    for component in "${rotate[@]}"; do
-        unset "PASSWORDS[$component]"
-    done
-    for component in "${COMPONENTS[@]}"; do
-        [[ -v "PASSWORDS[$component]" ]] || PASSWORDS[$component]=$(random_password)
-        URLS[$component]=redis://${USERS[$component]}:${PASSWORDS[$component]}@redis:6379/0
-    done
+    redis_in_cluster_users "$out/secret.yaml" "$password_file" "${rotate[@]}"
     redis_address=redis.$namespace.svc:6379 redis_db=0 redis_tls=false redis_port=6379
-    # The aclfile (SHA-256 of each password), as the inside of a double-quoted YAML string.
-    redis_acl=$(for component in "${COMPONENTS[@]}"; do
-                    printf '%s %s\n' "$component" "${PASSWORDS[$component]}"
-                done | PYTHONPATH=$ROOT/apps "$PYTHON" -m elastic_inference.core.acl) ||
-        die "core/acl.py could not render the aclfile"
-    redis_acl=$(yaml_escape "$redis_acl")
-    redis_acl=${redis_acl//$'\n'/\\n}\\n
     in_cluster_redis=yes
 fi
-
-# The key that signs login sessions: kept from an earlier render, else 32 random bytes.
-session_secret=$(sed -n 's/^  session-secret: "\(.*\)"$/\1/p' "$out/secret.yaml" 2>/dev/null || true)
-[[ $session_secret =~ $SESSION_SECRET_RE ]] ||
-    session_secret=$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+session_secret=$(session_secret "$out/secret.yaml")
 
 # ----------------------------------------------------------------------------- hosts
 
@@ -489,7 +414,7 @@ fi
 VARS=(
     [NAMESPACE]=$namespace [REGISTRY]=$registry [TAG]=$tag [MAX_REPLICAS]=$max_replicas
     [DEVICE]=$device [ACCELERATOR_RESOURCE]=$accelerator [DEVICE_GROUP]=$device_group
-    [REDIS_ADDRESS]=$(yaml_escape "$redis_address") [REDIS_ACL]=$redis_acl
+    [REDIS_ADDRESS]=$(yaml_escape "$redis_address") [REDIS_ACL]=$REDIS_ACL
     [SESSION_SECRET]=$session_secret
     [REDIS_DB]=$redis_db [REDIS_PORT]=$redis_port [REDIS_TLS]=$redis_tls [IN_CLUSTER_REDIS]=$in_cluster_redis
     [REDIS_STORAGE]=$storage
