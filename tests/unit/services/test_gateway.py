@@ -33,6 +33,7 @@ from elastic_inference.services.gateway import (
     parse_int,
     parse_label,
     parse_limit,
+    parse_number,
     parse_range,
     parse_step,
 )
@@ -137,6 +138,15 @@ def test_int() -> None:
         parse_int("offset", "-1", 0, 0, 10)
     with pytest.raises(ParamError, match=r"^invalid offset '2.0': must be an integer$"):
         parse_int("offset", "2.0", 0, 0, 10)
+    for raw in ("\u0665", " 5", "5 ", "1_0", "+5", "0x5"):
+        with pytest.raises(ParamError, match="must be a number"):
+            parse_number("fps", raw, 10.0, 1.0, 30.0)
+    assert parse_number("fps", "2.5", 10.0, 1.0, 30.0) == 2.5
+    assert parse_number("since", "1.7e9", 0.0, 0.0, 2e9) == 1.7e9
+    # int() would take all of these: other scripts' digits, spaces, signs, underscores.
+    for raw in ("\u1095", "\u0665", " 5", "5 ", "+5", "1_0", "0x5", "9" * 19):
+        with pytest.raises(ParamError, match="must be an integer"):
+            parse_int("ttl", raw, 0, 0, 10)
 
 
 def test_frame_number() -> None:

@@ -26,7 +26,9 @@ MAX_BUCKETS = 1000
 DEFAULT_MJPEG_FPS = 10.0
 MIN_MJPEG_FPS, MAX_MJPEG_FPS = 1.0, 30.0
 FRAME_RE = re.compile(r"^(?:0|[1-9][0-9]{0,8})$")
-
+#: What the integer and number parameters may look like: ASCII digits, no spaces or "_".
+_INTEGER = re.compile(r"-?[0-9]{1,18}")
+_NUMBER = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]{1,3})?")
 
 
 class ParamError(ValueError):
@@ -38,10 +40,7 @@ def parse_number(name: str, raw: str | None, default: float, low: float,
     """A finite number in ``low..high``; ``default`` when absent or empty."""
     if raw is None or raw == "":
         return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
+    value = float(raw) if _NUMBER.fullmatch(raw) else math.nan  # ASCII only, as parse_int
     if not math.isfinite(value):
         raise ParamError(f"invalid {name} {raw[:40]!r}: must be a number")
     if not low <= value <= high:
@@ -68,10 +67,11 @@ def parse_int(name: str, raw: str | None, default: int, low: int, high: int) -> 
     """An integer in ``low..high``; ``default`` when absent or empty."""
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise ParamError(f"invalid {name} {raw[:40]!r}: must be an integer") from exc
+    # Not int() alone: it also takes other scripts' digits ("\u1095" is 5), spaces, "+" and
+    # "_", which a client never means and a proxy or log may read otherwise.
+    if not _INTEGER.fullmatch(raw):
+        raise ParamError(f"invalid {name} {raw[:40]!r}: must be an integer")
+    value = int(raw)
     if not low <= value <= high:
         raise ParamError(f"invalid {name} {value}: must be between {low} and {high}")
     return value
