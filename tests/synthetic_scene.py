@@ -46,10 +46,11 @@ class Walker:
                 self.start[1] + f * (self.end[1] - self.start[1]))
 
 
-# Five walkers over 768x576: two pass each other near the middle line, one walks along it.
+# Five walkers over 768x576: 1 and 2 pass each other on the same level just left of the
+# middle line, so the nearer one hides the other for a few frames; 4 walks down, near no line.
 WALKERS = (
     Walker(1, 0, (120, 430), (640, 450), 0, 59),
-    Walker(2, 1, (660, 400), (110, 410), 4, 63),
+    Walker(2, 1, (660, 446), (110, 440), 4, 63),
     Walker(3, 2, (700, 250), (250, 270), 10, 69),
     Walker(4, 3, (200, 200), (230, 560), 0, 49),
     Walker(5, 4, (80, 330), (520, 320), 20, 69),
