@@ -61,3 +61,13 @@ def test_duplicates_are_dropped_and_flush_empties() -> None:
 def test_bad_settings_are_refused() -> None:
     with pytest.raises(ValueError):
         ReorderBuffer(bound=0)
+
+
+def test_a_restarted_stream_starts_the_order_again() -> None:
+    buf: ReorderBuffer[str] = ReorderBuffer(bound=4, timeout=1.0)
+    for s in range(100, 110):
+        buf.push(s, "old", 0.0)
+    buf.push(111, "held", 0.0)
+    assert buf.push(107, "late", 0.0) == [] and buf.late == 1  # within the bound: late
+    assert buf.push(0, "new", 0.1) == [(111, "held"), (0, "new")]  # far behind: a restart
+    assert seqs(buf.push(1, "new", 0.1)) == [1]

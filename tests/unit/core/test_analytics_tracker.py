@@ -94,15 +94,18 @@ def test_labels_never_match_each_other() -> None:
     assert [t.label for t in tracks] == ["person"] and tracks[0].misses == 1
 
 
-def test_old_seqs_are_ignored() -> None:
-    tracker = Tracker()
-    tracker.update([person(0.3, 0.5)], 5)
-    assert tracker.update([person(0.3, 0.5)], 5) == []
-    assert tracker.update([person(0.3, 0.5)], 4) == []
-    assert len(tracker.update([person(0.3, 0.5)], 6)) == 1
-
-
 def test_greedy_pairs_takes_the_best_first() -> None:
     scores = np.array([[0.9, 0.8], [0.85, 0.1], [0.0, 0.05]])
     assert greedy_pairs(scores, 0.2) == [(0, 0)]  # 1 can only have col 1 at 0.1 < 0.2
     assert sorted(greedy_pairs(scores, 0.05)) == [(0, 0), (1, 1)]
+
+
+def test_a_duplicate_seq_changes_nothing_and_a_restart_ends_every_track() -> None:
+    tracker = Tracker()
+    for seq in range(50, 53):
+        tracks = tracker.update([person(0.3, 0.5)], seq)
+    assert tracker.update([], 52) == tracks  # the same frame again: nothing moved
+    old = {t.id for t in tracks}
+    assert tracker.update([person(0.3, 0.5)], 0) == []  # seqs from 0 again: a new stream
+    tracks = tracker.update([person(0.3, 0.5)], 1)
+    assert len(tracks) == 1 and tracks[0].id not in old and tracks[0].age == 2

@@ -4,7 +4,8 @@ Several workers handle one stream's frames, so result 41 can be published before
 The buffer holds results until the next expected seq arrives, but never more than ``bound``
 of them and never longer than ``timeout`` seconds: then it gives up on the gap and releases
 what it holds in order (a frame dropped upstream never arrives). A result older than the
-last released one is late: it is dropped and counted, because the tracker has moved on.
+last released one is late: it is dropped and counted, because the tracker has moved on;
+one more than ``bound`` behind it means the stream restarted, and starts the order again.
 The clock is the caller's (``now``), so the buffer is pure and tests need no sleeps.
 """
 
@@ -42,6 +43,11 @@ class ReorderBuffer(Generic[T]):
 
     def push(self, seq: int, item: T, now: float) -> list[tuple[int, T]]:
         """Add one item; the items now ready, in order (maybe none, maybe several)."""
+        if self._next is not None and seq < self._next - self.bound:
+            # Far behind: the stream restarted (its seqs start at 0 again), not a late result.
+            out = self.flush()
+            self._next = None
+            return out + self.push(seq, item, now)
         if (self._next is not None and seq < self._next) or seq in self._seqs:
             self.late += 1
             return self.poll(now)

@@ -108,8 +108,10 @@ def greedy_pairs(scores: np.ndarray, minimum: float) -> list[tuple[int, int]]:
 
 
 class Tracker:
-    """Tracks of one stream and inference type; fed its results in ``seq`` order (a result
-    older than the last one is ignored: put a :class:`.reorder.ReorderBuffer` in front)."""
+    """Tracks of one stream and inference type, fed its results in ``seq`` order (put a
+    :class:`.reorder.ReorderBuffer` in front). The same seq again changes nothing; an older
+    seq means the stream restarted (its seqs start at 0 again): every track ends, and the
+    ids go on from where they were, so an id is never given twice."""
 
     def __init__(self, high: float = 0.5, low: float = 0.1, min_iou: float = 0.2,
                  min_hits: int = 2, max_misses: int = 30) -> None:
@@ -140,8 +142,11 @@ class Tracker:
         ``ts`` is accepted for symmetry with the counter; the motion model steps in seqs,
         so a frame the stream dropped still counts as a step.
         """
-        if self._seq is not None and seq <= self._seq:
-            return []
+        if self._seq is not None and seq == self._seq:
+            return self._confirmed()  # a duplicate: nothing moved
+        if self._seq is not None and seq < self._seq:
+            self._tracks = []  # the stream restarted (seqs start at 0): new ids from here
+            self._seq = None
         steps = 1 if self._seq is None else seq - self._seq
         self._seq = seq
         for t in self._tracks:
@@ -169,5 +174,9 @@ class Tracker:
             if self.min_hits <= 1:
                 s.id, self._next_id = self._next_id, self._next_id + 1
             self._tracks.append(s)
+        return self._confirmed()
+
+    def _confirmed(self) -> list[Track]:
+        seq = self._seq or 0
         return [Track(t.id, t.label, t.kf.box(), t.score, seq - t.first + 1, t.hits, t.misses)
                 for t in self._tracks if t.id]
