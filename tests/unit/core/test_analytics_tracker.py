@@ -109,3 +109,11 @@ def test_a_duplicate_seq_changes_nothing_and_a_restart_ends_every_track() -> Non
     assert tracker.update([person(0.3, 0.5)], 0) == []  # seqs from 0 again: a new stream
     tracks = tracker.update([person(0.3, 0.5)], 1)
     assert len(tracks) == 1 and tracks[0].id not in old and tracks[0].age == 2
+
+
+def test_a_huge_seq_gap_ends_the_tracks_without_stepping_through_it() -> None:
+    tracker = Tracker(max_misses=30)
+    for seq in range(3):
+        tracker.update([person(0.3, 0.5)], seq)
+    assert tracker.update([], 10**9) == []  # a billion predictions would never return
+    assert len(tracker.update([person(0.3, 0.5)], 10**9 + 1)) == 0  # tentative again

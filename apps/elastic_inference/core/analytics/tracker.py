@@ -149,8 +149,8 @@ class Tracker:
             self._seq = None
         steps = 1 if self._seq is None else seq - self._seq
         self._seq = seq
-        for t in self._tracks:
-            t.kf.predict(steps)
+        for t in self._tracks:  # past max_misses steps a track dies anyway: a huge gap costs
+            t.kf.predict(min(steps, self.max_misses + 1))  # no more than that
         high = [d for d in detections if d.score >= self.high]
         low = [d for d in detections if self.low <= d.score < self.high]
         matched, rest, new = self._match(self._tracks, high)
