@@ -26,8 +26,10 @@ _POS, _VEL = 1.0 / 20.0, 1.0 / 160.0  # noise per unit of box height (ByteTrack'
 
 @dataclass(frozen=True)
 class Track:
-    """One confirmed track as of a frame; ``misses`` 0 means a detection matched it in this
-    frame, more means ``box`` is the prediction after that many frames without one."""
+    """One confirmed track as of a frame: ``age`` in seqs since its first detection (that
+    one included), ``hits`` the detections matched to it; ``misses`` 0 means a detection
+    matched it in this frame, more means ``box`` is the prediction after that many seqs
+    without one."""
 
     id: int
     label: str
