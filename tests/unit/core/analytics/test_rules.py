@@ -28,7 +28,7 @@ LABELS = frozenset({"person", "car", "face"})
 SQUARE = [[0.1, 0.1], [0.9, 0.1], [0.9, 0.9], [0.1, 0.9]]
 
 
-def zone(name: str = "door", points: Any = None, **extra: Any) -> dict[str, Any]:
+def zone(name: Any = "door", points: Any = None, **extra: Any) -> dict[str, Any]:
     return {"name": name, "kind": "zone", "points": SQUARE if points is None else points,
             "labels": ["person"], **extra}
 
