@@ -1,8 +1,7 @@
 """Plane geometry that rule validation needs: is a polygon simple, has it an area.
 
-Validation only (``geometry.py`` holds what counting needs). Exact for the inputs it gets:
-points are floats in 0..1, and the orientation test compares products of differences, so
-collinear and touching cases are decided, not guessed.
+Validation only (``geometry.py`` holds what counting needs). Touching and collinear overlap
+count as meeting: a zone must be clearly simple, since counting decides inside/outside by it.
 """
 
 from __future__ import annotations
