@@ -15,7 +15,6 @@ engine, which knows the models' labels). doc/analytics.md ("Rules") has the limi
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -61,11 +60,11 @@ def _point(raw: Any, where: str) -> Point:
     if (not isinstance(raw, list) or len(raw) != 2
             or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in raw)):
         raise InvalidMessage(f"{where} must be [x, y] with two numbers, not {shown(raw)}")
-    x, y = float(raw[0]), float(raw[1])
-    if not (math.isfinite(x) and math.isfinite(y) and 0 <= x <= 1 and 0 <= y <= 1):
+    # Compared before float(): an integer of 400 digits would overflow it; NaN fails both.
+    if not all(0 <= v <= 1 for v in raw):
         raise InvalidMessage(f"{where} {shown(raw)} is outside the frame: x and y must be in "
                              f"0..1 (fractions of its width and height)")
-    return x, y
+    return float(raw[0]), float(raw[1])
 
 
 def _geometry(kind: RuleKind, points: tuple[Point, ...], where: str) -> None:

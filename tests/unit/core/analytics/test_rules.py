@@ -128,10 +128,11 @@ def test_points_must_be_two_finite_numbers_in_the_frame(point: Any) -> None:
     assert "rule 0 (gate): point 1" in message
 
 
-def test_a_point_may_not_be_nan() -> None:
+@pytest.mark.parametrize("x", ["NaN", "Infinity", "-Infinity", "1" + "0" * 400])
+def test_a_point_may_not_be_nan_infinite_or_huge(x: str) -> None:
+    body = '{"rules": [{"name": "g", "kind": "line", "points": [[0, 0], [X, 1]]}]}'.replace("X", x)
     with pytest.raises(InvalidMessage, match="outside the frame"):
-        parse_rules('{"rules": [{"name": "g", "kind": "line", "points": [[0, 0], [NaN, 1]]}]}',
-                    LABELS)
+        parse_rules(body, LABELS)
 
 
 def test_names_are_unique_and_safe() -> None:
