@@ -13,6 +13,8 @@ import redis
 
 from elastic_inference.core import keys
 from elastic_inference.core.auth import Role
+from elastic_inference.core.authstore import AuthStore
+from elastic_inference.core.sessions import CSRF_HEADER, SESSION_COOKIE
 from elastic_inference.services.gateway.rules import MAX_RULES_BODY
 from tests.credentials import bearer
 from tests.gateway_app import GatewayThread
@@ -115,3 +117,18 @@ def test_body_size_media_type_and_stream_id_are_checked(gateway: GatewayThread,
     assert code == 400 and "stream id" in answer["error"]
     assert put(gateway, b"{oops")[0] == 400
     assert not redis_client.exists(keys.rules("cam1"))
+
+
+def test_a_cookie_session_changes_rules_only_with_its_csrf_token(
+        gateway: GatewayThread, redis_client: redis.Redis) -> None:
+    AuthStore(redis_client).add_user("op", Role.OPERATOR, "correct horse battery staple")
+    sessions = gateway.ctx.gatekeeper.sessions
+    assert sessions is not None
+    new = sessions.create("op", Role.OPERATOR, 600)
+    cookie = {"Cookie": f"{SESSION_COOKIE}={new.cookie}"}
+    code, answer = put(gateway, {"rules": RULES}, cookie)
+    assert code == 403 and CSRF_HEADER in answer["error"]
+    code, _, _ = http(gateway.url + PATH, "DELETE", None, cookie)
+    assert code == 403
+    assert not redis_client.exists(keys.rules("cam1"))
+    assert put(gateway, {"rules": RULES}, {**cookie, CSRF_HEADER: new.csrf})[0] == 200
