@@ -48,6 +48,8 @@ EXPECTED: dict[tuple[str, str], Role | None] = {
     (r"/api/streams/([^/]+)/snapshot\.jpg$", "GET"): V,
     (r"/api/streams/([^/]+)/latest$", "GET"): V, (r"/api/streams/([^/]+)/results$", "GET"): V,
     (r"/api/streams/([^/]+)/counts$", "GET"): V, (r"/api/streams/([^/]+)/mjpeg$", "GET"): V,
+    (r"/api/streams/([^/]+)/rules$", "GET"): V, (r"/api/streams/([^/]+)/rules$", "PUT"): OP,
+    (r"/api/streams/([^/]+)/rules$", "DELETE"): OP,
     (r"/api/status$", "GET"): V, (r"/api/config$", "GET"): V, (r"/api/me$", "GET"): V,
     (r"/api/signed-url$", "GET"): V, (r"/api/logout$", "POST"): V, (r"/ws$", "GET"): V,
     (r"/api/analysis$", "GET"): OP, (r"/api/analysis$", "POST"): OP,
@@ -157,6 +159,9 @@ def fill(pattern: str, job: str) -> str:
 
 
 def request_body(pattern: str, method: str) -> tuple[dict[str, str], bytes | None]:
+    if pattern == r"/api/streams/([^/]+)/rules$" and method == "PUT":
+        return ({"Content-Type": "application/json"}, json.dumps({"rules": [
+            {"name": "gate", "kind": "line", "points": [[0.5, 0], [0.5, 1]]}]}).encode())
     if method != "POST":
         return {}, None
     if pattern == "/api/analysis$":

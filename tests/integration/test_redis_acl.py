@@ -24,6 +24,7 @@ import redis
 
 from elastic_inference.core import acl, keys
 from elastic_inference.core.access import Credentials, Gatekeeper, session_cookie
+from elastic_inference.core.analytics.rules import Rule
 from elastic_inference.core.auth import Role
 from elastic_inference.core.authstore import AuthStore
 from elastic_inference.core.broker import OutputBroker
@@ -31,6 +32,7 @@ from elastic_inference.core.leased import LeasedQueue
 from elastic_inference.core.queue import FrameQueue
 from elastic_inference.core.redisconn import connect
 from elastic_inference.core.registry import StreamRegistry
+from elastic_inference.core.rulestore import RuleStore
 from elastic_inference.core.sessions import CSRF_HEADER, Signer
 from elastic_inference.core.status import collect_status
 from tests.credentials import SECRET_ENV
@@ -220,6 +222,16 @@ def test_keda_reads_the_queue_length(fresh: AclRedis) -> None:
     keda = fresh.client("keda")
     assert keda.type(keys.queue("people")) == b"list"
     assert keda.eval("return redis.call('llen', KEYS[1])", 1, keys.queue("people")) == 1
+    assert fresh.acl_log() == []
+
+
+def test_the_gateway_keeps_rules_under_its_own_user(fresh: AclRedis) -> None:
+    """PUT, GET and DELETE of /api/streams/{id}/rules: RuleStore as ei-gateway."""
+    store = RuleStore(fresh.client("gateway"))
+    rules = (Rule("gate", "line", ((0.5, 0.0), (0.5, 1.0)), ("person",)),)
+    assert store.put("cam", rules).version == 1
+    assert store.get("cam").rules == rules
+    assert store.delete("cam")
     assert fresh.acl_log() == []
 
 

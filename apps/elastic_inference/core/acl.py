@@ -73,6 +73,9 @@ OPERATIONS: dict[str, tuple[str, ...]] = {
     "sweep_orphans": ("scan", "exists", "zrange", "unlink", "zrem"),
     "RateLimiter": (*SCRIPTS, "time", "get", "set", "del"),  # allow, refund, reset
     "stream_known": ("exists",),
+    "RuleStore.get": ("hmget",),
+    "RuleStore.put": (*TRANSACTION, "hset", "hincrby"),
+    "RuleStore.delete": ("del",),
     # AuthStore: users and tokens, their scripts included; removing a user ends its sessions.
     "AuthStore": (*SCRIPTS, *TRANSACTION, "exists", "hset", "hget", "hmget", "hgetall",
                   "hexists", "hdel", "del", "sadd", "srem", "smembers"),
@@ -116,6 +119,7 @@ JOBS = (keys.jobs(), keys.job_keys_pattern())
 JOB_RESULTS = (pattern(keys.job, _JOB), pattern(keys.job_results, _JOB, _TYPE))
 AUTH = (keys.auth_pattern(),)
 RATES = (pattern(keys.rate_limit, _TYPE, _WHO),)
+RULES = (pattern(keys.rules, _STREAM),)
 
 
 @dataclass(frozen=True)
@@ -162,15 +166,16 @@ COMPONENTS: tuple[ComponentAcl, ...] = (
          "AuthStore.authenticate_token", "SessionStore.find"),
         OUTPUT + STREAMS + AUTH),
     ComponentAcl(
-        "gateway", "the API: streams, snapshots, history, status, analysis jobs, users, "
-                   "sessions, rate limits",
+        "gateway", "the API: streams, snapshots, history, status, analysis jobs, rules, "
+                   "users, sessions, rate limits",
         ("Heartbeats.members", "worker_types", "FrameQueue.stats", "OutputBroker.latest",
          "OutputBroker.read", "OutputBroker.history", "stream_known", "JobStore.create",
          "LeasedQueue.push", "JobStore.read", "JobStore.delete", "LeasedQueue.discard",
          "JobStore.check_room", "RateLimiter", "AuthStore", "SessionStore.create",
-         "SessionStore.find", "SessionStore.end"),
+         "SessionStore.find", "SessionStore.end", "RuleStore.get", "RuleStore.put",
+         "RuleStore.delete"),
         STREAMS + WORKERS + QUEUES + OUTPUT + HISTORY + JOBS + PENDING_JOBS + JOB_QUEUES
-        + AUTH + RATES),
+        + AUTH + RATES + RULES),
     ComponentAcl(
         "analysis", "takes pending jobs, stores their frames and queues them for the workers",
         ("LeasedQueue.lease", "LeasedQueue.extend", "LeasedQueue.release", "LeasedQueue.ack",

@@ -7,11 +7,9 @@ directory or Redis. :mod:`.jobs` stores the jobs.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 from . import keys
@@ -19,6 +17,7 @@ from .errors import InvalidMessage
 from .netguard import NO_URLS, URL_SCHEMES, SourcePolicy
 from .redact import ambiguous_credentials
 from .sourceurl import checked_source_url
+from .text import load_json_body, shown
 
 STATUSES = ("queued", "extracting", "processing", "done", "failed")
 MAX_NAME = 120
@@ -88,12 +87,6 @@ class JobRequest:
 JOB_FIELDS = ("source", "types", "frame_step", "name")
 
 
-def _shown(value: Any) -> str:
-    """A JSON value as an error message shows it: short, one line."""
-    text = json.dumps(value, ensure_ascii=True)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
 def parse_job_request(body: bytes) -> JobRequest:
     """The job a ``POST /api/analysis`` body asks for; InvalidMessage naming the problem.
 
@@ -102,39 +95,31 @@ def parse_job_request(body: bytes) -> JobRequest:
     known and the source exists need Redis and the media directory: see
     :func:`check_known_types` and :func:`resolve_source`.
     """
-    try:
-        data = json.loads(body)
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-        raise InvalidMessage(f"the body is not valid JSON: {exc}") from exc
-    try:  # "\ud800" is valid JSON but no Unicode text: nothing could store or show it
-        json.dumps(data, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise InvalidMessage("the body holds a lone surrogate (an escape in \\ud800-\\udfff "
-                             "without its pair), which is not valid Unicode") from exc
+    data = load_json_body(body)
     if not isinstance(data, dict):
         raise InvalidMessage('the body must be a JSON object such as {"source": "video.mp4", '
                              '"types": ["people"]}')
     unknown = sorted(set(data) - set(JOB_FIELDS))
     if unknown:
-        names = ", ".join(_shown(k) for k in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
+        names = ", ".join(shown(k) for k in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
         raise InvalidMessage(f"unknown field(s) {names}: a job has {', '.join(JOB_FIELDS)}")
     source = data.get("source")
     if source is None or source == "":
         raise InvalidMessage("source is required: a path in the media directory or an "
                              "rtsp://, http:// or https:// URL")
     if not isinstance(source, str):
-        raise InvalidMessage(f"source must be a string, not {_shown(source)}")
+        raise InvalidMessage(f"source must be a string, not {shown(source)}")
     types = data.get("types")
     if not isinstance(types, list) or not types or not all(isinstance(t, str) for t in types):
         raise InvalidMessage(f"types must be a non-empty list of inference type names such as "
-                             f'["people"], not {_shown(types)}')
+                             f'["people"], not {shown(types)}')
     frame_step = data.get("frame_step", 1)
     if isinstance(frame_step, bool) or not isinstance(frame_step, int):
         raise InvalidMessage(f"frame_step must be an integer >= 1 (analyse every n-th frame), "
-                             f"not {_shown(frame_step)}")
+                             f"not {shown(frame_step)}")
     name = data.get("name", "")
     if not isinstance(name, str):
-        raise InvalidMessage(f"name must be a string, not {_shown(name)}")
+        raise InvalidMessage(f"name must be a string, not {shown(name)}")
     return JobRequest(source=source, types=tuple(types), frame_step=frame_step, name=name)
 
 

@@ -149,6 +149,13 @@ def stream_registry() -> str:
     return f"{PREFIX}:streams"
 
 
+def rules(stream: str) -> str:
+    """HASH of one stream's zones and lines: ``rules`` (the JSON document of
+    core/analytics/rules.py), ``version`` (incremented by every write) and ``updated`` (epoch
+    ms), so a reader notices a change without comparing documents."""
+    return f"{PREFIX}:rules:{check_stream_id(stream)}"
+
+
 def stream_info(stream: str) -> str:
     """HASH with one stream's details (types, source kind, size, fps)."""
     return f"{PREFIX}:stream:{check_stream_id(stream)}"

@@ -39,6 +39,7 @@ def test_every_key_a_component_touches_matches_one_of_its_patterns() -> None:
     assert allowed("infer", keys.job_results(job, "people")) and allowed("infer", keys.job(job))
     assert not allowed("infer", keys.job_frames(job))
     assert allowed("gateway", keys.rate_limit("jobs", "10.0.0.1"))
+    assert allowed("gateway", keys.rules("cam1")) and not allowed("infer", keys.rules("cam1"))
     assert allowed("gateway", "ei:auth:session:abc") and allowed("websocket", "ei:auth:token:x")
     assert not allowed("websocket", keys.queue("people"))
     assert not allowed("stream", keys.results("c")) and not allowed("stream", keys.auth_users())

@@ -16,6 +16,7 @@ from ...core.snapshot import (
     frame_view,
 )
 from .base import OPERATE, BaseHandler, HeaderError, known_types, render_snapshot
+from .body import JsonBodyHandler
 from .params import parse_frame_number, parse_int
 
 log = logging.getLogger(__name__)
@@ -28,33 +29,11 @@ DEFAULT_PAGE, MAX_PAGE = 100, 1000
 MAX_OFFSET = 10**9
 
 
-@tornado.web.stream_request_body
-class AnalysisJobsHandler(BaseHandler):
-    """``POST /api/analysis`` submits a job, ``GET /api/analysis`` lists them.
-
-    The body is streamed in rather than buffered by Tornado, so a request over
-    :data:`MAX_JOB_BODY` is refused without being held in memory.
-    """
+class AnalysisJobsHandler(JsonBodyHandler):
+    """``POST /api/analysis`` submits a job, ``GET /api/analysis`` lists them."""
 
     access = {"GET": Role.OPERATOR, "POST": Role.OPERATOR}
-
-    body: bytearray
-    too_large: bool
-
-    async def prepare(self) -> None:
-        self.body = bytearray()
-        self.too_large = False
-        await self.authorize()
-        length = self.request.headers.get("Content-Length", "")
-        if length.isdigit() and int(length) > MAX_JOB_BODY:
-            raise tornado.web.HTTPError(413, "the body is larger than %d bytes", MAX_JOB_BODY)
-
-    def data_received(self, chunk: bytes) -> None:
-        if self.too_large or len(self.body) + len(chunk) > MAX_JOB_BODY:
-            self.too_large = True  # a chunked body: keep reading, stop keeping
-            self.body.clear()
-        else:
-            self.body += chunk
+    max_body = MAX_JOB_BODY
 
     async def quota(self, limiter: RateLimiter, what: str) -> None:
         """Count this request against its principal's rate (token or user; the client
@@ -75,16 +54,9 @@ class AnalysisJobsHandler(BaseHandler):
         self.write_json({"jobs": await self.jobs(lambda store: store.recent(limit, offset))})
 
     async def post(self) -> None:
-        if self.too_large:
-            raise tornado.web.HTTPError(413, "the body is larger than %d bytes", MAX_JOB_BODY)
-        media_type = self.request.headers.get("Content-Type", "").split(";")[0].strip().lower()
-        if media_type != "application/json":
-            # Also keeps other sites' pages out: a cross-origin JSON POST needs a CORS
-            # preflight, which the gateway never grants.
-            raise tornado.web.HTTPError(415, "send the job as JSON with Content-Type: "
-                                             "application/json")
+        body = self.json_body("the job")
         try:
-            request = parse_job_request(bytes(self.body))
+            request = parse_job_request(body)
             # Before Redis, the media directory or DNS are asked: a refused client costs
             # a JSON parse and one Redis call.
             await self.quota(self.ctx.job_quota, "analysis jobs")

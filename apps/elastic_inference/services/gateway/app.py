@@ -39,6 +39,7 @@ from .base import (
 from .context import GatewayApp, GatewayContext, RedisHealth
 from .mjpeg import MjpegHandler
 from .relay import WS_PING_S, WebsocketProxyHandler
+from .rules import RulesHandler
 from .streams import (
     ConfigHandler,
     CountsHandler,
@@ -123,6 +124,7 @@ def make_app(client: redis.Redis, *, gatekeeper: Gatekeeper, metrics: GatewayMet
         (rf"/api/streams/{sid}/results", ResultsHandler),
         (rf"/api/streams/{sid}/counts", CountsHandler),
         (rf"/api/streams/{sid}/mjpeg", MjpegHandler),
+        (rf"/api/streams/{sid}/rules", RulesHandler),
         (r"/api/analysis", AnalysisJobsHandler),
         (rf"/api/analysis/{sid}", AnalysisJobHandler),
         (rf"/api/analysis/{sid}/results", AnalysisResultsHandler),

@@ -28,7 +28,7 @@ from ...core.snapshot import (
     Snapshot,
 )
 from ...engine.annotate import annotate_jpeg
-from ...engine.models import INFER_TYPES
+from ...engine.models import BUILTIN_MODELS, INFER_TYPES
 from .context import GatewayApp, GatewayContext
 from .params import ParamError
 
@@ -312,6 +312,11 @@ class DashboardHandler(SecureStaticHandler):
 def known_types(client: redis.Redis) -> set[str]:
     """The built-in inference types plus every type that has had a worker (sync)."""
     return set(INFER_TYPES) | set(worker_types(client))
+
+
+#: Labels a rule may filter on: those of the built-in models (OIDV4's "???" is its background).
+KNOWN_LABELS = frozenset(label for spec in BUILTIN_MODELS.values() for label in spec.labels
+                         if label != "???")
 
 
 def render_snapshot(snap: Snapshot) -> bytes:
