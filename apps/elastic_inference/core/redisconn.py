@@ -60,6 +60,8 @@ REDIS_DOWN_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionResetError,
     BrokenPipeError,
 )
+#: What a service answers a client while Redis cannot be reached (503).
+REDIS_DOWN_MESSAGE = "Redis is unavailable; retry shortly"
 
 #: Codes of :data:`REDIS_DOWN_ERRORS` replies that redis-py leaves as a plain ResponseError.
 _REFUSED_CODES = ("NOREPLICAS", "MISCONF", "BUSY")

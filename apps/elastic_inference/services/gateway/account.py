@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -12,8 +11,11 @@ from ...core import clients
 from ...core.access import ANONYMOUS, REALM, LoginThrottled
 from ...core.auth import Role
 from ...core.authstore import AuthStore
+from ...core.errors import InvalidMessage
 from ...core.sessions import SESSION_COOKIE
+from ...core.text import load_json_body
 from .base import VIEW, BaseHandler, HeaderError
+from .body import JsonBodyHandler
 from .params import parse_int
 
 #: Largest login body: a name and a password (at most 1,024 characters) in JSON.
@@ -42,18 +44,15 @@ class MeHandler(AccountHandler):
         self.write_json(self.me())
 
 
-class LoginHandler(AccountHandler):
+class LoginHandler(JsonBodyHandler, AccountHandler):
     """``POST /api/login`` with ``{"name", "password"}`` as JSON: a session cookie."""
 
     access = {"POST": None}
+    max_body = MAX_LOGIN_BODY
 
     async def post(self) -> None:
-        media_type = self.request.headers.get("Content-Type", "").split(";")[0].strip().lower()
-        if media_type != "application/json":
-            # A cross-site form cannot send JSON without a CORS preflight, never granted:
-            # no other site can log a browser in as someone else.
-            raise tornado.web.HTTPError(415, "send the login as JSON with Content-Type: "
-                                             "application/json")
+        # JSON only: a cross-site form cannot send it without a CORS preflight, never
+        # granted, so no other site can log a browser in as someone else.
         name, password = self.login_body()
         gate = self.ctx.gatekeeper
         if not gate.enabled:
@@ -76,23 +75,14 @@ class LoginHandler(AccountHandler):
         self.write_json({**self.me(), "csrf": new.csrf})
 
     def login_body(self) -> tuple[str, str]:
-        body = self.request.body
-        if len(body) > MAX_LOGIN_BODY:
-            raise tornado.web.HTTPError(413, "the body is larger than %d bytes", MAX_LOGIN_BODY)
         try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            raise tornado.web.HTTPError(400, "the body is not JSON") from None
+            data = load_json_body(self.json_body("the login"))
+        except InvalidMessage as exc:
+            raise tornado.web.HTTPError(400, "%s", str(exc)) from None
         if (not isinstance(data, dict) or set(data) != {"name", "password"}
                 or not all(isinstance(v, str) for v in data.values())):
             raise tornado.web.HTTPError(400, "send {\"name\": ..., \"password\": ...}, both "
                                              "strings, and nothing else")
-        try:  # JSON may hold lone surrogates ("\\ud800"): no text, no password
-            for value in data.values():
-                value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise tornado.web.HTTPError(400, "the name or password is not valid Unicode"
-                                        ) from None
         return data["name"], data["password"]
 
 

@@ -21,7 +21,7 @@ from ...core.errors import InvalidMessage
 from ...core.jobs import JobStore
 from ...core.keys import check_job_id, check_stream_id
 from ...core.redact import redact_url
-from ...core.redisconn import REDIS_DOWN_ERRORS
+from ...core.redisconn import REDIS_DOWN_ERRORS, REDIS_DOWN_MESSAGE
 from ...core.registry import worker_types
 from ...core.sessions import CSRF_HEADER, SESSION_COOKIE, Session, csrf_matches
 from ...core.snapshot import (
@@ -37,7 +37,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 SNAPSHOT_QUALITY = 80
-REDIS_DOWN_MESSAGE = "Redis is unavailable; retry shortly"
 #: Vite names files under assets/ by content hash, so they never change under one name.
 IMMUTABLE = "public, max-age=31536000, immutable"
 #: The ``Server`` header: the product, never its version (Tornado would send its own).

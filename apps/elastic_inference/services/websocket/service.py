@@ -29,7 +29,7 @@ from ...core.live import (
     parse_subscribe,
 )
 from ...core.metrics import WebsocketMetrics
-from ...core.redisconn import REDIS_DOWN_ERRORS, Backoff
+from ...core.redisconn import REDIS_DOWN_ERRORS, REDIS_DOWN_MESSAGE, Backoff
 from ...core.redisconn import error_text as redis_error
 from ...core.registry import StreamRegistry
 from ...core.runtime import (
@@ -106,7 +106,7 @@ class WebsocketService:
             log.warning("cannot check credentials of %s: Redis unavailable (%s)", peer,
                         redis_error(exc))
             return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE,
-                                      "Redis is unavailable; retry shortly\n")
+                                      REDIS_DOWN_MESSAGE + "\n")
         if access.principal is None:
             response = connection.respond(HTTPStatus.UNAUTHORIZED, access.reason + "\n")
             response.headers["WWW-Authenticate"] = REALM
