@@ -28,7 +28,7 @@ from pathlib import Path
 import redis
 
 from . import keys
-from .auth import Principal, Role, check_name
+from .auth import Principal, Role, check_name, token_digest
 from .errors import AuthError, ConfigError
 from .text import as_text
 
@@ -67,10 +67,6 @@ return 1
 
 def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def _digest(secret_id: str) -> str:
-    return hashlib.sha256(secret_id.encode("ascii")).hexdigest()
 
 
 def check_secret(secret: str) -> str:
@@ -168,7 +164,7 @@ class SessionStore:
         now = time.time() if now is None else now
         sid, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         expires = int(now) + ttl
-        digest = _digest(sid)
+        digest = token_digest(sid)  # random too: SHA-256 is enough
         self._create(keys=[keys.auth_session(digest), keys.auth_user_sessions(user)],
                      args=[user, csrf, f"{now:.3f}", str(expires), str(ttl), digest])
         mac = self.signer.mac("session", user, sid, str(expires))
@@ -185,7 +181,7 @@ class SessionStore:
         now = time.time() if now is None else now
         if expires <= now or not self.signer.verify(mac, "session", user, sid, str(expires)):
             return None
-        digest = _digest(sid)
+        digest = token_digest(sid)  # random too: SHA-256 is enough
         found = self._lookup(keys=[keys.auth_session(digest), keys.auth_user(user)], args=[user])
         if not found:
             return None
