@@ -3,7 +3,9 @@
 Exact predicates on floats, no tolerance: a rule's points and a box's reference point are both
 normalised to 0..1 of the frame, so an epsilon would only move the edge cases, not remove them.
 On an edge counts as inside a zone (a track standing on a zone's border is in it), and a point
-on a line is on neither side, so a crossing needs a strict change of side.
+on a line is on neither side, so a crossing needs a strict change of side. Rule validation uses
+the same predicates (:func:`self_intersection`, :func:`polygon_area`), so a zone accepted as
+simple is simple by the test that counting applies.
 """
 
 from __future__ import annotations
@@ -69,3 +71,39 @@ def point_in_polygon(p: Point, polygon: Sequence[Point]) -> bool:
                 inside = not inside
     return inside
 
+
+
+def polygon_area(points: Sequence[Point]) -> float:
+    """Unsigned area of the closed polygon (shoelace formula)."""
+    n = len(points)
+    twice = sum(points[i][0] * points[(i + 1) % n][1] - points[(i + 1) % n][0] * points[i][1]
+                for i in range(n))
+    return abs(twice) / 2
+
+
+def self_intersection(points: Sequence[Point]) -> tuple[int, int] | None:
+    """The first pair of edges (indices of their first points) of the closed polygon that
+    meet anywhere but at the vertex two neighbours share, or None if the polygon is simple.
+
+    O(n²) over at most a few dozen points; a repeated point or an edge that doubles back
+    counts as a crossing, since neighbours that are collinear and overlap share more than
+    their vertex. Touching counts as meeting: a zone must be clearly simple, since counting
+    decides inside/outside by it.
+    """
+    n = len(points)
+    edges = [(points[i], points[(i + 1) % n]) for i in range(n)]
+    for i in range(n):
+        for j in range(i + 1, n):
+            a, b = edges[i]
+            c, d = edges[j]
+            if j == i + 1 or (i == 0 and j == n - 1):
+                # Neighbours share one vertex; they meet illegally only if they overlap,
+                # i.e. the far end of one lies on the other.
+                shared, far_i, far_j = (b, a, d) if j == i + 1 else (a, b, c)
+                if side(shared, far_i, far_j) == 0 and (_on_segment(shared, far_i, far_j)
+                                                         or _on_segment(shared, far_j, far_i)):
+                    return i, j
+                continue
+            if segments_intersect(a, b, c, d):
+                return i, j
+    return None

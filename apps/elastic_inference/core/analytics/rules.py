@@ -22,9 +22,8 @@ from typing import Any, Literal, cast
 
 from ..errors import InvalidMessage
 from ..text import load_json_body, shown
-from .shapes import polygon_area, self_intersection
+from .geometry import Point, polygon_area, self_intersection
 
-Point = tuple[float, float]
 RuleKind = Literal["zone", "line"]
 
 KINDS: tuple[RuleKind, ...] = ("zone", "line")

@@ -9,6 +9,11 @@ from typing import Any
 
 import pytest
 
+from elastic_inference.core.analytics.geometry import (
+    polygon_area,
+    segments_intersect,
+    self_intersection,
+)
 from elastic_inference.core.analytics.rules import (
     MAX_POINTS,
     MAX_RULES,
@@ -16,11 +21,6 @@ from elastic_inference.core.analytics.rules import (
     decode,
     encode,
     parse_rules,
-)
-from elastic_inference.core.analytics.shapes import (
-    polygon_area,
-    segments_intersect,
-    self_intersection,
 )
 from elastic_inference.core.errors import InvalidMessage
 
