@@ -156,6 +156,58 @@ def rules(stream: str) -> str:
     return f"{PREFIX}:rules:{check_stream_id(stream)}"
 
 
+def tracks(stream: str) -> str:
+    """Live tracks (STREAM) of one source stream, one entry per tracked frame and type, written
+    by the ``ei track`` replica that holds the stream's lease (doc/analytics.md, "Wire")."""
+    return f"{PREFIX}:tracks:{check_stream_id(stream)}"
+
+
+def track_lease(stream: str) -> str:
+    """STRING naming the ``ei track`` replica that tracks the stream, expiring unless renewed."""
+    return f"{PREFIX}:track:lease:{check_stream_id(stream)}"
+
+
+def track_replicas() -> str:
+    """Sorted set of ``ei track`` replica ids scored by last heartbeat (epoch seconds)."""
+    return f"{PREFIX}:track:replicas"
+
+
+def track_ids(stream: str) -> str:
+    """Counter (INCR) that allocates a stream's track ids, so no id is reused, also across a
+    takeover by another replica."""
+    return f"{PREFIX}:track:ids:{check_stream_id(stream)}"
+
+
+def counts(stream: str) -> str:
+    """HASH ``RULE|WHAT|LABEL`` -> cumulative count of one stream's rules (enter, leave, dwell,
+    a->b, b->a), so totals survive a takeover."""
+    return f"{PREFIX}:counts:{check_stream_id(stream)}"
+
+
+def counts_history(stream: str) -> str:
+    """STREAM of one stream's count totals sampled every few seconds, trimmed by age."""
+    return f"{PREFIX}:counts-history:{check_stream_id(stream)}"
+
+
+def events() -> str:
+    """STREAM of every stream's zone and line events (the entry id is the event id), trimmed
+    by age and length."""
+    return f"{PREFIX}:events"
+
+
+EVENT_ID_RE = re.compile(r"^[0-9]{1,20}-[0-9]{1,20}$")
+
+
+def check_event_id(event_id: str) -> str:
+    """Return ``event_id`` if it is a Redis stream entry id (``MS-SEQ``), else InvalidMessage."""
+    return _checked(event_id, EVENT_ID_RE, "event id")
+
+
+def event_snapshot(event_id: str) -> str:
+    """STRING with the JPEG snapshot of one event, expiring with the event's retention."""
+    return f"{PREFIX}:event-snapshot:{check_event_id(event_id)}"
+
+
 def stream_info(stream: str) -> str:
     """HASH with one stream's details (types, source kind, size, fps)."""
     return f"{PREFIX}:stream:{check_stream_id(stream)}"
