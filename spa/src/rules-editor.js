@@ -91,7 +91,7 @@ export function checkRules(rules) {
   if (rules.length > MAX_RULES) return `at most ${MAX_RULES} rules per stream`;
   const names = new Set();
   for (const [i, rule] of rules.entries()) {
-    const which = `rule ${i + 1} (${rule.name || "unnamed"})`;
+    const which = `rule ${i} (${rule.name || "unnamed"})`; // counted from 0, as the gateway does
     if (!NAME_RE.test(rule.name)) return `${which}: a name is 1 to 64 of A-Z a-z 0-9 _ . -`;
     if (names.has(rule.name)) return `${which}: another rule has this name`;
     names.add(rule.name);

@@ -135,12 +135,12 @@ describe("RuleEditor", () => {
 });
 
 describe("before saving", () => {
-  it("names the rule whose name is wrong or taken", () => {
+  it("names the rule whose name is wrong or taken (counted from 0, as the gateway does)", () => {
     const zone = (name) => ({ name, kind: "zone", points: [[0, 0], [1, 0], [1, 1]] });
     expect(checkRules([zone("a"), zone("b")])).toBe("");
-    expect(checkRules([zone("a"), zone("has space")])).toMatch(/^rule 2 \(has space\): a name is/);
-    expect(checkRules([zone("a"), zone("a")])).toBe("rule 2 (a): another rule has this name");
-    expect(checkRules([zone("")])).toMatch(/^rule 1 \(unnamed\)/);
+    expect(checkRules([zone("a"), zone("has space")])).toMatch(/^rule 1 \(has space\): a name is/);
+    expect(checkRules([zone("a"), zone("a")])).toBe("rule 1 (a): another rule has this name");
+    expect(checkRules([zone("")])).toMatch(/^rule 0 \(unnamed\)/);
     expect(checkRules(Array.from({ length: 33 }, (_, i) => zone(`z${i}`)))).toMatch(/at most 32/);
   });
 
