@@ -11,7 +11,9 @@ API is not part of this branch.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import secrets
 import threading
 import time
 from collections.abc import Iterator
@@ -23,12 +25,17 @@ import redis
 
 from elastic_inference.bench.frames import video_jpegs
 from elastic_inference.core import keys
+from elastic_inference.core.analytics.rules import Rule
+from elastic_inference.core.auth import Role
+from elastic_inference.core.authstore import AuthStore
 from elastic_inference.core.broker import OutputBroker
 from elastic_inference.core.registry import StreamRegistry
 from elastic_inference.core.result import Detection, Result
 from elastic_inference.core.rulestore import RuleStore
+from tests.credentials import SECRET_ENV
 from tests.e2e.browser import Browser
 from tests.e2e.test_dashboard import assert_no_page_problems, flushed, live_services
+from tests.e2e.test_login import log_in, log_out, page_problems, page_status
 from tests.processes import get_json, wait_for
 from tests.redis_server import RedisServer
 
@@ -98,10 +105,13 @@ def browser() -> Iterator[Browser]:
     b.close()
 
 
-@pytest.fixture(scope="module")
-def system(redis_server: RedisServer, sample_dir: Path, browser: Browser) -> Iterator[System]:
+@contextlib.contextmanager
+def running(redis_server: RedisServer, sample_dir: Path, browser: Browser,
+            env: dict[str, str] | None = None) -> Iterator[System]:
+    """The gateway and websocket services (authentication on when ``env`` has a session
+    secret) and the publisher, on a flushed Redis."""
     redis_url = flushed(redis_server)
-    url, _, websocket, gateway = live_services(redis_url)  # no authentication: the page is admin
+    url, _, websocket, gateway = live_services(redis_url, env=env)
     publisher = TracksPublisher(redis_url, video_jpegs(sample_dir / "vtest.avi", 10, FRAME_SIZE))
     try:
         wait_for(lambda: get_json(f"{url}readyz")[0] == 200, 20, "the gateway")
@@ -114,6 +124,13 @@ def system(redis_server: RedisServer, sample_dir: Path, browser: Browser) -> Ite
             publisher.join(timeout=5)
         codes = [s.stop(timeout=20) for s in (gateway, websocket)]
     assert codes == [0, 0], gateway.output()[-2000:] + websocket.output()[-2000:]
+
+
+@pytest.fixture
+def system(redis_server: RedisServer, sample_dir: Path, browser: Browser) -> Iterator[System]:
+    """Without authentication: the page acts as admin."""
+    with running(redis_server, sample_dir, browser) as system:
+        yield system
 
 
 def overlay_box(browser: Browser) -> dict[str, float]:
@@ -217,3 +234,41 @@ def test_track_ids_rules_drawn_and_saved_and_live_counts(system: System,
     browser.screenshot("dashboard-rules.png", full_page=True)
     assert browser.problems() == ["console: Failed to load resource: the server responded "
                                   "with a status of 400 (Bad Request)"]
+
+
+PASSWORDS = {"vera": secrets.token_urlsafe(12), "otto": secrets.token_urlsafe(12)}
+
+
+def test_a_viewer_sees_tracks_and_rules_read_only_an_operator_edits(
+        redis_server: RedisServer, sample_dir: Path, browser: Browser) -> None:
+    """With authentication on: the websocket carries tracks to a logged-in viewer, who gets the
+    stored rules without any editing control (and the gateway refuses the viewer's PUT); an
+    operator gets the editor."""
+    with running(redis_server, sample_dir, browser, env=SECRET_ENV) as system:
+        client = redis.Redis.from_url(system.redis_url)
+        store = AuthStore(client)
+        store.add_user("vera", Role.VIEWER, PASSWORDS["vera"])
+        store.add_user("otto", Role.OPERATOR, PASSWORDS["otto"])
+        RuleStore(client).put(STREAM, (Rule("gate", "line", ((0.5, 0.1), (0.5, 0.9))),))
+        client.close()
+        browser.goto(f"{system.url}#/streams/{STREAM}")
+        log_in(browser, "vera", PASSWORDS["vera"], "viewer")
+        browser.wait("document.querySelector('.detail canvas')?.dataset.tracks === '41 42'",
+                     20, "the track ids on the viewer's canvas")
+        browser.wait("document.querySelector('[data-testid=rules-panel]')?.dataset.version"
+                     " === '1'", 10, "the stored rules")
+        assert browser.eval("document.querySelector('.rule-list li[data-rule=gate]')"
+                            ".textContent").startswith("gate")
+        assert browser.eval("document.querySelectorAll('[data-testid=add-line], "
+                            "[data-testid=add-zone], [data-testid=save-rules], "
+                            "[data-testid=delete-rule], [data-testid=rule-name], "
+                            ".rules-overlay .handle').length") == 0
+        assert browser.eval("document.querySelectorAll('.rules-overlay .rule.line')"
+                            ".length") == 1
+        assert page_status(browser, "PUT", f"/api/streams/{STREAM}/rules") == 403
+        log_out(browser)  # the login page keeps the address: back to this stream after login
+        log_in(browser, "otto", PASSWORDS["otto"], "operator")
+        browser.wait("!!document.querySelector('[data-testid=add-line]')", 10,
+                     "the operator's editor")
+        assert browser.eval("document.querySelectorAll('.rules-overlay .handle').length") == 2
+        assert page_problems(browser) == []
