@@ -29,6 +29,16 @@ const ops = {
   screenshot: ({ path, fullPage = false }) => page.screenshot({ path, fullPage }).then(() => path),
   viewport: ({ width, height }) => page.setViewportSize({ width, height }),
   problems: () => problems.splice(0),
+  // Real mouse input at page coordinates: [{action: "move" | "down" | "up" | "click", x, y}].
+  mouse: async ({ steps }) => {
+    for (const { action, x, y } of steps) {
+      if (action === "click") await page.mouse.click(x, y);
+      else if (action === "move") await page.mouse.move(x, y, { steps: 4 });
+      else if (action === "down") await page.mouse.down();
+      else if (action === "up") await page.mouse.up();
+      else throw new Error(`unknown mouse action ${action}`);
+    }
+  },
 };
 
 const reply = (message) => process.stdout.write(`${JSON.stringify(message)}\n`);

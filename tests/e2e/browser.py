@@ -101,6 +101,11 @@ class Browser:
         """Type ``value`` into a field as a user would (input events, so Vue sees it)."""
         self.call("fill", selector=selector, value=value)
 
+    def mouse(self, *steps: tuple[str, float, float]) -> None:
+        """Real mouse input: ``("move" | "down" | "up" | "click", x, y)`` in page pixels
+        (``down`` and ``up`` act where the mouse is)."""
+        self.call("mouse", steps=[{"action": a, "x": x, "y": y} for a, x, y in steps])
+
     def viewport(self, width: int, height: int) -> None:
         self.call("viewport", width=width, height=height)
 

@@ -35,6 +35,7 @@ from elastic_inference.core.registry import StreamRegistry
 from elastic_inference.core.rulestore import RuleStore
 from elastic_inference.core.sessions import CSRF_HEADER, Signer
 from elastic_inference.core.status import collect_status
+from elastic_inference.core.text import as_text
 from tests.credentials import SECRET_ENV
 from tests.kube_manifests import render
 from tests.processes import Service, environment, http, wait_for
@@ -168,6 +169,12 @@ def test_every_component_does_its_work_under_its_own_user(
         assert StreamRegistry(websocket).ids() == ["cam"]
         broker = OutputBroker(websocket)
         assert broker.latest("cam") and broker.read({"cam": "0-0"}, block_ms=None, count=1)
+        # Live tracks: ``ei track`` writes them (here the root user plays it); the reader follows
+        # them with the output in one read.
+        tracks_id = fresh.root.xadd(keys.tracks("cam"), {"tracks": '{"type":"x"}'})
+        assert broker.latest_tracks_id("cam") == as_text(tracks_id)
+        live = broker.read_live({"cam": "0-0"}, {"cam": "0-0"}, block_ms=None, count=1)
+        assert {type(e).__name__ for e in live} == {"OutputEntry", "TracksEntry"}
         gate = Gatekeeper(websocket, Signer(SECRET_ENV["EI_SESSION_SECRET"]))
         for creds, who in ((Credentials(authorization=auth["Authorization"]), "ci"),
                            (Credentials(cookie=session_cookie(cookie)), "alice")):

@@ -50,6 +50,8 @@ OPERATIONS: dict[str, tuple[str, ...]] = {
     "OutputBroker.publish": ("xadd",),
     "OutputBroker.latest": ("xrevrange",),
     "OutputBroker.read": ("xread",),
+    "OutputBroker.read_live": ("xread",),
+    "OutputBroker.latest_tracks_id": ("xrevrange",),
     "OutputBroker.history": ("xrange", "xrevrange"),
     "OutputBroker.prune_history": ("scan", "xrange", "xtrim"),
     "LeasedQueue.push": (*TRANSACTION, "hset", "rpush"),
@@ -120,6 +122,7 @@ JOB_RESULTS = (pattern(keys.job, _JOB), pattern(keys.job_results, _JOB, _TYPE))
 AUTH = (keys.auth_pattern(),)
 RATES = (pattern(keys.rate_limit, _TYPE, _WHO),)
 RULES = (pattern(keys.rules, _STREAM),)
+TRACKS = (pattern(keys.tracks, _STREAM),)
 
 
 @dataclass(frozen=True)
@@ -161,10 +164,11 @@ COMPONENTS: tuple[ComponentAcl, ...] = (
          "WorkerRegistry.beat", "Heartbeats.ids", "Heartbeats.remove"),
         QUEUES + JOB_QUEUES + JOB_RESULTS + OUTPUT + HISTORY + WORKERS),
     ComponentAcl(
-        "websocket", "reads live output and the stream list; checks sessions and tokens",
-        ("OutputBroker.read", "OutputBroker.latest", "Heartbeats.ids",
-         "AuthStore.authenticate_token", "SessionStore.find"),
-        OUTPUT + STREAMS + AUTH),
+        "websocket", "reads live output, live tracks and the stream list; checks sessions and "
+                     "tokens",
+        ("OutputBroker.read_live", "OutputBroker.latest", "OutputBroker.latest_tracks_id",
+         "Heartbeats.ids", "AuthStore.authenticate_token", "SessionStore.find"),
+        OUTPUT + TRACKS + STREAMS + AUTH),
     ComponentAcl(
         "gateway", "the API: streams, snapshots, history, status, analysis jobs, rules, "
                    "users, sessions, rate limits",

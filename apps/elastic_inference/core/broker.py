@@ -2,7 +2,9 @@
 
 ``ei:out:{stream}`` holds the original JPEG (passed through, never re-encoded) and the result
 JSON, trimmed to a short approximate length; ``ei:results:{stream}`` holds result JSON only,
-trimmed by age. Writers pipeline a whole batch in one round trip.
+trimmed by age. Writers pipeline a whole batch in one round trip. The live reader
+(:meth:`OutputBroker.read_live`) also follows ``ei:tracks:{stream}`` (written by ``ei track``,
+doc/analytics.md) in the same blocking read, so one reader serves frames and tracks.
 """
 
 from __future__ import annotations
@@ -27,6 +29,14 @@ class OutputEntry:
     jpeg: bytes
     result: bytes
 
+
+@dataclass(frozen=True)
+class TracksEntry:
+    """One entry of a stream's live tracks: its stream entry id and the ``tracks`` JSON."""
+
+    stream: str
+    entry_id: str
+    tracks: bytes
 
 
 class OutputBroker:
@@ -70,6 +80,30 @@ class OutputBroker:
         for key, entries in raw or []:
             stream = as_text(key)[prefix:]
             out.extend(self._entry(stream, eid, fields) for eid, fields in entries)
+        return out
+
+    def latest_tracks_id(self, stream: str) -> str | None:
+        """The entry id of the newest live tracks entry of ``stream``; None when it has none."""
+        raw = self.client.xrevrange(keys.tracks(stream), count=1)
+        return as_text(raw[0][0]) if raw else None
+
+    def read_live(self, cursors: Mapping[str, str], track_cursors: Mapping[str, str],
+                  block_ms: int | None = 1000, count: int = 4
+                  ) -> list[OutputEntry | TracksEntry]:
+        """Entries after each cursor of the live buffers (``cursors``) and of the live tracks
+        (``track_cursors``), in one XREAD, so neither kind waits for the other's timeout."""
+        named: dict[str, tuple[bool, str]] = {keys.out(s): (False, s) for s in cursors}
+        named.update({keys.tracks(s): (True, s) for s in track_cursors})
+        if not named:
+            return []
+        ask = {keys.out(s): c for s, c in cursors.items()}
+        ask.update({keys.tracks(s): c for s, c in track_cursors.items()})
+        out: list[OutputEntry | TracksEntry] = []
+        for key, entries in self.client.xread(ask, count=count, block=block_ms) or []:
+            is_tracks, stream = named[as_text(key)]
+            for eid, fields in entries:
+                out.append(TracksEntry(stream, as_text(eid), fields.get(b"tracks", b""))
+                           if is_tracks else self._entry(stream, eid, fields))
         return out
 
     def history(self, stream: str, since: float, until: float, count: int | None = None, *,

@@ -3,8 +3,11 @@ and browsers and tests read (doc/api.md, "Live results").
 
 Binary message: 4-byte big-endian header length N, N bytes of UTF-8 JSON
 ``{"stream": id, "id": entry_id, "result": {...}}``, then the original JPEG bytes. Text
-messages: ``{"streams": [...]}`` and ``{"error": "..."}`` from the server,
-``{"subscribe": [ids] | "*"}`` from a client.
+messages: ``{"streams": [...]}``, ``{"tracks": {...}}`` (an entry of ``ei:tracks:{stream}`` as
+``ei track`` wrote it: seq, type, tracks, counts; doc/analytics.md "Wire") and
+``{"error": "..."}`` from the server, ``{"subscribe": [ids] | "*"}`` from a client. Tracks
+follow the same subscription as frames, and only the latest per stream and type waits for a
+slow client.
 """
 
 from __future__ import annotations
@@ -50,6 +53,23 @@ def decode_frame(data: bytes) -> tuple[dict[str, Any], bytes]:
     if not isinstance(header, dict):
         raise ValueError("header is not a JSON object")
     return header, data[_LEN.size + n:]
+
+
+def encode_tracks(raw: bytes) -> tuple[str, str]:
+    """``(inference type, text message)`` for the ``tracks`` field of a live tracks entry;
+    ValueError when it is not a JSON object (the entry is then skipped, never forwarded raw).
+
+    The entry is re-serialised, not passed through, so only valid JSON reaches a browser.
+    """
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise ValueError(f"tracks entry is not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ValueError("tracks entry is not a JSON object")
+    infer_type = data.get("type")
+    return (infer_type if isinstance(infer_type, str) else "",
+            json.dumps({"tracks": data}, separators=(",", ":")))
 
 
 def error_text(message: str) -> str:

@@ -38,6 +38,7 @@ STREAM_SOURCE_RECONNECTS = "ei_stream_source_reconnects_total"
 WS_CLIENTS = "ei_ws_clients"
 WS_SENT = "ei_ws_frames_sent_total"
 WS_SKIPPED = "ei_ws_frames_skipped_total"
+WS_TRACKS_INVALID = "ei_ws_tracks_invalid_total"
 # Gateway
 HTTP_REQUESTS = "ei_http_requests_total"
 MJPEG_FRAMES = "ei_mjpeg_frames_sent_total"
@@ -168,6 +169,9 @@ class WebsocketMetrics:
         self.clients = Gauge(WS_CLIENTS, "Connected websocket clients", registry=registry)
         self.sent = Counter(WS_SENT, "Frames sent to clients", registry=registry)
         self.skipped = Counter(WS_SKIPPED, "Frames skipped for slow clients", registry=registry)
+        self.tracks_invalid = Counter(WS_TRACKS_INVALID,
+                                      "Live tracks entries skipped: not a JSON object",
+                                      registry=registry)
         self.reconnects = Counter(REDIS_RECONNECTS, "Recoveries from a Redis outage",
                                   ("component",), registry=registry).labels("websocket")
 

@@ -21,6 +21,11 @@ export function canManageJobs(user) {
   return allows(effectiveRole(user), "operator");
 }
 
+/** Zones and lines are edited by operators and admins; a viewer sees them read-only. */
+export function canEditRules(user) {
+  return allows(effectiveRole(user), "operator");
+}
+
 /** The route to show `user`: a view the user may not see falls back to the wall. */
 export function visibleRoute(route, user) {
   if (route.name === "analysis" && !canManageJobs(user)) return { name: "wall", stream: null };

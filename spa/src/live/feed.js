@@ -127,11 +127,21 @@ export class LiveFeed {
     this.timer = setTimeout(() => this.connect(), delay);
   }
 
+  /** A tracks message: kept with its stream, and the stream's canvases repaint their boxes. */
+  receiveTracks(tracks, arrivedAt) {
+    if (typeof tracks?.stream !== "string") return;
+    const state = this.state(tracks.stream);
+    if (!state.tracks.accept(tracks)) return;
+    const listeners = this.listeners.get(tracks.stream);
+    if (listeners) for (const fn of listeners) fn({ kind: "tracks", result: null, jpeg: null, arrivedAt, state });
+  }
+
   receive(data) {
     const arrivedAt = performance.now();
     if (typeof data === "string") {
       const message = JSON.parse(data);
       if (Array.isArray(message.streams)) this.onStreams(message.streams);
+      else if (message.tracks) this.receiveTracks(message.tracks, arrivedAt);
       else if (message.error) console.warn("websocket server:", message.error);
       return;
     }

@@ -1,7 +1,6 @@
 // Draws one stream's frames and boxes on one canvas. At most one JPEG is decoding per canvas
 // (a frame that arrives meanwhile is dropped: the next one is newer anyway) and at most one
 // draw happens per animation frame, so a slow tab falls behind by skipping, never by queueing.
-import { labelColour } from "../colours.js";
 
 const FONT_PX = 12; // label text, CSS pixels
 const LINE_PX = 2; // box outline, CSS pixels
@@ -104,20 +103,23 @@ export class FramePainter {
     ctx.font = `600 ${Math.round(FONT_PX * scale)}px system-ui, sans-serif`;
     ctx.textBaseline = "top";
     const textH = Math.round((FONT_PX + 4) * scale);
-    for (const det of this.state.detections()) {
-      const [x1, y1, x2, y2] = det.box;
+    const ids = [];
+    for (const item of this.state.overlay()) {
+      const [x1, y1, x2, y2] = item.box;
       const x = x1 * canvas.width;
       const y = y1 * canvas.height;
-      const colour = labelColour(det.label);
-      ctx.strokeStyle = colour;
+      ctx.strokeStyle = item.colour;
       ctx.strokeRect(x, y, (x2 - x1) * canvas.width, (y2 - y1) * canvas.height);
-      const text = `${det.label} ${Math.round(det.score * 100)}%`;
-      const textW = ctx.measureText(text).width + 4 * scale;
+      const textW = ctx.measureText(item.text).width + 4 * scale;
       const ty = y >= textH ? y - textH : y; // above the box, or inside it at the top edge
-      ctx.fillStyle = colour;
+      ctx.fillStyle = item.colour;
       ctx.fillRect(x, ty, textW, textH);
-      ctx.fillStyle = "#000"; // label colours are bright (V = 255): black text reads best
-      ctx.fillText(text, x + 2 * scale, ty + 2 * scale);
+      ctx.fillStyle = "#000"; // label and track colours are bright: black text reads best
+      ctx.fillText(item.text, x + 2 * scale, ty + 2 * scale);
+      if (item.id !== null) ids.push(item.id);
     }
+    // The track ids on the picture, for tooling and the browser tests (set only on change).
+    const idsText = ids.join(" ");
+    if (canvas.dataset.tracks !== idsText) canvas.dataset.tracks = idsText;
   }
 }

@@ -1,6 +1,7 @@
 // What the browser knows about one live stream: each type's newest result, frame
 // bookkeeping (seq gaps, client drops) and the figures a tile shows. Plain objects, not Vue
 // state: they change on every message, and components sample them once a second instead.
+import { TrackStore, overlayFor } from "./tracks.js";
 
 // Seqs remembered to tell a new frame from another type's result for a frame already seen.
 // Far more than results can be reordered by (workers drop frames older than about 1 s).
@@ -24,6 +25,7 @@ export class StreamState {
     this.clientDrops = 0; // received but never painted: decoder busy, or superseded
     this.missedBefore = 0; // seq gaps of earlier runs of the stream (see accept)
     this.byType = new Map(); // type -> newest result
+    this.tracks = new TrackStore(); // tracks messages of `ei track`, per type
     this.latency = { sum: 0, pipeline: 0, n: 0 };
     this.delays = new Float64Array(DELAY_SAMPLES);
     this.delayCount = 0;
@@ -83,6 +85,15 @@ export class StreamState {
     const out = [];
     for (const [type, result] of this.byType) {
       for (const det of result.detections || []) out.push({ ...det, type });
+    }
+    return out;
+  }
+
+  /** What the painter draws: per type, the tracks that go with its frame, else its boxes. */
+  overlay() {
+    const out = [];
+    for (const [type, result] of this.byType) {
+      out.push(...overlayFor(result, this.tracks.pick(type, result.seq)));
     }
     return out;
   }

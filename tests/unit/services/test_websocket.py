@@ -15,10 +15,12 @@ from elastic_inference.core.live import (
     MAX_SUBSCRIBE_IDS,
     decode_frame,
     encode_frame,
+    encode_tracks,
     parse_subscribe,
 )
 from elastic_inference.core.metrics import WS_CLIENTS, WS_SENT, WS_SKIPPED, WebsocketMetrics
 from elastic_inference.services.websocket import MAX_PENDING_TEXT, Hub, Mailbox, encode_entry
+from elastic_inference.services.websocket.hub import TRACKS
 
 JPEG = b"\xff\xd8\xff\xe0fake-jpeg-\x00\x01\x02\xff\xd9"
 RESULT = {"v": 1, "stream": "cam1", "type": "people", "seq": 7, "detections": []}
@@ -166,6 +168,33 @@ def test_mailbox_keeps_each_types_latest_of_a_stream() -> None:
         task.cancel()
 
     asyncio.run(scenario())
+
+
+def test_mailbox_keeps_tracks_beside_frames_latest_per_type() -> None:
+    async def scenario() -> None:
+        rec = Recorder(blocked=True)
+        box = Mailbox(rec.send)
+        task = asyncio.create_task(box.run())
+        box.offer("a", b"people-1", "people")
+        box.offer("a", '{"tracks":{"seq":1}}', "people", TRACKS)
+        box.offer("a", '{"tracks":{"seq":2}}', "people", TRACKS)
+        assert box.skipped == 1  # the older tracks message, not the frame
+        rec.gate.set()
+        await settle()
+        assert rec.frames == [b"people-1"] and rec.texts == [{"tracks": {"seq": 2}}]
+        task.cancel()
+
+    asyncio.run(scenario())
+
+
+def test_encode_tracks_wraps_an_object_and_refuses_anything_else() -> None:
+    infer_type, text = encode_tracks(b'{"type": "people", "seq": 3, "tracks": []}')
+    assert infer_type == "people"
+    assert json.loads(text) == {"tracks": {"type": "people", "seq": 3, "tracks": []}}
+    assert encode_tracks(b'{"seq": 3}')[0] == ""
+    for bad in (b"", b"{nope", b"[1]", b'"x"', b"\xff\xfe", b"[" * 100_000):
+        with pytest.raises(ValueError):
+            encode_tracks(bad)
 
 
 def test_mailbox_control_texts_bounded_and_sent_before_frames() -> None:

@@ -1,9 +1,10 @@
 """``ei websocket``: fans the live output of every stream out to browsers.
 
-One reader per process follows ``ei:out:{stream}`` of all live streams (core is sync redis, so
-each blocking ``XREAD`` runs in a thread) and offers every entry, encoded once, to each
-subscribed client's mailbox. A mailbox keeps only the latest pending entry per stream (and
-inference type) and has its own sender task, so a slow browser loses intermediate frames
+One reader per process follows ``ei:out:{stream}`` and ``ei:tracks:{stream}`` of all live
+streams in one ``XREAD`` (core is sync redis, so each blocking read runs in a thread) and offers
+every entry, encoded once, to each subscribed client's mailbox: frames as binary messages,
+tracks as ``{"tracks": ...}`` texts. A mailbox keeps only the latest pending entry per stream,
+inference type and kind, and has its own sender task, so a slow browser loses intermediate frames
 (counted as skipped) instead of delaying the reader or any other client. The protocol is
 described in doc/api.md; the message format is :mod:`..core.live`.
 """

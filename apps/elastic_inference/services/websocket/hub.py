@@ -1,8 +1,8 @@
 """Per-client mailboxes and the hub that offers each live entry, encoded once, to them.
 
-A mailbox keeps only the latest pending entry per stream (and inference type) and has its own
-sender task, so a slow browser loses intermediate frames (counted as skipped) instead of
-delaying the reader or any other client.
+A mailbox keeps only the latest pending entry per stream, inference type and kind (a frame,
+or a tracks message) and has its own sender task, so a slow browser loses intermediate frames
+(counted as skipped) instead of delaying the reader or any other client.
 """
 
 from __future__ import annotations
@@ -27,6 +27,9 @@ MAX_PENDING_TEXT = 8
 
 Send = Callable[[str | bytes], Awaitable[None]]
 
+#: Kinds of live message a mailbox keeps the latest of, each in its own slot.
+FRAME, TRACKS = "frame", "tracks"
+
 
 def encode_entry(entry: OutputEntry) -> tuple[str, bytes] | None:
     """``(inference type, message)`` for one live-buffer entry; ``None`` when its result is
@@ -46,9 +49,11 @@ def encode_entry(entry: OutputEntry) -> tuple[str, bytes] | None:
 
 
 class Mailbox:
-    """What one client has yet to receive: the latest entry per (stream, type), plus control
-    texts. Keyed by type too because each type publishes its own result for the same frame;
-    keyed by stream alone, one type's boxes would routinely replace another's.
+    """What one client has yet to receive: the latest entry per (stream, type, kind), plus
+    control texts. Keyed by type too because each type publishes its own result for the same
+    frame; keyed by stream alone, one type's boxes would routinely replace another's. A tracks
+    message has its own slot, so it never replaces a frame (nor a frame it). Only frames count
+    in the sent and skipped metrics.
 
     ``offer`` never awaits, so the fan-out loop is never held up by this client; the sender
     task (``run``) drains the mailbox at the client's own pace.
@@ -62,7 +67,7 @@ class Mailbox:
         self.subscription: frozenset[str] | None = None
         self.sent = 0
         self.skipped = 0
-        self._frames: dict[tuple[str, str], bytes] = {}
+        self._frames: dict[tuple[str, str, str], str | bytes] = {}
         self._streams: str | None = None
         self._texts: deque[str] = deque(maxlen=MAX_PENDING_TEXT)
         self._wake = asyncio.Event()
@@ -76,13 +81,14 @@ class Mailbox:
         for key in [k for k in self._frames if not self.wants(k[0])]:
             del self._frames[key]
 
-    def offer(self, stream: str, message: bytes, infer_type: str = "") -> None:
-        """Queue ``message``; an unsent older one of the same stream and type is replaced
-        and counted as skipped."""
-        key = (stream, infer_type)
+    def offer(self, stream: str, message: str | bytes, infer_type: str = "",
+              kind: str = FRAME) -> None:
+        """Queue ``message``; an unsent older one of the same stream, type and kind is
+        replaced and counted as skipped."""
+        key = (stream, infer_type, kind)
         if key in self._frames:
             self.skipped += 1
-            if self.metrics is not None:
+            if self.metrics is not None and kind == FRAME:
                 self.metrics.skipped.inc()
         self._frames[key] = message
         self._wake.set()
@@ -112,10 +118,10 @@ class Mailbox:
             while self._texts:
                 await self.send(self._texts.popleft())
             frames, self._frames = self._frames, {}
-            for message in frames.values():
+            for (_, _, kind), message in frames.items():
                 await self.send(message)
                 self.sent += 1
-                if self.metrics is not None:
+                if self.metrics is not None and kind == FRAME:
                     self.metrics.sent.inc()
 
 
@@ -142,12 +148,13 @@ class Hub:
             self.metrics.clients.set(len(self.clients))
         self.changed.set()
 
-    def dispatch(self, stream: str, message: bytes, infer_type: str = "") -> int:
+    def dispatch(self, stream: str, message: str | bytes, infer_type: str = "",
+                 kind: str = FRAME) -> int:
         """Offer ``message`` to every client subscribed to ``stream``; returns how many."""
         n = 0
         for box in self.clients:
             if box.wants(stream):
-                box.offer(stream, message, infer_type)
+                box.offer(stream, message, infer_type, kind)
                 n += 1
         return n
 

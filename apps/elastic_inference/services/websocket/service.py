@@ -8,7 +8,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http import HTTPStatus
 
 import redis
@@ -19,12 +19,13 @@ from websockets.http11 import Request, Response
 
 from ...core import clients
 from ...core.access import REALM, Credentials, Gatekeeper, session_cookie
-from ...core.broker import OutputBroker, OutputEntry
+from ...core.broker import OutputBroker, OutputEntry, TracksEntry
 from ...core.errors import SubscribeError
 from ...core.hosts import ORIGIN_REFUSED, HostPolicy
 from ...core.live import (
     MAX_INCOMING_BYTES,
     WS_PATH,
+    encode_tracks,
     error_text,
     parse_subscribe,
 )
@@ -36,16 +37,18 @@ from ...core.runtime import (
     LIVE_SOCKET_BUFFER,
     cap_socket_buffers,
 )
-from .hub import Hub, Mailbox, encode_entry
+from .hub import TRACKS, Hub, Mailbox, encode_entry
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class ReaderState:
-    """Cursors of the one reader; exposed for tests and logs."""
+    """Cursors of the one reader (live output, and live tracks per stream); exposed for tests
+    and logs."""
 
     cursors: dict[str, str]
+    track_cursors: dict[str, str] = field(default_factory=dict)
     last_refresh: float = 0.0
 
 
@@ -168,18 +171,44 @@ class WebsocketService:
         not lost, which a ``$`` cursor repeated on every XREAD would allow.
         """
         ids = self.registry.ids()
-        cursors = self.state.cursors
-        for gone in [s for s in cursors if s not in ids]:
-            del cursors[gone]
+        cursors, track_cursors = self.state.cursors, self.state.track_cursors
+        for held in (cursors, track_cursors):
+            for gone in [s for s in held if s not in ids]:
+                del held[gone]
         if with_cursors:
             for stream in ids:
                 if stream not in cursors:
                     newest = self.broker.latest(stream, 1)
                     cursors[stream] = newest[0].entry_id if newest else "0-0"
+                if stream not in track_cursors:
+                    track_cursors[stream] = self.broker.latest_tracks_id(stream) or "0-0"
         return ids
 
-    def _read(self, cursors: dict[str, str]) -> list[OutputEntry]:
-        return self.broker.read(cursors, block_ms=self.block_ms, count=self.read_count)
+    def _read(self, cursors: dict[str, str], track_cursors: dict[str, str]
+              ) -> list[OutputEntry | TracksEntry]:
+        return self.broker.read_live(cursors, track_cursors, block_ms=self.block_ms,
+                                     count=self.read_count)
+
+    def _dispatch(self, entry: OutputEntry | TracksEntry) -> None:
+        """Move the entry's cursor on and offer it to the hub; a malformed tracks entry is
+        skipped and counted (its producer is another service)."""
+        if isinstance(entry, TracksEntry):
+            if entry.stream in self.state.track_cursors:
+                self.state.track_cursors[entry.stream] = entry.entry_id
+            try:
+                infer_type, text = encode_tracks(entry.tracks)
+            except ValueError as exc:
+                self.metrics.tracks_invalid.inc()
+                log.debug("skipping tracks entry %s of %s: %s", entry.entry_id, entry.stream,
+                          exc)
+                return
+            self.hub.dispatch(entry.stream, text, infer_type, TRACKS)
+            return
+        if entry.stream in self.state.cursors:
+            self.state.cursors[entry.stream] = entry.entry_id
+        encoded = encode_entry(entry)
+        if encoded is not None:
+            self.hub.dispatch(entry.stream, encoded[1], encoded[0])
 
     async def _reader(self) -> None:
         """Follow every live stream's output and dispatch each entry to the hub."""
@@ -194,17 +223,14 @@ class WebsocketService:
                 if not self.hub.clients or not self.state.cursors:
                     await self._idle()
                     continue
-                entries = await asyncio.to_thread(self._read, dict(self.state.cursors))
+                entries = await asyncio.to_thread(self._read, dict(self.state.cursors),
+                                                  dict(self.state.track_cursors))
                 self._succeeded()
             except REDIS_DOWN_ERRORS as exc:
                 await asyncio.to_thread(self.backoff.failed, exc, self.stop)
                 continue
             for entry in entries:
-                if entry.stream in self.state.cursors:
-                    self.state.cursors[entry.stream] = entry.entry_id
-                encoded = encode_entry(entry)
-                if encoded is not None:
-                    self.hub.dispatch(entry.stream, encoded[1], encoded[0])
+                self._dispatch(entry)
 
     async def _idle(self) -> None:
         """Nobody to read for, or nothing to read: wait for a client or the next refresh.
@@ -214,6 +240,7 @@ class WebsocketService:
         """
         if not self.hub.clients:
             self.state.cursors.clear()
+            self.state.track_cursors.clear()
         had_clients = bool(self.hub.clients)
         self.hub.changed.clear()
         remaining = self.refresh_s - (time.monotonic() - self.state.last_refresh)
@@ -227,6 +254,7 @@ class WebsocketService:
             self.metrics.reconnects.inc()
             # After an outage, start again at the newest entries instead of a backlog.
             self.state.cursors.clear()
+            self.state.track_cursors.clear()
             self.state.last_refresh = 0.0
 
     # -- lifecycle ----------------------------------------------------------------------------
