@@ -71,16 +71,8 @@ class OutputBroker:
     def read(self, cursors: Mapping[str, str], block_ms: int | None = 1000,
              count: int = 4) -> list[OutputEntry]:
         """Entries after each stream's cursor (``$`` = only new ones), oldest first."""
-        if not cursors:
-            return []
-        raw = self.client.xread({keys.out(s): c for s, c in cursors.items()},
-                                count=count, block=block_ms)
-        out: list[OutputEntry] = []
-        prefix = len(keys.out("x")) - 1
-        for key, entries in raw or []:
-            stream = as_text(key)[prefix:]
-            out.extend(self._entry(stream, eid, fields) for eid, fields in entries)
-        return out
+        return [e for e in self.read_live(cursors, {}, block_ms, count)
+                if isinstance(e, OutputEntry)]
 
     def latest_tracks_id(self, stream: str) -> str | None:
         """The entry id of the newest live tracks entry of ``stream``; None when it has none."""
