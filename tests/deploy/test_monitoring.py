@@ -41,7 +41,7 @@ PART_OF = "app.kubernetes.io/part-of"
 COMPONENT = "app.kubernetes.io/component"
 #: The Services the manifests create (job label = Service name), by component.
 SERVICES = {"infer": "ei-infer", "stream": "ei-stream", "analysis": "ei-analysis",
-            "websocket": "ei-websocket", "gateway": "ei-gateway"}
+            "track": "ei-track", "websocket": "ei-websocket", "gateway": "ei-gateway"}
 NAMESPACE = "ei-test"
 TYPE = "people"
 WORKER_POD = f"ei-infer-{TYPE}-0"
