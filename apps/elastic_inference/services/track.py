@@ -29,7 +29,13 @@ from collections.abc import Callable
 import redis
 
 from ..core.analytics.events import EventHandler, FrameEvents
-from ..core.analytics.pipeline import StreamPipeline, TrackedFrame, tracks_entry
+from ..core.analytics.pipeline import (
+    LINE_WHATS,
+    ZONE_WHATS,
+    StreamPipeline,
+    TrackedFrame,
+    tracks_entry,
+)
 from ..core.broker import OutputBroker
 from ..core.errors import InvalidMessage
 from ..core.metrics import TrackMetrics
@@ -223,6 +229,7 @@ class TrackService:
             stream, stored.rules, lambda n: self.store.allocate(stream, n),
             self.store.totals(stream), stored.version, self.settings.reorder_bound,
             self.settings.reorder_timeout)
+        self._init_series(stream)
         log.info("stream %s: tracking (%d rule(s), version %d)", stream, len(stored.rules),
                  stored.version)
 
@@ -239,8 +246,23 @@ class TrackService:
             self.store.reset_counts(stream)
             self.owned[stream].set_rules(stored.rules, stored.version)
             self.versions[stream] = (stored.version, stored.updated_ms)
+            self._init_series(stream)
             log.info("stream %s: rules changed (version %d, %d rule(s)); counts restart",
                      stream, stored.version, len(stored.rules))
+
+    def _init_series(self, stream: str) -> None:
+        """Every series a rule can have, at zero, where its labels are known (a rule with a
+        label filter): a rate over a counter needs the series before its first increment."""
+        for rule in self.owned[stream].rules:
+            if rule.kind == "zone":
+                self.metrics.occupancy.labels(stream, rule.name).set(0)
+            for label in rule.labels:
+                if rule.kind == "zone":
+                    for kind in ZONE_WHATS:
+                        self.metrics.zone_events.labels(stream, rule.name, kind, label)
+                else:
+                    for direction in LINE_WHATS:
+                        self.metrics.crossings.labels(stream, rule.name, direction, label)
 
     def _clear_occupancy(self, stream: str) -> None:
         """Remove the stream's occupancy series: another replica (or new rules) reports now."""
