@@ -36,7 +36,7 @@ class Recorder:
 
 
 def test_a_claim_interval_above_half_the_lease_is_refused() -> None:
-    with pytest.raises(ConfigError, match="EI_CLAIM_INTERVAL .* EI_TRACK_LEASE"):
+    with pytest.raises(ConfigError, match=r"EI_CLAIM_INTERVAL .* EI_TRACK_LEASE"):
         parse_settings(TrackSettings, ["--track-lease", "2", "--claim-interval", "1.5"], {})
 
 
