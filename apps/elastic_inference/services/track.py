@@ -33,7 +33,6 @@ from ..core.analytics.pipeline import (
     LINE_WHATS,
     ZONE_WHATS,
     StreamPipeline,
-    TrackedFrame,
     tracks_entry,
 )
 from ..core.broker import OutputBroker
@@ -127,7 +126,7 @@ class TrackService:
                                                                      int(wait * 1000))),
                                    count=READ_COUNT)
         now = self.clock()
-        frames: list[TrackedFrame] = []
+        frames: list[FrameEvents] = []
         for entry in entries:
             pipeline = self.owned.get(entry.stream)
             if pipeline is None:
@@ -149,7 +148,7 @@ class TrackService:
             frames += pipeline.poll(now)
         self.publish(frames)
 
-    def publish(self, frames: list[TrackedFrame]) -> None:
+    def publish(self, frames: list[FrameEvents]) -> None:
         """Write the frames' tracks entries and counts, update the metrics, hand on events."""
         if not frames:
             self._count_reorder()
@@ -168,8 +167,7 @@ class TrackService:
                 else:
                     self.metrics.zone_events.labels(f.stream, e.rule, e.kind, e.label).inc()
             if f.events:
-                self.handler.handle(FrameEvents(f.stream, f.type, f.seq, f.ts, f.w, f.h, f.jpeg,
-                                                f.events, f.tracks, self.owned[f.stream].rules))
+                self.handler.handle(f)
         for stream in touched:
             for rule, n in self.owned[stream].occupancy().items():
                 self.metrics.occupancy.labels(stream, rule).set(n)

@@ -9,8 +9,10 @@ on ``ei:track:ids:{stream}``). Counting sees the wire ids, so events carry them 
 
 ``totals`` are the stream's counts since its rules were written, ``(rule, what, label) ->
 n``; the caller seeds them from Redis when it takes the stream, since they continue across a
-takeover. Nothing here talks to Redis or reads a clock: ``now`` is the caller's monotonic
-time (for the reorder timeout), ``ts`` the results' capture time (for dwell).
+takeover. Each tracked frame comes out as the :class:`.events.FrameEvents` an event handler
+takes (with no events when nothing happened). Nothing here talks to Redis or reads a clock:
+``now`` is the caller's monotonic time (for the reorder timeout), ``ts`` the results' capture
+time (for dwell).
 """
 
 from __future__ import annotations
@@ -18,34 +20,19 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter as Tally
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from ..result import Result
 from .counting import A_TO_B, B_TO_A, Counter, Event
+from .events import FrameEvents
 from .reorder import ReorderBuffer
 from .rules import Rule
-from .tracker import Track, Tracker
+from .tracker import Tracker
 
 #: ``allocate(n)`` returns the first of ``n`` new consecutive track ids.
 Allocate = Callable[[int], int]
 ZONE_WHATS = ("enter", "leave", "dwell")
 LINE_WHATS = (A_TO_B, B_TO_A)
-
-
-@dataclass(frozen=True)
-class TrackedFrame:
-    """One frame of one type after tracking: its tracks (wire ids) and the events they gave."""
-
-    stream: str
-    type: str
-    seq: int
-    ts: float
-    w: int
-    h: int
-    jpeg: bytes
-    tracks: tuple[Track, ...]
-    events: tuple[Event, ...]
 
 
 def what_of(event: Event) -> str:
@@ -91,15 +78,15 @@ class StreamPipeline:
             state = self.types[infer_type] = _TypeState(self.rules, self.bound, self.timeout)
         return state
 
-    def push(self, result: Result, jpeg: bytes, now: float) -> list[TrackedFrame]:
+    def push(self, result: Result, jpeg: bytes, now: float) -> list[FrameEvents]:
         """One result (of this stream) and its frame; the frames now tracked, in seq order."""
         state = self._state(result.type)
         return [self._track(state, r, j) for _, (r, j) in state.buffer.push(result.seq,
                                                                            (result, jpeg), now)]
 
-    def poll(self, now: float) -> list[TrackedFrame]:
+    def poll(self, now: float) -> list[FrameEvents]:
         """Frames released because a gap timed out (call it when nothing arrives)."""
-        out: list[TrackedFrame] = []
+        out: list[FrameEvents] = []
         for state in self.types.values():
             out += [self._track(state, r, j) for _, (r, j) in state.buffer.poll(now)]
         return out
@@ -112,7 +99,7 @@ class StreamPipeline:
         """Seqs given up on (never arrived within the reorder bound), all types."""
         return sum(s.buffer.skipped for s in self.types.values())
 
-    def _track(self, state: _TypeState, result: Result, jpeg: bytes) -> TrackedFrame:
+    def _track(self, state: _TypeState, result: Result, jpeg: bytes) -> FrameEvents:
         local = state.tracker.update(result.detections, result.seq, result.ts_capture)
         fresh = sorted(t.id for t in local if t.id not in state.ids)
         if fresh:
@@ -125,8 +112,8 @@ class StreamPipeline:
         events = tuple(state.counter.update(tracks, result.seq, result.ts_capture))
         for e in events:
             self.totals[(e.rule, what_of(e), e.label)] += 1
-        return TrackedFrame(self.stream, result.type, result.seq, result.ts_capture, result.w,
-                            result.h, jpeg, tracks, events)
+        return FrameEvents(self.stream, result.type, result.seq, result.ts_capture, result.w,
+                           result.h, jpeg, events, tracks, self.rules)
 
     def occupancy(self) -> dict[str, int]:
         """Tracks inside each zone now, all types together."""
@@ -154,7 +141,7 @@ class StreamPipeline:
         return out
 
 
-def tracks_entry(frame: TrackedFrame, rules_version: int,
+def tracks_entry(frame: FrameEvents, rules_version: int,
                  counts: Mapping[str, Mapping[str, int]]) -> dict[str, Any]:
     """The JSON of one ``ei:tracks:{stream}`` entry (doc/analytics.md, "Wire"): the tracks
     matched in this frame (a coasting track's predicted box is not shown)."""
