@@ -47,11 +47,12 @@ BUILD_SH = CONTAINER / "build.sh"
 DOCKERFILES = sorted(CONTAINER.glob("*/Dockerfile"))
 # The linters come with the dev extra, in the environment that runs the tests (.venv/bin).
 TOOLS_BIN = Path(sys.executable).parent
-SERVICES = ("stream", "infer", "analysis", "websocket", "gateway")
+SERVICES = ("stream", "infer", "analysis", "track", "websocket", "gateway")
 # The extras each image installs; a new image needs its entry here (a deliberate choice).
 EXPECTED_EXTRAS: dict[str, set[str]] = {
     "stream": set(),
     "analysis": set(),
+    "track": set(),
     "infer": {"infer"},
     "websocket": {"web"},
     "gateway": {"web"},

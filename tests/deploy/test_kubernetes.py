@@ -27,6 +27,7 @@ from elastic_inference.core.settings import (
     GatewaySettings,
     InferSettings,
     StreamSettings,
+    TrackSettings,
     WebsocketSettings,
     parse_settings,
 )
@@ -61,7 +62,7 @@ KUBERNETES_VERSIONS = ("1.30.0", "1.37.0")
 
 SETTINGS: dict[str, type[CommonSettings]] = {
     "stream": StreamSettings, "infer": InferSettings, "analysis": AnalysisSettings,
-    "websocket": WebsocketSettings, "gateway": GatewaySettings,
+    "track": TrackSettings, "websocket": WebsocketSettings, "gateway": GatewaySettings,
 }
 # --------------------------------------------------------------------------- validity
 

@@ -25,7 +25,7 @@ from tests.kube_manifests import (
 )
 
 #: The services that are Deployments of the project's images, each with its Redis user.
-EI_SERVICES = ("stream", "infer", "websocket", "gateway", "analysis")
+EI_SERVICES = ("stream", "infer", "websocket", "gateway", "analysis", "track")
 
 
 def secret_data(rendered: Rendered, component: str = "stream") -> dict[str, str]:

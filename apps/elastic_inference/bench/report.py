@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..cli.table import table
+from .tracking import SCENARIOS, TARGET_RATE, TrackerFigure
 
 STREAM_FPS = 15.0  # per stream, for density
 MAX_AGE = 1.0  # the worker's default freshness bound, used in the live phases
@@ -89,7 +90,8 @@ SHARED_TARGET_LIGHT = 0.75
 LIGHT_MODEL_FPS = 500.0
 
 
-def checks(models: list[ModelFigures], int8: list[Int8Figures]) -> list[Check]:
+def checks(models: list[ModelFigures], int8: list[Int8Figures],
+           tracking: Sequence[TrackerFigure] = ()) -> list[Check]:
     """The targets of the worker's design, for whichever models were measured.
 
     INT8 speed-ups are reported, not targeted: on CPUs whose default FP32 precision is already
@@ -112,11 +114,15 @@ def checks(models: list[ModelFigures], int8: list[Int8Figures]) -> list[Check]:
                          at_least=False))
     for q in int8:
         out.append(Check(f"{q.int8}: FP32 detections matched", q.agreement, 0.95))
+    for t in tracking:
+        if t.scenario == SCENARIOS[1][0]:  # 4 people, a line and a zone: a busy doorway
+            out.append(Check(f"ei track: messages/s per core ({t.scenario})", t.rate,
+                             TARGET_RATE))
     return out
 
 
 def render(report: dict[str, Any], models: list[ModelFigures], int8: list[Int8Figures],
-           results: list[Check]) -> str:
+           results: list[Check], tracking: Sequence[TrackerFigure] = ()) -> str:
     m = report["machine"]
     lines = [f"ei bench{' --quick' if report['quick'] else ''}: {m['cpu']}, {m['cores']} cores, "
              f"OpenVINO {m['openvino']}, device {m['device']}", ""]
@@ -167,6 +173,11 @@ def render(report: dict[str, Any], models: list[ModelFigures], int8: list[Int8Fi
                   "forced to f32 precision instead of the device default)",
                   table(rows, ("model", "model-only x", "vs f32 x", "worker x",
                                "worker vs f32 x", "FP32 dets", "INT8 dets", "matched")), ""]
+    if tracking:
+        rows = [(t.scenario, t.people, t.rules, f"{t.rate:.0f}") for t in tracking]
+        lines += ["TRACKER (ei track: decode, reorder, track, count), result messages per CPU "
+                  "second, one core",
+                  table(rows, ("scene", "people/frame", "rules", "messages/s")), ""]
     rows = [(c.what, f"{c.value:.2f}", f"{'>=' if c.at_least else '<='} {c.target:g}",
              "ok" if c.ok else "MISSED") for c in results]
     lines += ["TARGETS", table(rows, ("check", "measured", "target", "")), ""]

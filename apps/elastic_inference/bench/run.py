@@ -31,6 +31,7 @@ from .frames import cycle, sample_video, video_jpegs
 from .harness import Drain, LivePhase, WorkerProcess, fill_queue, measure_drain, run_live
 from .probes import Rate, cpu_model, decode_only, detector_only, model_only_fps
 from .report import MAX_AGE, STREAM_FPS, Int8Figures, ModelFigures, checks, render
+from .tracking import measure_tracker
 
 log = logging.getLogger(__name__)
 
@@ -289,7 +290,9 @@ def run(settings: BenchSettings) -> int:
         bench.close()
         if embedded is not None:
             embedded.close()
-    results = checks(models, int8)
+    log.info("ei track: tracker messages per CPU second")
+    tracking = measure_tracker(0.5 if settings.quick else 3.0)
+    results = checks(models, int8, tracking)
     report: dict[str, Any] = {
         "quick": settings.quick,
         "seconds": round(time.monotonic() - started, 1),
@@ -299,9 +302,10 @@ def run(settings: BenchSettings) -> int:
         "models": [{**asdict(f), "bound": f.bound, "shared_limit_fps": f.shared_limit_fps}
                    for f in models],
         "int8": [{**asdict(q), "agreement": q.agreement} for q in int8],
+        "tracker": [asdict(t) for t in tracking],
         "checks": [{**asdict(c), "ok": c.ok} for c in results],
     }
-    sys.stdout.write(render(report, models, int8, results) + "\n")
+    sys.stdout.write(render(report, models, int8, results, tracking) + "\n")
     log.info("bench finished in %.0f s", report["seconds"])
     if settings.json:
         Path(settings.json).write_text(json.dumps(report, indent=2) + "\n")

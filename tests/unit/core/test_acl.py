@@ -43,6 +43,12 @@ def test_every_key_a_component_touches_matches_one_of_its_patterns() -> None:
     assert allowed("gateway", "ei:auth:session:abc") and allowed("websocket", "ei:auth:token:x")
     assert not allowed("websocket", keys.queue("people"))
     assert not allowed("stream", keys.results("c")) and not allowed("stream", keys.auth_users())
+    for key in (keys.tracks("c"), keys.track_lease("c"), keys.track_replicas(),
+                keys.track_ids("c"), keys.counts("c"), keys.counts_history("c"), keys.events(),
+                keys.event_snapshot("1764670000123-0"), keys.out("c"), keys.rules("c")):
+        assert allowed("track", key), key
+    assert not allowed("track", keys.results("c")) and not allowed("track", keys.queue("people"))
+    assert not allowed("gateway", keys.track_lease("c"))
 
 
 def test_the_aclfile_keeps_hashes_not_passwords() -> None:

@@ -24,12 +24,13 @@ from elastic_inference.services.local import (
 from tests.credentials import SECRET_ENV
 
 
-def test_plan_starts_three_streams_three_workers_websocket_and_gateway(tmp_path: Path) -> None:
+def test_plan_starts_three_streams_three_workers_track_websocket_and_gateway(
+        tmp_path: Path) -> None:
     s = parse_settings(UpSettings, ["--sample-dir", str(tmp_path)], {})
     system = LocalSystem(s, "redis://127.0.0.1:1/0", ServiceRuntime("t"))
     kinds = [c.args[0] for c in system.all_children()]
     assert kinds.count("stream") == 3 and kinds.count("infer") == 3
-    assert kinds[:6] == ["stream"] * 3 + ["analysis", "websocket", "gateway"]
+    assert kinds[:7] == ["stream"] * 3 + ["analysis", "track", "websocket", "gateway"]
     assert {c.env["EI_REDIS_URL"] for c in system.all_children()} == {"redis://127.0.0.1:1/0"}
     ports = [c.args[c.args.index("--metrics-port") + 1] for c in system.all_children()]
     assert len(set(ports)) == len(ports)
@@ -49,7 +50,7 @@ def test_services_get_two_heap_arenas_and_workers_the_default(
     arenas = {c.args[0]: c.env.get("MALLOC_ARENA_MAX") for c in system.all_children()}
     want = user or "2"
     assert {k: v for k, v in arenas.items() if k != "infer"} == {
-        "stream": want, "analysis": want, "websocket": want, "gateway": want}
+        "stream": want, "analysis": want, "track": want, "websocket": want, "gateway": want}
     assert arenas["infer"] == user  # glibc's default unless the user set one
 
 
@@ -80,7 +81,8 @@ def test_autoscale_plan_starts_min_workers_of_the_chosen_types_only(tmp_path: Pa
                                     "--workers", "people", "--sample-streams", "false",
                                     "--min-workers", "2", "--max-workers", "3"], {})
     system = LocalSystem(s, "redis://127.0.0.1:1/0", ServiceRuntime("t"))
-    assert [c.args[0] for c in system.children] == ["analysis", "websocket", "gateway"]
+    assert [c.args[0] for c in system.children] == ["analysis", "track", "websocket",
+                                                    "gateway"]
     (pool,) = system.pools
     assert pool.infer_type == "people" and len(pool.workers) == 2
     assert pool.autoscaler is not None and pool.autoscaler.policy.max_replicas == 3
