@@ -143,7 +143,9 @@ def test_every_fifth_frame_of_vtest_through_the_api(
         assert job["frames_total"] == job["frames_done"] == len(EVERY_FIFTH) == 159
         assert job["progress"] == {t: {"done": 159, "total": 159} for t in ("people", "face")}
         code, listed = api.get("/api/analysis")
-        assert code == 200 and listed["jobs"] == [job]
+        # The listing leaves out what only one job's GET answers: its counts and events.
+        assert code == 200 and listed["jobs"] == [
+            {k: v for k, v in job.items() if k not in ("counts", "events", "events_total")}]
 
         # Exactly one result per type for frames 0, 5, ..., 790, in frame order, read 64 at
         # a time: pages of 64, 64 and 31.
