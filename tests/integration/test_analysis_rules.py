@@ -44,10 +44,12 @@ def media_dir(tmp_path_factory: pytest.TempPathFactory, sample_dir: Path) -> Pat
     media = tmp_path_factory.mktemp("media")
     shutil.copy(sample_dir / "vtest.avi", media / "vtest.avi")  # a link out would be refused
     scene = render(sample_dir / "vtest.avi", quality=95)
-    writer = cv2.VideoWriter(str(media / "scene.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10,
+    writer = cv2.VideoWriter(str(media / "scene.avi"), cv2.VideoWriter.fourcc(*"MJPG"), 10,
                              scene.size)
     for jpeg in scene.jpegs:
-        writer.write(cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR))
+        image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+        assert image is not None
+        writer.write(image)
     writer.release()
     return media
 
