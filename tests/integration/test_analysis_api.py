@@ -86,9 +86,14 @@ class Api:
 
 @pytest.fixture
 def api(redis_url: str, sample_dir: Path) -> Iterator[Api]:
+    yield from gateway_api(redis_url, sample_dir)
+
+
+def gateway_api(redis_url: str, media_dir: Path) -> Iterator[Api]:
+    """A real gateway serving jobs of ``media_dir``, as an operator; stopped afterwards."""
     port = free_port()
     gateway = Service(["gateway", "--host", "127.0.0.1", "--port", str(port),
-                       "--media-dir", str(sample_dir)],
+                       "--media-dir", str(media_dir)],
                       env={"EI_REDIS_URL": redis_url, **SECRET_ENV})
     client = Api(port, bearer(redis.Redis.from_url(redis_url), Role.OPERATOR))
     try:

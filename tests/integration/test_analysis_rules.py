@@ -20,11 +20,8 @@ import pytest
 import redis
 
 from elastic_inference.core import keys
-from elastic_inference.core.auth import Role
-from tests.credentials import SECRET_ENV, bearer
-from tests.integration.test_analysis_api import Api, start_runner, start_worker
-from tests.processes import Service, wait_for
-from tests.redis_server import free_port
+from tests.integration.test_analysis_api import Api, gateway_api, start_runner, start_worker
+from tests.processes import wait_for
 from tests.synthetic_scene import crossings, render
 
 pytestmark = pytest.mark.integration
@@ -56,19 +53,7 @@ def media_dir(tmp_path_factory: pytest.TempPathFactory, sample_dir: Path) -> Pat
 
 @pytest.fixture
 def api(redis_url: str, media_dir: Path) -> Iterator[Api]:
-    port = free_port()
-    gateway = Service(["gateway", "--host", "127.0.0.1", "--port", str(port),
-                       "--media-dir", str(media_dir)],
-                      env={"EI_REDIS_URL": redis_url, **SECRET_ENV})
-    client = Api(port, bearer(redis.Redis.from_url(redis_url), Role.OPERATOR))
-    try:
-        wait_for(lambda: not gateway.alive() or client.call("GET", "/readyz")[0] == 200, 20,
-                 "ei gateway to become ready")
-        assert gateway.alive(), gateway.output()
-        yield client
-        assert gateway.alive(), gateway.output()[-2000:]
-    finally:
-        gateway.stop()
+    yield from gateway_api(redis_url, media_dir)
 
 
 def run_job(api: Api, redis_url: str, model_dir: Path, media_dir: Path, job: dict[str, Any],
