@@ -86,9 +86,14 @@ class Api:
 
 @pytest.fixture
 def api(redis_url: str, sample_dir: Path) -> Iterator[Api]:
+    yield from gateway_api(redis_url, sample_dir)
+
+
+def gateway_api(redis_url: str, media_dir: Path) -> Iterator[Api]:
+    """A real gateway serving jobs of ``media_dir``, as an operator; stopped afterwards."""
     port = free_port()
     gateway = Service(["gateway", "--host", "127.0.0.1", "--port", str(port),
-                       "--media-dir", str(sample_dir)],
+                       "--media-dir", str(media_dir)],
                       env={"EI_REDIS_URL": redis_url, **SECRET_ENV})
     client = Api(port, bearer(redis.Redis.from_url(redis_url), Role.OPERATOR))
     try:
@@ -143,7 +148,9 @@ def test_every_fifth_frame_of_vtest_through_the_api(
         assert job["frames_total"] == job["frames_done"] == len(EVERY_FIFTH) == 159
         assert job["progress"] == {t: {"done": 159, "total": 159} for t in ("people", "face")}
         code, listed = api.get("/api/analysis")
-        assert code == 200 and listed["jobs"] == [job]
+        # The listing leaves out what only one job's GET answers: its counts and events.
+        assert code == 200 and listed["jobs"] == [
+            {k: v for k, v in job.items() if k not in ("counts", "events", "events_total")}]
 
         # Exactly one result per type for frames 0, 5, ..., 790, in frame order, read 64 at
         # a time: pages of 64, 64 and 31.

@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from . import keys
+from .analytics.rules import Rule, rules_from_json
 from .errors import InvalidMessage
 from .netguard import NO_URLS, URL_SCHEMES, SourcePolicy
 from .redact import ambiguous_credentials
@@ -69,6 +70,8 @@ class JobRequest:
     types: tuple[str, ...]
     frame_step: int = 1
     name: str = ""
+    #: Zones and lines, as a stream's (parsed and checked by :func:`.analytics.rules_from_json`).
+    rules: tuple[Rule, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.types:
@@ -84,11 +87,12 @@ class JobRequest:
             raise InvalidMessage(f"name must be at most {MAX_NAME} printable characters")
 
 
-JOB_FIELDS = ("source", "types", "frame_step", "name")
+JOB_FIELDS = ("source", "types", "frame_step", "name", "rules")
 
 
-def parse_job_request(body: bytes) -> JobRequest:
+def parse_job_request(body: bytes, known_labels: Collection[str]) -> JobRequest:
     """The job a ``POST /api/analysis`` body asks for; InvalidMessage naming the problem.
+    ``rules`` are checked as a stream's are, against ``known_labels`` (the models' labels).
 
     Checks the body's shape and each field's JSON type here, and leaves the value rules to
     :class:`JobRequest` (type names, repeats, frame step range, name). Whether the types are
@@ -120,7 +124,12 @@ def parse_job_request(body: bytes) -> JobRequest:
     name = data.get("name", "")
     if not isinstance(name, str):
         raise InvalidMessage(f"name must be a string, not {shown(name)}")
-    return JobRequest(source=source, types=tuple(types), frame_step=frame_step, name=name)
+    rules = data.get("rules", [])
+    if not isinstance(rules, list):
+        raise InvalidMessage(f"rules must be a list of zones and lines, as a stream's rules, "
+                             f"not {shown(rules)}")
+    return JobRequest(source=source, types=tuple(types), frame_step=frame_step, name=name,
+                      rules=rules_from_json({"rules": rules}, known_labels))
 
 
 def check_known_types(types: Iterable[str], known: Collection[str]) -> None:

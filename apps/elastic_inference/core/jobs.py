@@ -23,7 +23,11 @@ from typing import Any
 import redis
 
 from . import keys
+from .analytics.rules import Rule, rules_from_json
+from .analytics.rules import decode as decode_rules
+from .analytics.rules import encode as encode_rules
 from .errors import StorageFull
+from .jobanalytics import JobAnalytics, analyse
 from .jobrequest import JobRequest
 from .leased import LeasedQueue
 from .redact import redact_url
@@ -64,8 +68,27 @@ redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 return 1
 """
 
+#: Keep a done job's analytics, only while the job exists: the summary in the record, the
+#: tracks by frame in their own HASH (replaced whole). KEYS[1] job HASH, KEYS[2] tracks HASH;
+#: ARGV[1] summary JSON, then frame number, tracks JSON, ... Returns 1, or 0 if the job is gone.
+_STORE_ANALYTICS_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('DEL', KEYS[2])
+for i = 2, #ARGV, 2 do
+  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+end
+redis.call('HSET', KEYS[1], 'analytics', ARGV[1])
+return 1
+"""
+
 MB = 1 << 20
 
+
+
+def stored_rules(record: dict[str, str]) -> tuple[Rule, ...]:
+    """A job record's rules (none in a record older than rules)."""
+    raw = record.get("rules")
+    return decode_rules(raw) if raw else ()
 
 
 def job_message_id(job_id: str, frame: int) -> str:
@@ -92,6 +115,7 @@ class JobStore:
         self._update = client.register_script(_UPDATE_LUA)
         self._store_frame = client.register_script(_STORE_FRAME_LUA)
         self._store_result = client.register_script(_STORE_RESULT_LUA)
+        self._store_analytics = client.register_script(_STORE_ANALYTICS_LUA)
 
     # ----- life cycle
 
@@ -102,7 +126,7 @@ class JobStore:
         record = {"id": job_id, "name": request.name, "source": request.source,
                   "types": json.dumps(list(request.types)), "frame_step": request.frame_step,
                   "status": "queued", "created": created, "frames_read": 0,
-                  "frames_total": -1, "error": ""}
+                  "frames_total": -1, "error": "", "rules": encode_rules(request.rules)}
         pipe = self.client.pipeline(transaction=True)
         pipe.hset(keys.job(job_id), mapping=record)
         pipe.zadd(keys.jobs(), {job_id: created})
@@ -132,7 +156,7 @@ class JobStore:
             return False
         types: list[str] = json.loads(raw)
         pipe = self.client.pipeline(transaction=True)
-        pipe.unlink(keys.job(job_id), keys.job_frames(job_id),
+        pipe.unlink(keys.job(job_id), keys.job_frames(job_id), keys.job_tracks(job_id),
                     *(keys.job_results(job_id, t) for t in types))
         pipe.zrem(keys.jobs(), job_id)
         pipe.execute()
@@ -193,8 +217,9 @@ class JobStore:
 
     # ----- reading
 
-    def get(self, job_id: str) -> dict[str, Any] | None:
-        """The job with its progress and derived status, or None if unknown."""
+    def get(self, job_id: str, analytics: bool = False) -> dict[str, Any] | None:
+        """The job with its progress and derived status, or None if unknown; with
+        ``analytics``, its counts and events too (None until they are computed)."""
         raw = self.client.hgetall(keys.job(job_id))
         if not raw:
             return None
@@ -220,7 +245,40 @@ class JobStore:
             "frames_read": int(rec["frames_read"]),
             "frames_done": min(done.values()) if done else 0,
             "progress": {t: {"done": n, "total": expected} for t, n in done.items()},
-        }
+            "fps": float(rec.get("fps") or 0) or None,
+            "rules": [r.to_json() for r in stored_rules(rec)],
+        } | (self._summary(rec.get("analytics")) if analytics else {})
+
+    @staticmethod
+    def _summary(raw: str | None) -> dict[str, Any]:
+        if raw is None:
+            return {"counts": None, "events": None, "events_total": None}
+        summary: dict[str, Any] = json.loads(raw)
+        return summary
+
+    # ----- tracks, counts and events (core/jobanalytics.py)
+
+    def analysed(self, job_id: str) -> dict[str, Any] | None:
+        """The job with its counts and events: computed from its results the first time a done
+        job is asked for, then kept with it. None if unknown."""
+        job = self.get(job_id, analytics=True)
+        if job is None or job["status"] != "done" or job["counts"] is not None:
+            return job
+        rules = rules_from_json({"rules": job["rules"]}, None)
+        pipe = self.client.pipeline(transaction=False)
+        for t in job["types"]:
+            pipe.hvals(keys.job_results(job_id, t))
+        results = dict(zip(job["types"], pipe.execute(), strict=True))
+        self.store_analytics(job_id, analyse(results, rules, job["fps"] or 0.0))
+        return self.get(job_id, analytics=True)
+
+    def store_analytics(self, job_id: str, found: JobAnalytics) -> bool:
+        """Keep a job's analytics with it; False (nothing written) if the job is gone."""
+        args: list[Any] = [found.summary_json()]
+        for frame, tracks in found.tracks.items():
+            args += [frame, json.dumps(tracks, separators=(",", ":"))]
+        return bool(self._store_analytics(keys=[keys.job(job_id), keys.job_tracks(job_id)],
+                                          args=args))
 
     def read_frame(self, job_id: str, frame: int, jpeg: bool) -> JobFrame:
         """The job, whether ``frame`` is stored, its JPEG (if ``jpeg``) and every type's
@@ -252,7 +310,9 @@ class JobStore:
             pipe = self.client.pipeline(transaction=False)
             for t in types:
                 pipe.hmget(keys.job_results(job_id, t), fields)
-            by_type = dict(zip(types, pipe.execute(), strict=True))
+            pipe.hmget(keys.job_tracks(job_id), fields)
+            *stored, tracks = pipe.execute()
+            by_type = dict(zip(types, stored, strict=True))
             for i, n in enumerate(page):
                 results = {}
                 for t in types:
@@ -260,7 +320,8 @@ class JobStore:
                     parsed = parse_result(raw) if raw is not None else None
                     if parsed is not None:
                         results[t] = parsed[1]
-                rows.append({"frame": n, "results": results})
+                rows.append({"frame": n, "results": results,
+                             "tracks": json.loads(tracks[i]) if tracks[i] else None})
         return {"id": job_id, "total": len(frames), "offset": offset, "limit": limit,
                 "frames": rows}
 

@@ -129,6 +129,11 @@ def job_results(job_id: str, infer_type: str) -> str:
     return f"{job(job_id)}:results:{check_type(infer_type)}"
 
 
+def job_tracks(job_id: str) -> str:
+    """HASH frame number -> JSON ``{type: [track, ...]}`` of a done job (core/jobanalytics.py)."""
+    return f"{job(job_id)}:tracks"
+
+
 def out(stream: str) -> str:
     """Live output buffer (STREAM) of one source stream: original JPEG plus result JSON."""
     return f"{PREFIX}:out:{check_stream_id(stream)}"

@@ -164,6 +164,11 @@ class AnalysisRunner:
         except InvalidMessage:
             cap.release()
             raise
+        # Frame times of the job's tracks and events are frame number / fps (0: unknown).
+        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0)
+        if not self.store.update(job_id, fps=fps if 0 < fps < 1000 else 0):
+            cap.release()
+            raise JobAborted("deleted while extracting")
         queues = {t: LeasedQueue.for_type(self.client, t) for t in types}
         total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         kept = 0

@@ -9,6 +9,8 @@ import pytest
 from elastic_inference.core.errors import InvalidMessage
 from elastic_inference.core.jobrequest import parse_job_request, resolve_source
 
+LABELS = {"person"}
+
 
 @pytest.mark.parametrize("body", [
     b'{"source": "\\ud800", "types": ["people"]}',
@@ -18,12 +20,12 @@ from elastic_inference.core.jobrequest import parse_job_request, resolve_source
 ])
 def test_lone_surrogates_are_invalid(body: bytes) -> None:
     with pytest.raises(InvalidMessage, match="lone surrogate"):
-        parse_job_request(body)
+        parse_job_request(body, LABELS)
 
 
 def test_a_surrogate_pair_is_text() -> None:
     assert parse_job_request(b'{"source": "a.avi", "types": ["people"], '
-                             b'"name": "\\ud83d\\ude00"}').name == "\U0001F600"
+                             b'"name": "\\ud83d\\ude00"}', LABELS).name == "\U0001F600"
 
 
 @pytest.mark.parametrize(("source", "reason"), [

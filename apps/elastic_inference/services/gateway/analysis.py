@@ -15,7 +15,7 @@ from ...core.ratelimit import RateLimiter
 from ...core.snapshot import (
     frame_view,
 )
-from .base import OPERATE, BaseHandler, HeaderError, known_types, render_snapshot
+from .base import KNOWN_LABELS, OPERATE, BaseHandler, HeaderError, known_types, render_snapshot
 from .body import JsonBodyHandler
 from .params import parse_frame_number, parse_int
 
@@ -56,7 +56,7 @@ class AnalysisJobsHandler(JsonBodyHandler):
     async def post(self) -> None:
         body = self.json_body("the job")
         try:
-            request = parse_job_request(body)
+            request = parse_job_request(body, KNOWN_LABELS)
             # Before Redis, the media directory or DNS are asked: a refused client costs
             # a JSON parse and one Redis call.
             await self.quota(self.ctx.job_quota, "analysis jobs")
@@ -74,8 +74,8 @@ class AnalysisJobsHandler(JsonBodyHandler):
         job = await self.jobs(lambda store: store.get(store.create(request)))
         if job is None:  # only a DELETE racing the creation gets here
             raise tornado.web.HTTPError(404, "the new job was deleted at once")
-        log.info("analysis job %s: %s, types %s, every %d frame(s)", job["id"], job["source"],
-                 ",".join(job["types"]), job["frame_step"])
+        log.info("analysis job %s: %s, types %s, every %d frame(s), %d rule(s)", job["id"],
+                 job["source"], ",".join(job["types"]), job["frame_step"], len(job["rules"]))
         self.set_header("Location", f"/api/analysis/{job['id']}")
         self.write_json(job, 201)
 
@@ -84,7 +84,13 @@ class AnalysisJobHandler(BaseHandler):
     access = {"GET": Role.OPERATOR, "DELETE": Role.OPERATOR}
 
     async def get(self, raw_id: str) -> None:
-        self.write_json(await self.job_or_404(self.job_id(raw_id)))
+        """The job; once done, with its counts per rule and its events (computed from its
+        results on the first read, in the pool, then kept)."""
+        job_id = self.job_id(raw_id)
+        job = await self.jobs(lambda store: store.analysed(job_id))
+        if job is None:
+            raise tornado.web.HTTPError(404, "unknown analysis job %r", job_id)
+        self.write_json(job)
 
     async def delete(self, raw_id: str) -> None:
         job_id = self.job_id(raw_id)
@@ -102,7 +108,9 @@ class AnalysisResultsHandler(BaseHandler):
         job_id = self.job_id(raw_id)
         offset = self.param(parse_int, "offset", self.query("offset"), 0, 0, MAX_OFFSET)
         limit = self.param(parse_int, "limit", self.query("limit"), DEFAULT_PAGE, 1, MAX_PAGE)
-        page = await self.jobs(lambda store: store.results_page(job_id, offset, limit))
+        # A done job's tracks are computed with its counts, on the first read of either.
+        page = await self.jobs(lambda store: store.results_page(job_id, offset, limit)
+                               if store.analysed(job_id) is not None else None)
         if page is None:
             raise tornado.web.HTTPError(404, "unknown analysis job %r", job_id)
         self.write_json(page)
