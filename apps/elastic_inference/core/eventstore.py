@@ -82,7 +82,7 @@ class EventRecord:
         try:
             record = cls(event_id, data["stream"], data["type"], data["rule"], data["kind"],
                          data["direction"], data["track_id"], data["label"], data["seq"],
-                         data["ts"], tuple(data["box"]))  # type: ignore[arg-type]
+                         data["ts"], tuple(data["box"]))
         except (KeyError, TypeError) as exc:
             raise InvalidMessage(f"event {event_id}: missing or bad field: {exc}") from exc
         record.check()
@@ -153,7 +153,9 @@ class EventStore:
         ids = [as_text(i) for i in pipe.execute()]
         pipe = self.client.pipeline(transaction=False)
         for event_id, (_, jpeg) in zip(ids, events, strict=True):
-            pipe.set(keys.event_snapshot(event_id), jpeg, ex=max(1, math.ceil(self.retention)))
+            if jpeg:  # an undrawable frame: the event is kept without a snapshot
+                pipe.set(keys.event_snapshot(event_id), jpeg,
+                         ex=max(1, math.ceil(self.retention)))
         pipe.xtrim(keys.events(), maxlen=self.maxlen, approximate=True)
         pipe.execute()
         return ids

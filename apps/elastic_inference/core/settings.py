@@ -17,7 +17,9 @@ from typing import TypeVar
 
 from . import setting_checks as checks
 from .clients import ConnectionLimits, parse_networks
+from .delivery import DEFAULT_QUEUE
 from .errors import ConfigError
+from .eventstore import DEFAULT_MAXLEN, DEFAULT_RETENTION_S
 from .hosts import check_hosts, check_origins, is_loopback
 from .jpeg import DEFAULT_MAX_PIXELS
 from .keys import TYPE_RE
@@ -231,6 +233,35 @@ class AccessSettings:
 
 
 @dataclass(frozen=True)
+class EventSettings:
+    """Events, their snapshots and their delivery to sinks (``ei track`` includes these)."""
+
+    event_retention: float = opt(DEFAULT_RETENTION_S, "seconds events and their snapshots are "
+                                 "kept (ei:events, ei:event-snapshot:*)", check=checks.positive)
+    event_maxlen: int = opt(DEFAULT_MAXLEN, "approximate cap on the number of events kept",
+                            check=checks.positive)
+    webhook_secret: str = opt("", f"secret signing webhook deliveries (HMAC-SHA256, "
+                                  f"X-EI-Signature), at least {MIN_SECRET} characters; empty: "
+                                  f"webhook deliveries fail (counted)",
+                              secret=True, env_only=True, check=checks.optional_secret)
+    webhook_timeout: float = opt(5.0, "seconds one webhook try may take to connect and answer",
+                                 check=checks.positive)
+    webhook_tries: int = opt(3, "tries per webhook delivery (exponential backoff between, "
+                                "with jitter), then a counted failure",
+                             check=lambda v: "" if 1 <= v <= 10 else "must be 1..10")
+    sink_queue: int = opt(DEFAULT_QUEUE, "deliveries waiting per sink kind; beyond it the "
+                                         "oldest is dropped (counted)", check=checks.positive)
+    mqtt_url: str = opt("", "MQTT broker of the MQTT sinks: mqtt://[user:password@]host[:1883] "
+                            "or mqtts:// (TLS); empty: MQTT deliveries fail (counted)",
+                        secret=True, env_only=True, check=checks.mqtt_url)
+    source_allow: tuple[str, ...] = opt((), _SOURCE_ALLOW_HELP + "; webhook URLs too",
+                                        check=checks.source_allow)
+
+    def source_policy(self) -> SourcePolicy:
+        return SourcePolicy.parse(self.source_allow)
+
+
+@dataclass(frozen=True)
 class WebsocketSettings(ServiceSettings, AccessSettings):
     """``ei websocket``: fans live results out to browsers."""
 
@@ -410,7 +441,8 @@ ALL_SETTINGS: tuple[type[CommonSettings], ...] = (
 
 def known_env_names() -> set[str]:
     """Every ``EI_*`` variable any service understands."""
-    return {env_name(f) for cls in ALL_SETTINGS for f in dataclasses.fields(cls)}
+    return {env_name(f) for cls in (*ALL_SETTINGS, EventSettings)
+            for f in dataclasses.fields(cls)}
 
 
 def parse_settings(cls: type[S], argv: Sequence[str] | None = None,
