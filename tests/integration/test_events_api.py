@@ -43,6 +43,7 @@ def record(client: redis.Redis, n: int) -> list[str]:
 
 def events(gw: GatewayThread, headers: dict[str, str] | None = None,
            **params: Any) -> tuple[int, Any]:
+    """One GET /api/events with these parameters (the admin token unless ``headers``)."""
     code, _, body = http(f"{gw.url}/api/events?{urlencode(params)}", "GET", None,
                          gw.auth if headers is None else headers)
     return code, json.loads(body)
@@ -91,7 +92,7 @@ def test_events_newest_first_filtered_and_paged(gateway: GatewayThread,
 ])
 def test_bad_parameters_are_400_naming_them(gateway: GatewayThread, params: dict[str, str],
                                             problem: str) -> None:
-    code, answer = events(gateway, **params)
+    code, answer = events(gateway, None, **params)
     assert code == 400 and problem in answer["error"], answer
 
 

@@ -389,10 +389,10 @@ succeeded: Counter[str] = Counter()
 
 def prepare(case: Case, system: System) -> dict[str, str]:
     """Every other positive GET names the live stream, the finished job or the recorded
-    event (a random id is almost always unknown), and half of those for a frame its stored frame 0; a job's URL
-    source points at loopback. Returns the credentials to send: the admin token, but a
-    fresh login session for a logout, each its own to end (with a token, a logout answers
-    the documented 400: test_every_described_operation_is_served sees it).
+    event (a random id is almost always unknown), and half of those for a frame its stored
+    frame 0; a job's URL source points at loopback. Returns the credentials to send: the
+    admin token, but a fresh login session for a logout, each its own to end (with a token,
+    a logout answers the documented 400: test_every_described_operation_is_served sees it).
 
     Every third positive login names USER with its password, its client's and USER's
     throttling cleared first: the other, random logins (401) spend the client's 10/min at

@@ -286,8 +286,8 @@ def test_the_gateway_reads_events_and_counts_under_its_own_user(fresh: AclRedis)
     """GET /api/events, an event's snapshot and a stream's rule counts, as ei-gateway; the
     event recorded by EventStore as ei-track."""
     root = fresh.client("gateway")
-    EventStore(fresh.client("track")).record([(EventRecord("", "cam", "people", "door", "enter", "", 1,
-                                                "person", 1, 1.0, (0, 0, 1, 1)), b"jpeg")])
+    EventStore(fresh.client("track")).record([(EventRecord(
+        "", "cam", "people", "door", "enter", "", 1, "person", 1, 1.0, (0, 0, 1, 1)), b"jpeg")])
     store = EventStore(root)
     page = store.query(EventQuery())
     assert len(page.events) == 1 and store.snapshot(page.events[0].id) == b"jpeg"
