@@ -105,8 +105,18 @@ def annotate_jpeg(jpeg: bytes, detections: Iterable[Detection], quality: int = 8
     return _encode(draw_detections(_decode(jpeg), detections), quality)
 
 
+#: Event snapshots are kept for days in Redis: at most this wide, and this JPEG quality.
+SNAPSHOT_WIDTH = 640
+SNAPSHOT_QUALITY = 75
+
+
 def track_snapshot(jpeg: bytes, tracks: Iterable[Track], highlight: int | None,
-                   quality: int = 80) -> bytes:
-    """An event's snapshot: the frame with every track drawn and ``highlight`` lit;
-    ValueError when ``jpeg`` is not a decodable image."""
-    return _encode(draw_tracks(_decode(jpeg), tracks, highlight), quality)
+                   quality: int = SNAPSHOT_QUALITY, max_width: int = SNAPSHOT_WIDTH) -> bytes:
+    """An event's snapshot: the frame, no wider than ``max_width``, with every track drawn
+    and ``highlight`` lit; ValueError when ``jpeg`` is not a decodable image."""
+    image = _decode(jpeg)
+    h, w = image.shape[:2]
+    if w > max_width:
+        size = (max_width, max(1, round(h * max_width / w)))
+        image = np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
+    return _encode(draw_tracks(image, tracks, highlight), quality)

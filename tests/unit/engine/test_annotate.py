@@ -85,6 +85,10 @@ def test_track_snapshot_round_trip_and_refusal() -> None:
     assert decoded.max() > 200  # the white highlight
     with pytest.raises(ValueError, match="not a decodable JPEG"):
         track_snapshot(b"\xff\xd8 not really", [], None)
+    ok, wide = cv2.imencode(".jpg", np.full((600, 1600, 3), 90, dtype=np.uint8))
+    small = cv2.imdecode(np.frombuffer(track_snapshot(wide.tobytes(), [], None), np.uint8),
+                         cv2.IMREAD_COLOR)
+    assert small is not None and small.shape == (240, 640, 3)  # kept for days: made smaller
 
 
 def test_engine_imports_without_openvino() -> None:
