@@ -75,6 +75,9 @@ def test_events_newest_first_filtered_and_paged(gateway: GatewayThread,
     code, ranged = events(gateway, since=ms / 1000, until=ms / 1000)
     assert code == 200 and ids[5] in [e["id"] for e in ranged["events"]]
     assert events(gateway, until=1.0)[1]["events"] == []
+    assert events(gateway, cursor="0-0") == (200, {"events": [], "next": None})
+    biggest = f"{2**64 - 1}-{2**64 - 1}"  # the largest id Redis takes: everything is older
+    assert len(events(gateway, cursor=biggest, limit=200)[1]["events"]) == 11
 
 
 @pytest.mark.parametrize("params, problem", [
@@ -89,6 +92,7 @@ def test_events_newest_first_filtered_and_paged(gateway: GatewayThread,
     ({"kind": "jump"}, "invalid kind"),
     ({"cursor": "12"}, "invalid cursor"),
     ({"cursor": "x-1"}, "invalid cursor"),
+    ({"cursor": "18446744073709551616-0"}, "invalid cursor"),
 ])
 def test_bad_parameters_are_400_naming_them(gateway: GatewayThread, params: dict[str, str],
                                             problem: str) -> None:
@@ -107,8 +111,10 @@ def test_a_snapshot_by_event_id_and_404_when_unknown_or_expired(
         code, _, body = http(f"{gateway.url}/api/events/{unknown}/snapshot", "GET", None,
                              gateway.auth)
         assert code == 404 and unknown in json.loads(body)["error"]
-    code, _, body = http(f"{gateway.url}/api/events/nope/snapshot", "GET", None, gateway.auth)
-    assert code == 400 and "event id" in json.loads(body)["error"]
+    for bad in ("nope", f"{2**64}-0"):
+        code, _, body = http(f"{gateway.url}/api/events/{bad}/snapshot", "GET", None,
+                             gateway.auth)
+        assert code == 400 and "event id" in json.loads(body)["error"]
 
 
 def test_a_viewer_reads_events_and_anonymous_callers_do_not(

@@ -174,6 +174,8 @@ class EventStore:
         """Events matching ``q``, newest first, at most ``q.limit``; reads at most
         :data:`MAX_SCAN` entries, so a filter matching little still answers promptly, with
         ``next`` to go on from where it stopped."""
+        if q.cursor == "0-0":  # nothing is older (and Redis refuses "(0-0" as an end)
+            return EventPage((), None)
         high = ("(" + q.cursor) if q.cursor else (
             "+" if q.until is None else f"{int(q.until * 1000)}-{_BIGGEST_SEQ}")
         low = "-" if q.since is None else f"{math.ceil(q.since * 1000)}-0"
