@@ -174,9 +174,10 @@ class EventStore:
         """Events matching ``q``, newest first, at most ``q.limit``; reads at most
         :data:`MAX_SCAN` entries, so a filter matching little still answers promptly, with
         ``next`` to go on from where it stopped."""
-        if q.cursor == "0-0":  # nothing is older (and Redis refuses "(0-0" as an end)
+        cursor = _entry_id(q.cursor) if q.cursor else None
+        if cursor == (0, 0):  # nothing is older (and Redis refuses "(0-0" as an end)
             return EventPage((), None)
-        high = ("(" + q.cursor) if q.cursor else (
+        high = f"({cursor[0]}-{cursor[1]}" if cursor else (
             "+" if q.until is None else f"{int(q.until * 1000)}-{_BIGGEST_SEQ}")
         low = "-" if q.since is None else f"{math.ceil(q.since * 1000)}-0"
         found: list[EventRecord] = []
@@ -197,6 +198,12 @@ class EventStore:
                 return EventPage(tuple(found), None)
             high = "(" + str(last)
         return EventPage(tuple(found), last)
+
+
+def _entry_id(text: str) -> tuple[int, int]:
+    """``MS-SEQ`` as numbers (so ``000-0`` is ``0-0``); ValueError if it is not one."""
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq)
 
 
 def _decoded(entry: tuple[Any, dict[Any, Any]]) -> EventRecord | None:
