@@ -17,9 +17,9 @@ from typing import TypeVar
 
 from . import setting_checks as checks
 from .clients import ConnectionLimits, parse_networks
-from .delivery import DEFAULT_QUEUE
 from .errors import ConfigError
-from .eventstore import DEFAULT_MAXLEN, DEFAULT_RETENTION_S
+from .eventsettings import SOURCE_ALLOW_HELP as _SOURCE_ALLOW_HELP
+from .eventsettings import EventSettings
 from .hosts import check_hosts, check_origins, is_loopback
 from .jpeg import DEFAULT_MAX_PIXELS
 from .keys import TYPE_RE
@@ -43,10 +43,6 @@ _LOGIN_RATE_HELP = ("failed logins one client address, and one user name, may ma
 _LIST_RATE_HELP = "analysis-job listings (GET /api/analysis) one client may request; as above"
 
 
-_SOURCE_ALLOW_HELP = ("comma-separated host names (*.domain too), addresses and CIDR networks "
-                      "analysis-job URL sources may name (empty: no URL sources); loopback, "
-                      "link-local, private and own addresses only when an address or network "
-                      "listed holds them (doc/security.md)")
 _HEADER_TIMEOUT_HELP = ("seconds a connection may take to send its request head (an idle "
                         "keep-alive connection included); slower ones are closed")
 _WRITE_TIMEOUT_HELP = ("seconds one live message (MJPEG part, websocket frame) may take to "
@@ -230,35 +226,6 @@ class AccessSettings:
             # The value is a secret: say what is wrong with it, never what it is.
             raise ConfigError("EI_SESSION_SECRET is required unless EI_NO_AUTH" if
                               not self.session_secret else f"EI_SESSION_SECRET {problem}")
-
-
-@dataclass(frozen=True)
-class EventSettings:
-    """Events, their snapshots and their delivery to sinks (``ei track`` includes these)."""
-
-    event_retention: float = opt(DEFAULT_RETENTION_S, "seconds events and their snapshots are "
-                                 "kept (ei:events, ei:event-snapshot:*)", check=checks.positive)
-    event_maxlen: int = opt(DEFAULT_MAXLEN, "approximate cap on the number of events kept",
-                            check=checks.positive)
-    webhook_secret: str = opt("", f"secret signing webhook deliveries (HMAC-SHA256, "
-                                  f"X-EI-Signature), at least {MIN_SECRET} characters; empty: "
-                                  f"webhook deliveries fail (counted)",
-                              secret=True, env_only=True, check=checks.optional_secret)
-    webhook_timeout: float = opt(5.0, "seconds one webhook try may take to connect and answer",
-                                 check=checks.positive)
-    webhook_tries: int = opt(3, "tries per webhook delivery (exponential backoff between, "
-                                "with jitter), then a counted failure",
-                             check=lambda v: "" if 1 <= v <= 10 else "must be 1..10")
-    sink_queue: int = opt(DEFAULT_QUEUE, "deliveries waiting per sink kind; beyond it the "
-                                         "oldest is dropped (counted)", check=checks.positive)
-    mqtt_url: str = opt("", "MQTT broker of the MQTT sinks: mqtt://[user:password@]host[:1883] "
-                            "or mqtts:// (TLS); empty: MQTT deliveries fail (counted)",
-                        secret=True, env_only=True, check=checks.mqtt_url)
-    source_allow: tuple[str, ...] = opt((), _SOURCE_ALLOW_HELP + "; webhook URLs too",
-                                        check=checks.source_allow)
-
-    def source_policy(self) -> SourcePolicy:
-        return SourcePolicy.parse(self.source_allow)
 
 
 @dataclass(frozen=True)
