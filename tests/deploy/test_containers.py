@@ -52,7 +52,7 @@ SERVICES = ("stream", "infer", "analysis", "track", "websocket", "gateway")
 EXPECTED_EXTRAS: dict[str, set[str]] = {
     "stream": set(),
     "analysis": set(),
-    "track": set(),
+    "track": {"track"},
     "infer": {"infer"},
     "websocket": {"web"},
     "gateway": {"web"},

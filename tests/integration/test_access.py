@@ -23,6 +23,7 @@ from websockets.sync.client import connect as ws_connect
 from elastic_inference.core.auth import Role
 from elastic_inference.core.authstore import AuthStore
 from elastic_inference.core.broker import OutputBroker
+from elastic_inference.core.eventstore import EventRecord, EventStore
 from elastic_inference.core.jobrequest import JobRequest
 from elastic_inference.core.jobs import JobStore
 from elastic_inference.core.registry import StreamRegistry
@@ -50,6 +51,8 @@ EXPECTED: dict[tuple[str, str], Role | None] = {
     (r"/api/streams/([^/]+)/counts$", "GET"): V, (r"/api/streams/([^/]+)/mjpeg$", "GET"): V,
     (r"/api/streams/([^/]+)/rules$", "GET"): V, (r"/api/streams/([^/]+)/rules$", "PUT"): OP,
     (r"/api/streams/([^/]+)/rules$", "DELETE"): OP,
+    (r"/api/streams/([^/]+)/rules/counts$", "GET"): V,
+    (r"/api/events$", "GET"): V, (r"/api/events/([^/]+)/snapshot$", "GET"): V,
     (r"/api/status$", "GET"): V, (r"/api/config$", "GET"): V, (r"/api/me$", "GET"): V,
     (r"/api/signed-url$", "GET"): V, (r"/api/logout$", "POST"): V, (r"/ws$", "GET"): V,
     (r"/api/analysis$", "GET"): OP, (r"/api/analysis$", "POST"): OP,
@@ -113,6 +116,7 @@ class World:
     client: redis.Redis
     job: str
     ws_port: int
+    event: str
 
     @property
     def port(self) -> int:
@@ -141,16 +145,21 @@ def world(redis_url: str, tmp_path: Path) -> Iterator[World]:
         wait_for(lambda: call(ws_port, "GET", "/ws").status == 401 or not ws.alive(), 30,
                  "ei websocket to listen")
         assert ws.alive(), ws.output()
-        yield World(gw, client, job, ws_port)
+        event = EventStore(client).record([(EventRecord(
+            "", "cam1", "people", "door", "enter", "", 1, "person", 1, time.time(),
+            (0.1, 0.1, 0.4, 0.9)), gray_jpeg())])[0]
+        yield World(gw, client, job, ws_port, event)
     finally:
         gw.stop()
         ws.stop()
         client.close()
 
 
-def fill(pattern: str, job: str) -> str:
-    """A path the route answers with a real resource: stream cam1, the job, its frame 0."""
+def fill(pattern: str, job: str, event: str = "") -> str:
+    """A path the route answers with a real resource: stream cam1, the job, its frame 0,
+    the event."""
     values = iter([job, "0"] if pattern.startswith("/api/analysis/") else
+                  [event] if pattern.startswith("/api/events/") else
                   ["app.js"] if pattern.startswith("/static/") else [""] if pattern == "/()$"
                   else ["cam1"])
     path = re.sub(r"\([^)]*\)", lambda _: next(values), pattern.rstrip("$"))
@@ -179,7 +188,7 @@ def test_every_route_needs_its_role(world: World) -> None:
     checked = 0
     last_delete = sorted(EXPECTED.items(), key=lambda kv: kv[0][1] == "DELETE")
     for (pattern, method), required in last_delete:
-        path = fill(pattern, world.job)
+        path = fill(pattern, world.job, world.event)
         extra, body = request_body(pattern, method)
         if required is None:
             if pattern != "/api/login$":  # its 2xx needs a password: login() above

@@ -14,6 +14,7 @@ import itertools
 import json
 import re
 import secrets
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from schemathesis import Case, GenerationMode, checks
 from elastic_inference.core.access import Gatekeeper
 from elastic_inference.core.auth import Role
 from elastic_inference.core.authstore import AuthStore
+from elastic_inference.core.eventstore import EventRecord, EventStore
 from elastic_inference.core.sessions import CSRF_HEADER, SESSION_COOKIE
 from elastic_inference.services.gateway import make_app
 from elastic_inference.services.gateway.base import (
@@ -211,6 +213,8 @@ def test_every_operation_states_its_role_and_credentials_as_the_gateway_checks_t
 class System:
     url: str
     job: str
+    #: An event recorded with its snapshot (no ``ei track`` runs here).
+    event: str
     #: ``Authorization`` of an admin token: sent with every request but the 401 checks.
     auth: dict[str, str]
     #: The gateway's own kind of gatekeeper on the same Redis and secret: it makes sessions
@@ -260,7 +264,10 @@ def system(redis_server: RedisServer) -> Iterator[System]:
         assert status == 201, job
         wait_for(lambda: api(f"{url}/api/analysis/{job['id']}", headers=auth)[1]["status"]
                  == "done", 120, "the analysis job to finish")
-        yield System(url, job["id"], auth, gatekeeper(client))
+        event = EventStore(client).record([(EventRecord(
+            "", STREAM, "face", "door", "enter", "", 1, "face", 0, time.time(),
+            (0.1, 0.1, 0.2, 0.2)), b"\xff\xd8 snapshot")])[0]
+        yield System(url, job["id"], event, auth, gatekeeper(client))
         output = up.output()
         assert up.alive(), output[-3000:]
         assert PASSWORD not in output and auth["Authorization"].split()[1] not in output
@@ -274,7 +281,8 @@ def filled(path: str, system: System) -> str:
     URL route with the one query parameter it needs."""
     job = "/api/analysis/" in path
     query = f"?path=/api/streams/{STREAM}/snapshot.jpg" if path == "/api/signed-url" else ""
-    return path.replace("{id}", system.job if job else STREAM).replace("{n}", "0") + query
+    found = system.job if job else system.event if "/api/events/" in path else STREAM
+    return path.replace("{id}", found).replace("{n}", "0") + query
 
 
 def test_every_described_operation_is_served(system: System) -> None:
@@ -380,11 +388,11 @@ succeeded: Counter[str] = Counter()
 
 
 def prepare(case: Case, system: System) -> dict[str, str]:
-    """Every other positive GET names the live stream or the finished job (a random id is
-    almost always unknown), and half of those for a frame its stored frame 0; a job's URL
-    source points at loopback. Returns the credentials to send: the admin token, but a
-    fresh login session for a logout, each its own to end (with a token, a logout answers
-    the documented 400: test_every_described_operation_is_served sees it).
+    """Every other positive GET names the live stream, the finished job or the recorded
+    event (a random id is almost always unknown), and half of those for a frame its stored
+    frame 0; a job's URL source points at loopback. Returns the credentials to send: the
+    admin token, but a fresh login session for a logout, each its own to end (with a token,
+    a logout answers the documented 400: test_every_described_operation_is_served sees it).
 
     Every third positive login names USER with its password, its client's and USER's
     throttling cleared first: the other, random logins (401) spend the client's 10/min at
@@ -400,7 +408,8 @@ def prepare(case: Case, system: System) -> dict[str, str]:
     if positive and case.method == "GET" and "id" in params:
         pick = next(_picks)  # counted over these cases only, so no other rhythm aligns with it
         if pick % 2:
-            params["id"] = system.job if "/analysis/" in case.path else STREAM
+            params["id"] = (system.job if "/analysis/" in case.path else system.event
+                            if "/events/" in case.path else STREAM)
             if "n" in params and pick % 4 == 1:
                 params["n"] = 0  # the job's one stored frame
     if case.method == "POST" and isinstance(case.body, dict) \

@@ -29,6 +29,8 @@ from elastic_inference.core.analytics.rules import Rule
 from elastic_inference.core.auth import Role
 from elastic_inference.core.authstore import AuthStore
 from elastic_inference.core.broker import OutputBroker
+from elastic_inference.core.counthistory import read_counts
+from elastic_inference.core.eventstore import EventQuery, EventRecord, EventStore
 from elastic_inference.core.leased import LeasedQueue
 from elastic_inference.core.queue import FrameQueue
 from elastic_inference.core.redisconn import connect
@@ -277,6 +279,19 @@ def test_the_tracker_works_under_its_own_user(fresh: AclRedis) -> None:
     client.set(keys.event_snapshot(event.decode()), b"jpeg", px=60000)
     client.pexpire(keys.event_snapshot(event.decode()), 30000)
     client.xtrim(keys.events(), minid="0-1", approximate=True)
+    assert fresh.acl_log() == []
+
+
+def test_the_gateway_reads_events_and_counts_under_its_own_user(fresh: AclRedis) -> None:
+    """GET /api/events, an event's snapshot and a stream's rule counts, as ei-gateway; the
+    event recorded by EventStore as ei-track."""
+    root = fresh.client("gateway")
+    EventStore(fresh.client("track")).record([(EventRecord(
+        "", "cam", "people", "door", "enter", "", 1, "person", 1, 1.0, (0, 0, 1, 1)), b"jpeg")])
+    store = EventStore(root)
+    page = store.query(EventQuery())
+    assert len(page.events) == 1 and store.snapshot(page.events[0].id) == b"jpeg"
+    assert read_counts(root, "cam", 0, 2e9) == {"samples": [], "truncated": False, "totals": {}}
     assert fresh.acl_log() == []
 
 

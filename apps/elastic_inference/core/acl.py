@@ -85,6 +85,9 @@ OPERATIONS: dict[str, tuple[str, ...]] = {
     "TrackStore.write": ("xadd", "hincrby", "del"),  # tracks, counts and their history
     # The event recorder ei track runs (core/analytics/events.py): events and snapshots.
     "EventRecorder": ("xadd", "xtrim", "set", "pexpire"),
+    "EventStore.query": ("xrevrange",),
+    "EventStore.snapshot": ("get",),
+    "read_counts": ("xrange", "hgetall"),
     # AuthStore: users and tokens, their scripts included; removing a user ends its sessions.
     "AuthStore": (*SCRIPTS, *TRANSACTION, "exists", "hset", "hget", "hmget", "hgetall",
                   "hexists", "hdel", "del", "sadd", "srem", "smembers"),
@@ -135,6 +138,7 @@ TRACKS = (*LIVE_TRACKS, pattern(keys.track_lease, _STREAM), keys.track_replicas(
           pattern(keys.track_ids, _STREAM), pattern(keys.counts, _STREAM),
           pattern(keys.counts_history, _STREAM))
 EVENTS = (keys.events(), pattern(keys.event_snapshot, _EVENT))
+COUNTS = (pattern(keys.counts, _STREAM), pattern(keys.counts_history, _STREAM))
 
 
 @dataclass(frozen=True)
@@ -183,16 +187,16 @@ COMPONENTS: tuple[ComponentAcl, ...] = (
         OUTPUT + LIVE_TRACKS + STREAMS + AUTH),
     ComponentAcl(
         "gateway", "the API: streams, snapshots, history, status, analysis jobs, rules, "
-                   "users, sessions, rate limits",
+                   "events, counts, users, sessions, rate limits",
         ("Heartbeats.members", "worker_types", "FrameQueue.stats", "OutputBroker.latest",
          "OutputBroker.read", "OutputBroker.history", "stream_known", "JobStore.create",
          "LeasedQueue.push", "JobStore.read", "JobStore.store_analytics", "JobStore.delete",
          "LeasedQueue.discard",
          "JobStore.check_room", "RateLimiter", "AuthStore", "SessionStore.create",
          "SessionStore.find", "SessionStore.end", "RuleStore.get", "RuleStore.put",
-         "RuleStore.delete"),
+         "RuleStore.delete", "EventStore.query", "EventStore.snapshot", "read_counts"),
         STREAMS + WORKERS + QUEUES + OUTPUT + HISTORY + JOBS + PENDING_JOBS + JOB_QUEUES
-        + AUTH + RATES + RULES),
+        + AUTH + RATES + RULES + EVENTS + COUNTS),
     ComponentAcl(
         "analysis", "takes pending jobs, stores their frames and queues them for the workers",
         ("LeasedQueue.lease", "LeasedQueue.extend", "LeasedQueue.release", "LeasedQueue.ack",

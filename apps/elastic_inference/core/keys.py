@@ -204,8 +204,12 @@ EVENT_ID_RE = re.compile(r"^[0-9]{1,20}-[0-9]{1,20}$")
 
 
 def check_event_id(event_id: str) -> str:
-    """Return ``event_id`` if it is a Redis stream entry id (``MS-SEQ``), else InvalidMessage."""
-    return _checked(event_id, EVENT_ID_RE, "event id")
+    """Return ``event_id`` if it is a Redis stream entry id (``MS-SEQ``, each part below
+    2**64, as Redis requires), else InvalidMessage."""
+    _checked(event_id, EVENT_ID_RE, "event id")
+    if any(int(part) >= 2**64 for part in event_id.split("-")):
+        raise InvalidMessage(f"invalid event id {event_id!r}: each part is below 2**64")
+    return event_id
 
 
 def event_snapshot(event_id: str) -> str:

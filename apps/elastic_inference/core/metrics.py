@@ -47,6 +47,11 @@ TRACK_MESSAGES = "ei_track_messages_total"
 TRACK_STREAMS = "ei_track_streams_owned"
 TRACK_DROPPED = "ei_track_results_dropped_total"
 TRACK_GAPS = "ei_track_gaps_skipped_total"
+# Events (recorded by ei track, delivered to sinks)
+EVENTS_RECORDED = "ei_events_recorded_total"
+EVENT_DELIVERIES = "ei_event_deliveries_total"
+EVENT_QUEUE_LENGTH = "ei_event_queue_length"
+EVENT_SINKS = ("webhook", "mqtt")
 # Gateway
 HTTP_REQUESTS = "ei_http_requests_total"
 MJPEG_FRAMES = "ei_mjpeg_frames_sent_total"
@@ -217,3 +222,27 @@ class TrackMetrics:
                             registry=registry)
         self.reconnects = Counter(REDIS_RECONNECTS, "Recoveries from a Redis outage",
                                   ("component",), registry=registry).labels("track")
+
+
+class EventMetrics:
+    """Events recorded and their deliveries (``ei track``); the delivery queues count
+    through :meth:`outcome` and :meth:`queue_length` (core.delivery.Outcomes)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.recorded = Counter(EVENTS_RECORDED, "Zone and line events stored with their "
+                                "snapshot, by kind", ("kind",), registry=registry)
+        self.deliveries = Counter(EVENT_DELIVERIES, "Event deliveries to sinks by outcome: "
+                                  "delivered, failed (after retries), dropped (queue full)",
+                                  ("sink", "outcome"), registry=registry)
+        self.queue = Gauge(EVENT_QUEUE_LENGTH, "Event deliveries waiting, by sink",
+                           ("sink",), registry=registry)
+        for sink in EVENT_SINKS:  # every series from the start, so rate() sees the first one
+            self.queue.labels(sink).set(0)
+            for outcome in ("delivered", "failed", "dropped"):
+                self.deliveries.labels(sink, outcome)
+
+    def outcome(self, sink: str, outcome: str) -> None:
+        self.deliveries.labels(sink, outcome).inc()
+
+    def queue_length(self, sink: str, length: int) -> None:
+        self.queue.labels(sink).set(length)

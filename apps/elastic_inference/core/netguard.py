@@ -155,32 +155,35 @@ class SourcePolicy:
             == special_kind(n.broadcast_address) != "") for n in self.networks)
 
     def check(self, url: str, resolver: Resolver = resolve,
-              own: Callable[[], set[Address]] = own_addresses) -> list[Address]:
-        """The addresses ``url``'s host resolves to, all allowed; SourceRefused saying why."""
+              own: Callable[[], set[Address]] = own_addresses,
+              what: str = "source") -> list[Address]:
+        """The addresses ``url``'s host resolves to, all allowed; SourceRefused saying why.
+        ``what`` names the URL in messages (a job's ``source``, a rule's ``webhook``)."""
         try:
             parts = urlsplit(url)
             host, port = parts.hostname, parts.port
         except ValueError as exc:
-            raise SourceRefused(f"source URL is malformed: {exc}") from exc
+            raise SourceRefused(f"{what} URL is malformed: {exc}") from exc
         scheme = parts.scheme.lower()
         if scheme not in URL_SCHEMES:
-            raise SourceRefused(f"source URL scheme {scheme!r} is not allowed: use "
+            raise SourceRefused(f"{what} URL scheme {scheme!r} is not allowed: use "
                                 f"{', '.join(URL_SCHEMES)}")
         if not host:
-            raise SourceRefused("source URL has no host")
+            raise SourceRefused(f"{what} URL has no host")
         if not self:
-            raise SourceRefused("URL sources are off: EI_SOURCE_ALLOW lists no host or network "
-                                "(use a file in the media directory)")
+            hint = " (use a file in the media directory)" if what == "source" else ""
+            raise SourceRefused(f"URL {what}s are off: EI_SOURCE_ALLOW lists no host or "
+                                f"network{hint}")
         addresses = resolver(host, port or DEFAULT_PORTS[scheme])
         if not addresses:
-            raise SourceRefused(f"source host {host!r} resolves to no address")
+            raise SourceRefused(f"{what} host {host!r} resolves to no address")
         if not self._listed_name(host) and not all(map(self._listed_address, addresses)):
-            raise SourceRefused(f"source host {host!r} is not in EI_SOURCE_ALLOW")
+            raise SourceRefused(f"{what} host {host!r} is not in EI_SOURCE_ALLOW")
         mine = own()
         for addr in addresses:
             kind = special_kind(addr, mine)
             if kind and not self._listed_explicitly(addr):
-                raise SourceRefused(f"source host {host!r} resolves to {addr}, {kind}, which "
+                raise SourceRefused(f"{what} host {host!r} resolves to {addr}, {kind}, which "
                                     f"EI_SOURCE_ALLOW does not list explicitly")
         return addresses
 

@@ -11,11 +11,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .clients import parse_networks
+from .delivery import parse_mqtt_url
 from .errors import ConfigError
 from .keys import STREAM_ID_RE, TYPE_RE
 from .netguard import SourcePolicy
 from .ratelimit import Rate
 from .redisconn import check_url
+from .sessions import check_secret
 
 
 def parses(parse: Callable[[Any], object], *errors: type[Exception]) -> Callable[[Any], str]:
@@ -29,6 +31,15 @@ def parses(parse: Callable[[Any], object], *errors: type[Exception]) -> Callable
         return ""
 
     return check
+
+
+def optional_secret(v: str) -> str:
+    """Empty, or a secret long enough (the message never shows it)."""
+    return "" if not v else check_secret(v)
+
+
+def mqtt_url(v: str) -> str:
+    return "" if not v else parses(parse_mqtt_url, ValueError)(v)
 
 
 def positive(v: float) -> str:

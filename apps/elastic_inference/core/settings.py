@@ -18,6 +18,8 @@ from typing import TypeVar
 from . import setting_checks as checks
 from .clients import ConnectionLimits, parse_networks
 from .errors import ConfigError
+from .eventsettings import SOURCE_ALLOW_HELP as _SOURCE_ALLOW_HELP
+from .eventsettings import EventSettings
 from .hosts import check_hosts, check_origins, is_loopback
 from .jpeg import DEFAULT_MAX_PIXELS
 from .keys import TYPE_RE
@@ -41,10 +43,6 @@ _LOGIN_RATE_HELP = ("failed logins one client address, and one user name, may ma
 _LIST_RATE_HELP = "analysis-job listings (GET /api/analysis) one client may request; as above"
 
 
-_SOURCE_ALLOW_HELP = ("comma-separated host names (*.domain too), addresses and CIDR networks "
-                      "analysis-job URL sources may name (empty: no URL sources); loopback, "
-                      "link-local, private and own addresses only when an address or network "
-                      "listed holds them (doc/security.md)")
 _HEADER_TIMEOUT_HELP = ("seconds a connection may take to send its request head (an idle "
                         "keep-alive connection included); slower ones are closed")
 _WRITE_TIMEOUT_HELP = ("seconds one live message (MJPEG part, websocket frame) may take to "
@@ -410,7 +408,8 @@ ALL_SETTINGS: tuple[type[CommonSettings], ...] = (
 
 def known_env_names() -> set[str]:
     """Every ``EI_*`` variable any service understands."""
-    return {env_name(f) for cls in ALL_SETTINGS for f in dataclasses.fields(cls)}
+    return {env_name(f) for cls in (*ALL_SETTINGS, EventSettings)
+            for f in dataclasses.fields(cls)}
 
 
 def parse_settings(cls: type[S], argv: Sequence[str] | None = None,

@@ -40,6 +40,9 @@ def test_every_key_a_component_touches_matches_one_of_its_patterns() -> None:
     assert not allowed("infer", keys.job_frames(job))
     assert allowed("gateway", keys.rate_limit("jobs", "10.0.0.1"))
     assert allowed("gateway", keys.rules("cam1")) and not allowed("infer", keys.rules("cam1"))
+    for key in (keys.events(), keys.event_snapshot("1764670000123-0"), keys.counts("cam1"),
+                keys.counts_history("cam1")):
+        assert allowed("gateway", key) and not allowed("websocket", key), key
     assert allowed("gateway", "ei:auth:session:abc") and allowed("websocket", "ei:auth:token:x")
     assert not allowed("websocket", keys.queue("people"))
     assert not allowed("stream", keys.results("c")) and not allowed("stream", keys.auth_users())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from elastic_inference.core.analytics.counting import A_TO_B, B_TO_A, Counter, Event
 from elastic_inference.core.analytics.rules import Rule
 from elastic_inference.core.analytics.tracker import Track
@@ -43,11 +45,20 @@ def test_a_track_first_seen_inside_enters_and_the_border_is_inside() -> None:
     assert kinds(walk(counter, [0.6, 0.61])) == ["enter", "leave"]
 
 
-def test_dwell_once_per_stay() -> None:
-    counter = Counter([ZONE], dwell_s=3.0)
+def test_dwell_once_per_stay_by_each_zones_own_limit() -> None:
+    slow = Rule("bench", "zone", ZONE.points, dwell_s=6.0)
+    counter = Counter([replace(ZONE, dwell_s=3.0), slow])
     events = walk(counter, [0.5] * 8 + [0.8, 0.5, 0.5, 0.5, 0.5])
-    assert kinds(events) == ["enter", "dwell", "leave", "enter", "dwell"]
-    assert [e.ts for e in events if e.kind == "dwell"] == [3.0, 12.0]
+    door = [e for e in events if e.rule == "door"]
+    assert kinds(door) == ["enter", "dwell", "leave", "enter", "dwell"]
+    assert [e.ts for e in door if e.kind == "dwell"] == [3.0, 12.0]
+    bench = [e for e in events if e.rule == "bench"]
+    assert kinds(bench) == ["enter", "dwell", "leave", "enter"]  # the second stay is 4 s
+    assert [e.ts for e in bench if e.kind == "dwell"] == [6.0]
+
+
+def test_no_dwell_without_a_limit() -> None:
+    assert "dwell" not in kinds(walk(Counter([ZONE]), [0.5] * 20))
 
 
 def test_crossings_per_direction() -> None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -7,7 +8,9 @@ import pytest
 from elastic_inference.core.errors import ConfigError
 from elastic_inference.core.options import describe
 from elastic_inference.core.settings import (
+    EventSettings,
     InferSettings,
+    ServiceSettings,
     StreamSettings,
     UpSettings,
     known_env_names,
@@ -73,3 +76,26 @@ def test_up_defaults_to_embedded_redis() -> None:
 def test_describe_lists_every_option() -> None:
     rows = describe(InferSettings)
     assert ("EI_DEVICE", "--device", "'CPU'") == rows[[r[0] for r in rows].index("EI_DEVICE")][:3]
+
+
+@dataclass(frozen=True)
+class WithEvents(ServiceSettings, EventSettings):
+    """What ``ei track``'s settings will be: a service with the event settings mixed in."""
+
+
+def test_event_settings_parse_and_never_show_their_secrets() -> None:
+    env = {"EI_WEBHOOK_SECRET": "s" * 32, "EI_MQTT_URL": "mqtt://track:hunter2hunter2@mq:1883",
+           "EI_EVENT_RETENTION": "86400", "EI_SOURCE_ALLOW": "hooks.example.com"}
+    s = parse_settings(WithEvents, [], env)
+    assert (s.event_retention, s.webhook_tries, s.sink_queue) == (86400.0, 3, 1000)
+    assert s.source_policy().names == frozenset({"hooks.example.com"})
+    for bad, name in [({"EI_WEBHOOK_SECRET": "hunter2-short"}, "EI_WEBHOOK_SECRET"),
+                      ({"EI_MQTT_URL": "http://track:hunter2-url@mq"}, "EI_MQTT_URL"),
+                      ({"EI_MQTT_URL": "mqtt://track:hunter2-url@mq/path"}, "EI_MQTT_URL"),
+                      ({"EI_WEBHOOK_TRIES": "0"}, "EI_WEBHOOK_TRIES")]:
+        with pytest.raises(ConfigError, match=name) as err:
+            parse_settings(WithEvents, [], bad)
+        assert "hunter2" not in str(err.value)
+    with pytest.raises(SystemExit):  # secrets have no flag: ps would show them
+        parse_settings(WithEvents, ["--webhook-secret", "s" * 32], {})
+    assert {"EI_WEBHOOK_SECRET", "EI_MQTT_URL", "EI_EVENT_RETENTION"} <= known_env_names()

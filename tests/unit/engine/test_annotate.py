@@ -9,8 +9,16 @@ import cv2
 import numpy as np
 import pytest
 
+from elastic_inference.core.analytics.tracker import Track
 from elastic_inference.core.result import Detection
-from elastic_inference.engine.annotate import annotate_jpeg, draw_detections, label_colour
+from elastic_inference.engine.annotate import (
+    HIGHLIGHT,
+    annotate_jpeg,
+    draw_detections,
+    draw_tracks,
+    label_colour,
+    track_snapshot,
+)
 from tests.jpegs import declaring
 
 
@@ -52,6 +60,35 @@ def test_annotate_refuses_a_decode_bomb_before_decoding() -> None:
         annotate_jpeg(declaring(32767, 32767), [])
     with pytest.raises(ValueError, match="not a decodable JPEG"):
         annotate_jpeg(b"\xff\xd8 not really", [])
+
+
+def test_tracks_are_drawn_with_the_highlighted_one_white_and_thicker() -> None:
+    img = np.full((200, 300, 3), 40, dtype=np.uint8)
+    left = Track(3, "person", (0.1, 0.3, 0.3, 0.9), 0.9, 5, 5, 0)
+    right = Track(9, "person", (0.6, 0.3, 0.8, 0.9), 0.9, 5, 5, 0)
+    out = draw_tracks(img, [left, right], highlight=9)
+    white = np.all(out == HIGHLIGHT, axis=2)
+    # The highlighted box's left edge (x = 179) is white and 3 px thick; the other is not white.
+    assert white[120:170, 178:181].all()
+    assert not white[120:170, 25:35].any() and np.any(out[120:170, 29] != 40)
+    assert np.array_equal(img, np.full_like(img, 40))  # input untouched
+    none_lit = draw_tracks(img, [left, right], highlight=None)
+    assert not np.all(none_lit == HIGHLIGHT, axis=2)[120:170, 178:181].all()
+
+
+def test_track_snapshot_round_trip_and_refusal() -> None:
+    ok, buf = cv2.imencode(".jpg", np.full((120, 160, 3), 90, dtype=np.uint8))
+    assert ok
+    jpeg = track_snapshot(buf.tobytes(), [Track(1, "car", (0.1, 0.1, 0.9, 0.9), 0.8, 2, 2, 0)], 1)
+    decoded = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert decoded is not None and decoded.shape == (120, 160, 3)
+    assert decoded.max() > 200  # the white highlight
+    with pytest.raises(ValueError, match="not a decodable JPEG"):
+        track_snapshot(b"\xff\xd8 not really", [], None)
+    ok, wide = cv2.imencode(".jpg", np.full((600, 1600, 3), 90, dtype=np.uint8))
+    small = cv2.imdecode(np.frombuffer(track_snapshot(wide.tobytes(), [], None), np.uint8),
+                         cv2.IMREAD_COLOR)
+    assert small is not None and small.shape == (240, 640, 3)  # kept for days: made smaller
 
 
 def test_engine_imports_without_openvino() -> None:

@@ -1,16 +1,17 @@
 """A stream's tracks, frame by frame, turned into counts and events by its rules.
 
 A track is where its reference point is (:func:`.geometry.reference_point`, the bottom centre
-of its box). A zone is occupied by the tracks whose point is inside it (border included);
-a track entering it (including a track first seen inside) gives one ``enter``, leaving it or
-ending while inside one ``leave``, and staying ``dwell_s`` seconds or more one ``dwell`` per
-stay. A line counts a crossing when a track's point goes from one strict side of it to the
-other and the move between the two sightings passes through the drawn segment (not just the
-infinite line); a point on the line is on no side, so standing on it and stepping back is no
-crossing. Direction ``a->b``: from the left of the line drawn from its first point (a) to its
-second (b) to its right, as seen on the image (y down): for a vertical line drawn top to
-bottom, ``a->b`` is a move from the screen's right to its left. Only tracks matched in the
-frame (``misses == 0``) move; a coasting track keeps its last place until it ends.
+of its box). A zone is occupied by the tracks whose point is inside it (border included); a
+track entering it (including a track first seen inside) gives one ``enter``, leaving it or
+ending while inside one ``leave``, and staying the zone's ``dwell_s`` seconds or more (when it
+sets one) one ``dwell`` per stay. A line counts a crossing when a track's point goes from one
+strict side of it to the other and the move between the two sightings passes through the drawn
+segment (not just the infinite line); a point on the line is on no side, so standing on it and
+stepping back is no crossing. Direction ``a->b``: from the left of the line drawn from its
+first point (a) to its second (b) to its right, as seen on the image (y down): for a vertical
+line drawn top to bottom, ``a->b`` is a move from the screen's right to its left. Only tracks
+matched in the frame (``misses == 0``) move; a coasting track keeps its last place until it
+ends.
 """
 
 from __future__ import annotations
@@ -43,9 +44,8 @@ class Counter:
     """Occupancy, events and crossing counts of one stream's rules (pure: the caller's clock
     is the results' ``ts``)."""
 
-    def __init__(self, rules: Sequence[Rule], dwell_s: float | None = None) -> None:
+    def __init__(self, rules: Sequence[Rule]) -> None:
         self.rules = tuple(rules)
-        self.dwell_s = dwell_s
         self._inside: dict[str, dict[int, float]] = {r.name: {} for r in self.rules
                                                       if r.kind == "zone"}  # id -> since
         self._dwelt: set[tuple[str, int]] = set()
@@ -94,9 +94,9 @@ class Counter:
                 events.append(self._leave(rule, t.id, t.label, seq, ts))
         for gone in [i for i in inside if i not in present]:
             events.append(self._leave(rule, gone, self._labels.get(gone, ""), seq, ts))
-        if self.dwell_s is not None:
+        if rule.dwell_s is not None:
             for tid, since in inside.items():
-                if ts - since >= self.dwell_s and (rule.name, tid) not in self._dwelt:
+                if ts - since >= rule.dwell_s and (rule.name, tid) not in self._dwelt:
                     self._dwelt.add((rule.name, tid))
                     events.append(Event("dwell", rule.name, tid, self._labels.get(tid, ""),
                                         seq, ts))

@@ -4,7 +4,8 @@ A rule is ``{"name": ..., "kind": "zone" | "line", "points": [[x, y], ...], "lab
 with points normalised to 0..1 of the frame, so a rule survives a change of resolution. A zone
 is a simple polygon (3 or more points, no self-intersection); a line is two distinct points,
 and its crossings are counted per direction. ``labels`` filters what the rule counts (empty:
-every label).
+every label). A zone may set ``dwell_s`` (a ``dwell`` event once per stay beyond it), and
+any rule ``sinks``: webhooks and MQTT topics its events are delivered to.
 
 A rules document is ``{"rules": [rule, ...]}``: an object, so the API's answer (which adds the
 version) and later fields can share its shape. :func:`parse_rules` checks everything that
@@ -16,18 +17,26 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any, Literal, cast
+from urllib.parse import urlsplit
 
 from ..errors import InvalidMessage
+from ..redact import redact_url
 from ..text import load_json_body, shown
 from .geometry import Point, polygon_area, self_intersection
 
 RuleKind = Literal["zone", "line"]
+SinkKind = Literal["webhook", "mqtt"]
+#: Checks a webhook URL against the outbound allow-list (the gateway passes
+#: ``SourcePolicy.check``); raises InvalidMessage saying why it is refused.
+UrlCheck = Callable[[str], object]
 
 KINDS: tuple[RuleKind, ...] = ("zone", "line")
-RULE_FIELDS = ("name", "kind", "points", "labels")
+RULE_FIELDS = ("name", "kind", "points", "labels", "dwell_s", "sinks")
+#: A sink's field naming where it delivers, by kind.
+SINK_TARGETS: dict[SinkKind, str] = {"webhook": "url", "mqtt": "topic"}
 #: Rules per stream: each costs the tracker a test per track and frame.
 MAX_RULES = 32
 #: Points per zone: enough for any outline drawn by hand, small enough for the O(n²) check.
@@ -38,6 +47,23 @@ MAX_LABELS = 80
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 #: Smallest zone area accepted (fraction of the frame): below it the polygon is degenerate.
 MIN_AREA = 1e-9
+#: Longest dwell limit: a day (the event retention is a week by default).
+MAX_DWELL_S = 86400.0
+#: Sinks per rule: each event is delivered once per sink, off the tracking path.
+MAX_SINKS = 4
+MAX_URL_CHARS = 2048
+MAX_TOPIC_CHARS = 128
+
+
+@dataclass(frozen=True)
+class Sink:
+    """Where a rule's events go: a webhook URL or an MQTT topic (``target``)."""
+
+    kind: SinkKind
+    target: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"kind": self.kind, SINK_TARGETS[self.kind]: self.target}
 
 
 @dataclass(frozen=True)
@@ -48,11 +74,19 @@ class Rule:
     kind: RuleKind
     points: tuple[Point, ...]
     labels: tuple[str, ...] = ()
+    dwell_s: float | None = None
+    sinks: tuple[Sink, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        """The rule as the API and Redis spell it."""
-        return {"name": self.name, "kind": self.kind,
-                "points": [list(p) for p in self.points], "labels": list(self.labels)}
+        """The rule as the API and Redis spell it (optional fields only when set)."""
+        out: dict[str, Any] = {"name": self.name, "kind": self.kind,
+                               "points": [list(p) for p in self.points],
+                               "labels": list(self.labels)}
+        if self.dwell_s is not None:
+            out["dwell_s"] = self.dwell_s
+        if self.sinks:
+            out["sinks"] = [s.to_json() for s in self.sinks]
+        return out
 
 
 def _point(raw: Any, where: str) -> Point:
@@ -86,9 +120,87 @@ def _geometry(kind: RuleKind, points: tuple[Point, ...], where: str) -> None:
         raise InvalidMessage(f"{where}: the zone has no area (its points are collinear)")
 
 
-def parse_rule(raw: Any, index: int, known_labels: Collection[str] | None) -> Rule:
+def _dwell(raw: Any, kind: RuleKind, where: str) -> float | None:
+    if raw is None:
+        return None
+    if kind != "zone":
+        raise InvalidMessage(f"{where}: dwell_s is for zones only (a line has no stay)")
+    if (not isinstance(raw, (int, float)) or isinstance(raw, bool)
+            or not 0 < raw <= MAX_DWELL_S):  # compared before float(), as points are
+        raise InvalidMessage(f"{where}: dwell_s must be a number of seconds above 0 and at "
+                             f"most {MAX_DWELL_S:g}, not {shown(raw)}")
+    return float(raw)
+
+
+def _webhook_url(url: str, where: str, check_url: UrlCheck | None) -> str:
+    if len(url) > MAX_URL_CHARS:
+        raise InvalidMessage(f"{where}: the URL is longer than {MAX_URL_CHARS} characters")
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
+        raise InvalidMessage(f"{where}: the URL holds spaces or control characters")
+    try:
+        parts = urlsplit(url)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError as exc:
+        raise InvalidMessage(f"{where}: the URL is malformed: {exc}") from exc
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname or not port_ok:
+        raise InvalidMessage(f"{where}: a webhook URL is http:// or https:// with a host, "
+                             f"not {shown(redact_url(url))}")
+    if "@" in parts.netloc:
+        # Stored in Redis and shown by GET: no credentials; receivers check X-EI-Signature.
+        raise InvalidMessage(f"{where}: a webhook URL may not hold credentials (user@); the "
+                             f"receiver checks the X-EI-Signature header instead")
+    if check_url is not None:
+        try:
+            check_url(url)
+        except InvalidMessage as exc:
+            raise InvalidMessage(f"{where}: {exc}") from exc
+    return url
+
+
+def _topic(topic: str, where: str) -> str:
+    if not 1 <= len(topic) <= MAX_TOPIC_CHARS:
+        raise InvalidMessage(f"{where}: an MQTT topic has 1 to {MAX_TOPIC_CHARS} characters")
+    if "+" in topic or "#" in topic or "\0" in topic or topic.startswith("$"):
+        raise InvalidMessage(f"{where}: an MQTT topic to publish to has no wildcard (+ #), no "
+                             f"NUL and does not start with $ (broker topics), not "
+                             f"{shown(topic)}")
+    return topic
+
+
+def _sinks(raw: Any, where: str, check_url: UrlCheck | None) -> tuple[Sink, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or len(raw) > MAX_SINKS:
+        raise InvalidMessage(f"{where}: sinks must be a list of at most {MAX_SINKS} objects, "
+                             f"not {shown(raw)}")
+    sinks = []
+    for n, item in enumerate(raw):
+        at = f"{where}: sink {n}"
+        kind = item.get("kind") if isinstance(item, dict) else None
+        if kind not in SINK_TARGETS:
+            raise InvalidMessage(f'{at} must be {{"kind": "webhook", "url": ...}} or '
+                                 f'{{"kind": "mqtt", "topic": ...}}, not {shown(item)}')
+        field = SINK_TARGETS[cast(SinkKind, kind)]
+        unknown = sorted(set(item) - {"kind", field})
+        if unknown:
+            raise InvalidMessage(f"{at}: unknown field(s) {', '.join(map(shown, unknown[:5]))}"
+                                 f": a {kind} sink has kind and {field}")
+        target = item.get(field)
+        if not isinstance(target, str):
+            raise InvalidMessage(f"{at}: {field} must be a string, not {shown(target)}")
+        sinks.append(Sink(cast(SinkKind, kind), _webhook_url(target, at, check_url)
+                          if kind == "webhook" else _topic(target, at)))
+    if len(set(sinks)) != len(sinks):
+        raise InvalidMessage(f"{where}: a sink is listed twice")
+    return tuple(sinks)
+
+
+def parse_rule(raw: Any, index: int, known_labels: Collection[str] | None,
+               check_url: UrlCheck | None = None) -> Rule:
     """Rule number ``index`` of a document; InvalidMessage naming it and the problem.
-    ``known_labels`` None: any label name (a stored rule, read back)."""
+    ``known_labels`` None: any label name (a stored rule, read back); ``check_url`` None:
+    webhook URLs are checked for form only (a stored rule: the allow-list is checked again
+    at each delivery)."""
     where = f"rule {index}"
     if not isinstance(raw, dict):
         raise InvalidMessage(f"{where} must be an object with {', '.join(RULE_FIELDS)}, "
@@ -123,10 +235,13 @@ def parse_rule(raw: Any, index: int, known_labels: Collection[str] | None) -> Ru
         raise InvalidMessage(f"{where}: unknown label(s) {', '.join(map(shown, strange[:5]))}: "
                              f"name labels the models output, spelled as they spell them "
                              f"(such as \"person\", \"car\", \"face\")")
-    return Rule(name, cast(RuleKind, kind), parsed, tuple(labels))
+    dwell = _dwell(raw.get("dwell_s"), cast(RuleKind, kind), where)
+    return Rule(name, cast(RuleKind, kind), parsed, tuple(labels), dwell,
+                _sinks(raw.get("sinks"), where, check_url))
 
 
-def rules_from_json(data: Any, known_labels: Collection[str] | None) -> tuple[Rule, ...]:
+def rules_from_json(data: Any, known_labels: Collection[str] | None,
+                    check_url: UrlCheck | None = None) -> tuple[Rule, ...]:
     """The rules of a parsed document ``{"rules": [...]}``; InvalidMessage on any problem."""
     if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
         raise InvalidMessage('the rules document must be an object {"rules": [...]}, not '
@@ -138,7 +253,7 @@ def rules_from_json(data: Any, known_labels: Collection[str] | None) -> tuple[Ru
     items = data["rules"]
     if len(items) > MAX_RULES:
         raise InvalidMessage(f"too many rules ({len(items)}; at most {MAX_RULES} per stream)")
-    rules = tuple(parse_rule(raw, n, known_labels) for n, raw in enumerate(items))
+    rules = tuple(parse_rule(raw, n, known_labels, check_url) for n, raw in enumerate(items))
     seen: set[str] = set()
     for rule in rules:
         if rule.name in seen:
@@ -147,9 +262,11 @@ def rules_from_json(data: Any, known_labels: Collection[str] | None) -> tuple[Ru
     return rules
 
 
-def parse_rules(body: bytes | str, known_labels: Collection[str]) -> tuple[Rule, ...]:
-    """The rules of a ``PUT /api/streams/{id}/rules`` body; InvalidMessage naming the problem."""
-    return rules_from_json(load_json_body(body), known_labels)
+def parse_rules(body: bytes | str, known_labels: Collection[str],
+                check_url: UrlCheck | None = None) -> tuple[Rule, ...]:
+    """The rules of a ``PUT /api/streams/{id}/rules`` body; InvalidMessage naming the problem.
+    ``check_url`` may resolve host names: call it off the event loop."""
+    return rules_from_json(load_json_body(body), known_labels, check_url)
 
 
 def encode(rules: tuple[Rule, ...]) -> str:

@@ -37,6 +37,7 @@ from .base import (
     content_security_policy,
 )
 from .context import GatewayApp, GatewayContext, RedisHealth
+from .events import EventsHandler, EventSnapshotHandler, RuleCountsHandler
 from .mjpeg import MjpegHandler
 from .relay import WS_PING_S, WebsocketProxyHandler
 from .rules import RulesHandler
@@ -125,6 +126,9 @@ def make_app(client: redis.Redis, *, gatekeeper: Gatekeeper, metrics: GatewayMet
         (rf"/api/streams/{sid}/counts", CountsHandler),
         (rf"/api/streams/{sid}/mjpeg", MjpegHandler),
         (rf"/api/streams/{sid}/rules", RulesHandler),
+        (rf"/api/streams/{sid}/rules/counts", RuleCountsHandler),
+        (r"/api/events", EventsHandler),
+        (rf"/api/events/{sid}/snapshot", EventSnapshotHandler),
         (r"/api/analysis", AnalysisJobsHandler),
         (rf"/api/analysis/{sid}", AnalysisJobHandler),
         (rf"/api/analysis/{sid}/results", AnalysisResultsHandler),

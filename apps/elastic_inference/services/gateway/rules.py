@@ -48,8 +48,14 @@ class RulesHandler(JsonBodyHandler):
     async def put(self, raw_id: str) -> None:
         stream = self.stream_id(raw_id)
         body = self.json_body("the rules")
+        policy = self.ctx.source_policy
+
+        def check_url(url: str) -> object:  # a webhook is an outbound request, like a source
+            return policy.check(url, what="webhook")
+
         try:
-            rules = parse_rules(body, KNOWN_LABELS)
+            # In the pool: checking a webhook's host resolves its name.
+            rules = await self.run(parse_rules, body, KNOWN_LABELS, check_url)
         except InvalidMessage as exc:
             raise tornado.web.HTTPError(400, "%s", str(exc)) from exc
         stored = await self.run(RuleStore(self.ctx.client).put, stream, rules)

@@ -193,3 +193,75 @@ def test_geometry_helpers() -> None:
     c_shape = [(0, 0), (3, 0), (3, 1), (1, 1), (1, 2), (3, 2), (3, 3), (0, 3)]
     assert self_intersection(c_shape) is None
     assert self_intersection([(0, 0), (4, 0), (4, 4), (2, 0.0), (0, 4)]) is not None
+
+
+HOOK = "https://hooks.example.com/ei?team=7"
+
+
+def test_dwell_and_sinks_are_parsed_and_kept_through_encode() -> None:
+    sinks = [{"kind": "webhook", "url": HOOK}, {"kind": "mqtt", "topic": "site/cam1/door"}]
+    rules = parse(zone(dwell_s=90, sinks=sinks), {**line(), "sinks": sinks[1:]})
+    assert rules[0].dwell_s == 90.0 and [s.target for s in rules[0].sinks] == [
+        HOOK, "site/cam1/door"]
+    assert rules[0].to_json()["sinks"] == sinks and rules[0].to_json()["dwell_s"] == 90.0
+    assert decode(encode(rules)) == rules
+    assert "dwell_s" not in parse(zone())[0].to_json()  # optional fields only when set
+
+
+@pytest.mark.parametrize("extra, problem", [
+    ({"dwell_s": 0}, "dwell_s must be a number of seconds above 0"),
+    ({"dwell_s": -5}, "dwell_s must be"),
+    ({"dwell_s": 86401}, "at most 86400"),
+    ({"dwell_s": "60"}, "dwell_s must be"),
+    ({"dwell_s": True}, "dwell_s must be"),
+    ({"dwell_s": 1e400}, "dwell_s must be"),
+    ({"sinks": {"kind": "mqtt", "topic": "a"}}, "sinks must be a list of at most 4"),
+    ({"sinks": [{"kind": "mqtt", "topic": f"t{n}"} for n in range(5)]}, "at most 4"),
+    ({"sinks": [{"kind": "email", "to": "x@y"}]}, "sink 0 must be"),
+    ({"sinks": ["https://x"]}, "sink 0 must be"),
+    ({"sinks": [{"kind": "mqtt", "topic": "a", "qos": 2}]}, 'unknown field(s) "qos"'),
+    ({"sinks": [{"kind": "webhook", "topic": "a"}]}, 'unknown field(s) "topic"'),
+    ({"sinks": [{"kind": "webhook", "url": 7}]}, "url must be a string"),
+    ({"sinks": [{"kind": "webhook", "url": "ftp://h/x"}]}, "http:// or https://"),
+    ({"sinks": [{"kind": "webhook", "url": "https:///path"}]}, "http:// or https://"),
+    ({"sinks": [{"kind": "webhook", "url": "https://h:0/"}]}, "http:// or https://"),
+    ({"sinks": [{"kind": "webhook", "url": "https://h:99999/"}]}, "malformed"),
+    ({"sinks": [{"kind": "webhook", "url": "https://u:pw@h/"}]}, "may not hold credentials"),
+    ({"sinks": [{"kind": "webhook", "url": "https://h/a b"}]}, "spaces or control"),
+    ({"sinks": [{"kind": "webhook", "url": "https://h/" + "a" * 2048}]}, "longer than 2048"),
+    ({"sinks": [{"kind": "mqtt", "topic": ""}]}, "1 to 128 characters"),
+    ({"sinks": [{"kind": "mqtt", "topic": "t" * 129}]}, "1 to 128 characters"),
+    ({"sinks": [{"kind": "mqtt", "topic": "site/+/door"}]}, "no wildcard"),
+    ({"sinks": [{"kind": "mqtt", "topic": "site/#"}]}, "no wildcard"),
+    ({"sinks": [{"kind": "mqtt", "topic": "a\u0000b"}]}, "no NUL"),
+    ({"sinks": [{"kind": "mqtt", "topic": "$SYS/x"}]}, "does not start with $"),
+    ({"sinks": [{"kind": "mqtt", "topic": "a"}, {"kind": "mqtt", "topic": "a"}]},
+     "listed twice"),
+])
+def test_bad_dwell_and_sinks_are_refused_naming_the_rule(extra: dict[str, Any],
+                                                         problem: str) -> None:
+    message = refused(line(), zone(**extra))
+    assert message.startswith("rule 1 (door)") and problem in message, message
+    assert "u:pw" not in message
+
+
+def test_dwell_is_for_zones_only() -> None:
+    assert "dwell_s is for zones only" in refused({**line(), "dwell_s": 5})
+
+
+def test_webhook_urls_pass_the_allow_list_check_when_given() -> None:
+    seen: list[str] = []
+
+    def check(url: str) -> None:
+        seen.append(url)
+        if "internal" in url:
+            raise InvalidMessage("webhook host 'internal' is not in EI_SOURCE_ALLOW")
+
+    def rules(url: str) -> str:
+        return json.dumps({"rules": [zone(sinks=[{"kind": "webhook", "url": url}])]})
+
+    assert parse_rules(rules(HOOK), LABELS, check)[0].sinks[0].target == HOOK
+    with pytest.raises(InvalidMessage, match=r"rule 0 \(door\): sink 0: webhook host"):
+        parse_rules(rules("http://internal/x"), LABELS, check)
+    assert seen == [HOOK, "http://internal/x"]
+    assert decode(rules("http://internal/x"))[0].sinks  # a stored rule is read back unchecked
