@@ -6,14 +6,9 @@ failures and drops, while ``handle()`` keeps returning at once (doc/analytics.md
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import json
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 
 import cv2
@@ -36,6 +31,7 @@ from elastic_inference.engine.annotate import track_snapshot
 from tests.mosquitto_server import MosquittoServer, Subscriber
 from tests.processes import wait_for
 from tests.redis_server import free_port
+from tests.webhook_receiver import Receiver, signature_of
 
 pytestmark = pytest.mark.integration
 
@@ -54,43 +50,6 @@ def frame(rule: Rule, seq: int = 42, events: tuple[Event, ...] | None = None) ->
     evs = events or (Event("enter", rule.name, 7, "person", seq, 1764670000.5 + seq),)
     return FrameEvents("cam1", "people", seq, 1764670000.5 + seq, 160, 120, frame_jpeg(), evs,
                        TRACKS, (rule,))
-
-
-@dataclass
-class Receiver:
-    """A real HTTP server on loopback: records each POST and answers ``status``."""
-
-    status: int = 200
-    posts: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
-    server: ThreadingHTTPServer | None = None
-
-    def start(self) -> Receiver:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.posts.append((dict(self.headers), body))
-                self.send_response(receiver.status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    @property
-    def url(self) -> str:
-        assert self.server is not None
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hooks/ei?site=1"
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
 
 
 @pytest.fixture
@@ -142,9 +101,7 @@ def test_a_webhook_gets_each_event_signed_with_its_snapshot(
     stored = {e.id: e for e in store.query(EventQuery()).events}
     assert len(stored) == 3
     for headers, body in receiver.posts:
-        expected = hmac.new(SECRET.encode(), headers[TIMESTAMP_HEADER].encode() + b"." + body,
-                            hashlib.sha256).hexdigest()
-        assert headers[SIGNATURE_HEADER] == "sha256=" + expected
+        assert headers[SIGNATURE_HEADER] == signature_of(SECRET, headers, body)
         assert abs(int(headers[TIMESTAMP_HEADER]) - time.time()) < 120
         assert headers["Content-Type"] == "application/json"
         payload = json.loads(body)

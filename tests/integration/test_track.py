@@ -53,10 +53,11 @@ class FakeStream(threading.Thread):
     """A stream as ``ei track`` sees one: a registry heartbeat and results in its output,
     published at about ``fps``; rides through Redis errors (a restart test stops Redis)."""
 
-    def __init__(self, url: str, stream: str, fps: float = 10.0) -> None:
+    def __init__(self, url: str, stream: str, fps: float = 10.0, jpeg: bytes = b"\xff\xd8"
+                 ) -> None:
         super().__init__(daemon=True, name=f"fake-{stream}")
         self.client = redis.Redis.from_url(url, socket_timeout=2)
-        self.stream, self.fps = stream, fps
+        self.stream, self.fps, self.jpeg = stream, fps, jpeg
         self.seq = 0
         self.halt = threading.Event()
 
@@ -65,7 +66,7 @@ class FakeStream(threading.Thread):
         while not self.halt.wait(1 / self.fps):
             try:
                 registry.beat(self.stream, {"types": ["people"]})
-                broker.publish([(result(self.stream, self.seq, walk_x(self.seq)), b"\xff\xd8")])
+                broker.publish([(result(self.stream, self.seq, walk_x(self.seq)), self.jpeg)])
                 self.seq += 1
             except redis.RedisError:
                 continue

@@ -171,7 +171,7 @@ class AnalysisSettings(ServiceSettings):
 
 
 @dataclass(frozen=True)
-class TrackSettings(ServiceSettings):
+class TrackSettings(ServiceSettings, EventSettings):
     """``ei track``: tracks, counts and events of the live streams it holds the lease of."""
 
     replica_id: str = opt("", "this replica's id in the leases (default: host name and "

@@ -25,6 +25,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import redis
 
@@ -37,7 +38,9 @@ from ..core.analytics.pipeline import (
 )
 from ..core.broker import OutputBroker
 from ..core.errors import InvalidMessage
-from ..core.metrics import TrackMetrics
+from ..core.eventhandler import RecordingHandler, delivery_queues
+from ..core.eventstore import EventStore
+from ..core.metrics import EventMetrics, TrackMetrics
 from ..core.redisconn import REDIS_DOWN_ERRORS, Backoff, error_text
 from ..core.registry import StreamRegistry
 from ..core.result import decode_result
@@ -46,6 +49,7 @@ from ..core.runtime import running
 from ..core.settings import TrackSettings, parse_settings
 from ..core.tracklease import TrackLeases, plan
 from ..core.trackstore import TrackStore
+from ..engine.annotate import track_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +60,7 @@ READ_COUNT = 64
 
 
 class NoEvents:
-    """The event handler until event recording is wired: events are counted, not stored."""
+    """A handler for tests and tools that need no events recorded."""
 
     def handle(self, frame: FrameEvents) -> None:
         return None
@@ -293,7 +297,19 @@ class TrackService:
 
 def main(argv: list[str]) -> int:
     settings = parse_settings(TrackSettings, argv, prog="ei track")
+    settings = replace(settings, replica_id=settings.replica_id or default_replica_id())
     with running("track", settings) as (runtime, client):
-        service = TrackService(settings, client, TrackMetrics(runtime.registry), runtime.stop)
+        event_metrics = EventMetrics(runtime.registry)
+        queues = delivery_queues(settings, event_metrics, runtime.start_thread,
+                                 client_id=settings.replica_id)
+        handler = RecordingHandler(
+            EventStore(client, settings.event_retention, settings.event_maxlen),
+            track_snapshot, queues, event_metrics)
+        service = TrackService(settings, client, TrackMetrics(runtime.registry), runtime.stop,
+                               handler)
         runtime.ready.set()
-        return service.run() or runtime.exit_code
+        try:
+            return service.run() or runtime.exit_code
+        finally:
+            for queue in queues.values():  # deliveries already queued get a last chance
+                queue.close()
