@@ -10,6 +10,8 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
 from elastic_inference.core import acl
 from tests.kube_manifests import (
     ALL_OPTIONS,
@@ -154,11 +156,17 @@ def test_passwords_are_kept_given_rotated_and_never_printed(tmp_path: Path) -> N
             assert password not in result.stdout + result.stderr
 
 
-def test_a_bad_given_password_is_refused_unshown(tmp_path: Path) -> None:
-    result = run_renderer("-o", str(tmp_path / "out"), "-r", REGISTRY, "-p", "-",
-                          stdin="stream too-short\n")
-    assert result.returncode == 2 and "must be 16 to 128" in result.stderr
-    assert "too-short" not in result.stderr and not (tmp_path / "out").exists()
+@pytest.mark.parametrize(("option", "given", "message", "hidden"), [
+    ("-p", "stream too-short", "must be 16 to 128", "too-short"),
+    ("-q", "http://user:Hidden.Pass@broker", "is not mqtt[s]://", "Hidden.Pass"),
+])
+def test_a_bad_given_secret_is_refused_unshown(tmp_path: Path, option: str, given: str,
+                                               message: str, hidden: str) -> None:
+    """A bad Redis password (-p) or MQTT URL (-q): a message that does not show it."""
+    result = run_renderer("-o", str(tmp_path / "out"), "-r", REGISTRY, option, "-",
+                          stdin=given + "\n")
+    assert result.returncode == 2 and message in result.stderr
+    assert hidden not in result.stderr and not (tmp_path / "out").exists()
 
 
 def sinks(rendered: Rendered) -> dict[str, str]:
@@ -199,10 +207,3 @@ def test_the_sinks_secret_is_generated_kept_and_the_mqtt_url_given(tmp_path: Pat
     for result in (first, given, kept, removed):
         assert "Br0ker.Pass" not in result.stdout + result.stderr
         assert secret not in result.stdout + result.stderr
-
-
-def test_a_bad_mqtt_url_is_refused_unshown(tmp_path: Path) -> None:
-    result = run_renderer("-o", str(tmp_path / "out"), "-r", REGISTRY, "-q", "-",
-                          stdin="http://user:Hidden.Pass@broker\n")
-    assert result.returncode == 2 and "is not mqtt[s]://" in result.stderr
-    assert "Hidden.Pass" not in result.stderr and not (tmp_path / "out").exists()
