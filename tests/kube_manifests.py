@@ -24,7 +24,7 @@ AUTOSCALERS = ("ratio", "cpu", "keda")
 ALL_OPTIONS = ("-a", "keda", "-m", "12", "-d", "GPU", "-G", "110", "-s", "5Gi",
                "-v", "200Gi", "-c", "nfs-client", "-O",
                "-H", "ei.example.com", "-i", "nginx", "-T", "ei-tls", "-I", "ingress-nginx", "-N",
-               "-w", "ws://203.0.113.5:30081/ws")
+               "-w", "ws://203.0.113.5:30081/ws", "-S", "10.20.0.0/16,2001:db8::/32")
 # Renders every check runs on: each autoscaler, and every option at once.
 VARIANTS = [("-a", a) for a in AUTOSCALERS] + [ALL_OPTIONS]
 
@@ -110,5 +110,7 @@ def container_env(rendered: Rendered, container: Doc) -> dict[str, str]:
             env[var["name"]] = str(var["value"])
         else:
             ref = var["valueFrom"]["secretKeyRef"]
-            env[var["name"]] = rendered.one("Secret", ref["name"])["stringData"][ref["key"]]
+            data = rendered.one("Secret", ref["name"])["stringData"]
+            if ref["key"] in data or not ref.get("optional"):  # an optional key may be absent
+                env[var["name"]] = data[ref["key"]]
     return env

@@ -1,12 +1,13 @@
 # shellcheck shell=bash
 # Sourced by gen-k8s-yaml.sh: the Redis users of the components and their passwords, and the
-# key that signs login sessions. The users, their commands and key patterns are core/acl.py's
+# keys that sign login sessions and webhook deliveries. The users, their commands and key patterns are core/acl.py's
 # (run with the system's python3: it needs the standard library only); this file keeps
 # passwords across renders, takes given ones (-p), makes new ones (-R, or none yet) and gets
 # the aclfile, which holds each password's SHA-256 only.
 
 # A generated or given in-cluster Redis password goes into a URL unescaped (core/acl.py
-# PASSWORD_RE); the session secret is 32 bytes in base64url without padding, as `ei up` makes it.
+# PASSWORD_RE); the session and webhook secrets are 32 bytes in base64url without padding, as
+# `ei up` makes the session's.
 readonly PASSWORD_RE='^[A-Za-z0-9._~-]{16,128}$'
 readonly SESSION_SECRET_RE='^[A-Za-z0-9_-]{43}$'
 PYTHON=${PYTHON:-python3}
@@ -103,12 +104,23 @@ redis_in_cluster_users() {
     REDIS_ACL=${acl//$'\n'/\\n}\\n
 }
 
-# session_secret EARLIER_SECRETS: the key that signs login sessions, kept from an earlier
-# render (sessions outlive a re-render), else 32 random bytes.
-session_secret() {
+# earlier_value EARLIER_SECRETS KEY: the value of KEY in an earlier render's Secrets, if any.
+earlier_value() {
+    sed -n "s/^  $2: \"\\(.*\\)\"\$/\\1/p" "$1" 2>/dev/null | head -n 1 || true
+}
+
+# kept_secret EARLIER_SECRETS KEY: the key of that name kept from an earlier render (what it
+# signs outlives a re-render), else 32 random bytes in base64url.
+kept_secret() {
     local secret
-    secret=$(sed -n 's/^  session-secret: "\(.*\)"$/\1/p' "$1" 2>/dev/null || true)
+    secret=$(earlier_value "$1" "$2")
     [[ $secret =~ $SESSION_SECRET_RE ]] ||
         secret=$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
     printf '%s' "$secret"
+}
+
+# session_secret EARLIER_SECRETS: the key that signs login sessions (sessions outlive a
+# re-render).
+session_secret() {
+    kept_secret "$1" session-secret
 }

@@ -27,7 +27,7 @@ readonly SAMPLE_STREAMS=("vtest-people vtest.avi people" "vtest-car vtest.avi ca
                          "megamind-face Megamind.avi face")
 # The first line of every rendered file; also how an earlier render is recognised.
 readonly RENDERED_MARK="# Rendered by tools/gen-k8s-yaml.sh"
-# The Redis users and the session secret (functions redis_*, session_secret).
+# The Redis users, the session and webhook secrets (functions redis_*, kept_secret).
 # shellcheck source=SCRIPTDIR/gen-k8s-redis.sh
 source "$ROOT/tools/gen-k8s-redis.sh"
 
@@ -81,6 +81,12 @@ Render the Kubernetes manifests of Elastic Inference into DIR; apply them with
                 of every node (NodePort Services); needs -w
   -w URL        websocket URL the browser uses (EI_WEBSOCKET_URL of the gateway), e.g.
                 ws://NODE:30081/ws with -N (default: /ws, through the Ingress)
+  -q FILE       read the URL of the MQTT broker of the event sinks (EI_MQTT_URL of ei track,
+                mqtt:// or mqtts://, it may hold a password) from FILE ('-' for stdin);
+                kept from an earlier render in DIR unless given; an empty one removes it
+  -S NETWORKS   comma-separated CIDR networks the trackers may reach on ports 80, 443, 1883
+                and 8883 for their event sinks (default: any address outside the private,
+                loopback, link-local and shared ranges)
   -M            leave out kubernetes/monitoring (for clusters without the Prometheus
                 operator: its ServiceMonitor and PrometheusRule kinds would not apply)
   -h            show this help
@@ -275,8 +281,9 @@ registry="" tag=latest namespace=elastic-inference out=$ROOT/build/kubernetes au
 max_replicas=8 device=CPU device_group="" password_file="" url_file="" storage="" ingress_host=""
 ingress_class="" tls_secret="" ingress_namespace="" node_ports="" websocket_url=/ws websocket_url_given="" monitoring=yes
 media_size=10Gi media_class="" media_access_mode=ReadWriteMany rotate=()
+mqtt_file="" sink_networks=""
 
-while getopts ":r:t:n:o:a:m:d:G:p:R:u:s:v:c:OH:i:T:I:Nw:Mh" opt; do
+while getopts ":r:t:n:o:a:m:d:G:p:R:u:s:v:c:OH:i:T:I:Nw:q:S:Mh" opt; do
     case $opt in
         r) registry=$OPTARG ;;
         t) tag=$OPTARG ;;
@@ -299,6 +306,8 @@ while getopts ":r:t:n:o:a:m:d:G:p:R:u:s:v:c:OH:i:T:I:Nw:Mh" opt; do
         I) ingress_namespace=$OPTARG ;;
         N) node_ports=yes ;;
         w) websocket_url=$OPTARG websocket_url_given=yes ;;
+        q) mqtt_file=$OPTARG ;;
+        S) sink_networks=$OPTARG ;;
         M) monitoring="" ;;
         h) usage; exit 0 ;;
         :) die "option -$OPTARG needs a value (see -h)" ;;
@@ -355,6 +364,17 @@ check "$media_size" '^[1-9][0-9]*(Mi|Gi|Ti)$' \
     "invalid ingress controller namespace '$ingress_namespace': up to 63 of a-z 0-9 -"
 check "$websocket_url" '^(/[^[:space:]"\\]*|wss?://[^[:space:]"\\/]+(/[^[:space:]"\\]*)?)$' \
     "invalid websocket URL '$websocket_url': a path such as /ws or a ws:// or wss:// URL"
+# -S: IPv4 or IPv6 networks (the API server checks the numbers), as the entries of a YAML list
+# (the template has the first one's "- ").
+sink_blocks=""
+if [[ -n $sink_networks ]]; then
+    IFS=, read -ra networks <<<"$sink_networks"
+    for network in "${networks[@]}"; do
+        check "$network" '^([0-9]{1,3}(\.[0-9]{1,3}){3}/[0-9]{1,2}|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*/[0-9]{1,3})$' \
+            "invalid network '$network' in -S: CIDR networks such as 10.20.0.0/16,2001:db8::/32"
+        sink_blocks+=${sink_blocks:+$'\n        - '}"ipBlock: {cidr: \"$network\"}"
+    done
+fi
 [[ -z $node_ports || -n $websocket_url_given ]] ||
     die "-N needs -w ws://NODE_ADDRESS:30081/ws: browsers reach the websocket server directly"
 ((BASH_VERSINFO[0] > 4 || (BASH_VERSINFO[0] == 4 && BASH_VERSINFO[1] >= 4))) ||
@@ -394,6 +414,15 @@ else
     in_cluster_redis=yes
 fi
 session_secret=$(session_secret "$out/secret.yaml")
+webhook_secret=$(kept_secret "$out/secret.yaml" webhook-secret)
+# The MQTT URL is a secret: refused without being shown; the service checks the rest.
+if [[ -n $mqtt_file ]]; then
+    mqtt_url=$(read_secret "$mqtt_file")
+else
+    mqtt_url=$(earlier_value "$out/secret.yaml" mqtt-url)
+fi
+[[ -z $mqtt_url || $mqtt_url =~ ^mqtts?://[^[:space:]\"\\]+$ ]] ||
+    die "the MQTT URL is not mqtt[s]://[USER:PASSWORD@]HOST[:PORT] (the URL is not shown)"
 
 # ----------------------------------------------------------------------------- hosts
 
@@ -415,7 +444,8 @@ VARS=(
     [NAMESPACE]=$namespace [REGISTRY]=$registry [TAG]=$tag [MAX_REPLICAS]=$max_replicas
     [DEVICE]=$device [ACCELERATOR_RESOURCE]=$accelerator [DEVICE_GROUP]=$device_group
     [REDIS_ADDRESS]=$(yaml_escape "$redis_address") [REDIS_ACL]=$REDIS_ACL
-    [SESSION_SECRET]=$session_secret
+    [SESSION_SECRET]=$session_secret [WEBHOOK_SECRET]=$webhook_secret [MQTT_URL]=$mqtt_url
+    [SINK_NETWORKS]=$sink_networks [SINK_BLOCKS]=$sink_blocks
     [REDIS_DB]=$redis_db [REDIS_PORT]=$redis_port [REDIS_TLS]=$redis_tls [IN_CLUSTER_REDIS]=$in_cluster_redis
     [REDIS_STORAGE]=$storage
     [MEDIA_SIZE]=$media_size [MEDIA_CLASS]=$media_class [MEDIA_ACCESS_MODE]=$media_access_mode

@@ -10,6 +10,8 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
 from elastic_inference.core import acl
 from tests.kube_manifests import (
     ALL_OPTIONS,
@@ -89,6 +91,8 @@ def test_each_deployment_gets_only_its_own_redis_user(variant: Rendered) -> None
         expected = {"redis": {"ei-redis", "ei-redis-ops"}}.get(service, {f"ei-redis-{service}"})
         if service in ("gateway", "websocket"):
             expected = expected | {"ei-session"}
+        if service == "track":
+            expected = expected | {"ei-track-sinks"}
         assert secrets_used(pod) == expected, workload["metadata"]["name"]
         if service in EI_SERVICES:
             (container,) = pod["spec"]["containers"]
@@ -152,8 +156,54 @@ def test_passwords_are_kept_given_rotated_and_never_printed(tmp_path: Path) -> N
             assert password not in result.stdout + result.stderr
 
 
-def test_a_bad_given_password_is_refused_unshown(tmp_path: Path) -> None:
-    result = run_renderer("-o", str(tmp_path / "out"), "-r", REGISTRY, "-p", "-",
-                          stdin="stream too-short\n")
-    assert result.returncode == 2 and "must be 16 to 128" in result.stderr
-    assert "too-short" not in result.stderr and not (tmp_path / "out").exists()
+@pytest.mark.parametrize(("option", "given", "message", "hidden"), [
+    ("-p", "stream too-short", "must be 16 to 128", "too-short"),
+    ("-q", "http://user:Hidden.Pass@broker", "is not mqtt[s]://", "Hidden.Pass"),
+])
+def test_a_bad_given_secret_is_refused_unshown(tmp_path: Path, option: str, given: str,
+                                               message: str, hidden: str) -> None:
+    """A bad Redis password (-p) or MQTT URL (-q): a message that does not show it."""
+    result = run_renderer("-o", str(tmp_path / "out"), "-r", REGISTRY, option, "-",
+                          stdin=given + "\n")
+    assert result.returncode == 2 and message in result.stderr
+    assert hidden not in result.stderr and not (tmp_path / "out").exists()
+
+
+def sinks(rendered: Rendered) -> dict[str, str]:
+    return dict(rendered.one("Secret", "ei-track-sinks")["stringData"])
+
+
+def track_env(rendered: Rendered) -> dict[str, str]:
+    (container,) = rendered.one("Deployment", "ei-track")["spec"]["template"]["spec"][
+        "containers"]
+    return container_env(rendered, container)
+
+
+def test_the_sinks_secret_is_generated_kept_and_the_mqtt_url_given(tmp_path: Path) -> None:
+    """The webhook secret is made like the session secret and kept across renders; the MQTT
+    URL comes from -q, is kept until an empty one is given, and is never printed."""
+    out = tmp_path / "out"
+    first = render(out, "-r", REGISTRY)
+    secret = sinks(first)["webhook-secret"]
+    assert set(sinks(first)) == {"webhook-secret"}  # no broker given: no URL
+    assert re.fullmatch(r"[A-Za-z0-9_-]{43}", secret)
+    assert len(base64.urlsafe_b64decode(secret + "=")) == 32
+    assert secret != first.one("Secret", "ei-session")["stringData"]["session-secret"]
+    env = track_env(first)
+    assert env["EI_WEBHOOK_SECRET"] == secret and "EI_MQTT_URL" not in env
+    (container,) = first.one("Deployment", "ei-track")["spec"]["template"]["spec"]["containers"]
+    mqtt_ref = {v["name"]: v for v in container["env"]}["EI_MQTT_URL"]["valueFrom"]
+    assert mqtt_ref == {"secretKeyRef": {"name": "ei-track-sinks", "key": "mqtt-url",
+                                         "optional": True}}
+    url = "mqtts://ei-track:Br0ker.Pass@broker.example.com:8883"
+    given = render(out, "-r", REGISTRY, "-q", "-", stdin=url + "\n")
+    assert sinks(given) == {"webhook-secret": secret, "mqtt-url": url}
+    assert track_env(given)["EI_MQTT_URL"] == url
+    kept = render(out, "-r", REGISTRY, "-a", "cpu")
+    assert sinks(kept) == {"webhook-secret": secret, "mqtt-url": url}
+    removed = render(out, "-r", REGISTRY, "-q", "-", stdin="\n")
+    assert sinks(removed) == {"webhook-secret": secret}
+    assert sinks(render(tmp_path / "other", "-r", REGISTRY))["webhook-secret"] != secret
+    for result in (first, given, kept, removed):
+        assert "Br0ker.Pass" not in result.stdout + result.stderr
+        assert secret not in result.stdout + result.stderr

@@ -6,6 +6,7 @@ kubernetes-validate checks the documents themselves (tests/deploy/test_kubernete
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,12 +22,14 @@ COMPONENTS = ("gateway", "websocket", "redis", "infer", "stream", "analysis", "t
 
 @dataclass(frozen=True)
 class Peer:
-    """A client: a pod (namespace and labels), or an address outside the cluster."""
+    """A client or server: a pod (namespace and labels), or something outside the cluster,
+    at ``address`` if that matters (ipBlock rules)."""
 
     name: str
     namespace: str = ""
     labels: dict[str, str] = field(default_factory=dict, hash=False)
     ns_labels: dict[str, str] = field(default_factory=dict, hash=False)
+    address: str = ""
 
     @property
     def outside(self) -> bool:
@@ -61,7 +64,10 @@ def admits(entries: list[Doc] | None, peer: Peer, own_namespace: str) -> bool:
     if entries is None:
         return True
     for entry in entries:
-        assert "ipBlock" not in entry, "the checks below know pod peers only"
+        if "ipBlock" in entry:
+            if in_block(entry["ipBlock"], peer.address):
+                return True
+            continue
         if peer.outside:
             continue
         ns_sel, pod_sel = entry.get("namespaceSelector"), entry.get("podSelector")
@@ -70,6 +76,18 @@ def admits(entries: list[Doc] | None, peer: Peer, own_namespace: str) -> bool:
         if ns_ok and (pod_sel is None or matches(pod_sel, peer.labels)):
             return True
     return False
+
+
+def in_block(block: Doc, address: str) -> bool:
+    """Whether an ipBlock admits ``address`` (a peer without one, such as a pod: no)."""
+    if not address:
+        return False
+    ip = ipaddress.ip_address(address)
+
+    def within(cidr: str) -> bool:
+        net = ipaddress.ip_network(cidr)
+        return net.version == ip.version and ip in net
+    return within(block["cidr"]) and not any(within(c) for c in block.get("except", []))
 
 
 @dataclass
@@ -154,6 +172,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Rendered]:
             "tls": one("-T", "ei-tls", "-H", "ei.example.com"),
             "tls-any-host": one("-T", "ei-tls"),
             "node-ports": one("-N", "-w", "ws://203.0.113.5:30081/ws"),
+            "sink-networks": one("-S", "10.20.0.0/16,2001:db8::/32"),
             "external-redis": one("-u", str(external))}
 
 
@@ -162,7 +181,7 @@ def test_every_policy_selects_existing_pods(rendered: dict[str, Rendered]) -> No
         all_pods = [t["metadata"]["labels"] for _, t in r.pod_templates()]
         names = r.names("NetworkPolicy")
         assert {"ei-default-deny-ingress", "ei-gateway", "ei-websocket", "ei-metrics",
-                "ei-infer-egress"} <= names, variant
+                "ei-infer-egress", "ei-track-egress"} <= names, variant
         assert ("redis" in names) == (variant != "external-redis"), variant
         assert ("ei-websocket-nodeport" in names) == (variant == "node-ports"), variant
         for policy in r.of_kind("NetworkPolicy"):
@@ -224,14 +243,62 @@ def test_workers_reach_only_redis_and_dns(rendered: dict[str, Rendered]) -> None
                        (by["websocket"].peer(), 8081), (PROMETHEUS, 9090),
                        (redis_pod, 22), (by["stream"].peer(), 8000)):
         assert not egress_allowed(r, worker, peer, port), f"worker -> {peer.name}:{port}"
-    # Only the workers are held back: streams read cameras, runners fetch URL sources,
-    # trackers deliver events to webhooks and MQTT brokers.
-    for component in ("stream", "analysis", "track", "gateway", "websocket", "redis"):
+    # Only the workers and the trackers are held back: streams read cameras, runners fetch
+    # URL sources.
+    for component in ("stream", "analysis", "gateway", "websocket", "redis"):
         assert not policies(r, by[component], "Egress"), component
     # An external Redis: its port on any address (its address may be a name).
     ext = rendered["external-redis"]
-    (policy,) = policies(ext, pods(ext)["infer"], "Egress")
-    assert policy["spec"]["egress"][1] == {"ports": [{"port": 6380}]}
+    for component in ("infer", "track"):
+        (policy,) = policies(ext, pods(ext)[component], "Egress")
+        assert policy["spec"]["egress"][1] == {"ports": [{"port": 6380}]}
+
+
+SINK_PORTS = (80, 443, 1883, 8883)
+#: Addresses inside the cluster or next to it: private, shared (CGNAT), loopback, link-local
+#: (the cloud metadata service at 169.254.169.254), IPv6 unique-local and link-local.
+INSIDE = ("10.1.2.3", "172.16.0.1", "172.31.255.254", "192.168.1.1", "100.64.0.1",
+          "127.0.0.1", "169.254.169.254", "fd00::1", "fe80::1", "::1", "::ffff:10.0.0.1")
+PUBLIC = ("203.0.113.9", "8.8.8.8", "2001:db8::1", "2606:4700::1111")
+
+
+def test_trackers_reach_redis_dns_and_public_sinks_only(rendered: dict[str, Rendered]) -> None:
+    r = rendered["default"]
+    by = pods(r)
+    track, redis_pod = by["track"], by["redis"].peer()
+    (policy,) = policies(r, track, "Egress")
+    assert policy["metadata"]["name"] == "ei-track-egress"
+    assert egress_allowed(r, track, redis_pod, 6379)
+    assert egress_allowed(r, track, OUTSIDE, 53, "UDP")
+    assert egress_allowed(r, track, OUTSIDE, 53, "TCP")
+    for address in PUBLIC:
+        sink = Peer("sink", address=address)
+        for port in SINK_PORTS:
+            assert egress_allowed(r, track, sink, port), f"track -> {address}:{port}"
+        for port in (22, 6379, 8080, 5432):
+            assert not egress_allowed(r, track, sink, port), f"track -> {address}:{port}"
+        assert not egress_allowed(r, track, sink, 1883, "UDP")
+    for address in INSIDE:
+        for port in SINK_PORTS:
+            assert not egress_allowed(r, track, Peer("near", address=address), port), \
+                f"track -> {address}:{port}"
+    # The cluster's own pods on their ports or the sinks' ports: no.
+    for peer, port in ((by["gateway"].peer(), 8080), (by["websocket"].peer(), 8081),
+                       (by["stream"].peer(), 8000), (PROMETHEUS, 9090), (redis_pod, 443),
+                       (STRANGER, 80)):
+        assert not egress_allowed(r, track, peer, port), f"track -> {peer.name}:{port}"
+
+
+def test_sink_networks_replace_the_public_internet(rendered: dict[str, Rendered]) -> None:
+    """-S: the trackers reach those networks on the sinks' ports, nothing else."""
+    r = rendered["sink-networks"]
+    track = pods(r)["track"]
+    for address in ("10.20.0.5", "10.20.255.1", "2001:db8::1"):
+        assert egress_allowed(r, track, Peer("broker", address=address), 1883), address
+        assert not egress_allowed(r, track, Peer("broker", address=address), 6379), address
+    for address in ("10.21.0.1", "8.8.8.8", "2606:4700::1111", "169.254.169.254"):
+        assert not egress_allowed(r, track, Peer("other", address=address), 443), address
+    assert egress_allowed(r, track, pods(r)["redis"].peer(), 6379)
 
 
 def test_ingress_tls_section(rendered: dict[str, Rendered]) -> None:
@@ -245,6 +312,8 @@ def test_ingress_tls_section(rendered: dict[str, Rendered]) -> None:
 
 @pytest.mark.parametrize(("args", "message"), [
     (("-T", "Bad_Secret"), "invalid TLS secret name"),
+    (("-S", "10.0.0.0"), "invalid network '10.0.0.0' in -S"),
+    (("-S", "10.0.0.0/8,example.com/24"), "invalid network 'example.com/24' in -S"),
     (("-I", "Ingress NS"), "invalid ingress controller namespace"),
 ])
 def test_bad_tls_and_namespace_options(tmp_path: Path, args: tuple[str, ...],

@@ -118,6 +118,19 @@ def test_a_snapshot_by_event_id_and_404_when_unknown_or_expired(
         assert code == 400 and "event id" in json.loads(body)["error"]
 
 
+def test_a_snapshot_deleted_for_the_cap_is_404_and_its_event_stays(
+        gateway: GatewayThread, redis_client: redis.Redis) -> None:
+    store = EventStore(redis_client, snapshots=2)
+    ids = [store.record([(EventRecord("", "cam0", "people", "door", "enter", "", i, "person",
+                                      i, time.time(), (0.1, 0.2, 0.3, 0.4)),
+                          b"\xff\xd8jpeg-%d" % i)])[0] for i in range(3)]
+    codes = [http(f"{gateway.url}/api/events/{i}/snapshot", "GET", None, gateway.auth)[0]
+             for i in ids]
+    assert codes == [404, 200, 200]
+    code, body = events(gateway)
+    assert code == 200 and [e["id"] for e in body["events"]] == ids[::-1]
+
+
 def test_a_viewer_reads_events_and_anonymous_callers_do_not(
         gateway: GatewayThread, redis_client: redis.Redis) -> None:
     ids = record(redis_client, 1)

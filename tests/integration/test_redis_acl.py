@@ -250,7 +250,7 @@ def test_the_gateway_keeps_rules_under_its_own_user(fresh: AclRedis) -> None:
 def test_the_tracker_works_under_its_own_user(fresh: AclRedis) -> None:
     """``ei track`` as a process under ei-track: leases, the stream list, rules, the output it
     reads, tracks, counts and their history, its SIGTERM hand-back; and the event recorder's
-    writes (an event and its snapshot)."""
+    writes (an event and its snapshot, the oldest snapshot beyond the cap deleted)."""
     RuleStore(fresh.root).put("cam", (Rule("gate", "line", ((0.5, 0.0), (0.5, 1.0)), ()),))
     broker, registry = OutputBroker(fresh.root), StreamRegistry(fresh.root)
     tracker = Service(["track", "--track-lease", "3", "--counts-interval", "1"],
@@ -279,6 +279,11 @@ def test_the_tracker_works_under_its_own_user(fresh: AclRedis) -> None:
     client.set(keys.event_snapshot(event.decode()), b"jpeg", px=60000)
     client.pexpire(keys.event_snapshot(event.decode()), 30000)
     client.xtrim(keys.events(), minid="0-1", approximate=True)
+    recorder = EventStore(client, snapshots=1)  # the second snapshot deletes the first
+    first, second = (recorder.record([(EventRecord(
+        "", "cam", "people", "door", "enter", "", n, "person", n, 1.0, (0, 0, 1, 1)), b"jpeg")])[0]
+        for n in (1, 2))
+    assert recorder.snapshot(first) is None and recorder.snapshot(second) == b"jpeg"
     assert fresh.acl_log() == []
 
 

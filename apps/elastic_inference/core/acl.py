@@ -83,8 +83,10 @@ OPERATIONS: dict[str, tuple[str, ...]] = {
                     "zcard", "zrem"),
     "TrackStore.read": ("incrby", "hgetall", "hmget", "xrevrange"),
     "TrackStore.write": ("xadd", "hincrby", "del"),  # tracks, counts and their history
-    # The event recorder ei track runs (core/analytics/events.py): events and snapshots.
-    "EventRecorder": ("xadd", "xtrim", "set", "pexpire"),
+    # The event recorder ei track runs (core/eventstore.py): events, and snapshots with their
+    # index, the oldest beyond the cap deleted by a script.
+    "EventRecorder": (*SCRIPTS, "xadd", "xtrim", "set", "pexpire", "rpush", "expire", "llen",
+                      "lrange", "del", "ltrim"),
     "EventStore.query": ("xrevrange",),
     "EventStore.snapshot": ("get",),
     "read_counts": ("xrange", "hgetall"),
@@ -138,6 +140,7 @@ TRACKS = (*LIVE_TRACKS, pattern(keys.track_lease, _STREAM), keys.track_replicas(
           pattern(keys.track_ids, _STREAM), pattern(keys.counts, _STREAM),
           pattern(keys.counts_history, _STREAM))
 EVENTS = (keys.events(), pattern(keys.event_snapshot, _EVENT))
+SNAPSHOT_INDEX = (keys.event_snapshots(),)  # written by the recorder only
 COUNTS = (pattern(keys.counts, _STREAM), pattern(keys.counts_history, _STREAM))
 
 
@@ -208,7 +211,7 @@ COMPONENTS: tuple[ComponentAcl, ...] = (
                  "counts, events and snapshots",
         ("TrackLeases", "TrackStore.read", "TrackStore.write", "Heartbeats.ids",
          "OutputBroker.read", "RuleStore.get", "EventRecorder"),
-        TRACKS + EVENTS + OUTPUT + STREAMS + RULES),
+        TRACKS + EVENTS + SNAPSHOT_INDEX + OUTPUT + STREAMS + RULES),
     ComponentAcl(
         "admin", "ei auth, ei status, ei results prune",
         ("AuthStore", "Heartbeats.members", "worker_types", "FrameQueue.stats",

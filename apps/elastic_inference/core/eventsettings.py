@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from . import setting_checks as checks
 from .delivery import DEFAULT_QUEUE
-from .eventstore import DEFAULT_MAXLEN, DEFAULT_RETENTION_S
+from .eventstore import DEFAULT_MAXLEN, DEFAULT_RETENTION_S, DEFAULT_SNAPSHOTS
 from .netguard import SourcePolicy
 from .options import opt
 from .sessions import MIN_SECRET
@@ -29,6 +29,9 @@ class EventSettings:
                                  "kept (ei:events, ei:event-snapshot:*)", check=checks.positive)
     event_maxlen: int = opt(DEFAULT_MAXLEN, "approximate cap on the number of events kept",
                             check=checks.positive)
+    event_snapshots: int = opt(DEFAULT_SNAPSHOTS, "most event snapshots kept (about 50 kB "
+                               "each); each new one beyond it deletes the oldest, whose event "
+                               "stays", check=checks.positive)
     webhook_secret: str = opt("", f"secret signing webhook deliveries (HMAC-SHA256, "
                                   f"X-EI-Signature), at least {MIN_SECRET} characters; empty: "
                                   f"webhook deliveries fail (counted)",

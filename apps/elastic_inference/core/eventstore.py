@@ -5,8 +5,10 @@ id, so a time range is an id range), field ``event`` = the JSON of :class:`Event
 the id. Writes trim by age (``MINID``, the retention) and by an approximate length cap, so
 neither a quiet week nor a burst grows it without bound. The age trim is exact (few events a
 second at most: trimming inside a node is cheap), the length cap approximate. A snapshot is a
-JPEG in ``ei:event-snapshot:{id}`` expiring after the same retention. doc/analytics.md ("Wire:
-tracks, counts and events") is the contract.
+JPEG in ``ei:event-snapshot:{id}`` expiring after the same retention and bounded by count as
+well: the LIST ``ei:event-snapshots`` holds their keys in the order written, and a write deletes
+the oldest beyond the cap, so a busy scene cannot take Redis' memory (an event whose snapshot
+went keeps its record). doc/analytics.md ("Wire: tracks, counts and events") is the contract.
 """
 
 from __future__ import annotations
@@ -34,12 +36,44 @@ DEFAULT_RETENTION_S = 7 * 86400.0
 #: Default approximate cap on the events stream (each entry is about 300 bytes; snapshots
 #: are separate keys that expire on their own).
 DEFAULT_MAXLEN = 100_000
+#: Default cap on the snapshots kept: 2,000 of about 50 kB is about 100 MB of Redis memory
+#: (doc/analytics.md, "Memory").
+DEFAULT_SNAPSHOTS = 2000
+#: Snapshot keys deleted per DEL when trimming (Lua's unpack has a limit of a few thousand).
+_DEL_CHUNK = 500
 MAX_PAGE = 200
 #: Entries read per XREVRANGE while filtering, and the most one query reads: a filter that
 #: matches nothing costs at most this much and still answers with a cursor to go on from.
 SCAN_PAGE = 500
 MAX_SCAN = 5000
 _BIGGEST_SEQ = 2**64 - 1
+
+
+#: Store new snapshots, delete the oldest beyond the cap and trim the events stream by length,
+#: in one step (a script in a redis-py pipeline would cost a SCRIPT EXISTS round trip more).
+#: KEYS[1] the events STREAM, KEYS[2] the index LIST of snapshot keys (oldest first), KEYS[3..]
+#: the new snapshot keys. ARGV[1] the stream's approximate MAXLEN, ARGV[2] the cap on snapshots
+#: kept, ARGV[3] their expiry in seconds, ARGV[4] keys per DEL, ARGV[5..] the JPEGs, one per
+#: new key. The keys deleted are those the index holds, which this script wrote from its KEYS.
+#: The index expires with the newest snapshot. Returns how many snapshots were deleted.
+_STORE_SNAPSHOTS_LUA = """
+redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', ARGV[1])
+if #KEYS < 3 then return 0 end
+local cap, ttl, chunk = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+for i = 3, #KEYS do
+  redis.call('SET', KEYS[i], ARGV[i + 2], 'EX', ttl)
+  redis.call('RPUSH', KEYS[2], KEYS[i])
+end
+redis.call('EXPIRE', KEYS[2], ttl)
+local over = redis.call('LLEN', KEYS[2]) - cap
+if over <= 0 then return 0 end
+for first = 0, over - 1, chunk do
+  local last = math.min(first + chunk, over) - 1
+  redis.call('DEL', unpack(redis.call('LRANGE', KEYS[2], first, last)))
+end
+redis.call('LTRIM', KEYS[2], over, -1)
+return over
+"""
 
 
 @dataclass(frozen=True)
@@ -133,15 +167,18 @@ class EventStore:
     """Records events with their snapshots and answers queries over them."""
 
     def __init__(self, client: redis.Redis, retention: float = DEFAULT_RETENTION_S,
-                 maxlen: int = DEFAULT_MAXLEN) -> None:
+                 maxlen: int = DEFAULT_MAXLEN, snapshots: int = DEFAULT_SNAPSHOTS) -> None:
         self.client = client
         self.retention = retention
         self.maxlen = maxlen
+        self.snapshots = snapshots
+        self._store_snapshots = client.register_script(_STORE_SNAPSHOTS_LUA)
 
     def record(self, events: Sequence[tuple[EventRecord, bytes]],
                now: float | None = None) -> list[str]:
         """Store ``(event, snapshot JPEG)`` pairs; their ids, in order. Two round trips:
-        the XADDs (which assign the ids), then the snapshots and the length trim."""
+        the XADDs (which assign the ids), then the snapshots with the deletion of the oldest
+        beyond the cap, and the length trim."""
         if not events:
             return []
         now = time.time() if now is None else now
@@ -151,13 +188,13 @@ class EventStore:
             # Exact MINID (events are few): the retention holds to the millisecond.
             pipe.xadd(keys.events(), {"event": event.encode()}, minid=min_id, approximate=False)
         ids = [as_text(i) for i in pipe.execute()]
-        pipe = self.client.pipeline(transaction=False)
-        for event_id, (_, jpeg) in zip(ids, events, strict=True):
-            if jpeg:  # an undrawable frame: the event is kept without a snapshot
-                pipe.set(keys.event_snapshot(event_id), jpeg,
-                         ex=max(1, math.ceil(self.retention)))
-        pipe.xtrim(keys.events(), maxlen=self.maxlen, approximate=True)
-        pipe.execute()
+        # An undrawable frame has no JPEG: its event is kept without a snapshot.
+        shots = [(keys.event_snapshot(i), jpeg) for i, (_, jpeg) in zip(ids, events, strict=True)
+                 if jpeg]
+        self._store_snapshots(
+            keys=[keys.events(), keys.event_snapshots(), *(key for key, _ in shots)],
+            args=[self.maxlen, self.snapshots, max(1, math.ceil(self.retention)), _DEL_CHUNK,
+                  *(jpeg for _, jpeg in shots)])
         return ids
 
     def snapshot(self, event_id: str) -> bytes | None:

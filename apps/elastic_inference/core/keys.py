@@ -217,6 +217,12 @@ def event_snapshot(event_id: str) -> str:
     return f"{PREFIX}:event-snapshot:{check_event_id(event_id)}"
 
 
+def event_snapshots() -> str:
+    """LIST of the snapshot keys (:func:`event_snapshot`) in the order they were written, so
+    the oldest beyond EI_EVENT_SNAPSHOTS are deleted as new ones come (core/eventstore.py)."""
+    return f"{PREFIX}:event-snapshots"
+
+
 def stream_info(stream: str) -> str:
     """HASH with one stream's details (types, source kind, size, fps)."""
     return f"{PREFIX}:stream:{check_stream_id(stream)}"

@@ -303,7 +303,8 @@ def main(argv: list[str]) -> int:
         queues = delivery_queues(settings, event_metrics, runtime.start_thread,
                                  client_id=settings.replica_id)
         handler = RecordingHandler(
-            EventStore(client, settings.event_retention, settings.event_maxlen),
+            EventStore(client, settings.event_retention, settings.event_maxlen,
+                       settings.event_snapshots),
             track_snapshot, queues, event_metrics)
         service = TrackService(settings, client, TrackMetrics(runtime.registry), runtime.stop,
                                handler)

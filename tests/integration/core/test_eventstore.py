@@ -126,3 +126,39 @@ def test_a_damaged_entry_is_skipped(redis_client: redis.Redis) -> None:
     good = store.record([(event(0), b"j")])
     redis_client.xadd(keys.events(), {"event": b"{oops"})
     assert [e.id for e in store.query(EventQuery()).events] == good
+
+
+def test_snapshots_beyond_the_cap_are_deleted_oldest_first_and_events_stay(
+        redis_client: redis.Redis) -> None:
+    store = EventStore(redis_client, retention=600, snapshots=5)
+    ids: list[str] = []
+    for n in range(8):
+        ids += store.record([(event(n), f"jpeg-{n}".encode())])
+    ids += store.record([(event(8), b"jpeg-8"), (event(9), b""), (event(10), b"jpeg-10")])
+    kept = ids[-5:-2] + ids[-1:]  # the event without a JPEG had no snapshot to keep
+    assert [i for i in ids if store.snapshot(i) is not None] == [ids[5], ids[6], ids[7],
+                                                                  ids[8], ids[10]]
+    assert store.snapshot(ids[10]) == b"jpeg-10" and store.snapshot(ids[0]) is None
+    assert all(store.snapshot(i) is not None for i in kept)
+    # Every event keeps its record, snapshot or not.
+    assert [e.id for e in store.query(EventQuery(limit=200)).events] == ids[::-1]
+    assert redis_client.llen(keys.event_snapshots()) == 5
+    assert 590 <= redis_client.ttl(keys.event_snapshots()) <= 600
+
+
+def test_snapshot_keys_stay_bounded_under_a_burst(redis_client: redis.Redis) -> None:
+    """Many events recorded in batches, and a cap lowered at a restart: the count of snapshot
+    keys in Redis never exceeds the cap after a write, and the newest are the ones kept."""
+    store = EventStore(redis_client, snapshots=300)
+    ids: list[str] = []
+    for batch in range(40):
+        ids += store.record([(event(n), b"j" * 1000) for n in range(25)])
+        assert len(list(redis_client.scan_iter(match="ei:event-snapshot:*", count=1000))) \
+            <= 300, batch
+    assert store.snapshot(ids[-300]) is not None and store.snapshot(ids[-301]) is None
+    lowered = EventStore(redis_client, snapshots=10)  # more than one DEL chunk to delete
+    newest = lowered.record([(event(99), b"last")])
+    assert len(list(redis_client.scan_iter(match="ei:event-snapshot:*", count=1000))) == 10
+    assert lowered.snapshot(newest[0]) == b"last" and lowered.snapshot(ids[-9]) is not None
+    assert lowered.snapshot(ids[-10]) is None
+    assert redis_client.xlen(keys.events()) == 1001

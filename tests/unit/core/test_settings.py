@@ -88,11 +88,14 @@ def test_event_settings_parse_and_never_show_their_secrets() -> None:
            "EI_EVENT_RETENTION": "86400", "EI_SOURCE_ALLOW": "hooks.example.com"}
     s = parse_settings(WithEvents, [], env)
     assert (s.event_retention, s.webhook_tries, s.sink_queue) == (86400.0, 3, 1000)
+    assert s.event_snapshots == 2000
+    assert parse_settings(WithEvents, [], {"EI_EVENT_SNAPSHOTS": "50"}).event_snapshots == 50
     assert s.source_policy().names == frozenset({"hooks.example.com"})
     for bad, name in [({"EI_WEBHOOK_SECRET": "hunter2-short"}, "EI_WEBHOOK_SECRET"),
                       ({"EI_MQTT_URL": "http://track:hunter2-url@mq"}, "EI_MQTT_URL"),
                       ({"EI_MQTT_URL": "mqtt://track:hunter2-url@mq/path"}, "EI_MQTT_URL"),
-                      ({"EI_WEBHOOK_TRIES": "0"}, "EI_WEBHOOK_TRIES")]:
+                      ({"EI_WEBHOOK_TRIES": "0"}, "EI_WEBHOOK_TRIES"),
+                      ({"EI_EVENT_SNAPSHOTS": "0"}, "EI_EVENT_SNAPSHOTS")]:
         with pytest.raises(ConfigError, match=name) as err:
             parse_settings(WithEvents, [], bad)
         assert "hunter2" not in str(err.value)
