@@ -5,6 +5,11 @@
 import { getJson, withQuery } from "./api.js";
 
 export const EVENTS_PAGE = 20;
+/** The newest page is asked again this often while the list is open (and on new counts). */
+export const EVENTS_REFRESH_MS = 10000;
+/** The least time between two refreshes that new counts ask for (a busy door counts often). */
+export const EVENTS_MIN_GAP_MS = 2000;
+const EVENT_COUNTS = ["enter", "leave", "dwell", "a->b", "b->a"];
 
 export function snapshotPath(id) {
   return `/api/events/${encodeURIComponent(id)}/snapshot`;
@@ -15,6 +20,22 @@ export async function listEvents(stream, cursor = null, limit = EVENTS_PAGE) {
   const body = await getJson(withQuery("/api/events", { stream, limit, cursor }));
   const events = Array.isArray(body?.events) ? body.events : [];
   return { events, next: typeof body?.next === "string" && body.next ? body.next : null };
+}
+
+/**
+ * The sum of a tracks message's counts that events make (not a zone's occupancy), or null
+ * without counts: when it changes, the stream has new events to show.
+ */
+export function eventTotal(counts) {
+  if (!counts || typeof counts !== "object" || !Object.keys(counts).length) return null;
+  let total = 0;
+  for (const values of Object.values(counts)) {
+    if (!values || typeof values !== "object") continue;
+    for (const key of EVENT_COUNTS) {
+      if (Number.isFinite(values[key])) total += values[key];
+    }
+  }
+  return total;
 }
 
 /** What happened, in words: "entered door", "crossed gate a->b", "dwelt in door". */

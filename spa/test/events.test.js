@@ -1,7 +1,7 @@
 // The events list's module against a small stand-in of GET /api/events (the contract of
 // doc/analytics.md "Wire": newest first, {"events": [...], "next": cursor or null}).
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { EventPager, eventText, listEvents, snapshotPath } from "../src/events.js";
+import { EventPager, eventText, eventTotal, listEvents, snapshotPath } from "../src/events.js";
 
 /** A stand-in route: 45 events of one stream, newest first, cursor = the last id given. */
 function standIn() {
@@ -60,5 +60,20 @@ describe("what an event shows", () => {
     expect(eventText({ kind: "dwell", rule: "door" })).toBe("stayed too long in door");
     expect(eventText({ kind: "cross", rule: "gate", direction: "a->b" })).toBe("crossed gate a->b");
     expect(snapshotPath("1764670000123-0")).toBe("/api/events/1764670000123-0/snapshot");
+  });
+});
+
+describe("eventTotal: when the live counts say there are new events", () => {
+  it("sums the counts events make, not a zone's occupancy", () => {
+    const counts = { door: { occupancy: 2, enter: 9, leave: 7, dwell: 1 }, gate: { "a->b": 7, "b->a": 3 } };
+    expect(eventTotal(counts)).toBe(27);
+    expect(eventTotal({ ...counts, door: { ...counts.door, occupancy: 5 } })).toBe(27);
+    expect(eventTotal({ ...counts, gate: { "a->b": 8, "b->a": 3 } })).toBe(28);
+  });
+
+  it("is null without counts and ignores what is not a number", () => {
+    expect(eventTotal({})).toBeNull();
+    expect(eventTotal(null)).toBeNull();
+    expect(eventTotal({ door: null, gate: { "a->b": "7", "b->a": 3 } })).toBe(3);
   });
 });

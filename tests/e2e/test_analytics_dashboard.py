@@ -5,8 +5,7 @@ the real gateway and websocket services on a real redis-server.
 worker would) and, for each frame, an entry of ``ei:tracks:{stream}`` as the wire contract of
 doc/analytics.md ("Wire: tracks, counts and events") spells it: it plays the part of
 ``ei track``, another service, so the page is tested against the contract itself. The events
-list is tested in vitest only (spa/test/events.test.js, a stand-in route): the gateway's events
-API is not part of this branch.
+list has its own file (test_events_dashboard.py).
 """
 
 from __future__ import annotations
