@@ -1,17 +1,11 @@
 // Live tracks of one stream ({"tracks": {...}} websocket messages, written by `ei track`;
 // doc/analytics.md "Wire"): which tracks message goes with the frame on screen, the boxes to
-// draw with their `#id label`, a colour per track id, and the newest counts. Plain JS like
+// draw with their `#id label` in their label's colour, and the newest counts. Plain JS like
 // stream-state.js: it changes on every message, components sample it.
 import { labelColour } from "../colours.js";
 
 // Tracks messages kept per type: tracks usually trail their frame by a few frames at most.
 const KEEP = 32;
-
-/** A track id's colour: hues spread by the golden angle, so neighbouring ids differ. */
-export function trackColour(id) {
-  const hue = Math.round((((Number(id) || 0) * 137.508) % 360 + 360) % 360);
-  return `hsl(${hue}, 90%, 60%)`;
-}
 
 /** Whether `message` looks like a tracks entry we can draw (the server only checks JSON). */
 export function isTracksMessage(message) {
@@ -75,14 +69,14 @@ export class TrackStore {
 
 /**
  * What to draw for one type's result: its tracks (when a tracks message goes with the frame:
- * `#id label`, a colour per id, coasting tracks skipped) or its detections (label and score,
+ * `#id label` in the label's colour, coasting tracks skipped) or its detections (label and score,
  * the label's colour). Each item: {box, colour, text, id}.
  */
 export function overlayFor(result, tracksMessage) {
   if (tracksMessage) {
     return tracksMessage.tracks
       .filter((t) => Array.isArray(t.box) && t.box.length === 4 && !(t.misses > 0))
-      .map((t) => ({ box: t.box, colour: trackColour(t.id), text: `#${t.id} ${t.label}`, id: t.id }));
+      .map((t) => ({ box: t.box, colour: labelColour(t.label), text: `#${t.id} ${t.label}`, id: t.id }));
   }
   return (result.detections || []).map((det) => ({
     box: det.box,
