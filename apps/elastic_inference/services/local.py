@@ -30,6 +30,7 @@ from ..core.hosts import local_hosts
 from ..core.metrics import SCALE_RATIO
 from ..core.redact import redact_url
 from ..core.runtime import ServiceRuntime, setup_logging
+from ..core.sessions import stored_secret
 from ..core.settings import UpSettings, parse_settings
 from .local_state import EmbeddedRedis, free_port, prepare_auth, state_dir
 
@@ -222,8 +223,14 @@ class LocalSystem:
         # Analysis jobs read their videos from the sample directory locally.
         allow = ("--source-allow", ",".join(s.source_allow)) if s.source_allow else ()
         children.append(child("analysis", "analysis", "--media-dir", str(s.sample_dir), *allow))
-        # One tracker replica holds every live stream's lease (doc/analytics.md).
-        children.append(child("track", "track"))
+        # One tracker replica holds every live stream's lease (doc/analytics.md); the sinks'
+        # secrets reach it in its environment.
+        tracker = child("track", "track", *allow)
+        tracker.env = {**service_env, "EI_WEBHOOK_SECRET": s.webhook_secret
+                       or stored_secret(state_dir() / "webhook-secret")}
+        if s.mqtt_url:
+            tracker.env["EI_MQTT_URL"] = s.mqtt_url
+        children.append(tracker)
         # The gateway's /ws relay names each browser in X-Forwarded-For, so the websocket
         # server's per-client cap counts browsers, not the gateway (it connects from the very
         # address it connects to).

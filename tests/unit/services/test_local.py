@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 
@@ -229,11 +230,37 @@ def test_restart_backoff_doubles_while_a_child_keeps_dying_and_resets_after_a_he
 
 @pytest.mark.parametrize(("allow", "want"), [("", None), ("cam.example.com,10.0.0.0/8",
                                                            "cam.example.com,10.0.0.0/8")])
-def test_source_allow_reaches_the_gateway_and_the_runner(tmp_path: Path, allow: str,
-                                                        want: str | None) -> None:
+def test_source_allow_reaches_the_gateway_the_runner_and_the_tracker(
+        tmp_path: Path, allow: str, want: str | None) -> None:
+    """Job URLs (gateway, runner) and webhook URLs (gateway, tracker) pass the same list."""
     s = parse_settings(UpSettings, ["--sample-dir", str(tmp_path)], {"EI_SOURCE_ALLOW": allow})
     system = LocalSystem(s, "redis://127.0.0.1:1/0", ServiceRuntime("t"))
     for child in system.children:
         given = (child.args[child.args.index("--source-allow") + 1]
                  if "--source-allow" in child.args else None)
-        assert given == (want if child.args[0] in ("analysis", "gateway") else None), child.args
+        assert given == (want if child.args[0] in ("analysis", "gateway", "track") else None), \
+            child.args
+
+
+def test_the_tracker_gets_the_sink_secrets_in_its_environment(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given ones are handed on; without one, a webhook secret kept in the state directory
+    (made once, owner-only), so webhooks are signed out of the box. Never on a command line."""
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+
+    def tracker(env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+        s = parse_settings(UpSettings, ["--sample-dir", str(tmp_path)], env)
+        [child] = [c for c in LocalSystem(s, "redis://127.0.0.1:1/0",
+                                          ServiceRuntime("t")).children if c.args[0] == "track"]
+        return child.args, child.env
+
+    secret, mqtt = "w" * 40, "mqtt://ei:pw-of-the-broker@127.0.0.1:1883"
+    args, env = tracker({"EI_WEBHOOK_SECRET": secret, "EI_MQTT_URL": mqtt})
+    assert (env["EI_WEBHOOK_SECRET"], env["EI_MQTT_URL"]) == (secret, mqtt)
+    assert not any(secret in a or "pw-of-the-broker" in a for a in args)
+    _, env = tracker({})
+    kept = tmp_path / f"ei-up-{os.getuid()}" / "webhook-secret"
+    assert env["EI_WEBHOOK_SECRET"] == kept.read_text().strip()
+    assert len(env["EI_WEBHOOK_SECRET"]) >= 32 and "EI_MQTT_URL" not in env
+    assert kept.stat().st_mode & 0o077 == 0
+    assert tracker({})[1]["EI_WEBHOOK_SECRET"] == env["EI_WEBHOOK_SECRET"]  # kept, not remade
