@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .analytics.counting import Counter, Event
+from .analytics.counting import LINE_WHATS, ZONE_WHATS, Counter, Event, what_of
 from .analytics.rules import Rule
 from .analytics.speed import track_results
 from .analytics.tracker import Track
@@ -26,15 +26,6 @@ from .result import Result, parse_result
 MAX_EVENTS = 1000
 #: Frame rate assumed when the container does not declare one.
 DEFAULT_FPS = 25.0
-#: What a zone counts (a line counts its directions).
-ZONE_COUNTS = ("enter", "leave", "dwell")
-LINE_COUNTS = ("a->b", "b->a")
-
-
-def track_json(track: Track) -> dict[str, Any]:
-    """A track as the tracks wire spells it (doc/analytics.md)."""
-    return {"id": track.id, "label": track.label, "score": round(track.score, 4),
-            "box": [round(v, 5) for v in track.box], "age": track.age}
 
 
 @dataclass(frozen=True)
@@ -53,7 +44,7 @@ class JobAnalytics:
 
 
 def _zeros(kind: str) -> dict[str, int]:
-    return dict.fromkeys(ZONE_COUNTS if kind == "zone" else LINE_COUNTS, 0)
+    return dict.fromkeys(ZONE_WHATS if kind == "zone" else LINE_WHATS, 0)
 
 
 def empty_counts(rules: Sequence[Rule]) -> dict[str, dict[str, Any]]:
@@ -63,7 +54,7 @@ def empty_counts(rules: Sequence[Rule]) -> dict[str, dict[str, Any]]:
 
 def _count(counts: dict[str, dict[str, Any]], event: Event) -> None:
     rule = counts.get(event.rule)
-    what = event.direction if event.kind == "cross" else event.kind
+    what = what_of(event)
     if rule is None or what not in rule:
         return
     rule[what] += 1
@@ -86,7 +77,7 @@ def analyse(results: Mapping[str, Iterable[bytes]], rules: Sequence[Rule],
         def frame(seq: int, result: Result, now: list[Track], events: list[Event],
                   infer_type: str = infer_type, order: int = order) -> None:
             matched = {t.id: t for t in now if t.misses == 0}
-            tracks.setdefault(seq, {})[infer_type] = [track_json(t) for t in matched.values()]
+            tracks.setdefault(seq, {})[infer_type] = [t.to_json() for t in matched.values()]
             for e in events:
                 _count(counts, e)
                 seen = matched.get(e.track_id)
@@ -94,7 +85,7 @@ def analyse(results: Mapping[str, Iterable[bytes]], rules: Sequence[Rule],
                     "type": infer_type, "rule": e.rule, "kind": e.kind,
                     "direction": e.direction, "track_id": e.track_id, "label": e.label,
                     "frame": seq, "ts": round(e.ts, 3),
-                    "box": track_json(seen)["box"] if seen else None}))
+                    "box": seen.to_json()["box"] if seen else None}))
 
         counter: Counter = track_results((r for r, _ in parsed), rules, frame,
                                          lambda r: r.seq / fps)

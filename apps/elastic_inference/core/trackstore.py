@@ -17,8 +17,7 @@ from typing import Any
 import redis
 
 from . import keys
-from .analytics.counting import Event
-from .analytics.pipeline import what_of
+from .analytics.counting import Event, what_of
 from .text import as_text
 
 #: Separates rule, what and label in a counts field (a rule name cannot hold it).

@@ -29,13 +29,9 @@ from dataclasses import replace
 
 import redis
 
+from ..core.analytics.counting import LINE_WHATS, ZONE_WHATS
 from ..core.analytics.events import EventHandler, FrameEvents
-from ..core.analytics.pipeline import (
-    LINE_WHATS,
-    ZONE_WHATS,
-    StreamPipeline,
-    tracks_entry,
-)
+from ..core.analytics.pipeline import StreamPipeline, tracks_entry
 from ..core.broker import OutputBroker
 from ..core.errors import InvalidMessage
 from ..core.eventhandler import RecordingHandler, delivery_queues

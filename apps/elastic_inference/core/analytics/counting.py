@@ -25,6 +25,9 @@ from .rules import Rule
 from .tracker import Track
 
 A_TO_B, B_TO_A = "a->b", "b->a"
+#: What a zone counts, and a line (its directions): the names counts are kept under.
+ZONE_WHATS = ("enter", "leave", "dwell")
+LINE_WHATS = (A_TO_B, B_TO_A)
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,11 @@ class Event:
     seq: int
     ts: float
     direction: str = ""
+
+
+def what_of(event: Event) -> str:
+    """The counted name of an event: its kind, or for a crossing its direction."""
+    return event.direction if event.kind == "cross" else event.kind
 
 
 class Counter:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..result import Result
-from .counting import A_TO_B, B_TO_A, Counter, Event
+from .counting import LINE_WHATS, ZONE_WHATS, Counter, what_of
 from .events import FrameEvents
 from .reorder import ReorderBuffer
 from .rules import Rule
@@ -31,13 +31,6 @@ from .tracker import Tracker
 
 #: ``allocate(n)`` returns the first of ``n`` new consecutive track ids.
 Allocate = Callable[[int], int]
-ZONE_WHATS = ("enter", "leave", "dwell")
-LINE_WHATS = (A_TO_B, B_TO_A)
-
-
-def what_of(event: Event) -> str:
-    """The counted name of an event: its kind, or for a crossing its direction."""
-    return event.direction if event.kind == "cross" else event.kind
 
 
 class _TypeState:
@@ -149,8 +142,6 @@ def tracks_entry(frame: FrameEvents, rules_version: int,
         "v": 1, "stream": frame.stream, "type": frame.type, "seq": frame.seq,
         "ts_capture": frame.ts, "frame": {"w": frame.w, "h": frame.h},
         "rules_version": rules_version,
-        "tracks": [{"id": t.id, "label": t.label, "score": round(float(t.score), 4),
-                    "box": [round(float(v), 5) for v in t.box], "age": t.age}
-                   for t in frame.tracks if t.misses == 0],
+        "tracks": [t.to_json() for t in frame.tracks if t.misses == 0],
         "counts": counts,
     }

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -38,6 +39,11 @@ class Track:
     age: int
     hits: int
     misses: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """The track as the tracks wire spells it (doc/analytics.md, "Wire")."""
+        return {"id": self.id, "label": self.label, "score": round(float(self.score), 4),
+                "box": [round(float(v), 5) for v in self.box], "age": self.age}
 
 
 def _to_z(box: Box) -> np.ndarray:
