@@ -338,3 +338,27 @@ def test_cli_sigterm_closes_clients_with_1001_and_exits_0(redis_url: str) -> Non
     finally:
         code = svc.stop(timeout=15)
     assert code == 0, svc.output()
+
+
+def test_a_client_that_reads_nothing_does_not_hold_up_the_stop(redis_url: str) -> None:
+    """A client whose socket is full cannot take part in a closing handshake (the close frame
+    waits behind the unsent data): the service aborts it after its close timeout and stops,
+    instead of waiting for the write timeout (20 s)."""
+    svc = ServiceThread(redis_url)
+    big = make_jpeg(640, 480, noise=True, quality=95)
+    pub = Publisher(redis_url, ["cam1"], big, interval=0.02)
+    try:
+        with svc.connect(max_queue=1, close_timeout=1):
+            pub.start()
+            # The server's writes to it back up: its mailbox starts replacing frames.
+            wait_for(lambda: (svc.registry.get_sample_value(WS_SKIPPED) or 0) > 5, 30,
+                     "the stalled client's writes to back up")
+            started = time.monotonic()
+            svc.service.stop.set()
+            svc.thread.join(15)
+            took = time.monotonic() - started
+            assert not svc.thread.is_alive(), "the service is still waiting for the client"
+            assert took < 8, f"stopping took {took:.1f} s"
+    finally:
+        pub.stop()
+        svc.client.close()

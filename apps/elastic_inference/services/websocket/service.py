@@ -83,6 +83,8 @@ class WebsocketService:
         self.state = ReaderState(cursors={})
         self.backoff = Backoff("websocket")
         self.server: Server | None = None
+        #: Connections whose handler runs (whatever their state), for aborting at shutdown.
+        self._open: set[ServerConnection] = set()
 
     # -- connections --------------------------------------------------------------------------
 
@@ -133,6 +135,7 @@ class WebsocketService:
                                     ip)
         box = Mailbox(send, self.metrics, name=str(conn.remote_address))
         self.hub.add(box)
+        self._open.add(conn)
         sender = asyncio.create_task(self._send_loop(box), name=f"ws-send-{conn.id}")
         log.debug("client %s connected (%d now)", box.name, len(self.hub.clients))
         try:
@@ -147,6 +150,7 @@ class WebsocketService:
         except ConnectionClosed:
             pass
         finally:
+            self._open.discard(conn)
             self.caps.release(client)
             self.hub.remove(box)
             sender.cancel()
@@ -296,8 +300,19 @@ class WebsocketService:
                 await reader
 
     async def close(self) -> None:
-        if self.server is not None:
-            self.server.close(close_connections=True, code=CloseCode.GOING_AWAY,
-                              reason="server shutting down")
-            await self.server.wait_closed()
-            self.server = None
+        """Close every client with 1001, and abort those still there after the close timeout:
+        a client that reads nothing cannot take its close frame (it waits behind the unsent
+        data), and shutting down must not wait for the write timeout to drop it."""
+        if self.server is None:
+            return
+        server, self.server = self.server, None
+        server.close(close_connections=True, code=CloseCode.GOING_AWAY,
+                     reason="server shutting down")
+        try:
+            await asyncio.wait_for(asyncio.shield(server.wait_closed()), self.close_timeout + 1)
+        except TimeoutError:
+            stuck = list(self._open)
+            log.info("aborting %d client(s) that did not close in time", len(stuck))
+            for conn in stuck:
+                conn.transport.abort()
+            await server.wait_closed()
