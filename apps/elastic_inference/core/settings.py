@@ -18,8 +18,6 @@ from typing import TypeVar
 from . import setting_checks as checks
 from .clients import ConnectionLimits, parse_networks
 from .errors import ConfigError
-from .eventsettings import SOURCE_ALLOW_HELP as _SOURCE_ALLOW_HELP
-from .eventsettings import EventSettings, SinkSecrets
 from .hosts import check_hosts, check_origins, is_loopback
 from .jpeg import DEFAULT_MAX_PIXELS
 from .keys import TYPE_RE
@@ -27,6 +25,8 @@ from .netguard import SourcePolicy
 from .options import env_name, opt, parse_options
 from .sessions import MIN_SECRET, check_secret
 from .tls import check_pair
+from .tracksettings import SOURCE_ALLOW_HELP as _SOURCE_ALLOW_HELP
+from .tracksettings import EventSettings, SinkSecrets, TrackOptions
 
 DEVICES = ("CPU", "GPU", "NPU", "AUTO")
 #: OpenVINO INFERENCE_PRECISION_HINT values; empty keeps the device's default.
@@ -171,36 +171,8 @@ class AnalysisSettings(ServiceSettings):
 
 
 @dataclass(frozen=True)
-class TrackSettings(ServiceSettings, EventSettings):
+class TrackSettings(TrackOptions, ServiceSettings):
     """``ei track``: tracks, counts and events of the live streams it holds the lease of."""
-
-    replica_id: str = opt("", "this replica's id in the leases (default: host name and "
-                              "process id)",
-                          check=lambda v: "" if not v else checks.stream_id(v))
-    track_lease: float = opt(5.0, "seconds a replica's lease on a stream lasts unless renewed; "
-                                  "a dead replica's streams are free after this",
-                             check=checks.positive)
-    claim_interval: float = opt(1.0, "seconds between lease renewals and claims of free "
-                                     "streams (keep it well below EI_TRACK_LEASE)",
-                                check=checks.positive)
-    tracks_maxlen: int = opt(64, "live tracks buffer length per stream (approximate)",
-                             check=checks.positive)
-    results_retention: float = opt(3600.0, "seconds of counts history kept per stream (the "
-                                           "result history's setting)", check=checks.positive)
-    counts_interval: float = opt(10.0, "seconds between samples of a stream's counts in its "
-                                       "history", check=checks.positive)
-    reorder_bound: int = opt(16, "most results of one stream and type held while waiting for "
-                                 "a missing seq", check=checks.positive)
-    reorder_timeout: float = opt(0.5, "seconds a missing seq is waited for before it is "
-                                      "given up on", check=checks.non_negative)
-    max_frames: int = opt(0, "exit after tracking this many result messages (0 = run until "
-                             "stopped)", check=checks.non_negative)
-
-    def __post_init__(self) -> None:
-        if self.claim_interval * 2 > self.track_lease:
-            raise ConfigError(f"EI_CLAIM_INTERVAL ({self.claim_interval:g}) must be at most "
-                              f"half of EI_TRACK_LEASE ({self.track_lease:g}): a lease must "
-                              f"survive a missed renewal")
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
-"""Settings of event recording and delivery, a mixin for ``ei track``'s settings (apart from
-:mod:`.settings` to keep that file a readable size; it re-exports :class:`EventSettings` and
-knows its variables). doc/configuration.md lists them.
+"""``ei track``'s own settings: leases and reading (:class:`TrackOptions`), event recording
+and delivery (:class:`EventSettings`), mixins apart from :mod:`.settings` to keep that file a
+readable size (it builds ``TrackSettings`` from them and knows their variables).
+doc/configuration.md lists them.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 
 from . import setting_checks as checks
 from .delivery import DEFAULT_QUEUE
+from .errors import ConfigError
 from .eventstore import DEFAULT_MAXLEN, DEFAULT_RETENTION_S, DEFAULT_SNAPSHOTS
 from .netguard import SourcePolicy
 from .options import opt
@@ -58,3 +60,36 @@ class EventSettings(SinkSecrets):
 
     def source_policy(self) -> SourcePolicy:
         return SourcePolicy.parse(self.source_allow)
+
+
+@dataclass(frozen=True)
+class TrackOptions(EventSettings):
+    """Leases, reading and counting of ``ei track`` (with its events)."""
+
+    replica_id: str = opt("", "this replica's id in the leases (default: host name and "
+                              "process id)",
+                          check=lambda v: "" if not v else checks.stream_id(v))
+    track_lease: float = opt(5.0, "seconds a replica's lease on a stream lasts unless renewed; "
+                                  "a dead replica's streams are free after this",
+                             check=checks.positive)
+    claim_interval: float = opt(1.0, "seconds between lease renewals and claims of free "
+                                     "streams (keep it well below EI_TRACK_LEASE)",
+                                check=checks.positive)
+    tracks_maxlen: int = opt(64, "live tracks buffer length per stream (approximate)",
+                             check=checks.positive)
+    results_retention: float = opt(3600.0, "seconds of counts history kept per stream (the "
+                                           "result history's setting)", check=checks.positive)
+    counts_interval: float = opt(10.0, "seconds between samples of a stream's counts in its "
+                                       "history", check=checks.positive)
+    reorder_bound: int = opt(16, "most results of one stream and type held while waiting for "
+                                 "a missing seq", check=checks.positive)
+    reorder_timeout: float = opt(0.5, "seconds a missing seq is waited for before it is "
+                                      "given up on", check=checks.non_negative)
+    max_frames: int = opt(0, "exit after tracking this many result messages (0 = run until "
+                             "stopped)", check=checks.non_negative)
+
+    def __post_init__(self) -> None:
+        if self.claim_interval * 2 > self.track_lease:
+            raise ConfigError(f"EI_CLAIM_INTERVAL ({self.claim_interval:g}) must be at most "
+                              f"half of EI_TRACK_LEASE ({self.track_lease:g}): a lease must "
+                              f"survive a missed renewal")
