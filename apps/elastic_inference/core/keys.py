@@ -154,6 +154,22 @@ def stream_registry() -> str:
     return f"{PREFIX}:streams"
 
 
+def sources() -> str:
+    """HASH of the sources the system manages: stream id -> the source's JSON
+    (:class:`.sources.SourceConfig`), written by the gateway, read by the stream pool."""
+    return f"{PREFIX}:sources"
+
+
+def source_lease(stream: str) -> str:
+    """STRING naming the stream-pool replica that reads the source, expiring unless renewed."""
+    return f"{PREFIX}:source:lease:{check_stream_id(stream)}"
+
+
+def stream_pool() -> str:
+    """Sorted set of stream-pool replica ids scored by last heartbeat (epoch seconds)."""
+    return f"{PREFIX}:stream-pool"
+
+
 def rules(stream: str) -> str:
     """HASH of one stream's zones and lines: ``rules`` (the JSON document of
     core/analytics/rules.py), ``version`` (incremented by every write) and ``updated`` (epoch
