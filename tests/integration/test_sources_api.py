@@ -233,3 +233,16 @@ def test_a_damaged_stored_source_is_500_on_read_and_mended_by_a_put(
     code, answer = call(gateway, "PUT", "/lobby", FILE)
     assert code == 201, answer
     assert call(gateway, "GET", "/lobby")[0] == 200
+
+
+def test_body_size_and_media_type_are_checked(gateway: GatewayThread,
+                                              redis_client: redis.Redis) -> None:
+    padded = json.dumps({**FILE, "source": "clip.avi" + " " * 17000}).encode()
+    for method, path in (("POST", ""), ("PUT", "/lobby")):
+        code, answer = call(gateway, method, path, padded)
+        assert code == 413 and "16384" in answer["error"], (method, answer)
+        code, _, raw = http(f"{gateway.url}/api/sources{path}", method,
+                            json.dumps(FILE).encode(),
+                            {"Content-Type": "text/plain", **gateway.auth})
+        assert code == 415 and b"application/json" in raw, method
+    assert not stored(redis_client)
