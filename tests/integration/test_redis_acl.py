@@ -38,6 +38,7 @@ from elastic_inference.core.registry import StreamRegistry
 from elastic_inference.core.result import Detection, Result
 from elastic_inference.core.rulestore import RuleStore
 from elastic_inference.core.sessions import CSRF_HEADER, Signer
+from elastic_inference.core.sources import SourceConfig, SourceStore
 from elastic_inference.core.status import collect_status
 from elastic_inference.core.text import as_text
 from elastic_inference.core.tracklease import TrackLeases
@@ -243,6 +244,17 @@ def test_the_gateway_keeps_rules_under_its_own_user(fresh: AclRedis) -> None:
     rules = (Rule("gate", "line", ((0.5, 0.0), (0.5, 1.0)), ("person",)),)
     assert store.put("cam", rules).version == 1
     assert store.get("cam").rules == rules
+    assert store.delete("cam")
+    assert fresh.acl_log() == []
+
+
+def test_the_gateway_keeps_sources_under_its_own_user(fresh: AclRedis) -> None:
+    """Every call /api/sources makes: SourceStore as ei-gateway."""
+    store = SourceStore(fresh.client("gateway"))
+    cam = SourceConfig("cam", "rtsp://u:p@10.0.0.7/s", ("people",))
+    assert store.create(cam) == cam and store.create(cam) is None
+    assert store.put(cam) == cam and store.get("cam") == cam
+    assert store.all() == [cam] and store.count() == 1
     assert store.delete("cam")
     assert fresh.acl_log() == []
 

@@ -79,6 +79,8 @@ OPERATIONS: dict[str, tuple[str, ...]] = {
     "RuleStore.get": ("hmget",),
     "RuleStore.put": (*TRANSACTION, "hset", "hincrby"),
     "RuleStore.delete": ("del",),
+    "SourceStore.read": ("hgetall", "hget", "hlen"),  # all, get, count
+    "SourceStore.write": ("hsetnx", "hset", "hdel"),  # create, put, delete
     "TrackLeases": (*SCRIPTS, "set", "get", "pexpire", "del", "zadd", "zremrangebyscore",
                     "zcard", "zrem"),
     "TrackStore.read": ("incrby", "hgetall", "hmget", "xrevrange"),
@@ -134,6 +136,7 @@ JOB_RESULTS = (pattern(keys.job, _JOB), pattern(keys.job_results, _JOB, _TYPE))
 AUTH = (keys.auth_pattern(),)
 RATES = (pattern(keys.rate_limit, _TYPE, _WHO),)
 RULES = (pattern(keys.rules, _STREAM),)
+SOURCES = (keys.sources(),)
 _EVENT = "1234567-8"
 LIVE_TRACKS = (pattern(keys.tracks, _STREAM),)
 TRACKS = (*LIVE_TRACKS, pattern(keys.track_lease, _STREAM), keys.track_replicas(),
@@ -190,16 +193,17 @@ COMPONENTS: tuple[ComponentAcl, ...] = (
         OUTPUT + LIVE_TRACKS + STREAMS + AUTH),
     ComponentAcl(
         "gateway", "the API: streams, snapshots, history, status, analysis jobs, rules, "
-                   "events, counts, users, sessions, rate limits",
+                   "sources, events, counts, users, sessions, rate limits",
         ("Heartbeats.members", "worker_types", "FrameQueue.stats", "OutputBroker.latest",
          "OutputBroker.read", "OutputBroker.history", "stream_known", "JobStore.create",
          "LeasedQueue.push", "JobStore.read", "JobStore.store_analytics", "JobStore.delete",
          "LeasedQueue.discard",
          "JobStore.check_room", "RateLimiter", "AuthStore", "SessionStore.create",
          "SessionStore.find", "SessionStore.end", "RuleStore.get", "RuleStore.put",
-         "RuleStore.delete", "EventStore.query", "EventStore.snapshot", "read_counts"),
+         "RuleStore.delete", "SourceStore.read", "SourceStore.write", "EventStore.query",
+         "EventStore.snapshot", "read_counts"),
         STREAMS + WORKERS + QUEUES + OUTPUT + HISTORY + JOBS + PENDING_JOBS + JOB_QUEUES
-        + AUTH + RATES + RULES + EVENTS + COUNTS),
+        + AUTH + RATES + RULES + SOURCES + EVENTS + COUNTS),
     ComponentAcl(
         "analysis", "takes pending jobs, stores their frames and queues them for the workers",
         ("LeasedQueue.lease", "LeasedQueue.extend", "LeasedQueue.release", "LeasedQueue.ack",
