@@ -47,7 +47,10 @@ class Heartbeats:
         """Register or refresh ``member`` with ``info`` (values stored as JSON)."""
         now = time.time() if now is None else now
         key = self.info_key(member)
-        pipe = self.client.pipeline(transaction=True)
+        # One round trip, not a transaction: the index and the details are in different hash
+        # slots of a Redis Cluster, and readers already take a member without details (they
+        # expire).
+        pipe = self.client.pipeline(transaction=False)
         pipe.zadd(self.index_key, {member: now})
         pipe.hset(key, mapping={"_seen": json.dumps(now),
                                 **{k: json.dumps(v) for k, v in info.items()}})
@@ -55,7 +58,7 @@ class Heartbeats:
         pipe.execute()
 
     def remove(self, member: str) -> None:
-        pipe = self.client.pipeline(transaction=True)
+        pipe = self.client.pipeline(transaction=False)
         pipe.zrem(self.index_key, member)
         pipe.delete(self.info_key(member))
         pipe.execute()

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import redis
 
 from . import keys
+from .redisconn import run_script
 from .text import as_text
 
 #: Renew: KEYS[1] the stream's lease; ARGV[1] this replica's id, ARGV[2] the expiry in ms.
@@ -96,8 +97,7 @@ class TrackLeases:
             return set()
         pipe = self.client.pipeline(transaction=False)
         for s in streams:
-            self._renew(keys=[keys.track_lease(s)], args=[self.owner, self.lease_ms],
-                        client=pipe)
+            run_script(self._renew, [keys.track_lease(s)], [self.owner, self.lease_ms], pipe)
         return {s for s, ok in zip(streams, pipe.execute(), strict=True) if ok}
 
     def release(self, streams: Iterable[str]) -> None:
@@ -107,7 +107,7 @@ class TrackLeases:
             return
         pipe = self.client.pipeline(transaction=False)
         for s in streams:
-            self._release(keys=[keys.track_lease(s)], args=[self.owner], client=pipe)
+            run_script(self._release, [keys.track_lease(s)], [self.owner], pipe)
         pipe.execute()
 
     def holder(self, stream: str) -> str | None:

@@ -1,0 +1,155 @@
+"""The services on a real Redis Cluster (three masters, tests/redis_cluster.py): ``ei stream``,
+``ei infer``, ``ei analysis`` and ``ei gateway`` given a ``redis+cluster://`` URL, live results
+in the broker, an analysis job end to end through the API, /api/streams and /api/sources, and
+every key the run wrote in the hash slot its multi-key operations need (doc/scaling.md,
+"Redis Cluster")."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from redis.cluster import RedisCluster
+
+from elastic_inference.core import keys
+from elastic_inference.core.auth import Role
+from elastic_inference.core.broker import OutputBroker
+from elastic_inference.core.jobs import JobStore
+from elastic_inference.core.redisconn import connect
+from elastic_inference.core.result import parse_result
+from tests.credentials import SECRET_ENV, bearer
+from tests.processes import Service, http, wait_for
+from tests.redis_cluster import RedisClusterServers
+from tests.redis_server import free_port
+
+pytestmark = pytest.mark.integration
+
+STREAM = "cluster-cam"
+FRAME_STEP = 200  # vtest.avi's 795 frames: 0, 200, 400, 600
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[RedisClusterServers]:
+    servers = RedisClusterServers().start()
+    try:
+        yield servers
+    finally:
+        servers.stop()
+
+
+def slot(client: RedisCluster, key: str) -> int:
+    """The slot the server itself gives ``key`` (CLUSTER KEYSLOT)."""
+    return int(client.cluster_keyslot(key))
+
+
+def get_json(base: str, path: str, auth: dict[str, str]) -> tuple[int, Any]:
+    code, _, raw = http(base + path, headers=auth)
+    return code, json.loads(raw)
+
+
+def test_the_services_work_on_a_redis_cluster(cluster: RedisClusterServers, model_dir: Path,
+                                              sample_dir: Path) -> None:
+    url = cluster.url
+    env = {"EI_REDIS_URL": url}
+    client = connect(url)
+    assert isinstance(client, RedisCluster)
+    port = free_port()
+    services = [
+        Service(["infer", "--type", "people", "--model-dir", str(model_dir),
+                 "--lease-timeout", "5"], env=env),
+        Service(["stream", "--source", str(sample_dir / "vtest.avi"), "--stream-id", STREAM,
+                 "--types", "people", "--fps", "4", "--max-width", "320"], env=env),
+        Service(["analysis", "--media-dir", str(sample_dir)], env=env),
+        Service(["gateway", "--host", "127.0.0.1", "--port", str(port), "--media-dir",
+                 str(sample_dir)], env={**env, **SECRET_ENV}),
+    ]
+    try:
+        base = f"http://127.0.0.1:{port}"
+        auth = bearer(client, Role.OPERATOR)
+        wait_for(lambda: http(base + "/readyz")[0] == 200, 30, "ei gateway to become ready")
+
+        # Live: frames through the queue to the worker, results in the broker, read back the
+        # way the websocket service and ei track read them (one read over several streams).
+        broker = OutputBroker(client)
+        latest = wait_for(lambda: broker.latest(STREAM), 60, "a live result of the stream")
+        parsed = parse_result(latest[0].result)
+        assert parsed is not None and parsed[1]["stream"] == STREAM, latest[0].result[:200]
+        assert latest[0].jpeg.startswith(b"\xff\xd8")
+        started = time.monotonic()
+        read = wait_for(lambda: broker.read({STREAM: "$", "no-such-stream": "$"},
+                                            block_ms=5000), 30, "entries read after $")
+        assert {e.stream for e in read} == {STREAM}
+        assert time.monotonic() - started < 30
+        assert broker.history(STREAM, 0, time.time() + 1)
+
+        # The gateway: streams and sources (the registry and the sources hash).
+        code, streams = get_json(base, "/api/streams", auth)
+        assert code == 200 and STREAM in json.dumps(streams), streams
+        source = {"id": STREAM, "source": "vtest.avi", "types": ["people"]}
+        code, _, raw = http(base + "/api/sources", "POST", json.dumps(source).encode(),
+                            {**auth, "Content-Type": "application/json"})
+        assert code == 201, raw[:300]
+        code, listed = get_json(base, "/api/sources", auth)
+        assert code == 200 and [s["id"] for s in listed["sources"]] == [STREAM], listed
+
+        # An analysis job end to end: the API queues it, the runner stores frames and queues
+        # them for the worker, whose results the job's scripts store.
+        job = {"source": "vtest.avi", "types": ["people"], "frame_step": FRAME_STEP}
+        code, _, raw = http(base + "/api/analysis", "POST", json.dumps(job).encode(),
+                            {**auth, "Content-Type": "application/json"})
+        assert code == 201, raw[:300]
+        job_id = json.loads(raw)["id"]
+
+        def done() -> dict[str, Any] | None:
+            code, found = get_json(base, f"/api/analysis/{job_id}", auth)
+            assert code == 200 and found["status"] != "failed", found
+            return found if found["status"] == "done" else None
+
+        finished = wait_for(done, 90, "the analysis job to finish")
+        assert finished["frames_done"] == finished["frames_total"] == 4, finished
+        code, page = get_json(base, f"/api/analysis/{job_id}/results?limit=10", auth)
+        assert code == 200 and [f["frame"] for f in page["frames"]] == [0, 200, 400, 600]
+
+        check_slots(client, job_id)
+
+        # Deleting the job removes its keys (one slot) and its index entry (another).
+        assert JobStore(client).delete(job_id)
+        assert not list(client.scan_iter(match=f"*{job_id}*"))
+        for service in services:
+            assert service.alive(), service.output()[-3000:]
+    finally:
+        for service in services:
+            service.stop()
+        client.close()
+
+
+def check_slots(client: RedisCluster, job_id: str) -> None:
+    """Every group of keys one script or transaction uses together exists after the run and
+    lives in one hash slot, by the server's own CLUSTER KEYSLOT."""
+    written = {k if isinstance(k, str) else k.decode() for k in client.scan_iter(count=1000)}
+    groups = {
+        "live queue and its counters": [keys.queue("people"), keys.queue_stats("people")],
+        "job record, frames, results, tracks": [
+            keys.job(job_id), keys.job_frames(job_id), keys.job_results(job_id, "people")],
+        "a type's job queue": [keys.job_queue("people"), keys.job_queue_messages("people"),
+                               keys.job_queue_leases("people")],
+        "pending jobs": [keys.jobs_pending(), keys.jobs_pending_messages(),
+                         keys.jobs_pending_leases()],
+        "users, tokens, sessions": sorted(k for k in written if k.startswith("ei:{auth}:")),
+    }
+    # Queues the work emptied are gone; the record, the frames and the results are there.
+    for must in (keys.queue_stats("people"), keys.job(job_id), keys.job_frames(job_id),
+                 keys.job_results(job_id, "people")):
+        assert must in written, (must, sorted(written))
+    assert len(groups["users, tokens, sessions"]) >= 2, sorted(written)
+    for what, names in groups.items():
+        slots = {slot(client, k) for k in names}
+        assert len(slots) == 1, (what, {k: slot(client, k) for k in names})
+    # Keys outside the groups stay spread: the streams' buffers are not all in one slot.
+    spread = {slot(client, k) for k in (keys.out(STREAM), keys.results(STREAM),
+                                        keys.stream_info(STREAM), keys.jobs())}
+    assert len(spread) > 1
