@@ -14,10 +14,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import redis
 from redis.cluster import RedisCluster
 
 from . import keys
+from .redisconn import RedisClient
 from .result import Result
 from .text import as_text
 
@@ -48,7 +48,7 @@ class TracksEntry:
 class OutputBroker:
     """Publishes results and reads them back for the websocket server and the gateway."""
 
-    def __init__(self, client: redis.Redis, out_maxlen: int = 32,
+    def __init__(self, client: RedisClient, out_maxlen: int = 32,
                  retention: float = 3600.0) -> None:
         self.client = client
         self.out_maxlen = out_maxlen

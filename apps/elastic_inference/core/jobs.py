@@ -31,7 +31,7 @@ from .jobanalytics import JobAnalytics, analyse
 from .jobrequest import JobRequest
 from .leased import LeasedQueue
 from .redact import redact_url
-from .redisconn import run_script
+from .redisconn import RedisClient, run_script
 from .result import parse_result
 from .text import as_text
 
@@ -105,7 +105,7 @@ class JobFrame:
 class JobStore:
     """Job records, their frames and results in Redis."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: RedisClient) -> None:
         self.client = client
         self.pending = LeasedQueue.pending_jobs(client)
         self._update = client.register_script(_UPDATE_LUA)

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 import redis
 
 from . import keys
+from .redisconn import RedisClient
 from .text import as_text
 
 #: Lease the oldest ``count`` messages, after putting expired leases back at the head.
@@ -122,7 +123,7 @@ def owner_of(message_id: str) -> str:
 class LeasedQueue:
     """A lossless FIFO with leases: a LIST of ids, a HASH of bodies, a ZSET of lease deadlines."""
 
-    def __init__(self, client: redis.Redis, list_key: str, bodies_key: str,
+    def __init__(self, client: RedisClient, list_key: str, bodies_key: str,
                  leases_key: str) -> None:
         self.client = client
         self.keys = [list_key, bodies_key, leases_key]
@@ -132,13 +133,13 @@ class LeasedQueue:
         self._discard = client.register_script(_DISCARD_LUA)
 
     @classmethod
-    def for_type(cls, client: redis.Redis, infer_type: str) -> LeasedQueue:
+    def for_type(cls, client: RedisClient, infer_type: str) -> LeasedQueue:
         """The job-frame queue of one inference type."""
         return cls(client, keys.job_queue(infer_type), keys.job_queue_messages(infer_type),
                    keys.job_queue_leases(infer_type))
 
     @classmethod
-    def pending_jobs(cls, client: redis.Redis) -> LeasedQueue:
+    def pending_jobs(cls, client: RedisClient) -> LeasedQueue:
         """Job ids waiting for an analysis runner."""
         return cls(client, keys.jobs_pending(), keys.jobs_pending_messages(),
                    keys.jobs_pending_leases())

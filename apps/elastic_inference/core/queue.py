@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import redis
 
 from . import keys
-from .redisconn import run_script
+from .redisconn import RedisClient, run_script
 from .text import as_text
 
 _PUSH_LUA = """
@@ -56,7 +56,7 @@ class QueueStats:
 class FrameQueue:
     """The frame queue of one inference type."""
 
-    def __init__(self, client: redis.Redis, infer_type: str, maxlen: int = 16) -> None:
+    def __init__(self, client: RedisClient, infer_type: str, maxlen: int = 16) -> None:
         self.client = client
         self.type = infer_type
         self.key = keys.queue(infer_type)

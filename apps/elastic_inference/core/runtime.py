@@ -24,11 +24,10 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
 
-import redis
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from .redact import redact_url
-from .redisconn import connect
+from .redisconn import RedisClient, connect
 from .settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -175,7 +174,7 @@ class ServiceRuntime:
 
 @contextmanager
 def running(name: str, settings: ServiceSettings, *, redis_retries: int = 3,
-            socket_timeout: float = 10.0) -> Iterator[tuple[ServiceRuntime, redis.Redis]]:
+            socket_timeout: float = 10.0) -> Iterator[tuple[ServiceRuntime, RedisClient]]:
     """A service's start-up and shutdown, one order for all: logging, the runtime with its
     signal handlers and health server, a Redis client (nothing is sent yet); on the way out the
     health server closes first, then the client.

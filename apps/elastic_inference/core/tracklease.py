@@ -19,10 +19,8 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-import redis
-
 from . import keys
-from .redisconn import run_script
+from .redisconn import RedisClient, run_script
 from .text import as_text
 
 #: Renew: KEYS[1] the stream's lease; ARGV[1] this replica's id, ARGV[2] the expiry in ms.
@@ -76,7 +74,7 @@ def plan(live: Sequence[str], owned: Iterable[str], replicas: int) -> Plan:
 class TrackLeases:
     """The leases of one replica (``owner``) and its heartbeat among the replicas."""
 
-    def __init__(self, client: redis.Redis, owner: str, lease_s: float = 5.0,
+    def __init__(self, client: RedisClient, owner: str, lease_s: float = 5.0,
                  replica_ttl: float = 5.0) -> None:
         self.client = client
         self.owner = owner

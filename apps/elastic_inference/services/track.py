@@ -27,8 +27,6 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-import redis
-
 from ..core.analytics.counting import LINE_WHATS, ZONE_WHATS
 from ..core.analytics.events import EventHandler, FrameEvents
 from ..core.analytics.pipeline import StreamPipeline, tracks_entry
@@ -37,7 +35,7 @@ from ..core.errors import InvalidMessage
 from ..core.eventhandler import RecordingHandler, delivery_queues
 from ..core.eventstore import EventStore
 from ..core.metrics import EventMetrics, TrackMetrics
-from ..core.redisconn import REDIS_DOWN_ERRORS, Backoff, error_text
+from ..core.redisconn import REDIS_DOWN_ERRORS, Backoff, RedisClient, error_text
 from ..core.registry import StreamRegistry
 from ..core.result import decode_result
 from ..core.rulestore import RuleStore, StoredRules
@@ -70,7 +68,7 @@ def default_replica_id() -> str:
 class TrackService:
     """Holds leases on streams and tracks them until stopped (or ``max_frames`` messages)."""
 
-    def __init__(self, settings: TrackSettings, client: redis.Redis, metrics: TrackMetrics,
+    def __init__(self, settings: TrackSettings, client: RedisClient, metrics: TrackMetrics,
                  stop: threading.Event, handler: EventHandler | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
