@@ -1,5 +1,5 @@
 """The services on a real Redis Cluster (three masters, tests/redis_cluster.py): ``ei stream``,
-``ei infer``, ``ei analysis`` and ``ei gateway`` given a ``redis+cluster://`` URL, live results
+``ei infer``, ``ei track``, ``ei analysis`` and ``ei gateway`` given a ``redis+cluster://`` URL, live results
 in the broker, an analysis job end to end through the API, /api/streams and /api/sources, and
 every key the run wrote in the hash slot its multi-key operations need (doc/scaling.md,
 "Redis Cluster")."""
@@ -17,7 +17,7 @@ from redis.cluster import RedisCluster
 
 from elastic_inference.core import keys
 from elastic_inference.core.auth import Role
-from elastic_inference.core.broker import OutputBroker
+from elastic_inference.core.broker import OutputBroker, TracksEntry
 from elastic_inference.core.jobs import JobStore
 from elastic_inference.core.redisconn import connect
 from elastic_inference.core.result import parse_result
@@ -64,6 +64,8 @@ def test_the_services_work_on_a_redis_cluster(cluster: RedisClusterServers, mode
         Service(["stream", "--source", str(sample_dir / "vtest.avi"), "--stream-id", STREAM,
                  "--types", "people", "--fps", "4", "--max-width", "320"], env=env),
         Service(["analysis", "--media-dir", str(sample_dir)], env=env),
+        Service(["track", "--replica-id", "t1", "--track-lease", "3", "--claim-interval", "1"],
+                env=env),
         Service(["gateway", "--host", "127.0.0.1", "--port", str(port), "--media-dir",
                  str(sample_dir)], env={**env, **SECRET_ENV}),
     ]
@@ -85,6 +87,13 @@ def test_the_services_work_on_a_redis_cluster(cluster: RedisClusterServers, mode
         assert {e.stream for e in read} == {STREAM}
         assert time.monotonic() - started < 30
         assert broker.history(STREAM, 0, time.time() + 1)
+        # ei track leases the stream (its lease scripts go through a cluster pipeline) and
+        # writes its tracks, read back beside the live output as the websocket service does.
+        wait_for(lambda: client.get(keys.track_lease(STREAM)) == b"t1", 30, "ei track's lease")
+        tracks = wait_for(lambda: [e for e in broker.read_live({STREAM: "$"}, {STREAM: "$"},
+                                                                 block_ms=2000)
+                                   if isinstance(e, TracksEntry)], 30, "live tracks")
+        assert {e.stream for e in tracks} == {STREAM}
 
         # The gateway: streams and sources (the registry and the sources hash).
         code, streams = get_json(base, "/api/streams", auth)
