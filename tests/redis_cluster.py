@@ -4,6 +4,7 @@ yes``, joined by ``redis-cli --cluster create``."""
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 import socket
@@ -16,7 +17,7 @@ import redis
 from redis.cluster import RedisCluster
 from redis.maint_notifications import MaintNotificationsConfig
 
-from tests.redis_server import debian_binary, free_port
+from tests.redis_server import ROOT_USER, debian_binary, free_port
 
 MASTERS = 3
 
@@ -44,20 +45,35 @@ def cluster_port() -> int:
 
 
 class RedisClusterServers:
-    """Three cluster-enabled redis-servers in a temp dir, slots assigned, no replicas."""
+    """Three cluster-enabled redis-servers in a temp dir, slots assigned, no replicas. With
+    ``aclfile``, every node loads its users plus :data:`ROOT_USER` (``root_password``), which
+    the set-up and :meth:`client` log in as; ``url`` then has no credentials."""
 
-    def __init__(self, masters: int = MASTERS) -> None:
+    def __init__(self, masters: int = MASTERS, aclfile: str = "",
+                 root_password: str = "") -> None:
+        self.aclfile = aclfile
+        self.root_password = root_password
         self.binary = debian_binary()
         self.cli = str(Path(self.binary).with_name("redis-cli"))
         self.ports = [cluster_port() for _ in range(masters)]
         self.dir = Path(tempfile.mkdtemp(prefix="ei-redis-cluster-"))
         self.procs: list[subprocess.Popen[bytes]] = []
 
+    def _login(self) -> dict[str, str]:
+        return {"username": ROOT_USER, "password": self.root_password} if self.aclfile else {}
+
     @property
     def url(self) -> str:
         """What ``EI_REDIS_URL`` names for the services: any one node, the scheme saying
         "cluster" (core/redisconn.py)."""
         return f"redis+cluster://127.0.0.1:{self.ports[0]}/0"
+
+    @property
+    def root_url(self) -> str:
+        """``url`` logged in as :data:`ROOT_USER` when the nodes have users."""
+        if not self.aclfile:
+            return self.url
+        return f"redis+cluster://{ROOT_USER}:{self.root_password}@127.0.0.1:{self.ports[0]}/0"
 
     def start(self) -> RedisClusterServers:
         try:
@@ -67,20 +83,31 @@ class RedisClusterServers:
             raise
 
     def _start(self) -> RedisClusterServers:
+        users: list[str] = []
+        if self.aclfile:
+            path = self.dir / "users.acl"
+            path.write_text(self.aclfile
+                            + f"user {ROOT_USER} on >{self.root_password} ~* &* +@all\n")
+            users = ["--aclfile", str(path)]
         for port in self.ports:
             node = self.dir / str(port)
             node.mkdir()
             self.procs.append(subprocess.Popen(
                 [self.binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                  "--appendonly", "no", "--dir", str(node), "--cluster-enabled", "yes",
-                 "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000"],
+                 "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000",
+                 *users],
                 stdout=(node / "log").open("wb"), stderr=subprocess.STDOUT))
         for port in self.ports:
             self._wait_ping(port)
-        subprocess.run([self.cli, "--cluster", "create",
+        # The password goes in the environment (REDISCLI_AUTH), never in argv.
+        login = ["--user", ROOT_USER] if self.aclfile else []
+        subprocess.run([self.cli, *login, "--cluster", "create",
                         *(f"127.0.0.1:{p}" for p in self.ports),
                         "--cluster-replicas", "0", "--cluster-yes"],
-                       check=True, capture_output=True, timeout=60)
+                       check=True, capture_output=True, timeout=60,
+                       env={**os.environ, **({"REDISCLI_AUTH": self.root_password}
+                                             if self.aclfile else {})})
         deadline = time.monotonic() + 30
         while not self._ok():
             if time.monotonic() > deadline:
@@ -89,7 +116,7 @@ class RedisClusterServers:
         return self
 
     def _wait_ping(self, port: int) -> None:
-        client = redis.Redis(host="127.0.0.1", port=port, driver_info=None,
+        client = redis.Redis(host="127.0.0.1", port=port, driver_info=None, **self._login(),
                              maint_notifications_config=MaintNotificationsConfig(enabled=False))
         deadline = time.monotonic() + 10
         try:
@@ -106,7 +133,7 @@ class RedisClusterServers:
 
     def _ok(self) -> bool:
         for port in self.ports:
-            with redis.Redis(host="127.0.0.1", port=port, driver_info=None,
+            with redis.Redis(host="127.0.0.1", port=port, driver_info=None, **self._login(),
                              maint_notifications_config=MaintNotificationsConfig(
                                  enabled=False)) as client:
                 info = client.execute_command("CLUSTER", "INFO")
@@ -117,7 +144,18 @@ class RedisClusterServers:
 
     def client(self) -> RedisCluster:
         """A test's own cluster client (text replies)."""
-        return RedisCluster(host="127.0.0.1", port=self.ports[0], decode_responses=True)
+        return RedisCluster(host="127.0.0.1", port=self.ports[0], decode_responses=True,
+                            **self._login())
+
+    def acl_log(self) -> list[dict[str, object]]:
+        """Every node's ACL refusals (needs ``aclfile``)."""
+        found: list[dict[str, object]] = []
+        for port in self.ports:
+            with redis.Redis(host="127.0.0.1", port=port, **self._login()) as node:
+                found += [{k: v for k, v in entry.items()
+                           if k in ("reason", "object", "username", "count")}
+                          for entry in node.acl_log(count=128)]
+        return found
 
     def stop(self) -> None:
         for proc in self.procs:

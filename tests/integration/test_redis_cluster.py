@@ -1,12 +1,14 @@
 """The services on a real Redis Cluster (three masters, tests/redis_cluster.py): ``ei stream``,
-``ei infer``, ``ei track``, ``ei analysis`` and ``ei gateway`` given a ``redis+cluster://`` URL, live results
-in the broker, an analysis job end to end through the API, /api/streams and /api/sources, and
-every key the run wrote in the hash slot its multi-key operations need (doc/scaling.md,
-"Redis Cluster")."""
+``ei infer``, ``ei track``, ``ei analysis`` and ``ei gateway`` given a ``redis+cluster://`` URL,
+live results in the broker, an analysis job end to end through the API, /api/streams and
+/api/sources, and every key the run wrote in the hash slot its multi-key operations need
+(doc/scaling.md, "Redis Cluster"); once without users, once with core/acl.py's users on every
+node."""
 
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +17,7 @@ from typing import Any
 import pytest
 from redis.cluster import RedisCluster
 
-from elastic_inference.core import keys
+from elastic_inference.core import acl, keys
 from elastic_inference.core.auth import Role
 from elastic_inference.core.broker import OutputBroker, TracksEntry
 from elastic_inference.core.jobs import JobStore
@@ -32,13 +34,28 @@ STREAM = "cluster-cam"
 FRAME_STEP = 200  # vtest.avi's 795 frames: 0, 200, 400, 600
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[RedisClusterServers]:
-    servers = RedisClusterServers().start()
+#: Each component's password on the nodes of the "acl" cluster.
+PASSWORDS = {c.component: secrets.token_urlsafe(24) for c in acl.COMPONENTS}
+
+
+@pytest.fixture(scope="module", params=["open", "acl"])
+def cluster(request: pytest.FixtureRequest) -> Iterator[RedisClusterServers]:
+    """A cluster without users, and one whose every node has core/acl.py's users (and no
+    default user): the services then log in as their own component."""
+    users = acl.aclfile(PASSWORDS) if request.param == "acl" else ""
+    servers = RedisClusterServers(aclfile=users, root_password=secrets.token_urlsafe(24))
+    servers.start()
     try:
         yield servers
     finally:
         servers.stop()
+
+
+def url_of(cluster: RedisClusterServers, component: str) -> str:
+    """The URL a service of ``component`` is given."""
+    if not cluster.aclfile:
+        return cluster.url
+    return acl.url(cluster.url, component, PASSWORDS[component])
 
 
 def slot(client: RedisCluster, key: str) -> int:
@@ -53,21 +70,23 @@ def get_json(base: str, path: str, auth: dict[str, str]) -> tuple[int, Any]:
 
 def test_the_services_work_on_a_redis_cluster(cluster: RedisClusterServers, model_dir: Path,
                                               sample_dir: Path) -> None:
-    url = cluster.url
-    env = {"EI_REDIS_URL": url}
-    client = connect(url)
+    client = connect(cluster.root_url)
     assert isinstance(client, RedisCluster)
     port = free_port()
+
+    def env(component: str) -> dict[str, str]:
+        return {"EI_REDIS_URL": url_of(cluster, component)}
+
     services = [
         Service(["infer", "--type", "people", "--model-dir", str(model_dir),
-                 "--lease-timeout", "5"], env=env),
+                 "--lease-timeout", "5"], env=env("infer")),
         Service(["stream", "--source", str(sample_dir / "vtest.avi"), "--stream-id", STREAM,
-                 "--types", "people", "--fps", "4", "--max-width", "320"], env=env),
-        Service(["analysis", "--media-dir", str(sample_dir)], env=env),
+                 "--types", "people", "--fps", "4", "--max-width", "320"], env=env("stream")),
+        Service(["analysis", "--media-dir", str(sample_dir)], env=env("analysis")),
         Service(["track", "--replica-id", "t1", "--track-lease", "3", "--claim-interval", "1"],
-                env=env),
+                env=env("track")),
         Service(["gateway", "--host", "127.0.0.1", "--port", str(port), "--media-dir",
-                 str(sample_dir)], env={**env, **SECRET_ENV}),
+                 str(sample_dir)], env={**env("gateway"), **SECRET_ENV}),
     ]
     try:
         base = f"http://127.0.0.1:{port}"
@@ -130,6 +149,8 @@ def test_the_services_work_on_a_redis_cluster(cluster: RedisClusterServers, mode
         assert not list(client.scan_iter(match=f"*{job_id}*"))
         for service in services:
             assert service.alive(), service.output()[-3000:]
+        if cluster.aclfile:  # every component's user was allowed all it did, on every node
+            assert cluster.acl_log() == []
     finally:
         for service in services:
             service.stop()
