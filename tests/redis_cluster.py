@@ -83,21 +83,15 @@ class RedisClusterServers:
             raise
 
     def _start(self) -> RedisClusterServers:
-        users: list[str] = []
         if self.aclfile:
-            path = self.dir / "users.acl"
-            path.write_text(self.aclfile
-                            + f"user {ROOT_USER} on >{self.root_password} ~* &* +@all\n")
-            users = ["--aclfile", str(path)]
+            (self.dir / "users.acl").write_text(
+                self.aclfile + f"user {ROOT_USER} on >{self.root_password} ~* &* +@all\n")
         for port in self.ports:
             node = self.dir / str(port)
             node.mkdir()
-            self.procs.append(subprocess.Popen(
-                [self.binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                 "--appendonly", "no", "--dir", str(node), "--cluster-enabled", "yes",
-                 "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000",
-                 *users],
-                stdout=(node / "log").open("wb"), stderr=subprocess.STDOUT))
+            self.procs.append(subprocess.Popen(self._node_args(port),
+                                               stdout=(node / "log").open("wb"),
+                                               stderr=subprocess.STDOUT))
         for port in self.ports:
             self._wait_ping(port)
         # The password goes in the environment (REDISCLI_AUTH), never in argv.
@@ -108,12 +102,37 @@ class RedisClusterServers:
                        check=True, capture_output=True, timeout=60,
                        env={**os.environ, **({"REDISCLI_AUTH": self.root_password}
                                              if self.aclfile else {})})
+        self._wait_ok()
+        return self
+
+    def _node_args(self, port: int) -> list[str]:
+        users = ["--aclfile", str(self.dir / "users.acl")] if self.aclfile else []
+        return [self.binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                "--appendonly", "no", "--dir", str(self.dir / str(port)), "--cluster-enabled",
+                "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000",
+                *users]
+
+    def kill(self, index: int) -> None:
+        """SIGKILL one node (a crash); :meth:`revive` starts it again on its port."""
+        self.procs[index].kill()
+        self.procs[index].wait()
+
+    def revive(self, index: int) -> None:
+        """Start a killed node with its cluster configuration (it rejoins, keeping its slots;
+        its data is gone, as after a crash without persistence), and wait for cluster_state:ok."""
+        port = self.ports[index]
+        self.procs[index] = subprocess.Popen(
+            self._node_args(port), stdout=(self.dir / str(port) / "log").open("ab"),
+            stderr=subprocess.STDOUT)
+        self._wait_ping(port)
+        self._wait_ok()
+
+    def _wait_ok(self) -> None:
         deadline = time.monotonic() + 30
         while not self._ok():
             if time.monotonic() > deadline:
                 raise RuntimeError("the Redis cluster did not reach cluster_state:ok")
             time.sleep(0.1)
-        return self
 
     def _wait_ping(self, port: int) -> None:
         client = redis.Redis(host="127.0.0.1", port=port, driver_info=None, **self._login(),

@@ -183,3 +183,39 @@ def check_slots(client: RedisCluster, job_id: str) -> None:
     spread = {slot(client, k) for k in (keys.out(STREAM), keys.results(STREAM),
                                         keys.stream_info(STREAM), keys.jobs())}
     assert len(spread) > 1
+
+
+def test_the_services_ride_through_a_node_crash(model_dir: Path, sample_dir: Path) -> None:
+    """The node holding the live queue is killed and started again: ``ei stream`` and ``ei
+    infer`` back off while the cluster is down (CLUSTERDOWN, refused connections) and carry on
+    once it has healed, without a restart."""
+    cluster = RedisClusterServers().start()
+    client = connect(cluster.url)
+    env = {"EI_REDIS_URL": cluster.url}
+    services = [
+        Service(["infer", "--type", "people", "--model-dir", str(model_dir)], env=env),
+        Service(["stream", "--source", str(sample_dir / "vtest.avi"), "--stream-id", STREAM,
+                 "--types", "people", "--fps", "4", "--max-width", "320"], env=env),
+    ]
+    try:
+        assert isinstance(client, RedisCluster)
+        broker = OutputBroker(client)
+        wait_for(lambda: broker.latest(STREAM), 60, "a live result before the crash")
+        port = client.get_node_from_key(keys.queue("people")).port
+        cluster.kill(cluster.ports.index(port))
+        time.sleep(5)  # past the node timeout (2 s): the cluster reports itself down
+        for service in services:
+            assert service.alive(), service.output()[-3000:]
+        cluster.revive(cluster.ports.index(port))
+        after = wait_for(lambda: broker.read({STREAM: "$"}, block_ms=2000), 60,
+                         "live results after the node came back")
+        assert after[0].jpeg.startswith(b"\xff\xd8")
+        for service in services:
+            assert service.alive(), service.output()[-3000:]
+        assert "Redis unavailable" in services[1].output()
+        assert "Redis reachable again" in services[1].output()
+    finally:
+        for service in services:
+            service.stop()
+        client.close()
+        cluster.stop()

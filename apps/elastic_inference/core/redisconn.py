@@ -66,6 +66,9 @@ REDIS_DOWN_ERRORS: tuple[type[BaseException], ...] = (
     redis.exceptions.ReadOnlyError,
     redis.exceptions.TryAgainError,
     redis.exceptions.ClusterDownError,  # also MASTERDOWN (MasterDownError)
+    # A cluster whose node serving the slot is down or being failed over: the client finds
+    # no node for the slot until the cluster heals.
+    redis.exceptions.SlotNotCoveredError,
     RedisRefusedError,
     ConnectionResetError,
     BrokenPipeError,
