@@ -187,8 +187,10 @@ class JobStore:
                                    args=[frame, jpeg])
         if not stored:
             return False
+        pipe = self.client.pipeline(transaction=False)
         for queue, body in messages:
-            queue.push([(message_id, body)])
+            queue.push([(message_id, body)], pipe)
+        pipe.execute()
         return True
 
     def frame(self, job_id: str, frame: int) -> bytes | None:
