@@ -1,9 +1,9 @@
 """The services on a real Redis Cluster (three masters, tests/redis_cluster.py): ``ei stream``,
-``ei infer``, ``ei track``, ``ei analysis`` and ``ei gateway`` given a ``redis+cluster://`` URL,
-live results in the broker, an analysis job end to end through the API, /api/streams and
-/api/sources, and every key the run wrote in the hash slot its multi-key operations need
-(doc/scaling.md, "Redis Cluster"); once without users, once with core/acl.py's users on every
-node."""
+``ei infer``, ``ei track``, ``ei analysis``, ``ei gateway`` and ``ei websocket`` given a
+``redis+cluster://`` URL: live results in the broker and through the websocket, an analysis
+job end to end through the API, /api/streams and /api/sources, and every key the run wrote in
+the hash slot its multi-key operations need (doc/scaling.md, "Redis Cluster"); once without
+users, once with core/acl.py's users on every node."""
 
 from __future__ import annotations
 
@@ -16,11 +16,13 @@ from typing import Any
 
 import pytest
 from redis.cluster import RedisCluster
+from websockets.sync.client import connect as ws_connect
 
 from elastic_inference.core import acl, keys
 from elastic_inference.core.auth import Role
 from elastic_inference.core.broker import OutputBroker, TracksEntry
 from elastic_inference.core.jobs import JobStore
+from elastic_inference.core.live import decode_frame
 from elastic_inference.core.redisconn import connect
 from elastic_inference.core.result import parse_result
 from tests.credentials import SECRET_ENV, bearer
@@ -72,7 +74,7 @@ def test_the_services_work_on_a_redis_cluster(cluster: RedisClusterServers, mode
                                               sample_dir: Path) -> None:
     client = connect(cluster.root_url)
     assert isinstance(client, RedisCluster)
-    port = free_port()
+    port, ws_port = free_port(), free_port()
 
     def env(component: str) -> dict[str, str]:
         return {"EI_REDIS_URL": url_of(cluster, component)}
@@ -87,6 +89,8 @@ def test_the_services_work_on_a_redis_cluster(cluster: RedisClusterServers, mode
                 env=env("track")),
         Service(["gateway", "--host", "127.0.0.1", "--port", str(port), "--media-dir",
                  str(sample_dir)], env={**env("gateway"), **SECRET_ENV}),
+        Service(["websocket", "--host", "127.0.0.1", "--port", str(ws_port)],
+                env={**env("websocket"), **SECRET_ENV}),
     ]
     try:
         base = f"http://127.0.0.1:{port}"
@@ -113,6 +117,7 @@ def test_the_services_work_on_a_redis_cluster(cluster: RedisClusterServers, mode
                                                                  block_ms=2000)
                                    if isinstance(e, TracksEntry)], 30, "live tracks")
         assert {e.stream for e in tracks} == {STREAM}
+        assert STREAM in live_frames(services[-1], ws_port, bearer(client, Role.VIEWER))
 
         # The gateway: streams and sources (the registry and the sources hash).
         code, streams = get_json(base, "/api/streams", auth)
@@ -155,6 +160,22 @@ def test_the_services_work_on_a_redis_cluster(cluster: RedisClusterServers, mode
         for service in services:
             service.stop()
         client.close()
+
+
+def live_frames(service: Service, port: int, auth: dict[str, str]) -> set[str]:
+    """The streams of the frames ``ei websocket`` sends a viewer within a few seconds."""
+    ready = f"http://127.0.0.1:{service.metrics_port}/readyz"
+    wait_for(lambda: http(ready)[0] == 200, 30, "ei websocket to become ready")
+    seen: set[str] = set()
+    with ws_connect(f"ws://127.0.0.1:{port}/ws", additional_headers=auth) as ws:
+        deadline = time.monotonic() + 20
+        while not seen and time.monotonic() < deadline:
+            msg = ws.recv(timeout=max(0.01, deadline - time.monotonic()))
+            if isinstance(msg, bytes):
+                header, jpeg = decode_frame(msg)
+                assert jpeg.startswith(b"\xff\xd8")
+                seen.add(header["stream"])
+    return seen
 
 
 def check_slots(client: RedisCluster, job_id: str) -> None:
