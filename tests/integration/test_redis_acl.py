@@ -32,6 +32,7 @@ from elastic_inference.core.broker import OutputBroker
 from elastic_inference.core.counthistory import read_counts
 from elastic_inference.core.eventstore import EventQuery, EventRecord, EventStore
 from elastic_inference.core.leased import LeasedQueue
+from elastic_inference.core.leases import Leases
 from elastic_inference.core.queue import FrameQueue
 from elastic_inference.core.redisconn import connect
 from elastic_inference.core.registry import StreamRegistry
@@ -41,7 +42,6 @@ from elastic_inference.core.sessions import CSRF_HEADER, Signer
 from elastic_inference.core.sources import SourceConfig, SourceStore
 from elastic_inference.core.status import collect_status
 from elastic_inference.core.text import as_text
-from elastic_inference.core.tracklease import TrackLeases
 from tests.credentials import SECRET_ENV
 from tests.kube_manifests import render
 from tests.processes import Service, environment, http, wait_for
@@ -422,7 +422,7 @@ WORK: dict[str, Callable[[redis.Redis], object]] = {
     "websocket": lambda c: StreamRegistry(c).ids(),
     "gateway": collect_status,
     "analysis": lambda c: LeasedQueue.pending_jobs(c).waiting(),
-    "track": lambda c: TrackLeases(c, "track-0").beat(),
+    "track": lambda c: Leases(c, "track-0", keys.track_lease, keys.track_replicas()).beat(),
 }
 
 

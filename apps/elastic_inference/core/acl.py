@@ -81,8 +81,8 @@ OPERATIONS: dict[str, tuple[str, ...]] = {
     "RuleStore.delete": ("del",),
     "SourceStore.read": ("hgetall", "hget", "hlen"),  # all, get, count
     "SourceStore.write": ("hsetnx", "hset", "hdel"),  # create, put, delete
-    "TrackLeases": (*SCRIPTS, "set", "get", "pexpire", "del", "zadd", "zremrangebyscore",
-                    "zcard", "zrem"),
+    "Leases": (*SCRIPTS, "set", "get", "pexpire", "del", "zadd", "zremrangebyscore",
+               "zcard", "zrem"),
     "TrackStore.read": ("incrby", "hgetall", "hmget", "xrevrange"),
     "TrackStore.write": ("xadd", "hincrby", "del"),  # tracks, counts and their history
     # The event recorder ei track runs (core/eventstore.py): events, and snapshots with their
@@ -213,7 +213,7 @@ COMPONENTS: tuple[ComponentAcl, ...] = (
     ComponentAcl(
         "track", "follows the live output of the streams it leases; writes their tracks, "
                  "counts, events and snapshots",
-        ("TrackLeases", "TrackStore.read", "TrackStore.write", "Heartbeats.ids",
+        ("Leases", "TrackStore.read", "TrackStore.write", "Heartbeats.ids",
          "OutputBroker.read", "RuleStore.get", "EventRecorder"),
         TRACKS + EVENTS + SNAPSHOT_INDEX + OUTPUT + STREAMS + RULES),
     ComponentAcl(

@@ -2,7 +2,7 @@
 
 One loop, one thread. About once a second (``EI_CLAIM_INTERVAL``) it heartbeats among the
 replicas, renews its leases, gives back streams that stopped or exceed its fair share, claims
-free ones up to that share (core/tracklease.py), polls each held stream's rules version and,
+free ones up to that share (core/leases.py), polls each held stream's rules version and,
 every ``EI_COUNTS_INTERVAL``, samples the counts into their history. In between it reads the
 held streams' ``ei:out:{stream}`` with one blocking XREAD (bounded by the next housekeeping),
 puts each result through the stream's pipeline (reorder, track, count:
@@ -29,6 +29,7 @@ from dataclasses import replace
 
 import redis
 
+from ..core import keys
 from ..core.analytics.counting import LINE_WHATS, ZONE_WHATS
 from ..core.analytics.events import EventHandler, FrameEvents
 from ..core.analytics.pipeline import StreamPipeline, tracks_entry
@@ -36,6 +37,7 @@ from ..core.broker import OutputBroker
 from ..core.errors import InvalidMessage
 from ..core.eventhandler import RecordingHandler, delivery_queues
 from ..core.eventstore import EventStore
+from ..core.leases import Leases, plan
 from ..core.metrics import EventMetrics, TrackMetrics
 from ..core.redisconn import REDIS_DOWN_ERRORS, Backoff, error_text
 from ..core.registry import StreamRegistry
@@ -43,7 +45,6 @@ from ..core.result import decode_result
 from ..core.rulestore import RuleStore, StoredRules
 from ..core.runtime import running
 from ..core.settings import TrackSettings, parse_settings
-from ..core.tracklease import TrackLeases, plan
 from ..core.trackstore import TrackStore
 from ..engine.annotate import track_snapshot
 
@@ -79,8 +80,8 @@ class TrackService:
         self.handler: EventHandler = handler or NoEvents()
         self.clock = clock
         self.replica_id = settings.replica_id or default_replica_id()
-        self.leases = TrackLeases(client, self.replica_id, settings.track_lease,
-                                  replica_ttl=settings.track_lease)
+        self.leases = Leases(client, self.replica_id, keys.track_lease, keys.track_replicas(),
+                             settings.track_lease, replica_ttl=settings.track_lease)
         self.store = TrackStore(client, settings.tracks_maxlen, settings.results_retention)
         self.broker = OutputBroker(client)
         self.registry = StreamRegistry(client)
