@@ -21,6 +21,9 @@ lapse in Redis: :class:`LeaseStop` is a stop event that also counts as set from
 from __future__ import annotations
 
 import math
+import os
+import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -51,6 +54,12 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+
+
+def default_replica_id(prefix: str) -> str:
+    """``PREFIX-HOST-PID``: unique among live replicas, and a valid id (stream-id characters)."""
+    host = re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname())[:40]
+    return f"{prefix}-{host}-{os.getpid()}"
 
 
 def fair_share(items: int, replicas: int, cap: int | None = None) -> int:

@@ -19,9 +19,6 @@ take its streams over at the next claim instead of after the lease expiry.
 from __future__ import annotations
 
 import logging
-import os
-import re
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -37,7 +34,7 @@ from ..core.broker import OutputBroker
 from ..core.errors import InvalidMessage
 from ..core.eventhandler import RecordingHandler, delivery_queues
 from ..core.eventstore import EventStore
-from ..core.leases import Leases, plan
+from ..core.leases import Leases, default_replica_id, plan
 from ..core.metrics import EventMetrics, TrackMetrics
 from ..core.redisconn import REDIS_DOWN_ERRORS, Backoff, error_text
 from ..core.registry import StreamRegistry
@@ -63,11 +60,6 @@ class NoEvents:
         return None
 
 
-def default_replica_id() -> str:
-    host = re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname())[:40]
-    return f"track-{host}-{os.getpid()}"
-
-
 class TrackService:
     """Holds leases on streams and tracks them until stopped (or ``max_frames`` messages)."""
 
@@ -79,7 +71,7 @@ class TrackService:
         self.stop = stop
         self.handler: EventHandler = handler or NoEvents()
         self.clock = clock
-        self.replica_id = settings.replica_id or default_replica_id()
+        self.replica_id = settings.replica_id or default_replica_id("track")
         self.leases = Leases(client, self.replica_id, keys.track_lease, keys.track_replicas(),
                              settings.track_lease, replica_ttl=settings.track_lease)
         self.store = TrackStore(client, settings.tracks_maxlen, settings.results_retention)
@@ -294,7 +286,7 @@ class TrackService:
 
 def main(argv: list[str]) -> int:
     settings = parse_settings(TrackSettings, argv, prog="ei track")
-    settings = replace(settings, replica_id=settings.replica_id or default_replica_id())
+    settings = replace(settings, replica_id=settings.replica_id or default_replica_id("track"))
     with running("track", settings) as (runtime, client):
         event_metrics = EventMetrics(runtime.registry)
         queues = delivery_queues(settings, event_metrics, runtime.start_thread,

@@ -12,9 +12,6 @@ lease may have lapsed (Redis unreachable), so no source is read by two replicas 
 from __future__ import annotations
 
 import logging
-import os
-import re
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -25,7 +22,7 @@ import redis
 from ...core import keys
 from ...core.errors import ConfigError, InvalidMessage, SourceError
 from ...core.jobrequest import resolve_source
-from ...core.leases import Leases, LeaseStop, plan
+from ...core.leases import Leases, LeaseStop, default_replica_id, plan
 from ...core.metrics import PoolMetrics, StreamFamilies, StreamMetrics
 from ...core.poolsettings import POOL_TURN_S
 from ...core.redisconn import REDIS_DOWN_ERRORS, Backoff, error_text
@@ -40,11 +37,6 @@ log = logging.getLogger(__name__)
 
 #: Longest wait for the readers being stopped in one turn (a URL read may take its timeout).
 JOIN_S = 2.0
-
-
-def default_replica_id() -> str:
-    host = re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname())[:40]
-    return f"stream-{host}-{os.getpid()}"
 
 
 @dataclass
@@ -71,7 +63,7 @@ class StreamPool:
         self.runtime = runtime
         self.client = client
         self.clock = clock
-        self.replica_id = settings.replica_id or default_replica_id()
+        self.replica_id = settings.replica_id or default_replica_id("stream")
         self.leases = Leases(client, self.replica_id, keys.source_lease, keys.stream_pool(),
                              settings.lease_seconds, replica_ttl=settings.lease_seconds)
         self.store = SourceStore(client)
