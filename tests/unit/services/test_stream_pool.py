@@ -98,3 +98,18 @@ def test_a_changed_source_restarts_keeping_its_lease_and_the_cap_holds(
     finally:
         pool.shutdown()
     assert [redis_client.get(keys.source_lease(s)) for s in "abc"] == [None, None, None]
+
+
+def test_a_url_the_policy_refuses_is_shown_failed_without_its_password(
+        redis_client: redis.Redis, tmp_path: Path) -> None:
+    now = [1000.0]
+    SourceStore(redis_client).put(SourceConfig("gate", "rtsp://admin:s3cret@10.0.0.7:554/live",
+                                               ("people",)))
+    pool = replica(redis_client, tmp_path, now)  # EI_SOURCE_ALLOW empty: no URL allowed
+    try:
+        pool.turn()
+        shown = wait_for(lambda: entry(redis_client, "gate"), 10, "the refused source shown")
+        assert shown["state"] == "failed" and shown["error"]
+        assert "s3cret" not in str(shown) and "***" in str(shown["source"])
+    finally:
+        pool.shutdown()
