@@ -23,6 +23,7 @@ from .jpeg import DEFAULT_MAX_PIXELS
 from .keys import TYPE_RE
 from .netguard import SourcePolicy
 from .options import env_name, opt, parse_options
+from .poolsettings import PoolOptions
 from .sessions import MIN_SECRET, check_secret
 from .tls import check_pair
 from .tracksettings import SOURCE_ALLOW_HELP as _SOURCE_ALLOW_HELP
@@ -84,8 +85,9 @@ class ServiceSettings(CommonSettings):
 
 
 @dataclass(frozen=True)
-class StreamSettings(ServiceSettings):
-    """``ei stream``: one video source feeding one or more inference types."""
+class StreamSettings(PoolOptions, ServiceSettings):
+    """``ei stream``: one video source feeding one or more inference types, or (``--pool``)
+    the managed sources this replica leases."""
 
     source: str = opt("", "video file path, webcam index (0, 1, ...) or rtsp:// / http(s):// URL")
     stream_id: str = opt("", "stream id (default: derived from the source)",
