@@ -316,8 +316,10 @@ class UpSettings(CommonSettings, AccessSettings, SinkSecrets):
                           check=checks.non_negative)
     workers: tuple[str, ...] = opt(("people", "car", "face"),
                                    "inference types that get workers", check=checks.types)
-    sample_streams: bool = opt(True, "start the sample streams (vtest people and car, "
-                                     "Megamind face)")
+    sample_streams: bool = opt(True, "register the sample streams as sources (vtest people "
+                                     "and car, Megamind face)")
+    stream_replicas: int = opt(1, "stream-pool replicas reading the sources",
+                               check=checks.positive)
     autoscale: bool = opt(False, "scale each type's workers with the HPA rule on ei_scale_ratio "
                                  "(doc/scaling.md)")
     min_workers: int = opt(1, "autoscale: fewest workers per type", check=checks.positive)
