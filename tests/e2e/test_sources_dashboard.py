@@ -20,8 +20,10 @@ from typing import Any
 import pytest
 import redis
 
+from elastic_inference.core import keys
 from elastic_inference.core.auth import Role
 from elastic_inference.core.authstore import AuthStore
+from elastic_inference.core.frame import decode
 from elastic_inference.core.sources import SourceConfig, SourceStore
 from tests.credentials import SECRET_ENV
 from tests.e2e.browser import Browser
@@ -134,7 +136,8 @@ def test_an_operator_adds_edits_and_deletes_a_camera_and_a_viewer_only_reads(
     browser.click("[data-testid=save-source]")
     refused = browser.wait(f"{ERROR}?.includes('no-such-file.avi') && {ERROR}", 10,
                            "the gateway's refusal")
-    assert store.all() == [], refused
+    assert refused == "source 'no-such-file.avi' is not a file in the media directory", refused
+    assert store.all() == []
 
     # Added through the form: stored as asked, and the pool reads it (live) within 30 s.
     fill_camera(browser, "vtest.avi")
@@ -152,6 +155,10 @@ def test_an_operator_adds_edits_and_deletes_a_camera_and_a_viewer_only_reads(
     assert "state-live" in shown["badge"], shown
     assert shown["Replica"] not in ("", "\u2013"), shown
     browser.screenshot("dashboard-sources.png", full_page=True)
+    # What the form asked for reached the reader: people frames of the camera, 320 wide.
+    frames = [decode(raw) for raw in client.lrange(keys.queue("people"), 0, -1)]
+    assert frames and {(f.stream, f.w) for f in frames} == {(CAMERA, 320)}, \
+        [(f.stream, f.w) for f in frames]
 
     # Edit: the form takes the row's fields; the new fps is stored, the rest kept.
     browser.click(f"{ROW} [data-testid=edit-source]")
