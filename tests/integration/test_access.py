@@ -28,6 +28,7 @@ from elastic_inference.core.jobrequest import JobRequest
 from elastic_inference.core.jobs import JobStore
 from elastic_inference.core.registry import StreamRegistry
 from elastic_inference.core.sessions import SESSION_COOKIE, Signer
+from elastic_inference.core.sources import SourceConfig, SourceStore
 from elastic_inference.services.gateway.base import implemented_methods
 from tests.credentials import SECRET, SECRET_ENV, bearer
 from tests.gateway_app import GatewayThread
@@ -60,6 +61,9 @@ EXPECTED: dict[tuple[str, str], Role | None] = {
     (r"/api/analysis/([^/]+)/results$", "GET"): OP,
     (r"/api/analysis/([^/]+)/frames/([^/]+)\.jpg$", "GET"): OP,
     (r"/api/analysis/([^/]+)/frames/([^/]+)/results$", "GET"): OP,
+    (r"/api/sources$", "GET"): V, (r"/api/sources$", "POST"): OP,
+    (r"/api/sources/([^/]+)$", "GET"): V, (r"/api/sources/([^/]+)$", "PUT"): OP,
+    (r"/api/sources/([^/]+)$", "DELETE"): OP,
     (r"/api/users$", "GET"): A,
 }
 PASSWORD = "correct horse battery staple"
@@ -130,6 +134,7 @@ def world(redis_url: str, tmp_path: Path) -> Iterator[World]:
     for role in Role:
         store.add_user(str(role), role, PASSWORD)
     StreamRegistry(client).beat("cam1", STREAM_INFO)
+    SourceStore(client).create(SourceConfig("cam1", "clip.avi", ("people",)))
     OutputBroker(client).publish([(result("people", 1, (0.1, 0.1, 0.4, 0.9), "person"),
                                    gray_jpeg())])
     jobs = JobStore(client)
@@ -171,8 +176,14 @@ def request_body(pattern: str, method: str) -> tuple[dict[str, str], bytes | Non
     if pattern == r"/api/streams/([^/]+)/rules$" and method == "PUT":
         return ({"Content-Type": "application/json"}, json.dumps({"rules": [
             {"name": "gate", "kind": "line", "points": [[0.5, 0], [0.5, 1]]}]}).encode())
+    if pattern == r"/api/sources/([^/]+)$" and method == "PUT":
+        return ({"Content-Type": "application/json"},
+                json.dumps({"source": "clip.avi", "types": ["car"]}).encode())
     if method != "POST":
         return {}, None
+    if pattern == "/api/sources$":  # a new id: cam1 exists
+        return ({"Content-Type": "application/json"},
+                json.dumps({"id": "cam2", "source": "0", "types": ["people"]}).encode())
     if pattern == "/api/analysis$":
         return ({"Content-Type": "application/json"},
                 json.dumps({"source": "clip.avi", "types": ["people"]}).encode())

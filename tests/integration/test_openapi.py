@@ -53,6 +53,9 @@ SPEC_PATH = REPO / "doc" / "openapi.yaml"
 UNDESCRIBED = {"/{}", "/static/{}", "/ws"}
 #: The stream the spec's example names and the face worker analyses.
 STREAM = "megamind-face"
+#: A managed source the fixture adds (disabled: nothing reads it); its file is a sample.
+SOURCE = "openapi-source"
+SOURCE_BODY: dict[str, Any] = {"source": "Megamind.avi", "types": ["face"], "enabled": False}
 MAX_EXAMPLES = 50
 CHECKS = [checks.not_a_server_error, checks.status_code_conformance,
           checks.content_type_conformance, checks.response_schema_conformance,
@@ -264,6 +267,8 @@ def system(redis_server: RedisServer) -> Iterator[System]:
         assert status == 201, job
         wait_for(lambda: api(f"{url}/api/analysis/{job['id']}", headers=auth)[1]["status"]
                  == "done", 120, "the analysis job to finish")
+        status, source = api(f"{url}/api/sources", "POST", {"id": SOURCE, **SOURCE_BODY}, auth)
+        assert status == 201, source
         event = EventStore(client).record([(EventRecord(
             "", STREAM, "face", "door", "enter", "", 1, "face", 0, time.time(),
             (0.1, 0.1, 0.2, 0.2)), b"\xff\xd8 snapshot")])[0]
@@ -277,27 +282,37 @@ def system(redis_server: RedisServer) -> Iterator[System]:
 
 
 def filled(path: str, system: System) -> str:
-    """A spec path with real ids: the live stream, the finished job, its frame 0; the signed
-    URL route with the one query parameter it needs."""
-    job = "/api/analysis/" in path
+    """A spec path with real ids: the live stream, the finished job, its frame 0, the event,
+    the source; the signed URL route with the one query parameter it needs."""
     query = f"?path=/api/streams/{STREAM}/snapshot.jpg" if path == "/api/signed-url" else ""
-    found = system.job if job else system.event if "/api/events/" in path else STREAM
+    found = real_id(path, system)
     return path.replace("{id}", found).replace("{n}", "0") + query
+
+
+def real_id(path: str, system: System) -> str:
+    """The id of the fixture's resource of ``path``'s kind."""
+    return (system.job if "/api/analysis/" in path else system.event if "/api/events/" in path
+            else SOURCE if path.startswith("/api/sources/") else STREAM)
 
 
 def test_every_described_operation_is_served(system: System) -> None:
     """No operation of the spec falls through to the gateway's catch-all 404 or answers 405
     (with an admin token: a POST of ``{}`` is a 400, a logout with a token too; a PUT of
-    rules clears them, a DELETE of them is a 204)."""
+    rules clears them, a DELETE of them is a 204; a PUT of the source replaces it as it
+    was)."""
     for path, ops in spec()["paths"].items():
         for method in ops:
-            job_delete = method == "delete" and path.startswith("/api/analysis/")
+            unknown = {"/api/analysis/": "j000000000000", "/api/sources/": "no-such-source"}
+            kind = next((k for k in unknown if path.startswith(k)), None)
+            job_delete = method == "delete" and kind is not None
             if job_delete:
-                # An unknown job: the route answers, the finished job stays for the others.
-                target = f"{system.url}/api/analysis/j000000000000"
+                # An unknown id: the route answers, the fixture's job and source stay.
+                target = f"{system.url}{kind}{unknown[kind or '']}"
             else:
                 target = system.url + filled(path, system)
-            body_json: dict[str, Any] | None = {"post": {}, "put": {"rules": []}}.get(method)
+            body_json: dict[str, Any] | None = {
+                "post": {}, "put": SOURCE_BODY if kind == "/api/sources/" else {"rules": []},
+            }.get(method)
             with requests.request(method.upper(), target, json=body_json,
                                   headers=system.auth, stream=True, timeout=30) as resp:
                 body = b"" if "mixed-replace" in resp.headers.get("Content-Type", "") \
@@ -381,6 +396,7 @@ def test_roles_csrf_signed_urls_and_logins_answer_as_documented(system: System) 
 
 _picks = itertools.count()
 _logins = itertools.count()
+_sources = itertools.count()
 #: Requests schemathesis sent per operation, and those answered 2xx, checked by the test
 #: after it.
 sent: Counter[str] = Counter()
@@ -388,11 +404,13 @@ succeeded: Counter[str] = Counter()
 
 
 def prepare(case: Case, system: System) -> dict[str, str]:
-    """Every other positive GET names the live stream, the finished job or the recorded
-    event (a random id is almost always unknown), and half of those for a frame its stored
-    frame 0; a job's URL source points at loopback. Returns the credentials to send: the
-    admin token, but a fresh login session for a logout, each its own to end (with a token,
-    a logout answers the documented 400: test_every_described_operation_is_served sees it).
+    """Every other positive GET names the live stream, the finished job, the recorded event
+    or the source (a random id is almost always unknown), and half of those for a frame its
+    stored frame 0; a job's or source's URL points at loopback, and every other positive
+    source body names a sample file and a known type (and its path's id). Returns the
+    credentials to send: the admin token, but a fresh login session for a logout, each its own
+    to end (with a token, a logout answers the documented 400:
+    test_every_described_operation_is_served sees it).
 
     Every third positive login names USER with its password, its client's and USER's
     throttling cleared first: the other, random logins (401) spend the client's 10/min at
@@ -408,13 +426,18 @@ def prepare(case: Case, system: System) -> dict[str, str]:
     if positive and case.method == "GET" and "id" in params:
         pick = next(_picks)  # counted over these cases only, so no other rhythm aligns with it
         if pick % 2:
-            params["id"] = (system.job if "/analysis/" in case.path else system.event
-                            if "/events/" in case.path else STREAM)
+            params["id"] = real_id(case.path, system)
             if "n" in params and pick % 4 == 1:
                 params["n"] = 0  # the job's one stored frame
-    if case.method == "POST" and isinstance(case.body, dict) \
+    if case.method in ("POST", "PUT") and isinstance(case.body, dict) \
             and "://" in str(case.body.get("source", "")):
         case.body["source"] = LOCAL_URL
+    if positive and case.path.startswith("/api/sources") and isinstance(case.body, dict) \
+            and next(_sources) % 2:
+        # A random file name is never in the media directory, a random type rarely known.
+        case.body.update(SOURCE_BODY, enabled=case.body.get("enabled", False))
+        if case.method == "PUT":
+            case.body["id"] = params["id"]
     if case.path == "/api/logout":
         return system.session()
     return system.auth
@@ -452,9 +475,10 @@ def test_schemathesis_against_ei_up(case: Case, system: System) -> None:
         response = case.call_and_validate(base_url=system.url, headers=headers, checks=CHECKS,
                                           timeout=30)
         status = response.status_code
-        if status == 201:  # a job was submitted: gone at once, nothing piles up
-            job = response.json()["id"]
-            assert http(f"{system.url}/api/analysis/{job}", "DELETE",
+        made = response.json()["id"] if status == 201 else None
+        if made is not None:  # a job or a source was made: gone at once, nothing piles up
+            kind = "sources" if case.path.startswith("/api/sources") else "analysis"
+            assert http(f"{system.url}/api/{kind}/{made}", "DELETE",
                         headers=system.auth)[0] == 204
     if 200 <= status < 300:
         succeeded[name] += 1

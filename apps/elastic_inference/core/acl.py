@@ -79,8 +79,11 @@ OPERATIONS: dict[str, tuple[str, ...]] = {
     "RuleStore.get": ("hmget",),
     "RuleStore.put": (*TRANSACTION, "hset", "hincrby"),
     "RuleStore.delete": ("del",),
-    "TrackLeases": (*SCRIPTS, "set", "get", "pexpire", "del", "zadd", "zremrangebyscore",
-                    "zcard", "zrem"),
+    "SourceStore.read": ("hgetall", "hget", "hlen"),  # all, get, count
+    "SourceStore.write": ("hsetnx", "hset", "hdel"),  # create, put, delete
+    "Leases": (*SCRIPTS, "set", "get", "pexpire", "del", "zadd", "zremrangebyscore",
+               "zcard", "zrem"),
+    "SourceStore.all": ("hgetall",),  # the stream pool reads the whole registry only
     "TrackStore.read": ("incrby", "hgetall", "hmget", "xrevrange"),
     "TrackStore.write": ("xadd", "hincrby", "del"),  # tracks, counts and their history
     # The event recorder ei track runs (core/eventstore.py): events, and snapshots with their
@@ -134,6 +137,7 @@ JOB_RESULTS = (pattern(keys.job, _JOB), pattern(keys.job_results, _JOB, _TYPE))
 AUTH = (keys.auth_pattern(),)
 RATES = (pattern(keys.rate_limit, _TYPE, _WHO),)
 RULES = (pattern(keys.rules, _STREAM),)
+SOURCES = (keys.sources(),)
 _EVENT = "1234567-8"
 LIVE_TRACKS = (pattern(keys.tracks, _STREAM),)
 TRACKS = (*LIVE_TRACKS, pattern(keys.track_lease, _STREAM), keys.track_replicas(),
@@ -142,6 +146,7 @@ TRACKS = (*LIVE_TRACKS, pattern(keys.track_lease, _STREAM), keys.track_replicas(
 EVENTS = (keys.events(), pattern(keys.event_snapshot, _EVENT))
 SNAPSHOT_INDEX = (keys.event_snapshots(),)  # written by the recorder only
 COUNTS = (pattern(keys.counts, _STREAM), pattern(keys.counts_history, _STREAM))
+POOL = (keys.sources(), pattern(keys.source_lease, _STREAM), keys.stream_pool())
 
 
 @dataclass(frozen=True)
@@ -173,9 +178,11 @@ class ComponentAcl:
 
 COMPONENTS: tuple[ComponentAcl, ...] = (
     ComponentAcl(
-        "stream", "pushes frames to the queues of its types; registers and heartbeats itself",
-        ("FrameQueue.push", "Heartbeats.beat", "Heartbeats.remove"),
-        QUEUES + STREAMS),
+        "stream", "pushes frames to the queues of its types; registers and heartbeats itself; "
+                  "a pool replica also reads the sources and leases them",
+        ("FrameQueue.push", "Heartbeats.beat", "Heartbeats.remove", "SourceStore.all",
+         "Leases"),
+        QUEUES + STREAMS + POOL),
     ComponentAcl(
         "infer", "pops frames and job frames of its type; publishes results; heartbeats",
         ("FrameQueue.pop", "FrameQueue.stats", "LeasedQueue.lease", "LeasedQueue.ack",
@@ -190,16 +197,17 @@ COMPONENTS: tuple[ComponentAcl, ...] = (
         OUTPUT + LIVE_TRACKS + STREAMS + AUTH),
     ComponentAcl(
         "gateway", "the API: streams, snapshots, history, status, analysis jobs, rules, "
-                   "events, counts, users, sessions, rate limits",
+                   "sources, events, counts, users, sessions, rate limits",
         ("Heartbeats.members", "worker_types", "FrameQueue.stats", "OutputBroker.latest",
          "OutputBroker.read", "OutputBroker.history", "stream_known", "JobStore.create",
          "LeasedQueue.push", "JobStore.read", "JobStore.store_analytics", "JobStore.delete",
          "LeasedQueue.discard",
          "JobStore.check_room", "RateLimiter", "AuthStore", "SessionStore.create",
          "SessionStore.find", "SessionStore.end", "RuleStore.get", "RuleStore.put",
-         "RuleStore.delete", "EventStore.query", "EventStore.snapshot", "read_counts"),
+         "RuleStore.delete", "SourceStore.read", "SourceStore.write", "EventStore.query",
+         "EventStore.snapshot", "read_counts"),
         STREAMS + WORKERS + QUEUES + OUTPUT + HISTORY + JOBS + PENDING_JOBS + JOB_QUEUES
-        + AUTH + RATES + RULES + EVENTS + COUNTS),
+        + AUTH + RATES + RULES + SOURCES + EVENTS + COUNTS),
     ComponentAcl(
         "analysis", "takes pending jobs, stores their frames and queues them for the workers",
         ("LeasedQueue.lease", "LeasedQueue.extend", "LeasedQueue.release", "LeasedQueue.ack",
@@ -209,7 +217,7 @@ COMPONENTS: tuple[ComponentAcl, ...] = (
     ComponentAcl(
         "track", "follows the live output of the streams it leases; writes their tracks, "
                  "counts, events and snapshots",
-        ("TrackLeases", "TrackStore.read", "TrackStore.write", "Heartbeats.ids",
+        ("Leases", "TrackStore.read", "TrackStore.write", "Heartbeats.ids",
          "OutputBroker.read", "RuleStore.get", "EventRecorder"),
         TRACKS + EVENTS + SNAPSHOT_INDEX + OUTPUT + STREAMS + RULES),
     ComponentAcl(

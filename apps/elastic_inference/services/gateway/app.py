@@ -41,6 +41,7 @@ from .events import EventsHandler, EventSnapshotHandler, RuleCountsHandler
 from .mjpeg import MjpegHandler
 from .relay import WS_PING_S, WebsocketProxyHandler
 from .rules import RulesHandler
+from .sources import SourceHandler, SourcesHandler
 from .streams import (
     ConfigHandler,
     CountsHandler,
@@ -86,8 +87,9 @@ def make_app(client: redis.Redis, *, gatekeeper: Gatekeeper, metrics: GatewayMet
     """Build the Tornado application; tests pass their own client, pool and metrics.
 
     ``spa_dir`` is the built dashboard (``None``: the plain page only); an empty
-    ``websocket_upstream`` leaves ``/ws`` unrouted (404); ``media_dir`` is where analysis-job
-    sources are checked; ``hosts`` the allowed Host and Origin headers (default: loopback);
+    ``websocket_upstream`` leaves ``/ws`` unrouted (404); ``media_dir`` is where the sources of
+    analysis jobs and of ``/api/sources`` are checked; ``hosts`` the allowed Host and Origin
+    headers (default: loopback);
     ``tls`` tells handlers the server speaks HTTPS (``serve`` with an SSL context);
     ``gatekeeper`` checks every route's credentials (doc/security.md).
     """
@@ -129,6 +131,8 @@ def make_app(client: redis.Redis, *, gatekeeper: Gatekeeper, metrics: GatewayMet
         (rf"/api/streams/{sid}/rules/counts", RuleCountsHandler),
         (r"/api/events", EventsHandler),
         (rf"/api/events/{sid}/snapshot", EventSnapshotHandler),
+        (r"/api/sources", SourcesHandler),
+        (rf"/api/sources/{sid}", SourceHandler),
         (r"/api/analysis", AnalysisJobsHandler),
         (rf"/api/analysis/{sid}", AnalysisJobHandler),
         (rf"/api/analysis/{sid}/results", AnalysisResultsHandler),
