@@ -1,7 +1,8 @@
 """``ei stream --pool`` as real processes against a real redis-server: sources written with the
-store go live on a replica, restart when changed, stop when deleted or disabled; replicas share
-them, a cap bounds one, a killed replica's sources move to the other and no source is ever read
-by two at once; bad settings; a Redis restart."""
+store (and one added and deleted through the real gateway) go live on a replica, restart when
+changed, stop when deleted or disabled; replicas share them, a cap bounds one, a killed
+replica's sources move to the other and no source is ever read by two at once; bad settings;
+a Redis restart."""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ from elastic_inference.core import keys
 from elastic_inference.core.frame import decode
 from elastic_inference.core.registry import StreamRegistry
 from elastic_inference.core.sources import SourceConfig, SourceStore
-from tests.processes import Service, environment, wait_for
+from tests.gateway_app import GatewayThread
+from tests.processes import Service, environment, http, wait_for
 from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.integration
@@ -249,3 +251,41 @@ def test_the_pool_comes_back_after_a_redis_restart(media: Path) -> None:
         replica.stop(timeout=10, sig=signal.SIGKILL)
         client.close()
         server.stop()
+
+
+def test_a_camera_added_through_the_api_goes_live_and_stops_within_5_s_of_its_delete(
+        redis_url: str, redis_client: redis.Redis, media: Path) -> None:
+    """The acceptance path end to end: POST /api/sources on the real gateway, a real pool
+    replica reads it, DELETE stops the reading within 5 s."""
+    gateway = GatewayThread(redis_url, media_dir=media)
+    replica = pool(redis_url, media, "pool-a")
+    api = f"{gateway.url}/api/sources"
+    headers = {"Content-Type": "application/json", **gateway.auth}
+    try:
+        body = {"id": "lobby", "source": "vtest.avi", "types": ["people"], "fps": 4,
+                "max_width": 160}
+        code, _, answer = http(api, "POST", json.dumps(body).encode(), headers)
+        assert code == 201, answer
+
+        def state() -> dict[str, Any]:
+            code, _, raw = http(f"{api}/lobby", headers=gateway.auth)
+            assert code == 200, raw
+            return dict(json.loads(raw)["state"])
+
+        live = wait_for(lambda: (s := state())["state"] == "live" and s, 30, "the camera live")
+        assert live["replica"] == "pool-a"
+        wait_for(lambda: {s for s, _ in frames_of(redis_client, "people")} == {"lobby"}, 10,
+                 "its frames in the people queue")
+
+        code, _, answer = http(f"{api}/lobby", "DELETE", None, gateway.auth)
+        assert code == 204, answer
+        deleted = time.monotonic()
+        wait_for(lambda: entry(redis_client, "lobby") is None, 5, "the reader stopped")
+        frames_of(redis_client, "people")
+        time.sleep(1.0)
+        assert frames_of(redis_client, "people") == []
+        assert time.monotonic() - deleted < 6.5
+        assert http(f"{api}/lobby", headers=gateway.auth)[0] == 404
+    finally:
+        replica.stop(timeout=10, sig=signal.SIGKILL)
+        gateway.stop()
