@@ -50,6 +50,9 @@ def test_scale_bench_small(model_dir: Path, sample_dir: Path, tmp_path: Path) ->
                 "results_bytes_per_entry"):
         assert redis[key] > 0, (key, redis)
 
+    commands = r["redis_commands"]
+    assert commands and all(c["calls_per_frame"] > 0 for c in commands.values()), commands
+
     for path in ("/api/streams", "/api/sources"):
         api = r["api"][path]
         assert api["requests"] > 0 and api["failed"] == 0, (path, api)
@@ -60,9 +63,11 @@ def test_scale_bench_small(model_dir: Path, sample_dir: Path, tmp_path: Path) ->
     assert ws["clients"] == CLIENTS and ws["failed"] == [], ws
     assert ws["frames_per_s_min"] > 0 and ws["kbytes_per_s_median"] > 0, ws
 
-    assert set(r["cpu"]) == {"stream-pool", "infer", "websocket", "gateway", "redis"}
+    assert set(r["cpu"]) == {"stream-pool", "infer", "websocket", "gateway", "redis",
+                             "bench clients"}
     for kind, cpu in r["cpu"].items():
         assert cpu["cores"] > 0 and cpu["ms_per_frame"] > 0, (kind, cpu)
     hd = r["hd_frame"]
     assert hd["encode_ms"] > 0 and hd["decode_ms"] > 0 and hd["jpeg_kb"] > 0, hd
+    assert hd["mpeg4_decode_ms"] > 0, hd
     assert len(r["machine"]["load_before"]) == 3

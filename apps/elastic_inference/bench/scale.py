@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import os
+import resource
 import secrets
 import shutil
 import statistics
@@ -32,7 +33,7 @@ from ..core.errors import EIError
 from ..core.queue import DROP_REASONS, FrameQueue, QueueStats
 from ..core.redisconn import connect
 from ..core.registry import StreamRegistry, WorkerRegistry
-from ..core.settings import BenchSettings
+from ..core.settings import BenchSettings, InferSettings
 from ..core.sources import SourceConfig, SourceStore
 from ..engine.models import resolve
 from ..services.local_state import EmbeddedRedis, free_port
@@ -44,8 +45,11 @@ log = logging.getLogger(__name__)
 
 CLIPS = 12  # distinct clips; source i reads clip i % CLIPS
 WARMUP_S = 5.0  # after every source is live, before the window opens
+MAX_WARMUP_S = 30.0  # ... or until each source's live output buffer is full, at most this
 API_PATHS = ("/api/streams", "/api/sources")
 KINDS = ("stream-pool", "infer", "websocket", "gateway")
+#: The bench's own process: its websocket clients and API poller (the load, not the system).
+CLIENTS = "bench clients"
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,7 @@ class Snapshot:
     members: dict[str, dict[str, Any]]  # stream id -> registry info
     queue: QueueStats
     redis: dict[str, Any]
+    commands: dict[str, Any]  # INFO commandstats
     cpu: dict[str, float]  # process kind -> CPU seconds
     ws: list[tuple[int, int]]  # per client: (frames, bytes)
 
@@ -150,13 +155,19 @@ class ScaleRun:
         for c in self.children:
             c.check()
             cpu[c.kind] += c.cpu_seconds()
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        cpu[CLIENTS] = own.ru_utime + own.ru_stime
         return Snapshot(time.monotonic(),
                         {m.id: m.info for m in StreamRegistry(self.client).members()},
                         FrameQueue(self.client, self.s.scale_type).stats(),
-                        dict(self.client.info()), cpu, [c.snapshot() for c in self.ws])
+                        dict(self.client.info()), dict(self.client.info("commandstats")), cpu,
+                        [c.snapshot() for c in self.ws])
 
     def measure(self) -> dict[str, Any]:
-        time.sleep(WARMUP_S)
+        """After a warm-up long enough to fill every source's live output buffer (its memory
+        is then steady), one window of ``scale_seconds``."""
+        fill = InferSettings.out_maxlen / self.s.scale_fps + 1
+        time.sleep(min(MAX_WARMUP_S, max(WARMUP_S, fill)))
         a = self.snapshot()
         deadline = a.t + self.s.scale_seconds
         while time.monotonic() < deadline:
@@ -184,6 +195,7 @@ class ScaleRun:
         per_frame = max(1.0, sent)
         cpu = {k: b.cpu[k] - a.cpu[k] for k in KINDS}
         cpu["redis"] = rcpu
+        cpu[CLIENTS] = b.cpu[CLIENTS] - a.cpu[CLIENTS]
         ws = [((fb - fa) / dt, (bb - ba) / dt) for (fa, ba), (fb, bb) in zip(a.ws, b.ws,
                                                                              strict=True)]
         members = list(b.members.values())
@@ -213,6 +225,7 @@ class ScaleRun:
                 "out_stream_bytes": self._memory(keys.out(sample)),
                 "results_bytes_per_entry": round(
                     self._memory(keys.results(sample)) / max(1, results_len))},
+            "redis_commands": _commands(a.commands, b.commands, per_frame),
             "api": self.poller.figures() if self.poller else {},
             "websocket": {
                 "clients": len(self.ws),
@@ -242,6 +255,20 @@ class ScaleRun:
         self.client.close()
 
 
+def _commands(a: dict[str, Any], b: dict[str, Any], frames: float,
+              top: int = 12) -> dict[str, dict[str, float]]:
+    """Calls and Redis CPU microseconds per frame sent, by command, the costliest first."""
+    out = {}
+    for name, after in b.items():
+        before = a.get(name, {"calls": 0, "usec": 0})
+        calls, usec = after["calls"] - before["calls"], after["usec"] - before["usec"]
+        if calls > 0:
+            out[name.removeprefix("cmdstat_")] = {"calls_per_frame": round(calls / frames, 3),
+                                                  "usec_per_frame": round(usec / frames, 2)}
+    ranked = sorted(out.items(), key=lambda kv: -kv[1]["usec_per_frame"])[:top]
+    return dict(ranked)
+
+
 def run_scale(settings: BenchSettings) -> int:
     s = settings
     started = time.monotonic()
@@ -262,7 +289,7 @@ def run_scale(settings: BenchSettings) -> int:
         scale.close()
         if embedded is not None:
             embedded.close()
-    hd = hd_cost(sample_video(s.sample_dir, s.scale_type))
+    hd = hd_cost(sample_video(s.sample_dir, s.scale_type), workdir)
     report: dict[str, Any] = {
         "scale": {"sources": s.scale_sources, "fps": s.scale_fps, "size": s.scale_size,
                   "replicas": s.scale_replicas, "type": s.scale_type, "model": spec.name,
@@ -315,10 +342,15 @@ def render(r: dict[str, Any]) -> str:
                  f"{w['frames_per_s_min']:.0f} / {w['frames_per_s_median']:.0f} "
                  f"({w['kbytes_per_s_median']:.0f} KB/s)"))
     lines += [table(rows, ("figure", "measured")), ""]
+    rows = [(k, f"{v['calls_per_frame']:.2f}", f"{v['usec_per_frame']:.1f}")
+            for k, v in r["redis_commands"].items()]
+    lines += ["REDIS COMMANDS per frame sent (INFO commandstats), costliest first",
+              table(rows, ("command", "calls", "usec")), ""]
     rows = [(k, f"{v['cores']:.2f}", f"{v['ms_per_frame']:.3f}") for k, v in r["cpu"].items()]
     lines += ["CPU by process kind (per frame sent)", table(rows, ("process", "cores",
                                                                     "ms per frame")), ""]
     hd = r["hd_frame"]
     lines.append(f"1280x720 frame, one thread: JPEG q80 encode {hd['encode_ms']:.2f} ms, "
-                 f"JPEG decode {hd['decode_ms']:.2f} ms, {hd['jpeg_kb']:.0f} KB")
+                 f"JPEG decode {hd['decode_ms']:.2f} ms, MPEG-4 Part 2 decode "
+                 f"{hd['mpeg4_decode_ms']:.2f} ms, JPEG {hd['jpeg_kb']:.0f} KB")
     return "\n".join(lines)

@@ -190,19 +190,22 @@ class ApiPoller(threading.Thread):
 
 @dataclass(frozen=True)
 class HdCost:
-    """What one 1280x720 frame costs the stream service beside the camera's own decode:
-    a JPEG encode at q80, and a JPEG decode as the cheapest stand-in for decoding a frame."""
+    """What one 1280x720 frame costs the stream service beside reading it: a JPEG encode at
+    q80; and two stand-ins for decoding a camera's H.264 (not measured: OpenCV's wheel has no
+    H.264 encoder to make a clip): a JPEG decode, and a decode of MPEG-4 Part 2 video (an
+    inter-frame codec like H.264, though a simpler one)."""
 
     encode_ms: float
     decode_ms: float
+    mpeg4_decode_ms: float
     jpeg_kb: float
 
 
-def hd_cost(video: Path, seconds: float = 2.0) -> HdCost:
-    """Single-threaded CPU ms per 1280x720 frame, on real frames of ``video``."""
+def hd_cost(video: Path, workdir: Path, seconds: float = 2.0) -> HdCost:
+    """CPU ms per 1280x720 frame (OpenCV on one thread), on real frames of ``video``."""
     cap = cv2.VideoCapture(str(video))
     images: list[np.ndarray] = []
-    while len(images) < 20:
+    while len(images) < 60:
         ok, image = cap.read()
         if not ok:
             break
@@ -217,17 +220,35 @@ def hd_cost(video: Path, seconds: float = 2.0) -> HdCost:
 
         def encode(i: int) -> None:
             _, buf = cv2.imencode(".jpg", images[i % len(images)],
-                                   [cv2.IMWRITE_JPEG_QUALITY, 80])
+                                  [cv2.IMWRITE_JPEG_QUALITY, 80])
             if len(jpegs) < len(images):
                 jpegs.append(buf.tobytes())
 
         encode_ms = _cpu_ms_each(encode, seconds)
         decode_ms = _cpu_ms_each(lambda i: cv2.imdecode(
             np.frombuffer(jpegs[i % len(jpegs)], np.uint8), cv2.IMREAD_COLOR), seconds)
+        mpeg4_ms = _video_decode_ms(images, workdir / "hd.mp4")
     finally:
         cv2.setNumThreads(threads)
-    return HdCost(round(encode_ms, 2), round(decode_ms, 2),
+    return HdCost(round(encode_ms, 2), round(decode_ms, 2), round(mpeg4_ms, 2),
                   round(statistics.mean(len(j) for j in jpegs) / 1024, 1))
+
+
+def _video_decode_ms(images: Sequence[np.ndarray], path: Path) -> float:
+    """CPU ms per frame decoding ``images`` written as MPEG-4 Part 2 (0 if it cannot)."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), 15.0, (1280, 720))
+    if not writer.isOpened():
+        return 0.0
+    for _ in range(3):
+        for image in images:
+            writer.write(image)
+    writer.release()
+    cap = cv2.VideoCapture(str(path))
+    start, n = time.process_time(), 0
+    while cap.read()[0]:
+        n += 1
+    cap.release()
+    return 1000 * (time.process_time() - start) / n if n else 0.0
 
 
 def _cpu_ms_each(step: Callable[[int], object], seconds: float) -> float:
