@@ -80,6 +80,7 @@ class ScaleRun:
                            "EI_SESSION_SECRET": secrets.token_urlsafe(32)}
         self.ids = [f"scale-{i:03d}" for i in range(settings.scale_sources)]
         self.baseline_memory = 0
+        self.token = ""  # the name of the viewer token it made
 
     def _child(self, kind: str, args: list[str]) -> Child:
         child = Child(kind, args, self.workdir / "logs", self.secret_env)
@@ -93,8 +94,9 @@ class ScaleRun:
         media.mkdir()
         log.info("cutting %d clips of %s from the sample video", CLIPS, s.scale_size)
         clips = make_clips(sample_video(s.sample_dir, s.scale_type), media, CLIPS, s.scale_wh)
-        headers = {"Authorization": "Bearer "
-                   + AuthStore(self.client).create_token(Role.VIEWER).token}
+        created = AuthStore(self.client).create_token(Role.VIEWER)
+        self.token = created.info.name
+        headers = {"Authorization": "Bearer " + created.token}
         self.baseline_memory = int(self.client.info("memory")["used_memory"])
         log.info("starting %d worker(s) of %s", s.scale_workers, s.scale_type)
         for _ in range(s.scale_workers):
@@ -252,7 +254,14 @@ class ScaleRun:
             client.join(5)
         for child in reversed(self.children):
             child.stop()
-        self.client.close()
+        try:  # on an EI_REDIS_URL of its own, leave nothing behind
+            store = SourceStore(self.client)
+            for sid in self.ids:
+                store.delete(sid)
+            if self.token:
+                AuthStore(self.client).revoke_token(self.token)
+        finally:
+            self.client.close()
 
 
 def _commands(a: dict[str, Any], b: dict[str, Any], frames: float,
@@ -285,6 +294,9 @@ def run_scale(settings: BenchSettings) -> int:
     try:
         scale.start()
         measured = scale.measure()
+    except BaseException:
+        log.error("the services' logs are in %s", workdir / "logs")
+        raise
     finally:
         scale.close()
         if embedded is not None:
