@@ -20,6 +20,13 @@ SPA_SOURCES := $(shell find spa/src -type f 2>/dev/null) spa/index.html spa/vite
 REDIS_SERVER := /usr/bin/redis-server
 # Debian's mosquitto: the MQTT event sink's tests start their own broker on a free port.
 MOSQUITTO := /usr/sbin/mosquitto
+# GStreamer's RTSP server from Debian, run by the system python3 (python3-gi), for the RTSP
+# tests (tests/rtsp_server.py): the H.264 encoder (ugly), the RTP payloader and AVI demuxer
+# (good), and libav's decoder of the sample's DivX. The check fails the target if one is missing.
+RTSP_SERVER := .cache/rtsp-server.ok
+RTSP_PACKAGES := gir1.2-gst-rtsp-server-1.0 gir1.2-gstreamer-1.0 python3-gi gstreamer1.0-plugins-base \
+	gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-libav
+RTSP_ELEMENTS := filesrc avidemux decodebin videoscale videorate videoconvert x264enc rtph264pay avdec_msmpeg4
 # Debian's Chromium for the dashboard's browser tests (playwright-core drives it; no download).
 CHROMIUM := /usr/bin/chromium
 # buildah and mmdebstrap (Debian packages) build the images without a Docker daemon, on local
@@ -37,12 +44,13 @@ LOCK_TOOLS := pip 'setuptools>=68' wheel
 LOCK_FLAGS := --universal --python-version 3.11 --all-extras --no-header
 
 .PHONY: demo test bench soak lint typecheck unit venv lock images image-test models samples \
-	prometheus redis-server mosquitto spa spa-test chromium clean
+	prometheus redis-server mosquitto rtsp-server spa spa-test chromium clean
 
 demo: $(STAMP) $(MODELS) $(SAMPLES) $(QUANTIZED) $(SPA)
 	$(VENV)/bin/ei up
 
-test: $(STAMP) $(MODELS) $(SAMPLES) $(QUANTIZED) $(PROMETHEUS) $(REDIS_SERVER) $(MOSQUITTO) $(SPA) $(CHROMIUM) spa-test lint typecheck
+test: $(STAMP) $(MODELS) $(SAMPLES) $(QUANTIZED) $(PROMETHEUS) $(REDIS_SERVER) $(MOSQUITTO) \
+	$(RTSP_SERVER) $(SPA) $(CHROMIUM) spa-test lint typecheck
 	$(VENV)/bin/pytest
 
 # The worker's speed beside its limits (doc/benchmarks.md); BENCH_FLAGS=--quick for a first look.
@@ -83,6 +91,7 @@ samples: $(SAMPLES)
 prometheus: $(PROMETHEUS)
 redis-server: $(REDIS_SERVER)
 mosquitto: $(MOSQUITTO)
+rtsp-server: $(RTSP_SERVER)
 spa: $(SPA)
 chromium: $(CHROMIUM)
 
@@ -139,6 +148,17 @@ $(REDIS_SERVER):
 $(MOSQUITTO):
 	$(SUDO) apt-get update -qq
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mosquitto
+
+$(RTSP_SERVER):
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    $(RTSP_PACKAGES)
+	/usr/bin/python3 -c 'import sys, gi; gi.require_version("Gst", "1.0"); \
+	    gi.require_version("GstRtspServer", "1.0"); from gi.repository import Gst, GstRtspServer; \
+	    Gst.init(None); missing = [e for e in sys.argv[1:] if not Gst.ElementFactory.find(e)]; \
+	    sys.exit("GStreamer elements missing: " + " ".join(missing) if missing else 0)' \
+	    $(RTSP_ELEMENTS)
+	mkdir -p $(@D) && touch $@
 
 # npm ci only when the lock changes (it empties node_modules first); a build when sources do.
 $(SPA_MODULES): spa/package.json spa/package-lock.json

@@ -24,7 +24,8 @@ AUTOSCALERS = ("ratio", "cpu", "keda")
 ALL_OPTIONS = ("-a", "keda", "-m", "12", "-d", "GPU", "-G", "110", "-s", "5Gi",
                "-v", "200Gi", "-c", "nfs-client", "-O",
                "-H", "ei.example.com", "-i", "nginx", "-T", "ei-tls", "-I", "ingress-nginx", "-N",
-               "-w", "ws://203.0.113.5:30081/ws", "-S", "10.20.0.0/16,2001:db8::/32")
+               "-w", "ws://203.0.113.5:30081/ws", "-S", "10.20.0.0/16,2001:db8::/32",
+               "-P", "6", "-A", "10.30.0.0/16,*.cams.example.com,fd00::/8")
 # Renders every check runs on: each autoscaler, and every option at once.
 VARIANTS = [("-a", a) for a in AUTOSCALERS] + [ALL_OPTIONS]
 

@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import getpass
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
-import time
 from pathlib import Path
 from urllib.parse import quote
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from tests.processes import listening
 from tests.redis_server import free_port
 
 MOSQUITTO = "/usr/sbin/mosquitto"
@@ -48,15 +47,9 @@ class MosquittoServer:
                           f"log_dest file {self.dir / 'log'}\n")
         self.proc = subprocess.Popen([MOSQUITTO, "-c", str(config)], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return self
-            except OSError:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    raise RuntimeError(f"mosquitto did not start: {self.log()}") from None
-                time.sleep(0.05)
+        if not listening(self.port, self.proc, 10):
+            raise RuntimeError(f"mosquitto did not start: {self.log()}")
+        return self
 
     def log(self) -> str:
         path = self.dir / "log"

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -105,6 +106,20 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str, interval: floa
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}"
                          + (f" (last error: {last_error})" if last_error else ""))
+
+
+def listening(port: int, proc: subprocess.Popen[bytes], timeout: float) -> bool:
+    """Wait until ``proc`` (a server it started) accepts connections on 127.0.0.1:``port``;
+    False if it exits first or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return True
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                return False
+            time.sleep(0.05)
 
 
 def http(url: str, method: str = "GET", body: bytes | Iterable[bytes] | None = None,

@@ -82,6 +82,11 @@ Render the Kubernetes manifests of Elastic Inference into DIR; apply them with
                 of every node (NodePort Services); needs -w
   -w URL        websocket URL the browser uses (EI_WEBSOCKET_URL of the gateway), e.g.
                 ws://NODE:30081/ws with -N (default: /ws, through the Ingress)
+  -P SOURCES    most managed sources one stream-pool replica reads (EI_MAX_SOURCES, default
+                16); its autoscaler aims at three quarters of it per replica
+  -A HOSTS      comma-separated host names (*.domain too), addresses and CIDR networks the
+                stream pool may open URL sources on (EI_SOURCE_ALLOW, default: none, files
+                only), e.g. 10.20.0.0/16,cam.example.com: cameras on private networks too
   -q FILE       read the URL of the MQTT broker of the event sinks (EI_MQTT_URL of ei track,
                 mqtt:// or mqtts://, it may hold a password) from FILE ('-' for stdin);
                 kept from an earlier render in DIR unless given; an empty one removes it
@@ -282,9 +287,9 @@ registry="" tag=latest namespace=elastic-inference out=$ROOT/build/kubernetes au
 max_replicas=8 device=CPU device_group="" password_file="" url_file="" storage="" ingress_host=""
 ingress_class="" tls_secret="" ingress_namespace="" node_ports="" websocket_url=/ws websocket_url_given="" monitoring=yes
 media_size=10Gi media_class="" media_access_mode=ReadWriteMany rotate=()
-mqtt_file="" sink_networks=""
+mqtt_file="" sink_networks="" max_sources=16 source_allow=""
 
-while getopts ":r:t:n:o:a:m:d:G:p:R:u:s:v:c:OH:i:T:I:Nw:q:S:Mh" opt; do
+while getopts ":r:t:n:o:a:m:d:G:p:R:u:s:v:c:OH:i:T:I:Nw:P:A:q:S:Mh" opt; do
     case $opt in
         r) registry=$OPTARG ;;
         t) tag=$OPTARG ;;
@@ -307,6 +312,8 @@ while getopts ":r:t:n:o:a:m:d:G:p:R:u:s:v:c:OH:i:T:I:Nw:q:S:Mh" opt; do
         I) ingress_namespace=$OPTARG ;;
         N) node_ports=yes ;;
         w) websocket_url=$OPTARG websocket_url_given=yes ;;
+        P) max_sources=$OPTARG ;;
+        A) source_allow=$OPTARG ;;
         q) mqtt_file=$OPTARG ;;
         S) sink_networks=$OPTARG ;;
         M) monitoring="" ;;
@@ -335,6 +342,18 @@ case $autoscaler in
     *) die "invalid autoscaler '$autoscaler': choose ratio, cpu or keda" ;;
 esac
 check "$max_replicas" '^[1-9][0-9]{0,2}$' "invalid -m '$max_replicas': a whole number from 1 to 999"
+check "$max_sources" '^[1-9][0-9]{0,2}$' "invalid -P '$max_sources': a whole number from 1 to 999"
+# The pool's autoscaler target, three quarters of -P (a quantity: 12, or 1500m for -P 2):
+# below the cap, so that replicas at the cap ask for more; room for a departed one's sources.
+pool_sources_target=$((max_sources * 750))m
+((max_sources % 4)) || pool_sources_target=$((max_sources * 3 / 4))
+if [[ -n $source_allow ]]; then
+    IFS=, read -ra allowed <<<"$source_allow"
+    for entry in "${allowed[@]}"; do
+        check "$entry" '^((\*\.)?[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*(/[0-9]{1,2})?|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*(/[0-9]{1,3})?)$' \
+            "invalid entry '$entry' in -A: host names, *.domain, addresses or CIDR networks such as cam.example.com,10.20.0.0/16"
+    done
+fi
 case $device in
     CPU | AUTO) accelerator="" ;;
     GPU) accelerator=gpu.intel.com/i915 ;;  # Intel GPU device plugin
@@ -450,6 +469,8 @@ VARS=(
     [REDIS_ADDRESS]=$(yaml_escape "$redis_address") [REDIS_ACL]=$REDIS_ACL
     [SESSION_SECRET]=$session_secret [WEBHOOK_SECRET]=$webhook_secret [MQTT_URL]=$mqtt_url
     [SINK_NETWORKS]=$sink_networks [SINK_BLOCKS]=$sink_blocks
+    [MAX_SOURCES]=$max_sources [POOL_SOURCES_TARGET]=$pool_sources_target
+    [SOURCE_ALLOW]=$source_allow
     [REDIS_DB]=$redis_db [REDIS_PORT]=$redis_port [REDIS_TLS]=$redis_tls [IN_CLUSTER_REDIS]=$in_cluster_redis
     [REDIS_STORAGE]=$storage
     [MEDIA_SIZE]=$media_size [MEDIA_CLASS]=$media_class [MEDIA_ACCESS_MODE]=$media_access_mode

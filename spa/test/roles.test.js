@@ -1,7 +1,7 @@
-// What each role sees: analysis jobs for operators and admins only; everyone is admin when
+// What each role sees: analysis jobs and changes to sources for operators and admins only; everyone is admin when
 // the server runs without authentication; an unknown role sees the least.
 import { describe, expect, it } from "vitest";
-import { allows, canManageJobs, effectiveRole, visibleRoute } from "../src/auth/roles.js";
+import { allows, canManageJobs, canManageSources, effectiveRole, visibleRoute } from "../src/auth/roles.js";
 
 const user = (role, auth = true) => ({ name: "u", role, kind: "user", auth });
 const ANALYSIS = { name: "analysis", stream: null };
@@ -37,6 +37,17 @@ describe("canManageJobs", () => {
   });
 });
 
+describe("canManageSources", () => {
+  it("is for operators and admins, and everyone when authentication is off", () => {
+    expect(canManageSources(user("viewer"))).toBe(false);
+    expect(canManageSources(user("operator"))).toBe(true);
+    expect(canManageSources(user("admin"))).toBe(true);
+    expect(canManageSources(user("root"))).toBe(false);
+    expect(canManageSources(null)).toBe(false);
+    expect(canManageSources(user("viewer", false))).toBe(true);
+  });
+});
+
 describe("visibleRoute", () => {
   it("shows the jobs view to an operator and the wall instead to a viewer", () => {
     expect(visibleRoute(ANALYSIS, user("operator"))).toEqual(ANALYSIS);
@@ -45,9 +56,11 @@ describe("visibleRoute", () => {
     expect(visibleRoute(ANALYSIS, null)).toEqual(WALL);
   });
 
-  it("leaves the wall and a stream's detail to every role", () => {
+  it("leaves the wall, a stream's detail and the sources to every role", () => {
     const detail = { name: "detail", stream: "cam" };
+    const sources = { name: "sources", stream: null };
     for (const role of ["viewer", "operator", "admin"]) {
+      expect(visibleRoute(sources, user(role))).toEqual(sources);
       expect(visibleRoute(detail, user(role))).toEqual(detail);
       expect(visibleRoute(WALL, user(role))).toEqual(WALL);
     }

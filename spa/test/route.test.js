@@ -1,7 +1,7 @@
-// Hash routes: `#/` the wall, `#/streams/ID` a stream's detail, `#/analysis` the jobs; anything
-// else is the wall.
+// Hash routes: `#/` the wall, `#/streams/ID` a stream's detail, `#/analysis` the jobs,
+// `#/sources` the sources; anything else is the wall.
 import { describe, expect, it } from "vitest";
-import { ANALYSIS_HREF, parseHash, streamHref } from "../src/route.js";
+import { ANALYSIS_HREF, SOURCES_HREF, parseHash, streamHref } from "../src/route.js";
 
 const WALL = { name: "wall", stream: null };
 
@@ -42,6 +42,19 @@ describe("the analysis route", () => {
 
   it("is the wall for anything below or beside it", () => {
     for (const hash of ["#/analysis/j1", "#/analysisx", "#analysis", "#/analysis?x=1"]) {
+      expect(parseHash(hash)).toEqual(WALL);
+    }
+  });
+});
+
+describe("the sources route", () => {
+  it("is #/sources, with or without a trailing slash", () => {
+    expect(parseHash(SOURCES_HREF)).toEqual({ name: "sources", stream: null });
+    expect(parseHash("#/sources/")).toEqual({ name: "sources", stream: null });
+  });
+
+  it("is the wall for anything below or beside it", () => {
+    for (const hash of ["#/sources/gate-1", "#/sourcesx", "#sources", "#/sources?x=1"]) {
       expect(parseHash(hash)).toEqual(WALL);
     }
   });

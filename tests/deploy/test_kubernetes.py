@@ -259,8 +259,8 @@ def test_worker_types_and_sample_streams_match_the_code(variant: Rendered) -> No
             "EI_TYPE"] == infer_type
     streams = set()
     for _, pod in variant.pod_templates():
-        if service_of(pod) == "stream":
-            env = container_env(variant, pod["spec"]["containers"][0])
+        env = container_env(variant, pod["spec"]["containers"][0])
+        if service_of(pod) == "stream" and "EI_POOL" not in env:  # the pool: test_kubernetes_pool
             source = Path(env["EI_SOURCE"])
             assert source.parent == Path("/opt/ei/samples")
             streams.add((env["EI_STREAM_ID"], source.name, tuple(env["EI_TYPES"].split(","))))
@@ -415,10 +415,17 @@ def test_allowed_hosts_follow_the_ingress_host(render_once: RenderOnce) -> None:
 # --------------------------------------------------------------------------- autoscaling
 
 
+def worker_autoscalers(rendered: Rendered, kind: str) -> list[Doc]:
+    """The HPAs or ScaledObjects of the workers (the stream pool's: test_kubernetes_pool)."""
+    return [doc for doc in rendered.of_kind(kind)
+            if doc["metadata"]["labels"]["app.kubernetes.io/component"] == "infer"]
+
+
 def autoscaler_targets(rendered: Rendered) -> list[str]:
-    """The Deployment every autoscaler (HPA or ScaledObject) targets, one entry each."""
+    """The Deployment every worker autoscaler (HPA or ScaledObject) targets, one entry each."""
     targets = []
-    for doc in rendered.of_kind("HorizontalPodAutoscaler") + rendered.of_kind("ScaledObject"):
+    for doc in (worker_autoscalers(rendered, "HorizontalPodAutoscaler")
+                + worker_autoscalers(rendered, "ScaledObject")):
         ref = doc["spec"]["scaleTargetRef"]
         assert ref.get("kind", "Deployment") == "Deployment"
         targets.append(ref["name"])
@@ -432,7 +439,8 @@ def test_one_autoscaler_per_worker_type(render_once: RenderOnce, autoscaler: str
     for infer_type in INFER_TYPES:
         # The autoscaler owns the count: a re-apply must not reset it.
         assert "replicas" not in rendered.one("Deployment", f"ei-infer-{infer_type}")["spec"]
-    hpas, scaled = rendered.of_kind("HorizontalPodAutoscaler"), rendered.of_kind("ScaledObject")
+    hpas = worker_autoscalers(rendered, "HorizontalPodAutoscaler")
+    scaled = worker_autoscalers(rendered, "ScaledObject")
     if autoscaler == "keda":
         assert not hpas
         check_scaled_objects(rendered, scaled)
@@ -475,7 +483,8 @@ MEDIA = "/opt/ei/media"
 
 
 def test_media_volume_for_analysis_jobs(render_once: RenderOnce) -> None:
-    """One claim for the videos, mounted read-only where the runners and the gateway look."""
+    """One claim for the videos, mounted read-only where the runners, the gateway and the
+    stream pool (file sources) look."""
     default, options = render_once(), render_once(*ALL_OPTIONS)
     for rendered, modes, size, storage_class in (
             (default, ["ReadWriteMany"], "10Gi", None),
@@ -498,10 +507,11 @@ def test_media_volume_for_analysis_jobs(render_once: RenderOnce) -> None:
             service = service_of(pod)
             env = container_env(rendered, container)
             settings = parse_settings(SETTINGS[service], [], env)
-            assert isinstance(settings, (AnalysisSettings, GatewaySettings))
+            assert isinstance(settings, (AnalysisSettings, GatewaySettings, StreamSettings))
             assert settings.media_dir == Path(MEDIA)
             mounting[workload["metadata"]["name"]] = service
-        assert mounting == {"ei-analysis": "analysis", "ei-gateway": "gateway"}
+        assert mounting == {"ei-analysis": "analysis", "ei-gateway": "gateway",
+                            "ei-stream-pool": "stream"}
 
 
 def test_analysis_runner(render_once: RenderOnce) -> None:
@@ -546,6 +556,10 @@ BAD_ARGUMENTS = [
     (("-r", "r.example.com", "-n", "e" * 64), "invalid namespace"),
     (("-r", "r.example.com", "-a", "vpa"), "invalid autoscaler"),
     (("-r", "r.example.com", "-m", "0"), "invalid -m"),
+    (("-r", "r.example.com", "-P", "0"), "invalid -P"),
+    (("-r", "r.example.com", "-P", "1000"), "invalid -P"),
+    (("-r", "r.example.com", "-A", "cam.example.com,10.0.0.0/8 x"), "invalid entry '10.0.0.0/8 x'"),
+    (("-r", "r.example.com", "-A", 'cam",evil'), "invalid entry 'cam\"'"),
     (("-r", "r.example.com", "-d", "TPU"), "invalid device"),
     (("-r", "r.example.com", "-G", "render"), "invalid group"),
     (("-r", "r.example.com", "-s", "5GB"), "invalid Redis storage size"),
@@ -598,7 +612,7 @@ def test_replaces_an_earlier_render(tmp_path: Path) -> None:
     assert (out / "hpa.yaml").exists()
     rendered = render(out, "-r", REGISTRY, "-a", "keda")
     assert not (out / "hpa.yaml").exists() and (out / "keda.yaml").exists()
-    assert not rendered.of_kind("HorizontalPodAutoscaler")
+    assert not worker_autoscalers(rendered, "HorizontalPodAutoscaler")
     assert not list(tmp_path.glob(".gen-k8s-yaml.*")), "staging directory left behind"
 
 

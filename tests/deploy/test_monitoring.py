@@ -2,11 +2,12 @@
 
 promtool checks the PrometheusRule's rules and runs their unit tests. Then a real Prometheus
 scrapes real services — redis-server, an ``ei infer`` worker, ``ei stream`` processes that push
-more frames than the worker can take, a stream whose camera is unreachable, websocket and
-gateway — with the labels a ServiceMonitor gives targets (namespace, pod, job, service, ...), and
-loads the rules. Every dashboard query, recording rule, alert expression and prometheus-adapter
-query must then return data. The tests share one running system (module fixture); the last one
-stops the worker and the websocket server to drive the "down" alerts, so it stays last.
+more frames than the worker can take, a stream whose camera is unreachable, a stream-pool
+replica reading one managed source, websocket and gateway — with the labels a ServiceMonitor
+gives targets (namespace, pod, job, service, ...), and loads the rules. Every dashboard query,
+recording rule, alert expression and prometheus-adapter query must then return data. The tests
+share one running system (module fixture); the last one stops the worker and the websocket
+server to drive the "down" alerts, so it stays last.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import yaml
 from elastic_inference.core.analytics.rules import Rule
 from elastic_inference.core.auth import Role
 from elastic_inference.core.rulestore import RuleStore
+from elastic_inference.core.sources import SourceConfig, SourceStore
 from tests.conftest import REPO
 from tests.credentials import SECRET_ENV, bearer
 from tests.processes import Service, wait_for
@@ -48,6 +50,11 @@ NAMESPACE = "ei-test"
 TYPE = "people"
 WORKER_POD = f"ei-infer-{TYPE}-0"
 LOAD_STREAMS = ("load-0", "load-1")
+POOL_POD = "ei-stream-pool-0"
+#: The pod each custom metric of the adapter comes from here, and what its value must be: the
+#: overloaded worker's ratio, the sources the pool replica holds (one).
+CUSTOM_METRICS = {"ei_scale_ratio": (WORKER_POD, lambda v: v > 1),
+                  "ei_pool_sources": (POOL_POD, lambda v: v == 1)}
 #: Each dashboard variable set to a value of the running system, as a user would pick it (a
 #: multi-value variable with one value selected substitutes as that value).
 DASHBOARD_VALUES = {"namespace": NAMESPACE, "type": TYPE, "stream": LOAD_STREAMS[0]}
@@ -306,6 +313,10 @@ def system(redis_server: RedisServer, model_dir: Path, sample_dir: Path, rules_d
     gateway = Service(["gateway", "--host", "127.0.0.1", "--port", str(gateway_port), *url],
                       env=SECRET_ENV)
     analysis = Service(["analysis", "--media-dir", str(sample_dir), *url])
+    with redis.Redis.from_url(redis_server.url) as sources_client:
+        SourceStore(sources_client).put(SourceConfig("pool-0", "vtest.avi", (TYPE,), fps=2.0,
+                                                     max_width=160))
+    pool = Service(["stream", "--pool", "--media-dir", str(sample_dir), *url])
     # A zone and a line on the first stream, so the tracker exports occupancy and crossings.
     with redis.Redis.from_url(redis_server.url) as rules_client:
         RuleStore(rules_client).put(LOAD_STREAMS[0], (
@@ -313,7 +324,7 @@ def system(redis_server: RedisServer, model_dir: Path, sample_dir: Path, rules_d
             Rule("middle", "line", ((0.5, 0.0), (0.5, 1.0)), ("person",))))
     track = Service(["track", *url])
     pods = {"infer": {WORKER_POD: worker},
-            "stream": {**load, "ei-stream-unreachable": unreachable},
+            "stream": {**load, "ei-stream-unreachable": unreachable, POOL_POD: pool},
             "analysis": {"ei-analysis-0": analysis},
             "track": {"ei-track-0": track},
             "websocket": {"ei-websocket-0": websocket},
@@ -330,7 +341,7 @@ def system(redis_server: RedisServer, model_dir: Path, sample_dir: Path, rules_d
     try:
         promtool("check", "config", str(prometheus.config_path))
         prometheus.start()
-        for service in (worker, *load.values(), analysis, track, websocket,
+        for service in (worker, *load.values(), pool, analysis, track, websocket,
                         gateway):  # not unreachable
             wait_for(partial(ready, service), 90, f"ei {service.args[0]} to be ready")
         # One API request, so the gateway's request counter has a series.
@@ -393,7 +404,7 @@ def test_overload_drives_drop_scaling_and_capture_error_alerts(system: LiveSyste
             assert system.data(parsed["lhs"]), name
 
 
-def test_adapter_serves_the_scale_ratio_per_pod(system: LiveSystem) -> None:
+def test_adapter_serves_the_custom_metrics_per_pod(system: LiveSystem) -> None:
     config = adapter_config()
     served: set[str] = set()
     for rule in config["rules"]:
@@ -405,13 +416,14 @@ def test_adapter_serves_the_scale_ratio_per_pod(system: LiveSystem) -> None:
         served |= exposed_names(rule, names)
         # As for an HPA over two pods, one of them gone: namespace, then pod=~"a|b", by pod.
         for name in names:
+            pod, expected = CUSTOM_METRICS[name]
             query = render_adapter_query(
-                rule["metricsQuery"], name,
-                f'namespace="{NAMESPACE}",pod=~"{WORKER_POD}|ei-infer-{TYPE}-gone"', "pod")
+                rule["metricsQuery"], name, f'namespace="{NAMESPACE}",pod=~"{pod}|{pod}-gone"',
+                "pod")
             samples = system.data(query)
-            assert [s["metric"] for s in samples] == [{"pod": WORKER_POD}], query
-            assert float(samples[0]["value"][1]) > 1, f"overloaded, yet {samples}"
-    assert "ei_scale_ratio" in served  # the name the worker HPA asks for
+            assert [s["metric"] for s in samples] == [{"pod": pod}], query
+            assert expected(float(samples[0]["value"][1])), f"{name}: {samples}"
+    assert served == set(CUSTOM_METRICS)  # the names the worker and pool HPAs ask for
 
 
 def test_adapter_serves_per_type_external_metrics(system: LiveSystem) -> None:

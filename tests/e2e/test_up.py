@@ -74,6 +74,11 @@ def test_up_serves_three_streams_with_results(model_dir: Path, sample_dir: Path,
         listed = wait_for(lambda: {s["id"] for s in api_json(api)[1]["streams"]} == STREAMS,
                           60, "/api/streams to list the three streams")
         assert listed
+        # They are managed sources, read by the stream pool ei up runs.
+        sources = api_json(f"http://127.0.0.1:{port}/api/sources")[1]["sources"]
+        assert {s["id"] for s in sources} == STREAMS
+        assert all(s["kind"] == "file" and s["state"].get("replica", "").startswith("stream-")
+                   for s in sources), sources
 
         def all_have_results() -> bool:
             return all(api_json(f"{api}/{s}/latest")[0] == 200 for s in STREAMS)
@@ -94,4 +99,5 @@ def test_up_serves_three_streams_with_results(model_dir: Path, sample_dir: Path,
     # Only `ei up` saw the Ctrl-C; each child got one SIGTERM from it and drained.
     assert "second SIG" not in out, out[-3000:]
     children = out.count(" (pid ")  # "started NAME (pid N)", once per child
-    assert children >= 9 and out.count("SIGTERM received, draining") == children, out[-3000:]
+    # A stream pool, three workers, the runner, the tracker, the websocket server, the gateway.
+    assert children >= 8 and out.count("SIGTERM received, draining") == children, out[-3000:]

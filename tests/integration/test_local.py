@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import re
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,8 +16,9 @@ from elastic_inference.core.auth import Role
 from elastic_inference.core.authstore import AuthStore
 from elastic_inference.core.errors import ConfigError
 from elastic_inference.core.settings import UpSettings, parse_settings
-from elastic_inference.services.local import EmbeddedRedis
-from elastic_inference.services.local_state import prepare_auth, state_dir
+from elastic_inference.core.sources import SourceStore
+from elastic_inference.services.local import EmbeddedRedis, sample_sources
+from elastic_inference.services.local_state import prepare_auth, register_samples, state_dir
 
 pytestmark = pytest.mark.integration
 
@@ -77,3 +79,26 @@ def test_first_start_makes_one_admin_and_keeps_users_and_secret_across_restarts(
     assert prepare_auth(off, "redis://127.0.0.1:1/0") == ""
     with pytest.raises(ConfigError, match=r"EI_NO_AUTH .* loopback"):
         parse_settings(UpSettings, ["--no-auth", "--host", "0.0.0.0"], {})
+
+
+def test_sample_sources_are_registered_once_and_a_users_change_is_kept(
+        tmp_path: Path) -> None:
+    settings = parse_settings(UpSettings, ["--sample-dir", str(tmp_path), "--fps", "4"], {})
+    server = EmbeddedRedis(tmp_path, persistent=False)
+    try:
+        samples = sample_sources(settings)
+        assert register_samples(server.url, samples) == [c.id for c in samples]
+        with redis.Redis.from_url(server.url) as client:
+            store = SourceStore(client)
+            stored = {c.id: c for c in store.all()}
+            assert set(stored) == {"vtest-people", "vtest-car", "megamind-face"}
+            assert stored["megamind-face"].source == "Megamind.avi"
+            assert stored["megamind-face"].types == ("face",) and stored["vtest-car"].fps == 4
+            store.put(replace(stored["vtest-car"], enabled=False))  # the user turns one off
+            # The next `ei up` adds nothing and keeps the user's change.
+            assert register_samples(server.url, samples) == []
+            car = store.get("vtest-car")
+            assert car is not None and not car.enabled
+    finally:
+        server.close()
+    assert register_samples("redis://127.0.0.1:1/0", samples) == []  # Redis down: logged

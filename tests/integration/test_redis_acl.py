@@ -32,6 +32,7 @@ from elastic_inference.core.broker import OutputBroker
 from elastic_inference.core.counthistory import read_counts
 from elastic_inference.core.eventstore import EventQuery, EventRecord, EventStore
 from elastic_inference.core.leased import LeasedQueue
+from elastic_inference.core.leases import Leases
 from elastic_inference.core.queue import FrameQueue
 from elastic_inference.core.redisconn import connect
 from elastic_inference.core.registry import StreamRegistry
@@ -41,7 +42,6 @@ from elastic_inference.core.sessions import CSRF_HEADER, Signer
 from elastic_inference.core.sources import SourceConfig, SourceStore
 from elastic_inference.core.status import collect_status
 from elastic_inference.core.text import as_text
-from elastic_inference.core.tracklease import TrackLeases
 from tests.credentials import SECRET_ENV
 from tests.kube_manifests import render
 from tests.processes import Service, environment, http, wait_for
@@ -259,6 +259,29 @@ def test_the_gateway_keeps_sources_under_its_own_user(fresh: AclRedis) -> None:
     assert fresh.acl_log() == []
 
 
+def test_a_stream_pool_replica_works_under_the_stream_user(fresh: AclRedis,
+                                                           sample_dir: Path) -> None:
+    """``ei stream --pool`` under ei-stream: the sources, its heartbeat among the replicas, a
+    source's lease (taken, renewed by script, given back on SIGTERM), its frames and entry."""
+    SourceStore(fresh.root).put(SourceConfig("cam", "vtest.avi", ("people",), fps=4.0,
+                                             max_width=160))
+    replica = Service(["stream", "--pool", "--media-dir", str(sample_dir), "--lease-seconds",
+                       "2", "--replica-id", "pool-0"], env={"EI_REDIS_URL": fresh.url("stream")})
+    try:
+        wait_for(lambda: fresh.root.llen(keys.queue("people")) > 0
+                 and fresh.root.get(keys.source_lease("cam")) == b"pool-0", 30,
+                 "the pool's frames and lease")
+        time.sleep(2.5)  # renewed past its first expiry
+        assert fresh.root.get(keys.source_lease("cam")) == b"pool-0"
+        assert StreamRegistry(fresh.root).ids() == ["cam"]
+        assert replica.stop() == 0
+        assert fresh.root.get(keys.source_lease("cam")) is None
+        assert fresh.root.zcard(keys.stream_pool()) == 0
+    finally:
+        replica.stop(timeout=10)
+    assert fresh.acl_log() == []
+
+
 def test_the_tracker_works_under_its_own_user(fresh: AclRedis) -> None:
     """``ei track`` as a process under ei-track: leases, the stream list, rules, the output it
     reads, tracks, counts and their history, its SIGTERM hand-back; and the event recorder's
@@ -424,7 +447,7 @@ WORK: dict[str, Callable[[redis.Redis], object]] = {
     "websocket": lambda c: StreamRegistry(c).ids(),
     "gateway": collect_status,
     "analysis": lambda c: LeasedQueue.pending_jobs(c).waiting(),
-    "track": lambda c: TrackLeases(c, "track-0").beat(),
+    "track": lambda c: Leases(c, "track-0", keys.track_lease, keys.track_replicas()).beat(),
 }
 
 

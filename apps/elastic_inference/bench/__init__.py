@@ -12,4 +12,7 @@ machine is shared and its absolute speed drifts:
 
 :mod:`.frames` makes the frames, :mod:`.probes` the limits, :mod:`.harness` drives workers,
 :mod:`.run` puts it together and prints the table.
+
+``ei bench --scale`` (:mod:`.scale`, :mod:`.scaleprobe`) instead runs many managed sources
+through the stream pool, workers, websocket and gateway (doc/scaling.md, "150 cameras").
 """

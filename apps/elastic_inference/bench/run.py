@@ -318,4 +318,8 @@ def main(argv: list[str]) -> int:
     if not settings.model_dir.is_dir():
         raise ConfigError(f"EI_MODEL_DIR={settings.model_dir} is not a directory; "
                           "run tools/download-models.sh")
+    if settings.scale:
+        from .scale import run_scale
+
+        return run_scale(settings)
     return run(settings)

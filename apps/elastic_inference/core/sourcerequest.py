@@ -20,8 +20,9 @@ from .redact import redact_url
 from .registry import Member
 from .sources import SourceConfig, public_source
 
-#: Registry details copied into a source's ``state`` as they are (the pool adds ``replica``).
-STATE_FIELDS = ("replica", "reconnects")
+#: Registry details copied into a source's ``state`` as they are (the pool adds ``replica``, and
+#: ``error`` when it could not open the source).
+STATE_FIELDS = ("replica", "reconnects", "error")
 
 
 def check_source(config: SourceConfig, media_dir: Path, policy: SourcePolicy) -> None:

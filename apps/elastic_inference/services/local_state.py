@@ -1,5 +1,5 @@
-"""What ``ei up`` keeps between runs: its embedded Redis, the session secret, and the first
-admin it creates so that someone can log in."""
+"""What ``ei up`` keeps between runs: its embedded Redis, the session secret, the first
+admin it creates so that someone can log in, and the sample sources its stream pool reads."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 import socket
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from ..core.authstore import AuthStore
 from ..core.redisconn import REDIS_DOWN_ERRORS, error_text
 from ..core.sessions import stored_secret
 from ..core.settings import UpSettings
+from ..core.sources import SourceConfig, SourceStore
 
 log = logging.getLogger(__name__)
 
@@ -92,3 +94,18 @@ def prepare_auth(settings: UpSettings, url: str) -> str:
             "`ei auth` (doc/security.md).\n\n")
         sys.stdout.flush()
     return secret
+
+
+def register_samples(url: str, samples: Sequence[SourceConfig]) -> list[str]:
+    """Register the sample sources the registry lacks (``HSETNX``: one a user changed keeps the
+    user's settings); the ids added. A Redis that cannot be reached is logged, not fatal: the
+    pool then reads whatever the registry holds."""
+    client = redis.Redis.from_url(url, socket_timeout=5.0)
+    try:
+        store = SourceStore(client)
+        return [c.id for c in samples if store.create(c) is not None]
+    except REDIS_DOWN_ERRORS as exc:
+        log.warning("could not register the sample sources (%s)", error_text(exc))
+        return []
+    finally:
+        client.close()

@@ -2,7 +2,7 @@
 
 One loop, one thread. About once a second (``EI_CLAIM_INTERVAL``) it heartbeats among the
 replicas, renews its leases, gives back streams that stopped or exceed its fair share, claims
-free ones up to that share (core/tracklease.py), polls each held stream's rules version and,
+free ones up to that share (core/leases.py), polls each held stream's rules version and,
 every ``EI_COUNTS_INTERVAL``, samples the counts into their history. In between it reads the
 held streams' ``ei:out:{stream}`` with one blocking XREAD (bounded by the next housekeeping),
 puts each result through the stream's pipeline (reorder, track, count:
@@ -19,14 +19,12 @@ take its streams over at the next claim instead of after the lease expiry.
 from __future__ import annotations
 
 import logging
-import os
-import re
-import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
 
+from ..core import keys
 from ..core.analytics.counting import LINE_WHATS, ZONE_WHATS
 from ..core.analytics.events import EventHandler, FrameEvents
 from ..core.analytics.pipeline import StreamPipeline, tracks_entry
@@ -34,6 +32,7 @@ from ..core.broker import OutputBroker
 from ..core.errors import InvalidMessage
 from ..core.eventhandler import RecordingHandler, delivery_queues
 from ..core.eventstore import EventStore
+from ..core.leases import Leases, default_replica_id, plan
 from ..core.metrics import EventMetrics, TrackMetrics
 from ..core.redisconn import REDIS_DOWN_ERRORS, Backoff, RedisClient, error_text
 from ..core.registry import StreamRegistry
@@ -41,7 +40,6 @@ from ..core.result import decode_result
 from ..core.rulestore import RuleStore, StoredRules
 from ..core.runtime import running
 from ..core.settings import TrackSettings, parse_settings
-from ..core.tracklease import TrackLeases, plan
 from ..core.trackstore import TrackStore
 from ..engine.annotate import track_snapshot
 
@@ -60,11 +58,6 @@ class NoEvents:
         return None
 
 
-def default_replica_id() -> str:
-    host = re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname())[:40]
-    return f"track-{host}-{os.getpid()}"
-
-
 class TrackService:
     """Holds leases on streams and tracks them until stopped (or ``max_frames`` messages)."""
 
@@ -76,9 +69,9 @@ class TrackService:
         self.stop = stop
         self.handler: EventHandler = handler or NoEvents()
         self.clock = clock
-        self.replica_id = settings.replica_id or default_replica_id()
-        self.leases = TrackLeases(client, self.replica_id, settings.track_lease,
-                                  replica_ttl=settings.track_lease)
+        self.replica_id = settings.replica_id or default_replica_id("track")
+        self.leases = Leases(client, self.replica_id, keys.track_lease, keys.track_replicas(),
+                             settings.track_lease, replica_ttl=settings.track_lease)
         self.store = TrackStore(client, settings.tracks_maxlen, settings.results_retention)
         self.broker = OutputBroker(client)
         self.registry = StreamRegistry(client)
@@ -291,7 +284,7 @@ class TrackService:
 
 def main(argv: list[str]) -> int:
     settings = parse_settings(TrackSettings, argv, prog="ei track")
-    settings = replace(settings, replica_id=settings.replica_id or default_replica_id())
+    settings = replace(settings, replica_id=settings.replica_id or default_replica_id("track"))
     with running("track", settings) as (runtime, client):
         event_metrics = EventMetrics(runtime.registry)
         queues = delivery_queues(settings, event_metrics, runtime.start_thread,

@@ -26,6 +26,11 @@ export function canEditRules(user) {
   return allows(effectiveRole(user), "operator");
 }
 
+/** Managed sources (add, edit, delete) are for operators and admins; a viewer sees the table. */
+export function canManageSources(user) {
+  return allows(effectiveRole(user), "operator");
+}
+
 /** The route to show `user`: a view the user may not see falls back to the wall. */
 export function visibleRoute(route, user) {
   if (route.name === "analysis" && !canManageJobs(user)) return { name: "wall", stream: null };

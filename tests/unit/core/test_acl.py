@@ -54,6 +54,9 @@ def test_every_key_a_component_touches_matches_one_of_its_patterns() -> None:
     assert not allowed("gateway", keys.track_lease("c"))
     assert allowed("gateway", keys.sources())
     assert not any(allowed(c, keys.sources()) for c in ("infer", "websocket", "track"))
+    for key in (keys.sources(), keys.source_lease("c"), keys.stream_pool()):
+        assert allowed("stream", key) and not allowed("track", key), key
+    assert not allowed("stream", keys.track_lease("c"))
 
 
 def test_the_aclfile_keeps_hashes_not_passwords() -> None:

@@ -102,3 +102,28 @@ def test_event_settings_parse_and_never_show_their_secrets() -> None:
     with pytest.raises(SystemExit):  # secrets have no flag: ps would show them
         parse_settings(WithEvents, ["--webhook-secret", "s" * 32], {})
     assert {"EI_WEBHOOK_SECRET", "EI_MQTT_URL", "EI_EVENT_RETENTION"} <= known_env_names()
+
+
+@pytest.mark.parametrize(("argv", "env", "named"), [
+    (["--pool"], {"EI_SOURCE": "cam.avi"}, "EI_SOURCE"),
+    (["--pool", "--stream-id", "cam"], {}, "--stream-id"),
+    ([], {"EI_POOL": "yes", "EI_MAX_WIDTH": "1280"}, "EI_MAX_WIDTH"),  # even the default value
+    ([], {"EI_POOL": "1", "EI_FPS": "5"}, "EI_FPS"),
+])
+def test_the_pool_refuses_the_single_sources_own_options(argv: list[str], env: dict[str, str],
+                                                          named: str) -> None:
+    with pytest.raises(ConfigError, match=f"^{named} is not used with EI_POOL"):
+        parse_settings(StreamSettings, argv, env)
+
+
+def test_the_pool_options_and_the_single_mode() -> None:
+    pool = parse_settings(StreamSettings, ["--pool", "--max-sources", "3"],
+                          {"EI_LEASE_SECONDS": "2", "EI_MEDIA_DIR": "/media",
+                           "EI_SOURCE_ALLOW": "cams.example.com", "EI_JPEG_QUALITY": "70"})
+    assert (pool.pool, pool.max_sources, pool.lease_seconds, str(pool.media_dir)) == \
+        (True, 3, 2.0, "/media")
+    assert pool.source_policy().names == {"cams.example.com"}
+    single = parse_settings(StreamSettings, [], {"EI_SOURCE": "cam.avi", "EI_TYPES": "face"})
+    assert not single.pool and single.types == ("face",)
+    with pytest.raises(ConfigError, match="EI_LEASE_SECONDS"):
+        parse_settings(StreamSettings, ["--pool"], {"EI_LEASE_SECONDS": "1.5"})

@@ -84,6 +84,10 @@ def test_state_disabled_pending_or_as_the_reader_reports_it() -> None:
     # A single-mode stream of the same id: no replica; only a target rate.
     single = Member("gate-1", 1.0, {"state": "retrying", "reconnects": 0, "fps": 5})
     assert source_state(enabled, single) == {"state": "retrying", "reconnects": 0, "fps": 5}
+    # A source the pool could not open says why.
+    failed = Member("gate-1", 1.0, {"state": "failed", "replica": "pool-a", "reconnects": 0,
+                                    "error": "vtest.avi is not a file in the media directory"})
+    assert source_state(enabled, failed)["error"].startswith("vtest.avi is not a file")
 
 
 def test_answers_mask_the_url_and_match_members_by_id() -> None:

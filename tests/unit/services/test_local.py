@@ -25,13 +25,16 @@ from elastic_inference.services.local import (
 from tests.credentials import SECRET_ENV
 
 
-def test_plan_starts_three_streams_three_workers_track_websocket_and_gateway(
+def test_plan_starts_a_stream_pool_three_workers_track_websocket_and_gateway(
         tmp_path: Path) -> None:
     s = parse_settings(UpSettings, ["--sample-dir", str(tmp_path)], {})
     system = LocalSystem(s, "redis://127.0.0.1:1/0", ServiceRuntime("t"))
     kinds = [c.args[0] for c in system.all_children()]
-    assert kinds.count("stream") == 3 and kinds.count("infer") == 3
-    assert kinds[:7] == ["stream"] * 3 + ["analysis", "track", "websocket", "gateway"]
+    assert kinds.count("stream") == 1 and kinds.count("infer") == 3
+    assert kinds[:5] == ["stream", "analysis", "track", "websocket", "gateway"]
+    pool = system.children[0]
+    assert "--pool" in pool.args
+    assert pool.args[pool.args.index("--media-dir") + 1] == str(tmp_path)
     assert {c.env["EI_REDIS_URL"] for c in system.all_children()} == {"redis://127.0.0.1:1/0"}
     ports = [c.args[c.args.index("--metrics-port") + 1] for c in system.all_children()]
     assert len(set(ports)) == len(ports)
@@ -82,8 +85,9 @@ def test_autoscale_plan_starts_min_workers_of_the_chosen_types_only(tmp_path: Pa
                                     "--workers", "people", "--sample-streams", "false",
                                     "--min-workers", "2", "--max-workers", "3"], {})
     system = LocalSystem(s, "redis://127.0.0.1:1/0", ServiceRuntime("t"))
-    assert [c.args[0] for c in system.children] == ["analysis", "track", "websocket",
-                                                    "gateway"]
+    # Without the samples the pool still runs: sources come from the API.
+    assert [c.args[0] for c in system.children] == ["stream", "analysis", "track",
+                                                    "websocket", "gateway"]
     (pool,) = system.pools
     assert pool.infer_type == "people" and len(pool.workers) == 2
     assert pool.autoscaler is not None and pool.autoscaler.policy.max_replicas == 3
@@ -232,13 +236,15 @@ def test_restart_backoff_doubles_while_a_child_keeps_dying_and_resets_after_a_he
                                                            "cam.example.com,10.0.0.0/8")])
 def test_source_allow_reaches_the_gateway_the_runner_and_the_tracker(
         tmp_path: Path, allow: str, want: str | None) -> None:
-    """Job URLs (gateway, runner) and webhook URLs (gateway, tracker) pass the same list."""
+    """Job URLs (gateway, runner), source URLs (gateway, stream pool) and webhook URLs
+    (gateway, tracker) pass the same list."""
     s = parse_settings(UpSettings, ["--sample-dir", str(tmp_path)], {"EI_SOURCE_ALLOW": allow})
     system = LocalSystem(s, "redis://127.0.0.1:1/0", ServiceRuntime("t"))
     for child in system.children:
         given = (child.args[child.args.index("--source-allow") + 1]
                  if "--source-allow" in child.args else None)
-        assert given == (want if child.args[0] in ("analysis", "gateway", "track") else None), \
+        assert given == (want if child.args[0] in ("stream", "analysis", "gateway", "track")
+                         else None), \
             child.args
 
 

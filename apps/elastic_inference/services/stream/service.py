@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from typing import Any
-
-import redis
 
 from ...core.errors import InvalidMessage, SourceError
 from ...core.frame import Frame
 from ...core.metrics import RateWindow, StreamMetrics
 from ...core.queue import FrameQueue, push_to_types
-from ...core.redisconn import REDIS_DOWN_ERRORS, Backoff
+from ...core.redisconn import REDIS_DOWN_ERRORS, Backoff, RedisClient
 from ...core.registry import HEARTBEAT_INTERVAL, StreamRegistry
 from ...core.runtime import ServiceRuntime
 from ...core.settings import StreamSettings
@@ -38,22 +37,29 @@ STATES = ("connecting", "live", "retrying", "failed", "ended")
 class StreamService:
     """Capture → encode once → push to every type's queue, with registry heartbeats.
 
-    One thread, one loop: each turn checks ``runtime.stop``, heartbeats when due and does one
-    step (wait for a slot, read, publish, or reopen). Redis failures and source failures each
-    have their own backoff so neither stops the other.
+    One thread, one loop: each turn checks ``stop`` (``runtime.stop`` unless given: a pool
+    reader has its own, see services/stream/pool.py), heartbeats when due and does one step
+    (wait for a slot, read, publish, or reopen). Redis failures and source failures each have
+    their own backoff so neither stops the other. ``replica`` (a pool replica's id) is shown in
+    the registry beside the state; a pool reader does not ``unregister`` itself when it stops
+    (the source may be another replica's by then).
     """
 
-    def __init__(self, settings: StreamSettings, runtime: ServiceRuntime, client: redis.Redis,
-                 source: Source, stream_id: str) -> None:
+    def __init__(self, settings: StreamSettings, runtime: ServiceRuntime, client: RedisClient,
+                 source: Source, stream_id: str, *, stop: threading.Event | None = None,
+                 metrics: StreamMetrics | None = None, replica: str = "",
+                 unregister: bool = True) -> None:
         self.settings = settings
         self.runtime = runtime
-        self.stop = runtime.stop
+        self.stop = runtime.stop if stop is None else stop
         self.source = source
         self.stream_id = stream_id
+        self.replica = replica
+        self.unregister = unregister  # a pool reader leaves that to the pool (pool.py)
         self.types = list(dict.fromkeys(settings.types))
         self.queues = [FrameQueue(client, t, settings.queue_maxlen) for t in self.types]
         self.registry = StreamRegistry(client)
-        self.metrics = StreamMetrics(runtime.registry, stream_id)
+        self.metrics = metrics or StreamMetrics(runtime.registry, stream_id)
         self.overflow = {t: self.metrics.overflow.labels(stream_id, t) for t in self.types}
         self.backoff = Backoff(f"stream {stream_id}")
         self.rate = RateWindow(5.0)
@@ -276,6 +282,8 @@ class StreamService:
         except InvalidMessage as exc:
             self._capture_error(f"frame {seq} not sendable: {exc}")
             return
+        if self.stop.is_set():  # told to stop, or (pool) the lease may lapse: send no more
+            return
         try:
             results = push_to_types(self.queues, messages)
         except REDIS_DOWN_ERRORS as exc:
@@ -293,7 +301,7 @@ class StreamService:
 
     def info(self) -> dict[str, Any]:
         """Registry details; ``source`` is the public form (no credentials)."""
-        return {
+        info: dict[str, Any] = {
             "types": self.types,
             "source_kind": self.source.spec.kind,
             "source": self.source.spec.public,
@@ -307,6 +315,9 @@ class StreamService:
             "reconnects": self.reconnects,
             "started": self.started,
         }
+        if self.replica:
+            info["replica"] = self.replica
+        return info
 
     def _heartbeat_if_due(self) -> None:
         now = time.monotonic()
@@ -345,7 +356,8 @@ class StreamService:
     def _shutdown(self) -> None:
         self.source.close()
         try:
-            self.registry.remove(self.stream_id)
+            if self.unregister:
+                self.registry.remove(self.stream_id)
         except REDIS_DOWN_ERRORS as exc:
             log.warning("stream %s: could not unregister (%s); the entry expires in %.0f s",
                         self.stream_id, exc, self.registry.ttl)
