@@ -23,6 +23,7 @@ from elastic_inference.core.auth import Role
 from elastic_inference.core.broker import OutputBroker, TracksEntry
 from elastic_inference.core.jobs import JobStore
 from elastic_inference.core.live import decode_frame
+from elastic_inference.core.queue import FrameQueue
 from elastic_inference.core.redisconn import connect
 from elastic_inference.core.result import parse_result
 from tests.credentials import SECRET_ENV, bearer
@@ -239,4 +240,28 @@ def test_the_services_ride_through_a_node_crash(model_dir: Path, sample_dir: Pat
         for service in services:
             service.stop()
         client.close()
+        cluster.stop()
+
+
+def test_a_service_started_before_the_cluster_waits_for_it(sample_dir: Path) -> None:
+    """The cluster client asks for the slots as it is built: ``ei stream`` started while no
+    node answers backs off (not a crash) and streams once the cluster is up."""
+    cluster = RedisClusterServers()
+    stream = Service(["stream", "--source", str(sample_dir / "vtest.avi"), "--stream-id",
+                      STREAM, "--types", "people", "--fps", "4", "--max-width", "320"],
+                     env={"EI_REDIS_URL": cluster.url})
+    client = None
+    try:
+        wait_for(lambda: "Redis unavailable" in stream.output(), 30, "the stream to back off")
+        time.sleep(1)
+        assert stream.alive(), stream.output()[-3000:]
+        cluster.start()
+        client = connect(cluster.url)
+        wait_for(lambda: FrameQueue(client, "people").stats().pushed > 0, 60,
+                 "frames pushed once the cluster is up")
+        assert stream.alive(), stream.output()[-3000:]
+    finally:
+        stream.stop()
+        if client is not None:
+            client.close()
         cluster.stop()

@@ -21,6 +21,7 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.cluster import ClusterPipeline, RedisCluster
 from redis.commands.core import Script
+from redis.exceptions import RedisClusterException
 from redis.maint_notifications import MaintNotificationsConfig
 from redis.retry import Retry
 
@@ -193,8 +194,8 @@ def connect(url: str, *, socket_timeout: float = 10.0, decode: bool = False,
     while Redis is down) pass fewer and rely on :class:`Backoff`.
 
     A cluster URL names one node; redis-py's cluster client learns the others (CLUSTER SLOTS)
-    on its first command and follows MOVED and ASK redirections after a resharding or a
-    failover.
+    as it is built, which is then sent: ConnectionError when no node answers. It follows MOVED
+    and ASK redirections after a resharding or a failover.
     """
     check_url(url)
     retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=retries)
@@ -210,9 +211,12 @@ def connect(url: str, *, socket_timeout: float = 10.0, decode: bool = False,
     scheme = urlsplit(url).scheme
     if scheme in CLUSTER_SCHEMES:
         plain = CLUSTER_SCHEMES[scheme] + url[len(scheme):]
-        return RedisCluster.from_url(
-            plain, retry=retry, connection_class=_CONNECTION_CLASSES[CLUSTER_SCHEMES[scheme]],
-            **common)
+        try:
+            return RedisCluster.from_url(
+                plain, retry=retry,
+                connection_class=_CONNECTION_CLASSES[CLUSTER_SCHEMES[scheme]], **common)
+        except RedisClusterException as exc:  # no node answered (its text holds no password)
+            raise redis.ConnectionError(f"Redis Cluster unreachable: {exc}") from None
     return redis.Redis.from_url(
         url,
         health_check_interval=15,
