@@ -60,7 +60,8 @@ Render the Kubernetes manifests of Elastic Inference into DIR; apply them with
   -R COMPONENT  rotate: a new random password for COMPONENT's Redis user (repeatable;
                 doc/security.md, "Rotating a password")
   -u FILE       use an external Redis instead of the in-cluster one: read its URL
-                (redis:// or rediss:// for TLS) from FILE ('-' for stdin)
+                (redis:// or rediss:// for TLS; redis+cluster:// or rediss+cluster://
+                for a Redis Cluster, doc/deployment.md) from FILE ('-' for stdin)
   -s SIZE       keep the in-cluster Redis data on a PersistentVolumeClaim of SIZE (e.g.
                 5Gi) instead of an emptyDir
   -v SIZE       size of the media volume, the PersistentVolumeClaim ei-media that holds
@@ -415,16 +416,19 @@ redis_users "${rotate[@]}"
 
 if [[ -n $url_file ]]; then
     redis_url=$(read_secret "$url_file")
-    url_re='^(rediss?)://(([^:@/]*)(:([^@/]*))?@)?([^:@/?]+|\[[0-9A-Fa-f:.]+\])(:([0-9]{1,5}))?(/([0-9]{1,2}))?(\?[^#]*)?$'
+    url_re='^(rediss?)(\+cluster)?://(([^:@/]*)(:([^@/]*))?@)?([^:@/?]+|\[[0-9A-Fa-f:.]+\])(:([0-9]{1,5}))?(/([0-9]{1,2}))?(\?[^#]*)?$'
     [[ $redis_url =~ $url_re && $redis_url != *[[:space:]\"\\]* ]] ||
         die "the URL in '$url_file' is not redis[s]://[[USER]:PASSWORD@]HOST[:PORT][/DB] (password not shown)"
-    redis_username=$(url_decode "${BASH_REMATCH[3]}")
-    redis_password=$(url_decode "${BASH_REMATCH[5]}")
-    redis_port=${BASH_REMATCH[8]:-6379}
-    redis_address=${BASH_REMATCH[6]}:$redis_port
-    redis_db=${BASH_REMATCH[10]:-0}
+    redis_username=$(url_decode "${BASH_REMATCH[4]}")
+    redis_password=$(url_decode "${BASH_REMATCH[6]}")
+    redis_port=${BASH_REMATCH[9]:-6379}
+    redis_address=${BASH_REMATCH[7]}:$redis_port
+    redis_db=${BASH_REMATCH[11]:-0}
     redis_tls=false
     [[ ${BASH_REMATCH[1]} == rediss ]] && redis_tls=true
+    # KEDA's "redis" scaler reads one server; a cluster needs its "redis-cluster" scaler.
+    [[ -z ${BASH_REMATCH[2]} || -z $keda ]] ||
+        die "-a keda does not go with a Redis Cluster URL: choose -a ratio or -a cpu"
     in_cluster_redis=""
     redis_external_users "$redis_url" "$redis_username" "$redis_password"
 else

@@ -128,6 +128,23 @@ def test_external_redis(tmp_path: Path) -> None:
     assert "p@ss" not in rendered.stdout + rendered.stderr
 
 
+def test_external_redis_cluster(tmp_path: Path) -> None:
+    """A Redis Cluster URL reaches every service as it is; KEDA's one-server scaler is
+    refused with it."""
+    url = "redis+cluster://worker:secret-0123456789@redis-cluster.data.svc:6379/0"
+    url_file = tmp_path / "url"
+    url_file.write_text(url + "\n")
+    rendered = render(tmp_path / "out", "-r", REGISTRY, "-u", str(url_file))
+    for component in acl.BY_COMPONENT:
+        assert secret_data(rendered, component) == {
+            "redis-url": url, "redis-address": "redis-cluster.data.svc:6379",
+            "redis-username": "worker", "redis-password": "secret-0123456789"}
+    refused = run_renderer("-o", str(tmp_path / "keda"), "-r", REGISTRY, "-a", "keda", "-u",
+                           str(url_file))
+    assert refused.returncode == 2 and "does not go with a Redis Cluster" in refused.stderr
+    assert "secret-0123456789" not in rendered.stdout + rendered.stderr + refused.stderr
+
+
 def test_passwords_are_kept_given_rotated_and_never_printed(tmp_path: Path) -> None:
     out = tmp_path / "out"
     first = render(out, "-r", REGISTRY)

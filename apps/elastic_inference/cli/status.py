@@ -5,16 +5,14 @@ from __future__ import annotations
 import sys
 import time
 
-import redis
-
-from ..core.redisconn import connect
+from ..core.redisconn import RedisClient, connect
 from ..core.registry import StreamRegistry
 from ..core.settings import StatusSettings, parse_settings
 from ..core.status import type_status
 from .table import table
 
 
-def render(client: redis.Redis) -> str:
+def render(client: RedisClient) -> str:
     """The status report as text (separate from main so tests can call it)."""
     live = StreamRegistry(client).members()
     queue_rows, worker_rows = [], []

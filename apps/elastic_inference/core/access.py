@@ -15,12 +15,11 @@ import logging
 from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
 
-import redis
-
 from .auth import Principal, Role
 from .authstore import AuthStore
 from .errors import AuthError
 from .ratelimit import Rate, RateLimiter, Verdict
+from .redisconn import RedisClient
 from .sessions import SESSION_COOKIE, NewSession, Session, SessionStore, Signer, UrlSigner
 
 log = logging.getLogger(__name__)
@@ -86,7 +85,7 @@ class Gatekeeper:
     """Checks credentials (``identify``) and passwords (``login``); ``enabled=False`` lets
     everyone in as :data:`ANONYMOUS` (and then needs no secret)."""
 
-    def __init__(self, client: redis.Redis, signer: Signer | None, *, enabled: bool = True,
+    def __init__(self, client: RedisClient, signer: Signer | None, *, enabled: bool = True,
                  store: AuthStore | None = None,
                  login_rate: Rate | None = DEFAULT_LOGIN_RATE) -> None:
         if enabled and signer is None:

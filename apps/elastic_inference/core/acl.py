@@ -30,9 +30,13 @@ if TYPE_CHECKING:
 #: Every connection: PING (redis-py's health check of an idle connection, readiness checks) and
 #: SELECT (sent when the URL names a database other than 0).
 CONNECTION = ("ping", "select")
+#: redis-py's cluster client (a ``redis+cluster://`` URL) learns the slots (CLUSTER SLOTS) and
+#: the commands' key positions (COMMAND) when it starts; a single server is never asked.
+CLUSTER_CLIENT = ("cluster|slots", "command")
 #: redis-py runs a registered script with EVALSHA, loads it on NOSCRIPT (SCRIPT LOAD) and, in
-#: a pipeline, checks first that it is loaded (SCRIPT EXISTS).
-SCRIPTS = ("evalsha", "script|load", "script|exists")
+#: a pipeline, checks first that it is loaded (SCRIPT EXISTS); a cluster pipeline sends the
+#: script whole (EVAL, core/redisconn.py's run_script).
+SCRIPTS = ("eval", "evalsha", "script|load", "script|exists")
 #: A pipeline with ``transaction=True``.
 TRANSACTION = ("multi", "exec")
 
@@ -41,9 +45,9 @@ OPERATIONS: dict[str, tuple[str, ...]] = {
     "FrameQueue.push": (*SCRIPTS, "rpush", "ltrim", "hincrby"),
     "FrameQueue.pop": ("blpop", "lpop", "hincrby"),  # pop_batch, pop_nowait, count_drops
     "FrameQueue.stats": ("llen", "hgetall"),
-    "Heartbeats.beat": (*TRANSACTION, "zadd", "hset", "pexpire"),
-    "WorkerRegistry.beat": (*TRANSACTION, "sadd", "zadd", "hset", "pexpire"),
-    "Heartbeats.remove": (*TRANSACTION, "zrem", "del"),
+    "Heartbeats.beat": ("zadd", "hset", "pexpire"),
+    "WorkerRegistry.beat": ("sadd", "zadd", "hset", "pexpire"),
+    "Heartbeats.remove": ("zrem", "del"),
     "Heartbeats.ids": ("zremrangebyscore", "zrange"),
     "Heartbeats.members": ("zremrangebyscore", "zrange", "hgetall"),
     "worker_types": ("smembers",),
@@ -54,7 +58,7 @@ OPERATIONS: dict[str, tuple[str, ...]] = {
     "OutputBroker.latest_tracks_id": ("xrevrange",),
     "OutputBroker.history": ("xrange", "xrevrange"),
     "OutputBroker.prune_history": ("scan", "xrange", "xtrim"),
-    "LeasedQueue.push": (*TRANSACTION, "hset", "rpush"),
+    "LeasedQueue.push": (*SCRIPTS, "hset", "rpush"),
     "LeasedQueue.lease": (*SCRIPTS, "time", "zrangebyscore", "zrem", "lpush", "lpop", "hget",
                           "zadd"),
     "LeasedQueue.extend": (*SCRIPTS, "time", "zadd"),
@@ -64,10 +68,10 @@ OPERATIONS: dict[str, tuple[str, ...]] = {
                             "zrem"),
     "LeasedQueue.owners": ("lrange", "zrange", "hkeys"),
     "LeasedQueue.waiting": ("llen",),
-    "JobStore.create": (*TRANSACTION, "hset", "zadd"),
+    "JobStore.create": ("hset", "zadd"),
     "JobStore.update": (*SCRIPTS, "exists", "hset"),
     "JobStore.read": ("hget", "hgetall", "hlen", "hexists", "hmget", "hkeys", "zrevrange"),
-    "JobStore.delete": (*TRANSACTION, "hget", "unlink", "zrem"),
+    "JobStore.delete": ("hget", "unlink", "zrem"),
     "JobStore.store_frame": (*SCRIPTS, "exists", "hstrlen", "hset", "hincrby", "rpush"),
     "JobStore.store_result": (*SCRIPTS, "exists", "hset"),
     "JobStore.store_analytics": (*SCRIPTS, "exists", "del", "hset", "hvals"),
@@ -166,7 +170,7 @@ class ComponentAcl:
     @property
     def commands(self) -> tuple[str, ...]:
         """Every command of its operations, sorted, without repeats."""
-        return tuple(sorted({*CONNECTION, *(c for op in self.operations
+        return tuple(sorted({*CONNECTION, *CLUSTER_CLIENT, *(c for op in self.operations
                                             for c in OPERATIONS[op])}))
 
     def rules(self, password: str) -> list[str]:

@@ -16,7 +16,6 @@ import logging
 import secrets
 import time
 
-import redis
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
@@ -35,6 +34,7 @@ from .auth import (
     token_digest,
 )
 from .errors import AuthError
+from .redisconn import RedisClient
 from .sessions import end_user_sessions
 from .text import as_text
 
@@ -113,7 +113,7 @@ def _role(raw: bytes | str | None, what: str) -> Role | None:
 class AuthStore:
     """Add, list and remove users and tokens; check passwords and tokens."""
 
-    def __init__(self, client: redis.Redis, hasher: PasswordHasher | None = None,
+    def __init__(self, client: RedisClient, hasher: PasswordHasher | None = None,
                  touch_interval: float = TOUCH_INTERVAL) -> None:
         self.client = client
         self.hasher = hasher or PasswordHasher()

@@ -12,12 +12,18 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-import redis
+from redis.cluster import RedisCluster
 
 from . import keys
+from .redisconn import RedisClient
 from .result import Result
 from .text import as_text
+
+#: How often a reader on a Redis Cluster polls the streams it follows (see
+#: :meth:`OutputBroker._xread`): a frame waits at most this long more than on one server.
+CLUSTER_POLL_S = 0.02
 
 
 @dataclass(frozen=True)
@@ -42,7 +48,7 @@ class TracksEntry:
 class OutputBroker:
     """Publishes results and reads them back for the websocket server and the gateway."""
 
-    def __init__(self, client: redis.Redis, out_maxlen: int = 32,
+    def __init__(self, client: RedisClient, out_maxlen: int = 32,
                  retention: float = 3600.0) -> None:
         self.client = client
         self.out_maxlen = out_maxlen
@@ -91,12 +97,46 @@ class OutputBroker:
         ask = {keys.out(s): c for s, c in cursors.items()}
         ask.update({keys.tracks(s): c for s, c in track_cursors.items()})
         out: list[OutputEntry | TracksEntry] = []
-        for key, entries in self.client.xread(ask, count=count, block=block_ms) or []:
+        for key, entries in self._xread(ask, count, block_ms):
             is_tracks, stream = named[as_text(key)]
             for eid, fields in entries:
                 out.append(TracksEntry(stream, as_text(eid), fields.get(b"tracks", b""))
                            if is_tracks else self._entry(stream, eid, fields))
         return out
+
+    def _xread(self, ask: Mapping[str, str], count: int, block_ms: int | None
+               ) -> list[tuple[Any, list[tuple[Any, Any]]]]:
+        """XREAD of ``ask`` (key -> cursor). One blocking XREAD on a single server; a Redis
+        Cluster refuses one XREAD over keys of several hash slots, so there each key is read
+        without blocking, all in one pipelined round trip per node, every
+        :data:`CLUSTER_POLL_S` until something comes or ``block_ms`` passes. The streams keep
+        their own slots: one tag for all would put every stream's video on one node."""
+        if not isinstance(self.client, RedisCluster):
+            return self.client.xread(ask, count=count, block=block_ms) or []
+        deadline = time.monotonic() + (block_ms or 0) / 1000
+        ask = self._resolve_new(ask)
+        while True:
+            pipe = self.client.pipeline(transaction=False)
+            for key, cursor in ask.items():
+                pipe.xread({key: cursor}, count=count)
+            found = [hit for reply in pipe.execute() for hit in (reply or [])]
+            if found or time.monotonic() >= deadline:
+                return found
+            time.sleep(min(CLUSTER_POLL_S, max(0.0, deadline - time.monotonic())))
+
+    def _resolve_new(self, ask: Mapping[str, str]) -> dict[str, str]:
+        """``ask`` with each ``$`` (only new entries) replaced by the key's newest entry id as
+        it is now (``0-0`` for a key without entries), so that polls see what comes meanwhile,
+        as a blocking XREAD would."""
+        new = [k for k, c in ask.items() if c == "$"]
+        if not new:
+            return dict(ask)
+        pipe = self.client.pipeline(transaction=False)
+        for key in new:
+            pipe.xrevrange(key, count=1)
+        newest = {k: as_text(raw[0][0]) if raw else "0-0"
+                  for k, raw in zip(new, pipe.execute(), strict=True)}
+        return {k: newest.get(k, c) for k, c in ask.items()}
 
     def history(self, stream: str, since: float, until: float, count: int | None = None, *,
                 after: str = "", reverse: bool = False) -> list[tuple[str, bytes]]:

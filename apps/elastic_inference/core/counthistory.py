@@ -8,9 +8,8 @@ import json
 import logging
 from typing import Any
 
-import redis
-
 from . import keys
+from .redisconn import RedisClient
 from .text import as_text
 
 log = logging.getLogger(__name__)
@@ -35,7 +34,7 @@ def totals(raw: dict[Any, Any]) -> dict[str, dict[str, dict[str, int]]]:
     return out
 
 
-def read_counts(client: redis.Redis, stream: str, since: float,
+def read_counts(client: RedisClient, stream: str, since: float,
                 until: float) -> dict[str, Any]:
     """``{"samples": [{"ts", "rules"}...] oldest first, "truncated", "totals"}``; a damaged
     sample is skipped (and logged)."""

@@ -21,10 +21,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import redis
-
 from . import keys
 from .errors import InvalidMessage
+from .redisconn import RedisClient
 from .text import as_text
 
 log = logging.getLogger(__name__)
@@ -166,7 +165,7 @@ class EventPage:
 class EventStore:
     """Records events with their snapshots and answers queries over them."""
 
-    def __init__(self, client: redis.Redis, retention: float = DEFAULT_RETENTION_S,
+    def __init__(self, client: RedisClient, retention: float = DEFAULT_RETENTION_S,
                  maxlen: int = DEFAULT_MAXLEN, snapshots: int = DEFAULT_SNAPSHOTS) -> None:
         self.client = client
         self.retention = retention

@@ -31,6 +31,7 @@ from .jobanalytics import JobAnalytics, analyse
 from .jobrequest import JobRequest
 from .leased import LeasedQueue
 from .redact import redact_url
+from .redisconn import RedisClient, run_script
 from .result import parse_result
 from .text import as_text
 
@@ -42,20 +43,15 @@ redis.call('HSET', KEYS[1], unpack(ARGV))
 return 1
 """
 
-#: Store one frame with its job and queue it for each type, only while the job exists; the
-#: job's ``frame_bytes`` stays exact when a frame is stored again (a re-run extraction).
-#: KEYS[1] job HASH, KEYS[2] frames HASH, then per type an id LIST and a body HASH (KEYS[3],
-#: KEYS[4] for the first type, ...); ARGV[1] frame number, ARGV[2] JPEG, ARGV[3] message id,
-#: ARGV[3 + i] the message for type i. Returns 1, or 0 (nothing written) if the job is gone.
+#: Store one frame with its job, only while the job exists; the job's ``frame_bytes`` stays
+#: exact when a frame is stored again (a re-run extraction). KEYS[1] job HASH, KEYS[2] frames
+#: HASH (one hash slot: the job id); ARGV[1] frame number, ARGV[2] JPEG. Returns 1, or 0
+#: (nothing written) if the job is gone.
 _STORE_FRAME_LUA = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local old = redis.call('HSTRLEN', KEYS[2], ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'frame_bytes', #ARGV[2] - old)
-for i = 1, (#KEYS - 2) / 2 do
-  redis.call('HSET', KEYS[2 + 2 * i], ARGV[3], ARGV[3 + i])
-  redis.call('RPUSH', KEYS[1 + 2 * i], ARGV[3])
-end
 return 1
 """
 
@@ -109,7 +105,7 @@ class JobFrame:
 class JobStore:
     """Job records, their frames and results in Redis."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: RedisClient) -> None:
         self.client = client
         self.pending = LeasedQueue.pending_jobs(client)
         self._update = client.register_script(_UPDATE_LUA)
@@ -127,10 +123,10 @@ class JobStore:
                   "types": json.dumps(list(request.types)), "frame_step": request.frame_step,
                   "status": "queued", "created": created, "frames_read": 0,
                   "frames_total": -1, "error": "", "rules": encode_rules(request.rules)}
-        pipe = self.client.pipeline(transaction=True)
-        pipe.hset(keys.job(job_id), mapping=record)
-        pipe.zadd(keys.jobs(), {job_id: created})
-        pipe.execute()
+        # Record first, then the index (another hash slot in a Redis Cluster): an index entry
+        # never names a job without a record, which the orphan sweep would remove.
+        self.client.hset(keys.job(job_id), mapping=record)
+        self.client.zadd(keys.jobs(), {job_id: created})
         self.pending.push([(job_id, job_id.encode())])
         return job_id
 
@@ -155,11 +151,9 @@ class JobStore:
         if raw is None:
             return False
         types: list[str] = json.loads(raw)
-        pipe = self.client.pipeline(transaction=True)
-        pipe.unlink(keys.job(job_id), keys.job_frames(job_id), keys.job_tracks(job_id),
-                    *(keys.job_results(job_id, t) for t in types))
-        pipe.zrem(keys.jobs(), job_id)
-        pipe.execute()
+        self.client.unlink(keys.job(job_id), keys.job_frames(job_id), keys.job_tracks(job_id),
+                           *(keys.job_results(job_id, t) for t in types))
+        self.client.zrem(keys.jobs(), job_id)
         self.discard_queued(job_id, types)
         self.pending.discard([job_id])
         return True
@@ -181,13 +175,23 @@ class JobStore:
 
     def store_frame(self, job_id: str, frame: int, jpeg: bytes, message_id: str,
                     messages: Sequence[tuple[LeasedQueue, bytes]]) -> bool:
-        """Store frame ``frame`` with the job and push ``message_id`` with each queue's message,
-        in one atomic step; False (nothing written) if the job no longer exists."""
-        names = [keys.job(job_id), keys.job_frames(job_id)]
-        for queue, _ in messages:
-            names += queue.keys[:2]
-        args = [frame, jpeg, message_id, *(body for _, body in messages)]
-        return bool(self._store_frame(keys=names, args=args))
+        """Store frame ``frame`` with the job, then push ``message_id`` with each queue's
+        message; False (nothing written) if the job no longer exists.
+
+        Two steps, as the job and each type's queue are in different hash slots of a Redis
+        Cluster. A job deleted between them leaves messages that workers take, whose results
+        the job's scripts refuse, and that they acknowledge; a runner that dies between them
+        leaves its lease to run out, and the next runner stores the frame again.
+        """
+        stored = self._store_frame(keys=[keys.job(job_id), keys.job_frames(job_id)],
+                                   args=[frame, jpeg])
+        if not stored:
+            return False
+        pipe = self.client.pipeline(transaction=False)
+        for queue, body in messages:
+            queue.push([(message_id, body)], pipe)
+        pipe.execute()
+        return True
 
     def frame(self, job_id: str, frame: int) -> bytes | None:
         value = self.client.hget(keys.job_frames(job_id), str(frame))
@@ -196,8 +200,8 @@ class JobStore:
     def store_result(self, job_id: str, infer_type: str, frame: int, result_json: bytes,
                      pipe: redis.client.Pipeline) -> None:
         """Queue on ``pipe`` the storing of one result, done only if the job still exists."""
-        self._store_result(keys=[keys.job(job_id), keys.job_results(job_id, infer_type)],
-                           args=[frame, result_json], client=pipe)
+        run_script(self._store_result, [keys.job(job_id), keys.job_results(job_id, infer_type)],
+                   [frame, result_json], pipe)
 
     def frame_results(self, job_id: str, frame: int, types: Iterable[str]) -> dict[str, Any]:
         """Every type's result JSON object for one frame (types without one are left out)."""

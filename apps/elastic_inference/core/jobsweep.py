@@ -12,10 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import redis
-
 from . import keys
 from .leased import LeasedQueue
+from .redisconn import RedisClient
 from .text import as_text
 
 
@@ -37,7 +36,7 @@ class Orphans:
         return found
 
 
-def _missing(client: redis.Redis, job_ids: set[str]) -> set[str]:
+def _missing(client: RedisClient, job_ids: set[str]) -> set[str]:
     """The ids among ``job_ids`` without a record."""
     ordered = sorted(job_ids)
     pipe = client.pipeline(transaction=False)
@@ -46,7 +45,7 @@ def _missing(client: redis.Redis, job_ids: set[str]) -> set[str]:
     return {j for j, n in zip(ordered, pipe.execute(), strict=True) if not n}
 
 
-def _queues(client: redis.Redis) -> dict[str, LeasedQueue]:
+def _queues(client: RedisClient) -> dict[str, LeasedQueue]:
     """Every type's job queue that exists, and the pending-jobs queue."""
     types = {t for k in client.scan_iter(match=keys.job_queue_pattern(), count=500)
              if (t := keys.job_queue_type(as_text(k))) is not None}
@@ -55,7 +54,7 @@ def _queues(client: redis.Redis) -> dict[str, LeasedQueue]:
     return found
 
 
-def find_orphans(client: redis.Redis) -> Orphans:
+def find_orphans(client: RedisClient) -> Orphans:
     """Look (SCAN, no blocking command) for everything of jobs without a record."""
     orphans = Orphans()
     by_job: dict[str, list[str]] = {}
@@ -76,7 +75,7 @@ def find_orphans(client: redis.Redis) -> Orphans:
     return orphans
 
 
-def sweep_orphans(client: redis.Redis, dry_run: bool = False) -> Orphans:
+def sweep_orphans(client: RedisClient, dry_run: bool = False) -> Orphans:
     """Remove (unless ``dry_run``) what :func:`find_orphans` finds; returns it."""
     orphans = find_orphans(client)
     if dry_run:

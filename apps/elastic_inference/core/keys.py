@@ -1,6 +1,12 @@
 """Every Redis key of the wire contract, and the id rules that make keys safe to build.
 
 Keeping them in one module means a key is spelled once; doc/wire-contract.md mirrors this file.
+
+Redis Cluster: keys that one script or transaction uses together share a hash slot through a
+hash tag, the part of the name in braces (doc/scaling.md, "Redis Cluster", lists each
+operation). Where a key is read from outside (the live queues by KEDA, ``ei:events`` by
+consumers), it keeps its name and the keys joining it carry that whole name as their tag
+(:func:`tagged`): a key without braces hashes its whole name.
 """
 
 from __future__ import annotations
@@ -33,14 +39,21 @@ def check_type(infer_type: str) -> str:
     return _checked(infer_type, TYPE_RE, "inference type")
 
 
+def tag(name: str) -> str:
+    """``name`` as a hash tag: every key carrying it lives in the hash slot of the key
+    ``name`` itself (Redis hashes a key without braces by its whole name)."""
+    return "{" + name + "}"
+
+
 def queue(infer_type: str) -> str:
     """Frame queue (LIST) for one inference type."""
     return f"{PREFIX}:queue:{check_type(infer_type)}"
 
 
 def queue_stats(infer_type: str) -> str:
-    """Push/drop counters (HASH) for one frame queue."""
-    return f"{queue(infer_type)}:stats"
+    """Push/drop counters (HASH) for one frame queue; in the queue's hash slot (the push
+    script writes both)."""
+    return f"{PREFIX}:queue:{tag(queue(infer_type))}:stats"
 
 
 JOB_ID_RE = re.compile(r"^j[0-9a-f]{12}$")
@@ -52,8 +65,9 @@ def check_job_id(job: str) -> str:
 
 
 def job_queue(infer_type: str) -> str:
-    """Lossless frame queue (LIST of message ids) of analysis jobs for one type."""
-    return f"{PREFIX}:jobq:{check_type(infer_type)}"
+    """Lossless frame queue (LIST of message ids) of analysis jobs for one type; its keys
+    share the slot of the tag ``{TYPE}`` (core/leased.py's scripts use all three)."""
+    return f"{PREFIX}:jobq:{tag(check_type(infer_type))}"
 
 
 def job_queue_messages(infer_type: str) -> str:
@@ -72,8 +86,9 @@ def jobs() -> str:
 
 
 def jobs_pending() -> str:
-    """Lossless queue of job ids waiting for an analysis runner (same layout as job_queue)."""
-    return f"{PREFIX}:jobs:pending"
+    """Lossless queue of job ids waiting for an analysis runner (same layout as job_queue,
+    one hash slot: ``{pending}``)."""
+    return f"{PREFIX}:jobs:{tag('pending')}"
 
 
 def jobs_pending_messages() -> str:
@@ -87,8 +102,9 @@ def jobs_pending_leases() -> str:
 
 
 def job(job_id: str) -> str:
-    """HASH with one job's request and progress."""
-    return f"{PREFIX}:job:{check_job_id(job_id)}"
+    """HASH with one job's request and progress. The job id is the hash tag of all the job's
+    keys (record, frames, results, tracks): its scripts check the record as they write."""
+    return f"{PREFIX}:job:{tag(check_job_id(job_id))}"
 
 
 def job_frames(job_id: str) -> str:
@@ -106,7 +122,9 @@ def _segment(key: str, head: str, rule: re.Pattern[str]) -> str | None:
     if not key.startswith(head):
         return None
     part = key[len(head):].split(":", 1)[0]
-    return part if rule.match(part) else None
+    if part.startswith("{") and part.endswith("}"):  # a hash tag
+        part = part[1:-1]
+    return part if rule.fullmatch(part) else None
 
 
 def job_of_key(key: str) -> str | None:
@@ -229,14 +247,16 @@ def check_event_id(event_id: str) -> str:
 
 
 def event_snapshot(event_id: str) -> str:
-    """STRING with the JPEG snapshot of one event, expiring with the event's retention."""
-    return f"{PREFIX}:event-snapshot:{check_event_id(event_id)}"
+    """STRING with the JPEG snapshot of one event, expiring with the event's retention; in
+    the slot of :func:`events` (the recording script trims both)."""
+    return f"{PREFIX}:event-snapshot:{tag(events())}:{check_event_id(event_id)}"
 
 
 def event_snapshots() -> str:
     """LIST of the snapshot keys (:func:`event_snapshot`) in the order they were written, so
-    the oldest beyond EI_EVENT_SNAPSHOTS are deleted as new ones come (core/eventstore.py)."""
-    return f"{PREFIX}:event-snapshots"
+    the oldest beyond EI_EVENT_SNAPSHOTS are deleted as new ones come (core/eventstore.py);
+    in the slot of :func:`events`."""
+    return f"{PREFIX}:event-snapshots:{tag(events())}"
 
 
 def stream_info(stream: str) -> str:
@@ -276,41 +296,46 @@ def _digest(digest: str, what: str) -> str:
     return digest
 
 
+#: Users, tokens and sessions share one hash slot: their scripts and transactions join a
+#: token or a session to the user and the listings.
+AUTH_TAG = tag("auth")
+
+
 def auth_pattern() -> str:
-    """Pattern matching every key of users, API tokens and login sessions (``ei:auth:*``)."""
-    return f"{PREFIX}:auth:*"
+    """Pattern matching every key of users, API tokens and login sessions (``ei:{auth}:*``)."""
+    return f"{PREFIX}:{AUTH_TAG}:*"
 
 
 def auth_users() -> str:
     """SET of user names (for listing)."""
-    return f"{PREFIX}:auth:users"
+    return f"{PREFIX}:{AUTH_TAG}:users"
 
 
 def auth_user(name: str) -> str:
     """HASH of one user: ``role``, ``created`` and the argon2 ``hash`` of the password."""
-    return f"{PREFIX}:auth:user:{check_auth_name(name)}"
+    return f"{PREFIX}:{AUTH_TAG}:user:{check_auth_name(name)}"
 
 
 def auth_tokens() -> str:
     """HASH token name -> SHA-256 hex digest of the token (for listing and revoking by name)."""
-    return f"{PREFIX}:auth:tokens"
+    return f"{PREFIX}:{AUTH_TAG}:tokens"
 
 
 def auth_token(digest: str) -> str:
     """HASH of one API token found by the digest of the token: ``name``, ``role``, ``created``,
     ``last_used``. The token itself is stored nowhere."""
-    return f"{PREFIX}:auth:token:{_digest(digest, 'token')}"
+    return f"{PREFIX}:{AUTH_TAG}:token:{_digest(digest, 'token')}"
 
 
 def auth_session(digest: str) -> str:
     """HASH of one login session found by the SHA-256 digest of its id: ``user``, ``csrf``,
     ``created``, ``expires``; it expires with the session. The id itself is stored nowhere."""
-    return f"{PREFIX}:auth:session:{_digest(digest, 'session')}"
+    return f"{PREFIX}:{AUTH_TAG}:session:{_digest(digest, 'session')}"
 
 
 def auth_user_sessions(name: str) -> str:
     """SET of the session digests of one user, so removing the user ends its sessions."""
-    return f"{PREFIX}:auth:user-sessions:{check_auth_name(name)}"
+    return f"{PREFIX}:{AUTH_TAG}:user-sessions:{check_auth_name(name)}"
 
 
 #: What a rate-limit key may hold as is: client addresses (IPv4, IPv6) and principal names.

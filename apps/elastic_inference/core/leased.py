@@ -8,9 +8,9 @@ killed or hangs) puts the message back at the head of the queue for another take
 Three keys per queue: a LIST of message ids (the order), a HASH id -> body, a ZSET id -> lease
 deadline. Every body belongs to an id that is either in the LIST or in the ZSET. Ids are
 ``OWNER`` or ``OWNER:PART`` (a job id, or a job id and a frame number), so everything one owner
-queued can be found and discarded at once. The three keys do not share a Redis Cluster hash
-slot (their names carry no hash tag); the scripts below use exactly these keys, so giving them
-one (``ei:jobq:{people}``...) would be a rename only.
+queued can be found and discarded at once. The three keys share one Redis Cluster hash slot
+(``ei:jobq:{people}``, ``:msg``, ``:leased``: core/keys.py), and the scripts below use exactly
+these keys.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 import redis
 
 from . import keys
+from .redisconn import RedisClient, run_script
 from .text import as_text
 
 #: Lease the oldest ``count`` messages, after putting expired leases back at the head.
@@ -48,6 +49,17 @@ while #out < 2 * want do
   end
 end
 return out
+"""
+
+#: Append messages: each body, then its id at the tail. KEYS[1] id LIST, KEYS[2] body HASH;
+#: ARGV id1, body1, id2, body2, ... A script rather than MULTI so that pushes to several queues
+#: (several hash slots in a Redis Cluster) share one pipelined round trip.
+_PUSH_LUA = """
+for i = 1, #ARGV, 2 do
+  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+  redis.call('RPUSH', KEYS[1], ARGV[i])
+end
+return 1
 """
 
 #: Push back the deadline of leases still held (``XX``: never re-create an acknowledged one).
@@ -122,39 +134,39 @@ def owner_of(message_id: str) -> str:
 class LeasedQueue:
     """A lossless FIFO with leases: a LIST of ids, a HASH of bodies, a ZSET of lease deadlines."""
 
-    def __init__(self, client: redis.Redis, list_key: str, bodies_key: str,
+    def __init__(self, client: RedisClient, list_key: str, bodies_key: str,
                  leases_key: str) -> None:
         self.client = client
         self.keys = [list_key, bodies_key, leases_key]
+        self._push = client.register_script(_PUSH_LUA)
         self._lease = client.register_script(_LEASE_LUA)
         self._extend = client.register_script(_EXTEND_LUA)
         self._release = client.register_script(_RELEASE_LUA)
         self._discard = client.register_script(_DISCARD_LUA)
 
     @classmethod
-    def for_type(cls, client: redis.Redis, infer_type: str) -> LeasedQueue:
+    def for_type(cls, client: RedisClient, infer_type: str) -> LeasedQueue:
         """The job-frame queue of one inference type."""
         return cls(client, keys.job_queue(infer_type), keys.job_queue_messages(infer_type),
                    keys.job_queue_leases(infer_type))
 
     @classmethod
-    def pending_jobs(cls, client: redis.Redis) -> LeasedQueue:
+    def pending_jobs(cls, client: RedisClient) -> LeasedQueue:
         """Job ids waiting for an analysis runner."""
         return cls(client, keys.jobs_pending(), keys.jobs_pending_messages(),
                    keys.jobs_pending_leases())
 
     def push(self, items: Sequence[tuple[str, bytes]],
              pipe: redis.client.Pipeline | None = None) -> None:
-        """Append ``(id, body)`` messages in one round trip (ids are unique per message);
-        on ``pipe`` (a MULTI pipeline) to share the round trip with other writes."""
+        """Append ``(id, body)`` messages in one atomic step (ids are unique per message); on
+        ``pipe`` (a pipeline without transaction) to share the round trip with other writes."""
         if not items:
             return
-        target = pipe if pipe is not None else self.client.pipeline(transaction=True)
-        for mid, body in items:
-            target.hset(self.keys[1], mid, body)
-            target.rpush(self.keys[0], mid)
+        args = [part for item in items for part in item]
         if pipe is None:
-            target.execute()
+            self._push(keys=self.keys[:2], args=args)
+        else:
+            run_script(self._push, self.keys[:2], args, pipe)
 
     def lease(self, count: int, timeout: float) -> list[tuple[str, bytes]]:
         """Take up to ``count`` messages for ``timeout`` seconds; ack them before it runs out."""

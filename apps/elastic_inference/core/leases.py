@@ -29,8 +29,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-import redis
-
+from .redisconn import RedisClient, run_script
 from .text import as_text
 
 #: Most of a lease a holder gives up as a safety margin: it stops using the item this long
@@ -98,7 +97,7 @@ class Leases:
     """The leases of one replica (``owner``) and its heartbeat among the replicas:
     ``lease_key(item)`` names an item's lease, ``replicas_key`` the replicas' sorted set."""
 
-    def __init__(self, client: redis.Redis, owner: str, lease_key: Callable[[str], str],
+    def __init__(self, client: RedisClient, owner: str, lease_key: Callable[[str], str],
                  replicas_key: str, lease_s: float = 5.0, replica_ttl: float = 5.0) -> None:
         self.client = client
         self.owner = owner
@@ -122,8 +121,7 @@ class Leases:
             return set()
         pipe = self.client.pipeline(transaction=False)
         for s in items:
-            self._renew(keys=[self.lease_key(s)], args=[self.owner, self.lease_ms],
-                        client=pipe)
+            run_script(self._renew, [self.lease_key(s)], [self.owner, self.lease_ms], pipe)
         return {s for s, ok in zip(items, pipe.execute(), strict=True) if ok}
 
     def release(self, items: Iterable[str]) -> None:
@@ -133,7 +131,7 @@ class Leases:
             return
         pipe = self.client.pipeline(transaction=False)
         for s in items:
-            self._release(keys=[self.lease_key(s)], args=[self.owner], client=pipe)
+            run_script(self._release, [self.lease_key(s)], [self.owner], pipe)
         pipe.execute()
 
     def valid_until(self, sent: float) -> float:

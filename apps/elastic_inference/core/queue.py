@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import redis
 
 from . import keys
+from .redisconn import RedisClient, run_script
 from .text import as_text
 
 _PUSH_LUA = """
@@ -55,7 +56,7 @@ class QueueStats:
 class FrameQueue:
     """The frame queue of one inference type."""
 
-    def __init__(self, client: redis.Redis, infer_type: str, maxlen: int = 16) -> None:
+    def __init__(self, client: RedisClient, infer_type: str, maxlen: int = 16) -> None:
         self.client = client
         self.type = infer_type
         self.key = keys.queue(infer_type)
@@ -70,7 +71,7 @@ class FrameQueue:
 
     def push_pipelined(self, pipe: redis.client.Pipeline, message: bytes) -> None:
         """Queue a push on ``pipe`` (used to feed several types in one round trip)."""
-        self._push(keys=[self.key, self.stats_key], args=[message, self.maxlen], client=pipe)
+        run_script(self._push, [self.key, self.stats_key], [message, self.maxlen], pipe)
 
     def pop_batch(self, max_items: int, timeout: float) -> list[bytes]:
         """Block up to ``timeout`` s for one frame, then take up to ``max_items - 1`` more."""

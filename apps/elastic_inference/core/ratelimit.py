@@ -17,10 +17,10 @@ import re
 from dataclasses import dataclass
 from typing import NamedTuple
 
-import redis
 from redis.commands.core import Script
 
 from . import keys
+from .redisconn import RedisClient
 
 #: Seconds in each unit a rate may be written with.
 UNITS = {"s": 1.0, "sec": 1.0, "min": 60.0, "m": 60.0, "h": 3600.0, "hour": 3600.0}
@@ -119,7 +119,7 @@ ALLOWED = Verdict(True, 0.0)
 class RateLimiter:
     """One named limit (``bucket``) at one :class:`Rate`, per client (``who``)."""
 
-    def __init__(self, client: redis.Redis, bucket: str, rate: Rate | None) -> None:
+    def __init__(self, client: RedisClient, bucket: str, rate: Rate | None) -> None:
         keys.check_type(bucket)
         self.client = client
         self.bucket = bucket

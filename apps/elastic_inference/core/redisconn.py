@@ -14,11 +14,14 @@ import random
 import re
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 from urllib.parse import urlsplit
 
 import redis
 from redis.backoff import ExponentialBackoff
+from redis.cluster import ClusterPipeline, RedisCluster
+from redis.commands.core import Script
+from redis.exceptions import RedisClusterException
 from redis.maint_notifications import MaintNotificationsConfig
 from redis.retry import Retry
 
@@ -28,6 +31,14 @@ from .redact import ambiguous_credentials
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+#: What :func:`connect` returns: a client of one Redis server, or of a Redis Cluster (a
+#: ``redis+cluster://`` URL). Every multi-key operation of the project keeps its keys in one
+#: hash slot (core/keys.py, doc/scaling.md "Redis Cluster"), so the core classes take either.
+RedisClient: TypeAlias = "redis.Redis | RedisCluster"
+
+#: URL schemes of a Redis Cluster: the scheme redis-py's cluster client is given, by ours.
+CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 
 
 class RedisRefusedError(redis.ResponseError):
@@ -56,6 +67,9 @@ REDIS_DOWN_ERRORS: tuple[type[BaseException], ...] = (
     redis.exceptions.ReadOnlyError,
     redis.exceptions.TryAgainError,
     redis.exceptions.ClusterDownError,  # also MASTERDOWN (MasterDownError)
+    # A cluster whose node serving the slot is down or being failed over: the client finds
+    # no node for the slot until the cluster heals.
+    redis.exceptions.SlotNotCoveredError,
     RedisRefusedError,
     ConnectionResetError,
     BrokenPipeError,
@@ -137,7 +151,8 @@ def error_text(exc: BaseException) -> str:
 
 
 def check_url(url: str) -> str:
-    """Validate a Redis URL (redis://, rediss:// or unix://) and return it.
+    """Validate a Redis URL (redis://, rediss://, unix://, or redis+cluster:// and
+    rediss+cluster:// for a Redis Cluster) and return it.
 
     The error never shows the URL: a malformed one may hold a password where no redaction
     would find it.
@@ -146,44 +161,79 @@ def check_url(url: str) -> str:
         parts = urlsplit(url)
         where = parts.path if parts.scheme == "unix" else parts.hostname
         port = parts.port
-        valid = (parts.scheme in ("redis", "rediss", "unix") and bool(where)
+        valid = (parts.scheme in ("redis", "rediss", "unix", *CLUSTER_SCHEMES) and bool(where)
                  and url.lower().startswith(f"{parts.scheme}://")
                  and (port is None or port > 0))
+        # A cluster has database 0 only.
+        if valid and parts.scheme in CLUSTER_SCHEMES:
+            valid = parts.path.strip("/") in ("", "0")
     except ValueError:  # a port that is not a number
         valid = False
     if not valid:
         raise ConfigError("EI_REDIS_URL must be redis://[[USER]:PASSWORD@]HOST[:PORT][/DB], "
-                          "rediss://... (TLS) or unix:///PATH (the value is not shown: it may "
-                          "hold a password)")
+                          "rediss://... (TLS), unix:///PATH, or redis+cluster://... "
+                          "(rediss+cluster://, TLS) naming any node of a Redis Cluster, "
+                          "database 0 (the value is not shown: it may hold a password)")
     problem = ambiguous_credentials(url)
     if problem:
         raise ConfigError(f"EI_REDIS_URL is invalid: {problem} (the value is not shown)")
     return url
 
 
+def is_cluster_url(url: str) -> bool:
+    """Whether ``url`` names a Redis Cluster (``redis+cluster://``, ``rediss+cluster://``)."""
+    return urlsplit(url).scheme in CLUSTER_SCHEMES
+
+
 def connect(url: str, *, socket_timeout: float = 10.0, decode: bool = False,
-            retries: int = 3) -> redis.Redis:
+            retries: int = 3) -> RedisClient:
     """Build a client for ``url`` (password and TLS come from the URL; nothing is sent yet).
 
     ``socket_timeout`` must exceed the longest blocking pop a caller makes. ``retries`` is how
     often redis-py itself retries one command; loops that must not stall (a stream capturing
     while Redis is down) pass fewer and rely on :class:`Backoff`.
+
+    A cluster URL names one node; redis-py's cluster client learns the others (CLUSTER SLOTS)
+    as it is built, which is then sent: ConnectionError when no node answers. It follows MOVED
+    and ASK redirections after a resharding or a failover.
     """
     check_url(url)
-    return redis.Redis.from_url(
-        url,
-        socket_timeout=socket_timeout,
-        socket_connect_timeout=5.0,
-        health_check_interval=15,
-        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=retries),
-        retry_on_error=[redis.ConnectionError, redis.TimeoutError],
-        decode_responses=decode,
-        connection_class=_CONNECTION_CLASSES[urlsplit(url).scheme],
+    retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=retries)
+    common: dict[str, Any] = {
+        "socket_timeout": socket_timeout,
+        "socket_connect_timeout": 5.0,
+        "decode_responses": decode,
         # No CLIENT SETINFO nor CLIENT MAINT_NOTIFICATIONS on connect: a component's ACL
         # user may not run them (core/acl.py), and each refusal is an ACL LOG entry.
-        driver_info=None,
-        maint_notifications_config=MaintNotificationsConfig(enabled=False),
+        "driver_info": None,
+        "maint_notifications_config": MaintNotificationsConfig(enabled=False),
+    }
+    scheme = urlsplit(url).scheme
+    if scheme in CLUSTER_SCHEMES:
+        plain = CLUSTER_SCHEMES[scheme] + url[len(scheme):]
+        try:
+            return RedisCluster.from_url(
+                plain, retry=retry,
+                connection_class=_CONNECTION_CLASSES[CLUSTER_SCHEMES[scheme]], **common)
+        except RedisClusterException as exc:  # no node answered (its text holds no password)
+            raise redis.ConnectionError(f"Redis Cluster unreachable: {exc}") from None
+    return redis.Redis.from_url(
+        url,
+        health_check_interval=15,
+        retry=retry,
+        retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+        connection_class=_CONNECTION_CLASSES[scheme],
+        **common,
     )
+
+
+def run_script(script: Script, keys: list[str], args: list[Any], pipe: Any) -> Any:
+    """Queue ``script`` on ``pipe``. redis-py's cluster pipeline refuses EVALSHA (it could not
+    load a missing script on the right node), so there the script goes whole with EVAL; a
+    pipeline of one server keeps EVALSHA. The keys of one call share a hash slot."""
+    if isinstance(pipe, ClusterPipeline):
+        return pipe.execute_command("EVAL", script.script, len(keys), *keys, *args)
+    return script(keys=keys, args=args, client=pipe)
 
 
 def forget_traceback(exc: BaseException) -> None:

@@ -13,9 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import redis
-
 from . import keys
+from .redisconn import RedisClient
 from .text import as_text
 
 DEFAULT_TTL = 5.0
@@ -36,7 +35,7 @@ class Member:
 class Heartbeats:
     """Members of one group (a sorted set) with per-member details (a hash each)."""
 
-    def __init__(self, client: redis.Redis, index_key: str, info_key: Callable[[str], str],
+    def __init__(self, client: RedisClient, index_key: str, info_key: Callable[[str], str],
                  ttl: float = DEFAULT_TTL) -> None:
         self.client = client
         self.index_key = index_key
@@ -47,7 +46,10 @@ class Heartbeats:
         """Register or refresh ``member`` with ``info`` (values stored as JSON)."""
         now = time.time() if now is None else now
         key = self.info_key(member)
-        pipe = self.client.pipeline(transaction=True)
+        # One round trip, not a transaction: the index and the details are in different hash
+        # slots of a Redis Cluster, and readers already take a member without details (they
+        # expire).
+        pipe = self.client.pipeline(transaction=False)
         pipe.zadd(self.index_key, {member: now})
         pipe.hset(key, mapping={"_seen": json.dumps(now),
                                 **{k: json.dumps(v) for k, v in info.items()}})
@@ -55,7 +57,7 @@ class Heartbeats:
         pipe.execute()
 
     def remove(self, member: str) -> None:
-        pipe = self.client.pipeline(transaction=True)
+        pipe = self.client.pipeline(transaction=False)
         pipe.zrem(self.index_key, member)
         pipe.delete(self.info_key(member))
         pipe.execute()
@@ -101,14 +103,14 @@ class Heartbeats:
 class StreamRegistry(Heartbeats):
     """Live source streams: id -> types, source kind, size, fps."""
 
-    def __init__(self, client: redis.Redis, ttl: float = DEFAULT_TTL) -> None:
+    def __init__(self, client: RedisClient, ttl: float = DEFAULT_TTL) -> None:
         super().__init__(client, keys.stream_registry(), keys.stream_info, ttl)
 
 
 class WorkerRegistry(Heartbeats):
     """Live workers of one inference type, so each knows how many peers share its queue."""
 
-    def __init__(self, client: redis.Redis, infer_type: str, ttl: float = DEFAULT_TTL) -> None:
+    def __init__(self, client: RedisClient, infer_type: str, ttl: float = DEFAULT_TTL) -> None:
         super().__init__(client, keys.worker_registry(infer_type), keys.worker_info, ttl)
         self.type = infer_type
 
@@ -117,7 +119,7 @@ class WorkerRegistry(Heartbeats):
         super().beat(member, info, now)
 
 
-def worker_types(client: redis.Redis) -> list[str]:
+def worker_types(client: RedisClient) -> list[str]:
     """Every inference type that has had a worker, sorted."""
     return sorted(as_text(t)
                   for t in client.smembers(keys.worker_types()))

@@ -12,10 +12,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import redis
-
 from . import keys
 from .analytics.rules import Rule, decode, encode
+from .redisconn import RedisClient
 from .text import as_text
 
 
@@ -31,7 +30,7 @@ class StoredRules:
 class RuleStore:
     """Read, replace and delete a stream's rules (sync; callers run it off the event loop)."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: RedisClient) -> None:
         self.client = client
 
     def get(self, stream: str) -> StoredRules:

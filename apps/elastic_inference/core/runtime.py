@@ -24,11 +24,10 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
 
-import redis
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from .redact import redact_url
-from .redisconn import connect
+from .redisconn import Backoff, RedisClient, connect, retry
 from .settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -175,10 +174,10 @@ class ServiceRuntime:
 
 @contextmanager
 def running(name: str, settings: ServiceSettings, *, redis_retries: int = 3,
-            socket_timeout: float = 10.0) -> Iterator[tuple[ServiceRuntime, redis.Redis]]:
+            socket_timeout: float = 10.0) -> Iterator[tuple[ServiceRuntime, RedisClient]]:
     """A service's start-up and shutdown, one order for all: logging, the runtime with its
-    signal handlers and health server, a Redis client (nothing is sent yet); on the way out the
-    health server closes first, then the client.
+    signal handlers and health server, a Redis client (nothing is sent yet; a cluster's once a
+    node answered); on the way out the health server closes first, then the client.
 
     ``redis_retries``/``socket_timeout`` go to :func:`.redisconn.connect` (a stream retries
     once so capture never stalls; a worker's timeout exceeds its blocking pop).
@@ -187,7 +186,12 @@ def running(name: str, settings: ServiceSettings, *, redis_retries: int = 3,
     runtime = ServiceRuntime(name, drain_timeout=settings.drain_timeout)
     runtime.install_signal_handlers()
     runtime.serve_health(settings.metrics_host, settings.metrics_port)
-    client = connect(settings.redis_url, socket_timeout=socket_timeout, retries=redis_retries)
+    # A cluster client asks for the slots as it is built: while no node answers, back off.
+    client = retry(lambda: connect(settings.redis_url, socket_timeout=socket_timeout,
+                                   retries=redis_retries), Backoff(name), runtime.stop)
+    if client is None:  # told to stop before Redis answered
+        runtime.close()
+        raise SystemExit(runtime.exit_code)
     log.info("%s: Redis at %s", name, redact_url(settings.redis_url))
     try:
         yield runtime, client

@@ -25,11 +25,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import redis
-
 from . import keys
 from .auth import Principal, Role, check_name, token_digest
 from .errors import AuthError, ConfigError
+from .redisconn import RedisClient
 from .text import as_text
 
 #: Name of the session cookie.
@@ -150,7 +149,7 @@ def _parse_cookie(cookie: str) -> tuple[str, str, int, str] | None:
 class SessionStore:
     """Create, find and end login sessions (sync: one Redis round trip each)."""
 
-    def __init__(self, client: redis.Redis, signer: Signer) -> None:
+    def __init__(self, client: RedisClient, signer: Signer) -> None:
         self.client = client
         self.signer = signer
         self._lookup = client.register_script(_LOOKUP_LUA)
@@ -198,7 +197,7 @@ class SessionStore:
         pipe.srem(keys.auth_user_sessions(session.principal.name), session.id_digest)
         pipe.execute()
 
-def end_user_sessions(client: redis.Redis, user: str) -> int:
+def end_user_sessions(client: RedisClient, user: str) -> int:
     """End every session of ``user`` (removed: a user added again later under the same name
     must not inherit them); returns how many there were."""
     members = [as_text(d) for d in client.smembers(keys.auth_user_sessions(user))]

@@ -68,7 +68,8 @@ class CommonSettings:
     """Options every service has."""
 
     redis_url: str = opt("redis://127.0.0.1:6379/0",
-                         "Redis URL; redis:// or rediss:// (TLS), password as redis://:PASS@host",
+                         "Redis URL; redis:// or rediss:// (TLS), redis+cluster:// for a Redis "
+                         "Cluster, password as redis://:PASS@host",
                          check=checks.redis_url, secret=True)
     log_level: str = opt("INFO", "log level", choices=LOG_LEVELS)
     metrics_host: str = opt("0.0.0.0", "address of the /metrics, /healthz, /readyz server")

@@ -18,11 +18,10 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import redis
-
 from . import keys
 from .errors import InvalidMessage
 from .redact import redact_url
+from .redisconn import RedisClient
 from .text import load_json_body, shown
 
 #: Most sources the registry takes; a POST beyond it is refused.
@@ -145,7 +144,7 @@ class SourceStore:
     """Create, read, replace and delete managed sources (sync; the gateway runs it off its
     event loop)."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: RedisClient) -> None:
         self.client = client
 
     def all(self) -> list[SourceConfig]:

@@ -9,10 +9,9 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import redis
-
 from .keys import TYPE_RE
 from .queue import FrameQueue
+from .redisconn import RedisClient
 from .registry import Member, StreamRegistry, WorkerRegistry, worker_types
 
 
@@ -49,7 +48,7 @@ def summarize_workers(infos: Sequence[Mapping[str, Any]], queue_length: int) -> 
             "models": distinct("model"), "devices": distinct("device")}
 
 
-def type_status(client: redis.Redis, streams: Sequence[Member]) -> list[dict[str, Any]]:
+def type_status(client: RedisClient, streams: Sequence[Member]) -> list[dict[str, Any]]:
     """One row per inference type, sorted: its queue, its workers and their totals.
 
     Types are those that ever had a worker plus those ``streams`` feed, so a type whose
@@ -74,7 +73,7 @@ def type_status(client: redis.Redis, streams: Sequence[Member]) -> list[dict[str
     return rows
 
 
-def collect_status(client: redis.Redis) -> dict[str, Any]:
+def collect_status(client: RedisClient) -> dict[str, Any]:
     """Every type's row plus the live stream count: ``GET /api/status`` (sync)."""
     streams = StreamRegistry(client).members()
     return {"streams": len(streams), "types": type_status(client, streams)}

@@ -14,10 +14,9 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-import redis
-
 from . import keys
 from .analytics.counting import Event, what_of
+from .redisconn import RedisClient
 from .text import as_text
 
 #: Separates rule, what and label in a counts field (a rule name cannot hold it).
@@ -35,7 +34,7 @@ def compact(data: Any) -> str:
 class TrackStore:
     """Track entries, counts and their history, track ids, cursors into ``ei:out``."""
 
-    def __init__(self, client: redis.Redis, tracks_maxlen: int = 64,
+    def __init__(self, client: RedisClient, tracks_maxlen: int = 64,
                  retention: float = 3600.0) -> None:
         self.client = client
         self.tracks_maxlen = tracks_maxlen

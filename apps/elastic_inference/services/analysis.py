@@ -23,7 +23,6 @@ import time
 from typing import Any
 
 import cv2
-import redis
 
 from ..core.errors import InvalidMessage
 from ..core.frame import Frame
@@ -32,7 +31,7 @@ from ..core.jobs import JobStore, job_message_id
 from ..core.jpeg import check_jpeg_file, check_pixels
 from ..core.leased import LeasedQueue
 from ..core.redact import redact_url
-from ..core.redisconn import REDIS_DOWN_ERRORS, Backoff, error_text, retry
+from ..core.redisconn import REDIS_DOWN_ERRORS, Backoff, RedisClient, error_text, retry
 from ..core.runtime import ServiceRuntime, running
 from ..core.settings import AnalysisSettings, parse_settings
 from ..core.sourceurl import CAPTURE_OPTIONS_VAR, ffmpeg_capture_options
@@ -58,7 +57,7 @@ class JobTimedOut(Exception):
 class AnalysisRunner:
     """Leases jobs and extracts their frames until stopped (or ``max_jobs`` ran)."""
 
-    def __init__(self, settings: AnalysisSettings, client: redis.Redis,
+    def __init__(self, settings: AnalysisSettings, client: RedisClient,
                  runtime: ServiceRuntime) -> None:
         self.settings = settings
         self.client = client

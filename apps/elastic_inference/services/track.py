@@ -24,8 +24,6 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-import redis
-
 from ..core import keys
 from ..core.analytics.counting import LINE_WHATS, ZONE_WHATS
 from ..core.analytics.events import EventHandler, FrameEvents
@@ -36,7 +34,7 @@ from ..core.eventhandler import RecordingHandler, delivery_queues
 from ..core.eventstore import EventStore
 from ..core.leases import Leases, default_replica_id, plan
 from ..core.metrics import EventMetrics, TrackMetrics
-from ..core.redisconn import REDIS_DOWN_ERRORS, Backoff, error_text
+from ..core.redisconn import REDIS_DOWN_ERRORS, Backoff, RedisClient, error_text
 from ..core.registry import StreamRegistry
 from ..core.result import decode_result
 from ..core.rulestore import RuleStore, StoredRules
@@ -63,7 +61,7 @@ class NoEvents:
 class TrackService:
     """Holds leases on streams and tracks them until stopped (or ``max_frames`` messages)."""
 
-    def __init__(self, settings: TrackSettings, client: redis.Redis, metrics: TrackMetrics,
+    def __init__(self, settings: TrackSettings, client: RedisClient, metrics: TrackMetrics,
                  stop: threading.Event, handler: EventHandler | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings

@@ -20,9 +20,9 @@ PASSWORDS = {c.component: f"{c.component}-password-0123456789" for c in acl.COMP
 
 def test_key_patterns_come_from_the_key_functions() -> None:
     assert acl.pattern(keys.queue, "people") == "ei:queue:*"
-    assert acl.pattern(keys.job_results, "j0123456789ab", "face") == "ei:job:*:results:*"
+    assert acl.pattern(keys.job_results, "j0123456789ab", "face") == "ei:job:{*}:results:*"
     # A job id has a fixed length: its pattern matches the record, not its frames.
-    assert acl.JOB_RESULTS[0] == "ei:job:j????????????"
+    assert acl.JOB_RESULTS[0] == "ei:job:{j????????????}"
     with pytest.raises(ValueError, match="not one part"):
         acl.pattern(lambda s: f"ei:{s}:{s}", "x")
 
@@ -43,7 +43,7 @@ def test_every_key_a_component_touches_matches_one_of_its_patterns() -> None:
     for key in (keys.events(), keys.event_snapshot("1764670000123-0"), keys.counts("cam1"),
                 keys.counts_history("cam1")):
         assert allowed("gateway", key) and not allowed("websocket", key), key
-    assert allowed("gateway", "ei:auth:session:abc") and allowed("websocket", "ei:auth:token:x")
+    assert allowed("gateway", "ei:{auth}:session:abc") and allowed("websocket", "ei:{auth}:token:x")
     assert not allowed("websocket", keys.queue("people"))
     assert not allowed("stream", keys.results("c")) and not allowed("stream", keys.auth_users())
     for key in (keys.tracks("c"), keys.track_lease("c"), keys.track_replicas(),

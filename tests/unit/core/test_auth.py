@@ -46,7 +46,7 @@ def test_an_unknown_role_names_the_allowed_ones(text: str) -> None:
 @pytest.mark.parametrize("name", ["alice", "ci-bot", "a", "x.y_z-1", "0ps", "a" * 64])
 def test_valid_names(name: str) -> None:
     assert check_name(name) == name
-    assert keys.auth_user(name) == f"ei:auth:user:{name}"
+    assert keys.auth_user(name) == f"ei:{{auth}}:user:{name}"
 
 
 @pytest.mark.parametrize("name", ["", "Alice", "-x", ".x", "a b", "a:b", "a/b", "é", "a" * 65,
@@ -74,7 +74,7 @@ def test_tokens_are_random_prefixed_and_stored_as_a_digest() -> None:
         assert token.startswith("ei_") and len(token) == 46 and looks_like_token(token)
         digest = token_digest(token)
         assert len(digest) == 64 and token not in digest
-        assert keys.auth_token(digest) == f"ei:auth:token:{digest}"
+        assert keys.auth_token(digest) == f"ei:{{auth}}:token:{digest}"
     assert token_digest("ei_a") != token_digest("ei_b")
 
 

@@ -18,6 +18,7 @@ from elastic_inference.core.settings import InferSettings, UpSettings, parse_set
     ("redis://:secret@h:6379/0", "redis://:***@h:6379/0"),
     ("rediss://ei-infer:secret@redis.example:6380/1", "rediss://ei-infer:***@redis.example:6380/1"),
     ("redis://:p@ss:w0rd@h/0", "redis://:***@h/0"),  # '@' and ':' inside the password
+    ("redis+cluster://ei-infer:secret@h:7000/0", "redis+cluster://ei-infer:***@h:7000/0"),
     ("htp://:secret@h/0", "htp://:***@h/0"),  # a typo in the scheme
     ("redis:/:secret@h", "redis:/:***@h"),  # one slash
     ("redis::secret@h", "redis::***@h"),  # none
@@ -86,6 +87,8 @@ def test_urls_whose_password_cannot_be_found_are_refused(url: str) -> None:
     "htp://:secret@h/0", "redis:/:secret@h", "redis::secret@h", "redis://:secret@", "redis://",
     "redis://:secret@h:port/0", "redis://:secret@h:0/0", "unix://", "http://:secret@h/0",
     "redis://:se/cret@h/0",
+    # A cluster has database 0 only; the scheme takes no host-less form either.
+    "redis+cluster://:secret@h:7000/1", "redis+cluster://:secret@", "redis+clusters://:secret@h",
 ])
 def test_bad_redis_urls_are_refused_without_echoing_the_password(url: str) -> None:
     for cls, env in ((InferSettings, {"EI_REDIS_URL": url}), (UpSettings, {"EI_REDIS_URL": url})):
@@ -100,7 +103,8 @@ def test_bad_redis_urls_are_refused_without_echoing_the_password(url: str) -> No
 
 def test_good_redis_urls_pass() -> None:
     for url in ("redis://127.0.0.1:6379/0", "redis://:p%2Fw@h/0", "rediss://u:p@h:6380/1",
-                "unix:///run/redis.sock", "redis://h/0?password=x", "REDIS://h"):
+                "unix:///run/redis.sock", "redis://h/0?password=x", "REDIS://h",
+                "redis+cluster://u:p@h:7000/0", "rediss+cluster://h", "redis+cluster://h/"):
         assert check_url(url) == url
 
 

@@ -10,7 +10,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import redis
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
@@ -21,6 +20,7 @@ from ...core.live import WS_PATH
 from ...core.metrics import GatewayMetrics
 from ...core.netguard import NO_URLS, SourcePolicy
 from ...core.ratelimit import Rate
+from ...core.redisconn import RedisClient
 from .account import LoginHandler, LogoutHandler, MeHandler, SignedUrlHandler, UsersHandler
 from .analysis import (
     AnalysisFrameImageHandler,
@@ -73,7 +73,7 @@ def dashboard_dir(spa_dir: Path | None) -> Path | None:
     return None
 
 
-def make_app(client: redis.Redis, *, gatekeeper: Gatekeeper, metrics: GatewayMetrics | None = None,
+def make_app(client: RedisClient, *, gatekeeper: Gatekeeper, metrics: GatewayMetrics | None = None,
              executor: ThreadPoolExecutor | None = None, websocket_url: str = "",
              websocket_upstream: str = "", spa_dir: Path | None = None,
              max_mjpeg_clients: int = 20, max_proxy_clients: int = 200,

@@ -10,7 +10,6 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, TypeVar, cast
 from urllib.parse import urlsplit
 
-import redis
 import tornado.web
 import tornado.websocket
 from tornado.ioloop import IOLoop
@@ -21,7 +20,7 @@ from ...core.errors import InvalidMessage
 from ...core.jobs import JobStore
 from ...core.keys import check_job_id, check_stream_id
 from ...core.redact import redact_url
-from ...core.redisconn import REDIS_DOWN_ERRORS, REDIS_DOWN_MESSAGE
+from ...core.redisconn import REDIS_DOWN_ERRORS, REDIS_DOWN_MESSAGE, RedisClient
 from ...core.registry import worker_types
 from ...core.sessions import CSRF_HEADER, SESSION_COOKIE, Session, csrf_matches
 from ...core.snapshot import (
@@ -308,7 +307,7 @@ class DashboardHandler(SecureStaticHandler):
         self.set_header("Cache-Control", IMMUTABLE if path.startswith("assets/") else "no-cache")
 
 
-def known_types(client: redis.Redis) -> set[str]:
+def known_types(client: RedisClient) -> set[str]:
     """The built-in inference types plus every type that has had a worker (sync)."""
     return set(INFER_TYPES) | set(worker_types(client))
 

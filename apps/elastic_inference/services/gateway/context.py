@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import redis
 import tornado.web
 import tornado.websocket
 from tornado.httputil import HTTPServerRequest
@@ -24,7 +23,7 @@ from ...core.metrics import GatewayMetrics
 from ...core.netguard import NO_URLS, SourcePolicy
 from ...core.ratelimit import Rate, RateLimiter
 from ...core.redact import redact_url
-from ...core.redisconn import error_text, forget_traceback
+from ...core.redisconn import RedisClient, error_text, forget_traceback
 from ...core.registry import StreamRegistry
 
 if TYPE_CHECKING:
@@ -66,7 +65,7 @@ class RedisHealth:
 class GatewayContext:
     """Everything handlers share; one per application."""
 
-    client: redis.Redis
+    client: RedisClient
     executor: ThreadPoolExecutor
     #: Who may do what (core.access); disabled only with EI_NO_AUTH on loopback.
     gatekeeper: Gatekeeper

@@ -9,13 +9,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-import redis
-
 from ...core.broker import OutputBroker
 from ...core.jobs import JobStore
 from ...core.leased import LeasedQueue
 from ...core.metrics import WorkerMetrics
-from ...core.redisconn import REDIS_DOWN_ERRORS, Backoff
+from ...core.redisconn import REDIS_DOWN_ERRORS, Backoff, RedisClient
 from ...core.result import Result
 from ...core.runtime import Progress
 
@@ -93,7 +91,7 @@ class ResultWriter:
     results to their jobs (their frames acknowledged), retrying through a Redis outage, since
     the frames are already popped. ``published(n)`` is told how many went out."""
 
-    client: redis.Redis
+    client: RedisClient
     broker: OutputBroker
     jobs: JobStore
     job_queue: LeasedQueue

@@ -12,8 +12,6 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
-import redis
-
 from ...core import frame as frame_msg
 from ...core.broker import OutputBroker
 from ...core.errors import InvalidMessage
@@ -21,7 +19,7 @@ from ...core.jobs import JobStore
 from ...core.leased import LeasedQueue
 from ...core.metrics import WorkerMetrics
 from ...core.queue import FrameQueue
-from ...core.redisconn import REDIS_DOWN_ERRORS, Backoff
+from ...core.redisconn import REDIS_DOWN_ERRORS, Backoff, RedisClient
 from ...core.registry import WorkerRegistry
 from ...core.result import Detection, Result
 from ...core.runtime import Progress, ServiceRuntime
@@ -54,7 +52,7 @@ class _InFlight:
 class InferWorker:
     """Pops frames of one type, runs the detector and publishes results until stopped."""
 
-    def __init__(self, settings: InferSettings, client: redis.Redis, detector: Detector,
+    def __init__(self, settings: InferSettings, client: RedisClient, detector: Detector,
                  runtime: ServiceRuntime, worker_id: str | None = None) -> None:
         self.settings = settings
         self.client = client

@@ -17,15 +17,13 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
-import redis
-
 from ...core import keys
 from ...core.errors import ConfigError, InvalidMessage, SourceError
 from ...core.jobrequest import resolve_source
 from ...core.leases import Leases, LeaseStop, default_replica_id, plan
 from ...core.metrics import PoolMetrics, StreamFamilies, StreamMetrics
 from ...core.poolsettings import POOL_TURN_S
-from ...core.redisconn import REDIS_DOWN_ERRORS, Backoff, error_text
+from ...core.redisconn import REDIS_DOWN_ERRORS, Backoff, RedisClient, error_text
 from ...core.registry import HEARTBEAT_INTERVAL, StreamRegistry
 from ...core.runtime import ServiceRuntime
 from ...core.settings import StreamSettings
@@ -57,7 +55,7 @@ class Reader:
 class StreamPool:
     """One pool replica: leases, readers, and their clean stop."""
 
-    def __init__(self, settings: StreamSettings, runtime: ServiceRuntime, client: redis.Redis,
+    def __init__(self, settings: StreamSettings, runtime: ServiceRuntime, client: RedisClient,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
         self.runtime = runtime

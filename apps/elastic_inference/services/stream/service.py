@@ -8,13 +8,11 @@ import threading
 import time
 from typing import Any
 
-import redis
-
 from ...core.errors import InvalidMessage, SourceError
 from ...core.frame import Frame
 from ...core.metrics import RateWindow, StreamMetrics
 from ...core.queue import FrameQueue, push_to_types
-from ...core.redisconn import REDIS_DOWN_ERRORS, Backoff
+from ...core.redisconn import REDIS_DOWN_ERRORS, Backoff, RedisClient
 from ...core.registry import HEARTBEAT_INTERVAL, StreamRegistry
 from ...core.runtime import ServiceRuntime
 from ...core.settings import StreamSettings
@@ -47,7 +45,7 @@ class StreamService:
     (the source may be another replica's by then).
     """
 
-    def __init__(self, settings: StreamSettings, runtime: ServiceRuntime, client: redis.Redis,
+    def __init__(self, settings: StreamSettings, runtime: ServiceRuntime, client: RedisClient,
                  source: Source, stream_id: str, *, stop: threading.Event | None = None,
                  metrics: StreamMetrics | None = None, replica: str = "",
                  unregister: bool = True) -> None:

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 
-import redis
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
@@ -30,7 +29,7 @@ from ...core.live import (
     parse_subscribe,
 )
 from ...core.metrics import WebsocketMetrics
-from ...core.redisconn import REDIS_DOWN_ERRORS, REDIS_DOWN_MESSAGE, Backoff
+from ...core.redisconn import REDIS_DOWN_ERRORS, REDIS_DOWN_MESSAGE, Backoff, RedisClient
 from ...core.redisconn import error_text as redis_error
 from ...core.registry import StreamRegistry
 from ...core.runtime import (
@@ -55,7 +54,7 @@ class ReaderState:
 class WebsocketService:
     """Websocket server plus the single Redis reader feeding its hub."""
 
-    def __init__(self, client: redis.Redis, metrics: WebsocketMetrics, *,
+    def __init__(self, client: RedisClient, metrics: WebsocketMetrics, *,
                  gatekeeper: Gatekeeper, max_clients: int = 200,
                  stop: threading.Event | None = None,
                  refresh_s: float = 1.0, block_ms: int = 500, read_count: int = 8,
