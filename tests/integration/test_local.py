@@ -102,3 +102,25 @@ def test_sample_sources_are_registered_once_and_a_users_change_is_kept(
     finally:
         server.close()
     assert register_samples("redis://127.0.0.1:1/0", samples) == []  # Redis down: logged
+
+
+def test_users_kept_under_the_names_before_hash_tags_move_and_keep_working(
+        tmp_path: Path, redis_client: redis.Redis, redis_url: str,
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    store = AuthStore(redis_client)
+    store.add_user("alice", Role.OPERATOR, "a-long-password-1")
+    token = store.create_token(Role.VIEWER, "ci")
+    # Stored as an earlier version did: ei:auth:...
+    for raw in list(redis_client.scan_iter(match="ei:{auth}:*")):
+        key = raw.decode()
+        redis_client.rename(key, "ei:auth:" + key.split(":", 2)[2])
+    assert not list(redis_client.scan_iter(match="ei:{auth}:*"))
+    settings = parse_settings(UpSettings, ["--sample-streams", "false"], {})
+    prepare_auth(settings, redis_url)
+    assert "created user" not in capsys.readouterr().out  # alice counts: no new admin
+    assert not list(redis_client.scan_iter(match="ei:auth:*"))
+    user = store.authenticate_password("alice", "a-long-password-1")
+    assert user is not None and user.role is Role.OPERATOR
+    assert store.authenticate_token(token.token) is not None

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from ..core.auth import Role
-from ..core.authstore import AuthStore
+from ..core.authstore import AuthStore, migrate_legacy_keys
 from ..core.errors import AuthError, ConfigError
 from ..core.options import env_name
 from ..core.redisconn import connect
@@ -124,6 +124,7 @@ def main(argv: list[str]) -> int:
     client = connect(settings.redis_url)
     try:
         store = AuthStore(client)
+        migrate_legacy_keys(client)
         if args.kind == "list":
             sys.stdout.write(render(store) + "\n")
         elif args.kind == "user" and args.action == "add" and role is not None:

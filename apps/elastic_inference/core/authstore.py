@@ -18,6 +18,7 @@ import time
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from redis.cluster import RedisCluster
 
 from . import keys
 from .auth import (
@@ -287,3 +288,21 @@ class AuthStore:
         name = as_text(found[0])
         role = _role(found[1], f"token {name}")
         return Principal("token", name, role) if role is not None else None
+
+
+def migrate_legacy_keys(client: RedisClient) -> int:
+    """Move users, tokens and sessions kept under their names before hash tags
+    (``ei:auth:*``) to today's (``ei:{auth}:*``); how many keys moved. ``RENAMENX`` keeps
+    each key's expiry and never overwrites a key written since. A cluster is left alone (a
+    rename across hash slots is refused there; doc/scaling.md, "Redis Cluster", says how to
+    move them)."""
+    if isinstance(client, RedisCluster):
+        return 0
+    moved = 0
+    for raw in client.scan_iter(match=keys.LEGACY_AUTH_PREFIX + "*", count=500):
+        key = as_text(raw)
+        if client.renamenx(key, keys.auth_key_of_legacy(key)):
+            moved += 1
+    if moved:
+        log.info("moved %d user, token and session key(s) to their hash-tagged names", moved)
+    return moved

@@ -306,6 +306,16 @@ def auth_pattern() -> str:
     return f"{PREFIX}:{AUTH_TAG}:*"
 
 
+#: Where users, tokens and sessions were kept before they shared a hash slot (``ei:auth:*``);
+#: :func:`.authstore.migrate_legacy_keys` moves them on a single server.
+LEGACY_AUTH_PREFIX = f"{PREFIX}:auth:"
+
+
+def auth_key_of_legacy(key: str) -> str:
+    """The name today of a key stored under :data:`LEGACY_AUTH_PREFIX`."""
+    return f"{PREFIX}:{AUTH_TAG}:{key[len(LEGACY_AUTH_PREFIX):]}"
+
+
 def auth_users() -> str:
     """SET of user names (for listing)."""
     return f"{PREFIX}:{AUTH_TAG}:users"

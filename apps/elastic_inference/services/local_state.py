@@ -12,10 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import redis
-
-from ..core.authstore import AuthStore
-from ..core.redisconn import REDIS_DOWN_ERRORS, error_text
+from ..core.authstore import AuthStore, migrate_legacy_keys
+from ..core.redisconn import REDIS_DOWN_ERRORS, connect, error_text
 from ..core.sessions import stored_secret
 from ..core.settings import UpSettings
 from ..core.sources import SourceConfig, SourceStore
@@ -77,15 +75,14 @@ def prepare_auth(settings: UpSettings, url: str) -> str:
                     settings.host)
         return ""
     secret = settings.session_secret or stored_secret(state_dir() / "session-secret")
-    client = redis.Redis.from_url(url, socket_timeout=5.0)
     try:
-        password = AuthStore(client).first_admin()
+        with connect(url, socket_timeout=5.0, retries=1) as client:
+            migrate_legacy_keys(client)  # an earlier version's users keep working
+            password = AuthStore(client).first_admin()
     except REDIS_DOWN_ERRORS as exc:
         log.warning("could not check for users (%s); add one with `ei auth user add`",
                     error_text(exc))
         return secret
-    finally:
-        client.close()
     if password is not None:
         sys.stdout.write(
             "\nFirst start: created user 'admin' with password\n\n"
@@ -100,12 +97,10 @@ def register_samples(url: str, samples: Sequence[SourceConfig]) -> list[str]:
     """Register the sample sources the registry lacks (``HSETNX``: one a user changed keeps the
     user's settings); the ids added. A Redis that cannot be reached is logged, not fatal: the
     pool then reads whatever the registry holds."""
-    client = redis.Redis.from_url(url, socket_timeout=5.0)
     try:
-        store = SourceStore(client)
-        return [c.id for c in samples if store.create(c) is not None]
+        with connect(url, socket_timeout=5.0, retries=1) as client:
+            store = SourceStore(client)
+            return [c.id for c in samples if store.create(c) is not None]
     except REDIS_DOWN_ERRORS as exc:
         log.warning("could not register the sample sources (%s)", error_text(exc))
         return []
-    finally:
-        client.close()
