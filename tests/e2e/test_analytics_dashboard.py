@@ -97,12 +97,6 @@ class System:
     redis_url: str
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    b = Browser()
-    yield b
-    b.close()
-
 
 @contextlib.contextmanager
 def running(redis_server: RedisServer, sample_dir: Path, browser: Browser,

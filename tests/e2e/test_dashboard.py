@@ -85,14 +85,6 @@ def assert_no_page_problems(browser: Browser) -> None:
     assert not problems, problems
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """One Chromium for the module; fails (never skips) without chromium or `make spa`, before
-    any service starts."""
-    b = Browser()
-    yield b
-    b.close()
-
 
 def flushed(server: RedisServer) -> str:
     client = redis.Redis.from_url(server.url)

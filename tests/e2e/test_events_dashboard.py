@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,12 +39,6 @@ KINDS = (("enter", "door", "", "entered door"), ("cross", "gate", "a->b", "cross
          ("leave", "door", "", "left door"), ("dwell", "door", "", "stayed too long in door"))
 ITEMS = "[data-testid=events] li[data-event]"
 
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    b = Browser()
-    yield b
-    b.close()
 
 
 class EventMaker:

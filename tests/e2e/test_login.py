@@ -94,12 +94,6 @@ def page_status(browser: Browser, method: str, path: str) -> int:
     return status
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    b = Browser()
-    yield b
-    b.close()
-
 
 @pytest.fixture(scope="module")
 def system(redis_server: RedisServer, sample_dir: Path,

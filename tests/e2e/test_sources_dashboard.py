@@ -47,12 +47,6 @@ class SourcesSystem:
     redis_url: str
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    b = Browser()
-    yield b
-    b.close()
-
 
 @pytest.fixture(scope="module")
 def system(redis_server: RedisServer, sample_dir: Path,

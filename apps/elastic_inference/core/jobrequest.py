@@ -18,7 +18,7 @@ from .errors import InvalidMessage
 from .netguard import NO_URLS, URL_SCHEMES, SourcePolicy
 from .redact import ambiguous_credentials
 from .sourceurl import checked_source_url
-from .text import load_json_body, shown
+from .text import json_object_body, shown
 
 STATUSES = ("queued", "extracting", "processing", "done", "failed")
 MAX_NAME = 120
@@ -99,14 +99,8 @@ def parse_job_request(body: bytes, known_labels: Collection[str]) -> JobRequest:
     known and the source exists need Redis and the media directory: see
     :func:`check_known_types` and :func:`resolve_source`.
     """
-    data = load_json_body(body)
-    if not isinstance(data, dict):
-        raise InvalidMessage('the body must be a JSON object such as {"source": "video.mp4", '
-                             '"types": ["people"]}')
-    unknown = sorted(set(data) - set(JOB_FIELDS))
-    if unknown:
-        names = ", ".join(shown(k) for k in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
-        raise InvalidMessage(f"unknown field(s) {names}: a job has {', '.join(JOB_FIELDS)}")
+    data = json_object_body(body, JOB_FIELDS, "a job",
+                            '{"source": "video.mp4", "types": ["people"]}')
     source = data.get("source")
     if source is None or source == "":
         raise InvalidMessage("source is required: a path in the media directory or an "

@@ -22,7 +22,7 @@ from . import keys
 from .errors import InvalidMessage
 from .redact import redact_url
 from .redisconn import RedisClient
-from .text import load_json_body, shown
+from .text import json_object_body, shown
 
 #: Most sources the registry takes; a POST beyond it is refused.
 MAX_SOURCES = 1000
@@ -106,14 +106,9 @@ class SourceConfig:
 def parse_source_config(body: bytes | str, stream_id: str | None = None) -> SourceConfig:
     """The source a POST (``stream_id`` None: the body names it) or PUT (the path names it; a
     body ``id`` must agree) body asks for; InvalidMessage naming the problem."""
-    data = load_json_body(body)
-    if not isinstance(data, dict):
-        raise InvalidMessage('the body must be a JSON object such as {"id": "gate-1", '
-                             '"source": "rtsp://camera/stream", "types": ["people"]}')
-    unknown = sorted(set(data) - set(FIELDS))
-    if unknown:
-        names = ", ".join(shown(k) for k in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
-        raise InvalidMessage(f"unknown field(s) {names}: a source has {', '.join(FIELDS)}")
+    data = json_object_body(body, FIELDS, "a source",
+                            '{"id": "gate-1", "source": "rtsp://camera/stream", '
+                            '"types": ["people"]}')
     sid = data.get("id", stream_id)
     if stream_id is not None and sid != stream_id:
         raise InvalidMessage(f"id {shown(sid)} differs from the path's {shown(stream_id)}")

@@ -4,6 +4,7 @@ JSON values shown in error messages."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from .errors import InvalidMessage
@@ -31,4 +32,19 @@ def load_json_body(body: bytes | str) -> Any:
     except UnicodeEncodeError as exc:
         raise InvalidMessage("the body holds a lone surrogate (an escape in \\ud800-\\udfff "
                              "without its pair), which is not valid Unicode") from exc
+    return data
+
+
+def json_object_body(body: bytes | str, fields: Sequence[str], what: str,
+                     example: str) -> dict[str, Any]:
+    """A request body that must be a JSON object of ``fields`` only (``what`` names the
+    thing in messages: "a job has ..."); InvalidMessage naming the unknown ones, at most five,
+    or showing ``example`` when the body is no object."""
+    data = load_json_body(body)
+    if not isinstance(data, dict):
+        raise InvalidMessage(f"the body must be a JSON object such as {example}")
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        names = ", ".join(shown(k) for k in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
+        raise InvalidMessage(f"unknown field(s) {names}: {what} has {', '.join(fields)}")
     return data
