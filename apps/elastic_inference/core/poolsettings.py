@@ -1,6 +1,6 @@
-"""``ei stream --pool``'s own options (doc/sources.md, "The pool"), a mixin apart from
-:mod:`.settings` to keep that file a readable size (``StreamSettings`` is built from it).
-doc/configuration.md lists them.
+"""``ei stream``'s own options: the pool's (doc/sources.md, "The pool") and how long a URL
+source may stay silent; mixins apart from :mod:`.settings` to keep that file a readable size
+(``StreamSettings`` is built from them). doc/configuration.md lists them.
 """
 
 from __future__ import annotations
@@ -56,3 +56,16 @@ class PoolOptions:
             if name in given:
                 raise ConfigError(f"{given[name]} is not used with EI_POOL (--pool): each "
                                   f"managed source has its own {name} (doc/sources.md)")
+
+
+@dataclass(frozen=True)
+class CaptureOptions:
+    """How long a camera may stay silent, in either mode."""
+
+    source_timeout: float = opt(5.0, "seconds a URL source may take to open or to deliver a "
+                                     "frame before the try fails; three failed reads in a row "
+                                     "reopen it (doc/streams.md)",
+                                check=lambda v: "" if 0.5 <= v <= 60 else "must be 0.5..60")
+
+    def capture_timeout_ms(self) -> int:
+        return int(self.source_timeout * 1000)

@@ -23,7 +23,7 @@ from .jpeg import DEFAULT_MAX_PIXELS
 from .keys import TYPE_RE
 from .netguard import SourcePolicy
 from .options import env_name, opt, parse_options
-from .poolsettings import PoolOptions
+from .poolsettings import CaptureOptions, PoolOptions
 from .scalesettings import ScaleOptions
 from .sessions import MIN_SECRET, check_secret
 from .tls import check_pair
@@ -87,7 +87,7 @@ class ServiceSettings(CommonSettings):
 
 
 @dataclass(frozen=True)
-class StreamSettings(PoolOptions, ServiceSettings):
+class StreamSettings(PoolOptions, CaptureOptions, ServiceSettings):
     """``ei stream``: one video source feeding one or more inference types, or (``--pool``)
     the managed sources this replica leases."""
 

@@ -127,3 +127,13 @@ def test_the_pool_options_and_the_single_mode() -> None:
     assert not single.pool and single.types == ("face",)
     with pytest.raises(ConfigError, match="EI_LEASE_SECONDS"):
         parse_settings(StreamSettings, ["--pool"], {"EI_LEASE_SECONDS": "1.5"})
+
+
+def test_a_url_sources_timeout_is_bounded_and_given_in_milliseconds() -> None:
+    assert parse_settings(StreamSettings, [], {"EI_SOURCE": "cam.avi"}).capture_timeout_ms() \
+        == 5000
+    given = parse_settings(StreamSettings, ["--pool"], {"EI_SOURCE_TIMEOUT": "2.5"})
+    assert given.capture_timeout_ms() == 2500  # both modes take it
+    for bad in ("0.1", "61", "soon"):
+        with pytest.raises(ConfigError, match="EI_SOURCE_TIMEOUT"):
+            parse_settings(StreamSettings, [], {"EI_SOURCE": "cam.avi", "EI_SOURCE_TIMEOUT": bad})

@@ -11,6 +11,8 @@ See doc/streams.md.
 
 from __future__ import annotations
 
+from functools import partial
+
 from ...core.runtime import running
 from ...core.settings import StreamSettings, parse_settings
 from .pacing import Pacer
@@ -56,6 +58,7 @@ def main(argv: list[str]) -> int:
     stream_id = settings.stream_id or derive_stream_id(spec)
     # One quick retry covers a stale pooled connection; longer outages are the loop's Backoff,
     # so capture never stalls inside redis-py's own retries.
+    source = Source(spec, partial(open_capture, timeout_ms=settings.capture_timeout_ms()))
     with running("stream", settings, redis_retries=1) as (runtime, client):
-        return (StreamService(settings, runtime, client, Source(spec), stream_id).run()
-                or runtime.exit_code)
+        return StreamService(settings, runtime, client, source, stream_id).run() \
+            or runtime.exit_code

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from functools import partial
 
 from ...core import keys
 from ...core.errors import ConfigError, InvalidMessage, SourceError
@@ -29,7 +30,7 @@ from ...core.runtime import ServiceRuntime
 from ...core.settings import StreamSettings
 from ...core.sources import SourceConfig, SourceStore, public_source
 from .service import STATES, StreamService
-from .source import Source, parse_source
+from .source import Source, open_capture, parse_source
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,7 @@ class StreamPool:
         self.families = StreamFamilies(runtime.registry)
         self.backoff = Backoff("stream pool")
         self.readers: dict[str, Reader] = {}
+        self.opener = partial(open_capture, timeout_ms=settings.capture_timeout_ms())
 
     def run(self) -> int:
         log.info("stream pool replica %s: lease %.1f s, at most %d sources, media in %s",
@@ -184,7 +186,7 @@ class StreamPool:
                                types=config.types, fps=config.fps, max_width=config.max_width,
                                loop=True, max_frames=0)
             service = StreamService(settings, self.runtime, self.client,
-                                    Source(parse_source(target)), config.id, stop=stop,
+                                    Source(parse_source(target), self.opener), config.id, stop=stop,
                                     metrics=metrics, replica=self.replica_id,
                                     unregister=False)
             service.run()

@@ -24,7 +24,8 @@ from ...core.redact import ambiguous_credentials, redact_url
 
 #: Schemes handed to FFmpeg as network streams; anything else without ``://`` is a file path.
 URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp", "srt")
-#: FFmpeg open/read timeouts for URLs, so a dead camera cannot hang the loop forever.
+#: FFmpeg open/read timeouts for URLs by default (EI_SOURCE_TIMEOUT), so a dead camera cannot
+#: hang the loop forever.
 URL_TIMEOUT_MS = 5000
 #: Reopen delays of a failed live source: 0.5 s doubling up to this cap.
 REOPEN_BASE = 0.5
@@ -120,13 +121,14 @@ class Capture(Protocol):
     def release(self) -> None: ...
 
 
-def open_capture(spec: SourceSpec) -> Capture:
-    """Open ``spec`` with OpenCV; URLs go through FFmpeg with open and read timeouts."""
+def open_capture(spec: SourceSpec, timeout_ms: int = URL_TIMEOUT_MS) -> Capture:
+    """Open ``spec`` with OpenCV; URLs go through FFmpeg with open and read timeouts
+    (``EI_SOURCE_TIMEOUT``)."""
     cap: Any
     if spec.kind == "url":
         cap = cv2.VideoCapture(str(spec.target), cv2.CAP_FFMPEG,
-                               [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, URL_TIMEOUT_MS,
-                                cv2.CAP_PROP_READ_TIMEOUT_MSEC, URL_TIMEOUT_MS])
+                               [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms,
+                                cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms])
     elif isinstance(spec.target, int):
         cap = cv2.VideoCapture(spec.target)
     else:
