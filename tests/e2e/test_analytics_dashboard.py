@@ -35,6 +35,7 @@ from tests.credentials import SECRET_ENV
 from tests.e2e.browser import Browser
 from tests.e2e.test_dashboard import assert_no_page_problems, flushed, live_services
 from tests.e2e.test_login import log_in, log_out, page_problems, page_status
+from tests.outputs import publish
 from tests.processes import get_json, wait_for
 from tests.redis_server import RedisServer
 
@@ -75,7 +76,7 @@ class TracksPublisher(threading.Thread):
                                 ts_done=now - 0.01, model="synthetic", device="CPU",
                                 w=FRAME_SIZE[0], h=FRAME_SIZE[1],
                                 detections=tuple(Detection("person", 0.9, b) for b in boxes))
-                broker.publish([(result, self.jpegs[seq % len(self.jpegs)])], now)
+                publish(broker, [(result, self.jpegs[seq % len(self.jpegs)])], now)
                 tracks = {"v": 1, "stream": STREAM, "type": "people", "seq": seq,
                           "ts_capture": now - 0.05,
                           "frame": {"w": FRAME_SIZE[0], "h": FRAME_SIZE[1]}, "rules_version": 1,

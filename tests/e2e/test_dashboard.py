@@ -32,6 +32,7 @@ from elastic_inference.core.registry import StreamRegistry
 from elastic_inference.core.result import Detection, Result
 from elastic_inference.engine.annotate import label_colour
 from tests.e2e.browser import ARTIFACTS, SPA, Browser
+from tests.outputs import publish
 from tests.processes import Service, get_json, wait_for
 from tests.redis_server import RedisServer, free_port
 
@@ -310,7 +311,7 @@ class Publisher(threading.Thread):
                         registry.beat(stream, info)
                     next_beat = time.monotonic() + 1.0
                 jpeg = self.jpegs[seq % len(self.jpegs)]
-                broker.publish([(self.result(s, seq, now), jpeg) for s in self.streams], now)
+                publish(broker, [(self.result(s, seq, now), jpeg) for s in self.streams], now)
                 self.published = seq = seq + 1
                 # On a fixed schedule (not sleep-after-work), so the rate holds under load.
                 self.stop.wait(max(0.0, start + seq * period - time.monotonic()))

@@ -33,6 +33,7 @@ from elastic_inference.services.gateway.base import implemented_methods
 from tests.credentials import SECRET, SECRET_ENV, bearer
 from tests.gateway_app import GatewayThread
 from tests.integration.test_gateway import STREAM_INFO, gray_jpeg, result
+from tests.outputs import publish
 from tests.processes import Service, wait_for
 from tests.redis_server import free_port
 
@@ -135,7 +136,7 @@ def world(redis_url: str, tmp_path: Path) -> Iterator[World]:
         store.add_user(str(role), role, PASSWORD)
     StreamRegistry(client).beat("cam1", STREAM_INFO)
     SourceStore(client).create(SourceConfig("cam1", "clip.avi", ("people",)))
-    OutputBroker(client).publish([(result("people", 1, (0.1, 0.1, 0.4, 0.9), "person"),
+    publish(OutputBroker(client), [(result("people", 1, (0.1, 0.1, 0.4, 0.9), "person"),
                                    gray_jpeg())])
     jobs = JobStore(client)
     job = jobs.create(JobRequest("clip.avi", ("people",)))

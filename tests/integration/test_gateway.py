@@ -33,6 +33,7 @@ from elastic_inference.engine.factory import load_detector
 from elastic_inference.services.infer import InferWorker
 from tests.credentials import SECRET_ENV, bearer
 from tests.gateway_app import GatewayThread
+from tests.outputs import publish
 from tests.processes import Service, get_json, http, wait_for
 from tests.redis_server import RedisServer, free_port
 
@@ -77,9 +78,9 @@ def published(redis_client: redis.Redis) -> bytes:
     jpeg = gray_jpeg()
     StreamRegistry(redis_client).beat("cam1", STREAM_INFO)
     broker = OutputBroker(redis_client)
-    broker.publish([(result("people", 4, (0.0, 0.0, 0.3, 0.3), "old"), jpeg)])
-    broker.publish([(result("people", 5, (0.1, 0.1, 0.45, 0.9), "person"), jpeg)])
-    broker.publish([(result("face", 5, (0.6, 0.2, 0.9, 0.5), "face"), jpeg)])
+    publish(broker, [(result("people", 4, (0.0, 0.0, 0.3, 0.3), "old"), jpeg)])
+    publish(broker, [(result("people", 5, (0.1, 0.1, 0.45, 0.9), "person"), jpeg)])
+    publish(broker, [(result("face", 5, (0.6, 0.2, 0.9, 0.5), "face"), jpeg)])
     return jpeg
 
 
@@ -316,7 +317,7 @@ def test_results_history_oldest_first_with_label_and_limit(
     for seq, names in labels.items():
         r = labelled("cam1", seq, names)
         published[seq] = r.to_json()
-        broker.publish([(r, jpeg)])
+        publish(broker, [(r, jpeg)])
         redis_client.xadd(keys.results("cam1"), {"result": b"not a result"})  # skipped
         time.sleep(0.01)  # a new millisecond for every entry
         if seq == 2:
@@ -349,7 +350,7 @@ def test_results_history_oldest_first_with_label_and_limit(
 
 def test_history_of_gone_and_unknown_streams(gateway: GatewayThread,
                                              redis_client: redis.Redis) -> None:
-    OutputBroker(redis_client).publish([(labelled("gone", 1, ["car"]), b"jpeg")])
+    publish(OutputBroker(redis_client), [(labelled("gone", 1, ["car"]), b"jpeg")])
     StreamRegistry(redis_client).beat("quiet", STREAM_INFO)  # live, nothing inferred yet
     for path in ("results", "counts"):
         code, body = gateway.get_json(f"/api/streams/gone/{path}")

@@ -35,6 +35,7 @@ from elastic_inference.services.gateway import MJPEG_BOUNDARY, MjpegFollower
 from tests.credentials import SECRET_ENV, bearer
 from tests.gateway_app import GatewayThread
 from tests.integration.test_gateway import decode, vtest_jpegs
+from tests.outputs import publish
 from tests.processes import Service, wait_for
 from tests.redis_server import RedisServer, free_port
 
@@ -74,8 +75,8 @@ class Publisher:
                                                  "h": self.h})
             jpeg = self.jpegs[seq % len(self.jpegs)]
             # Two types publish for one frame, a moment apart, as two workers would.
-            self.broker.publish([(self.result("people", seq, "person", PEOPLE_BOX), jpeg)])
-            self.broker.publish([(self.result("face", seq, "face", FACE_BOX), jpeg)])
+            publish(self.broker, [(self.result("people", seq, "person", PEOPLE_BOX), jpeg)])
+            publish(self.broker, [(self.result("face", seq, "face", FACE_BOX), jpeg)])
             self.published = seq = seq + 1
             self.halt.wait(1.0 / self.fps)
 
@@ -164,18 +165,18 @@ def test_follower_reads_each_entry_once_and_skips_backlogs(redis_client: redis.R
     follower = MjpegFollower(broker, STREAM)
     assert follower.next_frame(100) is None  # no output yet: it waited, found nothing
     jpeg = pub.jpegs[0]
-    broker.publish([(pub.result("people", 1, "person", PEOPLE_BOX), jpeg)])
+    publish(broker, [(pub.result("people", 1, "person", PEOPLE_BOX), jpeg)])
     frame = follower.next_frame(100)
     assert frame is not None and frame[0] == 1 and boxes_drawn(pub, frame[1]) is False
     assert follower.next_frame(100) is None  # nothing new
-    broker.publish([(pub.result("face", 1, "face", FACE_BOX), jpeg)])
+    publish(broker, [(pub.result("face", 1, "face", FACE_BOX), jpeg)])
     frame = follower.next_frame(100)  # the same frame, now with both types' boxes
     assert frame is not None and frame[0] == 1 and boxes_drawn(pub, frame[1])
-    broker.publish([(pub.result("people", 2, "person", PEOPLE_BOX), pub.jpegs[1])])
+    publish(broker, [(pub.result("people", 2, "person", PEOPLE_BOX), pub.jpegs[1])])
     assert follower.next_frame(100) is not None and len(follower.window) == 3
     backlog = MJPEG_READ + 5
     for seq in range(3, 3 + backlog):
-        broker.publish([(pub.result("people", seq, "person", PEOPLE_BOX), jpeg)])
+        publish(broker, [(pub.result("people", seq, "person", PEOPLE_BOX), jpeg)])
     frame = follower.next_frame(100)
     assert frame is not None and frame[0] == 2 + backlog  # the newest, not the next one
     assert follower.next_frame(100) is None

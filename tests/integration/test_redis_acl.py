@@ -44,6 +44,7 @@ from elastic_inference.core.status import collect_status
 from elastic_inference.core.text import as_text
 from tests.credentials import SECRET_ENV
 from tests.kube_manifests import render
+from tests.outputs import publish
 from tests.processes import Service, environment, http, wait_for
 from tests.redis_server import (
     ROOT_USER,
@@ -298,7 +299,7 @@ def test_the_tracker_works_under_its_own_user(fresh: AclRedis) -> None:
                 seq = next(seqs)
                 x = 0.2 + 0.02 * (seq % 30)
                 now = time.time()
-                broker.publish([(Result("cam", "people", seq, now, now, "m", "CPU", 640, 480,
+                publish(broker, [(Result("cam", "people", seq, now, now, "m", "CPU", 640, 480,
                                         (Detection("person", 0.9, (x - 0.03, 0.4, x + 0.03,
                                                                    0.6)),)), b"jpeg")])
             return bool(fresh.root.exists(keys.counts("cam"))

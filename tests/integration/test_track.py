@@ -24,6 +24,7 @@ from elastic_inference.core.broker import OutputBroker
 from elastic_inference.core.registry import StreamRegistry
 from elastic_inference.core.result import Detection, Result
 from elastic_inference.core.rulestore import RuleStore
+from tests.outputs import publish
 from tests.processes import Service, wait_for
 from tests.redis_server import RedisServer
 
@@ -66,7 +67,7 @@ class FakeStream(threading.Thread):
         while not self.halt.wait(1 / self.fps):
             try:
                 registry.beat(self.stream, {"types": ["people"]})
-                broker.publish([(result(self.stream, self.seq, walk_x(self.seq)), self.jpeg)])
+                publish(broker, [(result(self.stream, self.seq, walk_x(self.seq)), self.jpeg)])
                 self.seq += 1
             except redis.RedisError:
                 continue
@@ -111,7 +112,7 @@ def test_results_come_out_as_tracks_in_order_with_counts(
     # results arriving in swapped pairs as from two workers.
     walk = [result("cam1", s, 0.3 + 0.02 * s) for s in range(20)]
     for s in [0, *(1 + (i ^ 1) for i in range(18)), 19]:
-        broker.publish([(walk[s], b"\xff\xd8")])
+        publish(broker, [(walk[s], b"\xff\xd8")])
     got = wait_for(lambda: (e := entries(redis_client, "cam1")) and e[-1]["seq"] >= 17 and e,
                    30, "the tracks of the walk")
     assert [e["seq"] for e in got] == list(range(len(got)))  # in order, none twice
@@ -132,7 +133,7 @@ def test_results_come_out_as_tracks_in_order_with_counts(
     RuleStore(redis_client).put("cam1", (GATE, LOT))
     wait_for(lambda: not redis_client.exists(keys.counts("cam1")), 10, "the counts reset")
     for s in range(20, 46):  # walks back, across the line and into the zone (x < 0.3)
-        broker.publish([(result("cam1", s, 0.7 - 0.02 * (s - 20)), b"\xff\xd8")])
+        publish(broker, [(result("cam1", s, 0.7 - 0.02 * (s - 20)), b"\xff\xd8")])
     last = wait_for(lambda: (e := entries(redis_client, "cam1")) and e[-1]["seq"] >= 45 and
                     e[-1], 30, "tracks after the rules changed")
     assert last["rules_version"] == 2

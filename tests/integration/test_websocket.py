@@ -39,6 +39,7 @@ from elastic_inference.core.registry import StreamRegistry
 from elastic_inference.core.result import Detection, Result
 from elastic_inference.services.websocket import WebsocketService
 from tests.credentials import SECRET_ENV, bearer, gatekeeper
+from tests.outputs import publish
 from tests.processes import Service, wait_for
 from tests.redis_server import RedisServer, free_port
 
@@ -85,7 +86,7 @@ class Publisher(threading.Thread):
             try:
                 for s in self.streams:
                     registry.beat(s, {"types": list(self.types), "source_kind": "file"})
-                broker.publish([(make_result(s, self.seq, infer_type=t), self.jpeg)
+                publish(broker, [(make_result(s, self.seq, infer_type=t), self.jpeg)
                                 for s in self.streams for t in self.types])
                 for s in self.streams:
                     self.last_ids[s] = broker.latest(s, 1)[0].entry_id

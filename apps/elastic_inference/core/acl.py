@@ -51,7 +51,10 @@ OPERATIONS: dict[str, tuple[str, ...]] = {
     "Heartbeats.ids": ("zremrangebyscore", "zrange"),
     "Heartbeats.members": ("zremrangebyscore", "zrange", "hgetall"),
     "worker_types": ("smembers",),
+    "FrameStore.add": ("xadd",),
+    "FrameStore.fetch": ("xrange",),
     "OutputBroker.publish": ("xadd",),
+    "OutputBroker.attach_frames": ("xrange",),
     "OutputBroker.latest": ("xrevrange",),
     "OutputBroker.read": ("xread",),
     "OutputBroker.read_live": ("xread",),
@@ -133,6 +136,7 @@ STREAMS = (keys.stream_registry(), pattern(keys.stream_info, _STREAM))
 WORKERS = (pattern(keys.worker_registry, _TYPE), pattern(keys.worker_info, _STREAM),
            keys.worker_types())
 OUTPUT = (pattern(keys.out, _STREAM),)
+FRAMES = (pattern(keys.frames, _STREAM),)
 HISTORY = (keys.results_pattern(),)
 JOB_QUEUES = (keys.job_queue_pattern(),)
 PENDING_JOBS = (keys.jobs_pending(), keys.jobs_pending_messages(), keys.jobs_pending_leases())
@@ -182,35 +186,39 @@ class ComponentAcl:
 
 COMPONENTS: tuple[ComponentAcl, ...] = (
     ComponentAcl(
-        "stream", "pushes frames to the queues of its types; registers and heartbeats itself; "
-                  "a pool replica also reads the sources and leases them",
-        ("FrameQueue.push", "Heartbeats.beat", "Heartbeats.remove", "SourceStore.all",
-         "Leases"),
-        QUEUES + STREAMS + POOL),
+        "stream", "stores each frame once and pushes references to it to the queues of its "
+                  "types; registers and heartbeats itself; a pool replica also reads the "
+                  "sources and leases them",
+        ("FrameStore.add", "FrameQueue.push", "Heartbeats.beat", "Heartbeats.remove",
+         "SourceStore.all", "Leases"),
+        FRAMES + QUEUES + STREAMS + POOL),
     ComponentAcl(
-        "infer", "pops frames and job frames of its type; publishes results; heartbeats",
-        ("FrameQueue.pop", "FrameQueue.stats", "LeasedQueue.lease", "LeasedQueue.ack",
-         "LeasedQueue.waiting", "JobStore.store_result", "OutputBroker.publish",
-         "WorkerRegistry.beat", "Heartbeats.ids", "Heartbeats.remove"),
-        QUEUES + JOB_QUEUES + JOB_RESULTS + OUTPUT + HISTORY + WORKERS),
+        "infer", "pops frames (fetching their JPEGs) and job frames of its type; publishes "
+                 "results; heartbeats",
+        ("FrameQueue.pop", "FrameQueue.stats", "FrameStore.fetch", "LeasedQueue.lease",
+         "LeasedQueue.ack", "LeasedQueue.waiting", "JobStore.store_result",
+         "OutputBroker.publish", "WorkerRegistry.beat", "Heartbeats.ids", "Heartbeats.remove"),
+        QUEUES + FRAMES + JOB_QUEUES + JOB_RESULTS + OUTPUT + HISTORY + WORKERS),
     ComponentAcl(
         "websocket", "reads live output, live tracks and the stream list; checks sessions and "
                      "tokens",
         ("OutputBroker.read_live", "OutputBroker.latest", "OutputBroker.latest_tracks_id",
-         "Heartbeats.ids", "AuthStore.authenticate_token", "SessionStore.find"),
-        OUTPUT + LIVE_TRACKS + STREAMS + AUTH),
+         "OutputBroker.attach_frames", "Heartbeats.ids", "AuthStore.authenticate_token",
+         "SessionStore.find"),
+        OUTPUT + FRAMES + LIVE_TRACKS + STREAMS + AUTH),
     ComponentAcl(
         "gateway", "the API: streams, snapshots, history, status, analysis jobs, rules, "
                    "sources, events, counts, users, sessions, rate limits",
         ("Heartbeats.members", "worker_types", "FrameQueue.stats", "OutputBroker.latest",
-         "OutputBroker.read", "OutputBroker.history", "stream_known", "JobStore.create",
+         "OutputBroker.read", "OutputBroker.attach_frames", "OutputBroker.history",
+         "stream_known", "JobStore.create",
          "LeasedQueue.push", "JobStore.read", "JobStore.store_analytics", "JobStore.delete",
          "LeasedQueue.discard",
          "JobStore.check_room", "RateLimiter", "AuthStore", "SessionStore.create",
          "SessionStore.find", "SessionStore.end", "RuleStore.get", "RuleStore.put",
          "RuleStore.delete", "SourceStore.read", "SourceStore.write", "EventStore.query",
          "EventStore.snapshot", "read_counts"),
-        STREAMS + WORKERS + QUEUES + OUTPUT + HISTORY + JOBS + PENDING_JOBS + JOB_QUEUES
+        STREAMS + WORKERS + QUEUES + OUTPUT + FRAMES + HISTORY + JOBS + PENDING_JOBS + JOB_QUEUES
         + AUTH + RATES + RULES + SOURCES + EVENTS + COUNTS),
     ComponentAcl(
         "analysis", "takes pending jobs, stores their frames and queues them for the workers",
@@ -222,8 +230,8 @@ COMPONENTS: tuple[ComponentAcl, ...] = (
         "track", "follows the live output of the streams it leases; writes their tracks, "
                  "counts, events and snapshots",
         ("Leases", "TrackStore.read", "TrackStore.write", "Heartbeats.ids",
-         "OutputBroker.read", "RuleStore.get", "EventRecorder"),
-        TRACKS + EVENTS + SNAPSHOT_INDEX + OUTPUT + STREAMS + RULES),
+         "OutputBroker.read", "OutputBroker.attach_frames", "RuleStore.get", "EventRecorder"),
+        TRACKS + EVENTS + SNAPSHOT_INDEX + OUTPUT + FRAMES + STREAMS + RULES),
     ComponentAcl(
         "admin", "ei auth, ei status, ei results prune",
         ("AuthStore", "Heartbeats.members", "worker_types", "FrameQueue.stats",

@@ -1,8 +1,10 @@
 """Output broker: per-stream live buffer and result history in Redis STREAMs.
 
-``ei:out:{stream}`` holds the original JPEG (passed through, never re-encoded) and the result
-JSON, trimmed to a short approximate length; ``ei:results:{stream}`` holds result JSON only,
-trimmed by age. Writers pipeline a whole batch in one round trip. The live reader
+``ei:out:{stream}`` holds each type's result JSON and ``ref``, the id of its frame in the
+frame store (core/framestore.py: the JPEG is stored once for every type), trimmed to a short
+approximate length; readers that show the picture fetch it with
+:meth:`OutputBroker.attach_frames`. ``ei:results:{stream}`` holds result JSON only, trimmed
+by age. Writers pipeline a whole batch in one round trip. The live reader
 (:meth:`OutputBroker.read_live`) also follows ``ei:tracks:{stream}`` (written by ``ei track``,
 doc/analytics.md) in the same blocking read, so one reader serves frames and tracks.
 """
@@ -11,12 +13,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from redis.cluster import RedisCluster
 
 from . import keys
+from .framestore import FrameStore
 from .redisconn import RedisClient
 from .result import Result
 from .text import as_text
@@ -28,12 +31,15 @@ CLUSTER_POLL_S = 0.02
 
 @dataclass(frozen=True)
 class OutputEntry:
-    """One entry of a live buffer: its stream entry id, the JPEG and the result JSON."""
+    """One entry of a live buffer: its stream entry id, the JPEG (empty until
+    :meth:`OutputBroker.attach_frames` fetched it, and when the store no longer has it), the
+    result JSON and the frame's id in the frame store."""
 
     stream: str
     entry_id: str
     jpeg: bytes
     result: bytes
+    ref: str = ""
 
 
 @dataclass(frozen=True)
@@ -53,21 +59,33 @@ class OutputBroker:
         self.client = client
         self.out_maxlen = out_maxlen
         self.retention = retention
+        self.frames = FrameStore(client)
 
-    def publish(self, items: Sequence[tuple[Result, bytes]], now: float | None = None) -> None:
-        """Publish ``(result, original_jpeg)`` pairs in one pipelined round trip."""
+    def publish(self, items: Sequence[tuple[Result, str]], now: float | None = None) -> None:
+        """Publish ``(result, its frame's id in the frame store)`` pairs in one pipelined
+        round trip."""
         if not items:
             return
         now = time.time() if now is None else now
         min_id = str(int((now - self.retention) * 1000))
         pipe = self.client.pipeline(transaction=False)
-        for result, jpeg in items:
+        for result, ref in items:
             body = result.encode()
-            pipe.xadd(keys.out(result.stream), {"frame": jpeg, "result": body},
+            pipe.xadd(keys.out(result.stream), {"ref": ref, "result": body},
                       maxlen=self.out_maxlen, approximate=True)
             pipe.xadd(keys.results(result.stream), {"result": body},
                       minid=min_id, approximate=True)
         pipe.execute()
+
+    def attach_frames(self, entries: Sequence[OutputEntry]) -> list[OutputEntry]:
+        """``entries`` with the JPEG of each that refers to the frame store, fetched in one
+        round trip (each frame once); one the store no longer has keeps an empty ``jpeg``."""
+        wanted = [(e.stream, e.ref) for e in entries if e.ref and not e.jpeg]
+        if not wanted:
+            return list(entries)
+        found = self.frames.fetch_unique(wanted)
+        return [replace(e, jpeg=found.get((e.stream, e.ref), b"")) if e.ref and not e.jpeg
+                else e for e in entries]
 
     def latest(self, stream: str, count: int = 1) -> list[OutputEntry]:
         """The newest ``count`` live entries of ``stream``, newest first."""
@@ -172,12 +190,12 @@ class OutputBroker:
         return removed
 
     def delete(self, streams: Iterable[str]) -> None:
-        """Remove the live buffers and histories of ``streams``."""
-        names = [k for s in streams for k in (keys.out(s), keys.results(s))]
+        """Remove the live buffers, frame stores and histories of ``streams``."""
+        names = [k for s in streams for k in (keys.out(s), keys.frames(s), keys.results(s))]
         if names:
             self.client.delete(*names)
 
     @staticmethod
     def _entry(stream: str, eid: bytes | str, fields: Mapping[bytes, bytes]) -> OutputEntry:
-        return OutputEntry(stream, as_text(eid), fields.get(b"frame", b""),
-                           fields.get(b"result", b""))
+        return OutputEntry(stream, as_text(eid), b"", fields.get(b"result", b""),
+                           as_text(fields.get(b"ref", b"")))

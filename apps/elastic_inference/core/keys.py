@@ -152,8 +152,16 @@ def job_tracks(job_id: str) -> str:
     return f"{job(job_id)}:tracks"
 
 
+def frames(stream: str) -> str:
+    """Frame store (STREAM) of one source stream: each captured JPEG once, whatever the number
+    of types; queues and live results refer to an entry by its id (core/framestore.py).
+    Capped by length, so a frame lives a few seconds."""
+    return f"{PREFIX}:frames:{check_stream_id(stream)}"
+
+
 def out(stream: str) -> str:
-    """Live output buffer (STREAM) of one source stream: original JPEG plus result JSON."""
+    """Live output buffer (STREAM) of one source stream: each type's result JSON and the id of
+    its frame in :func:`frames` (entries written before the frame store carry the JPEG)."""
     return f"{PREFIX}:out:{check_stream_id(stream)}"
 
 
@@ -237,13 +245,18 @@ def events() -> str:
 EVENT_ID_RE = re.compile(r"^[0-9]{1,20}-[0-9]{1,20}$")
 
 
+def check_entry_id(entry_id: str, what: str = "entry id") -> str:
+    """Return ``entry_id`` if it is a Redis stream entry id (``MS-SEQ``, each part below
+    2**64, as Redis requires), else InvalidMessage naming ``what``."""
+    _checked(entry_id, EVENT_ID_RE, what)
+    if any(int(part) >= 2**64 for part in entry_id.split("-")):
+        raise InvalidMessage(f"invalid {what} {entry_id!r}: each part is below 2**64")
+    return entry_id
+
+
 def check_event_id(event_id: str) -> str:
-    """Return ``event_id`` if it is a Redis stream entry id (``MS-SEQ``, each part below
-    2**64, as Redis requires), else InvalidMessage."""
-    _checked(event_id, EVENT_ID_RE, "event id")
-    if any(int(part) >= 2**64 for part in event_id.split("-")):
-        raise InvalidMessage(f"invalid event id {event_id!r}: each part is below 2**64")
-    return event_id
+    """Return ``event_id`` if it is an event's id (a stream entry id), else InvalidMessage."""
+    return check_entry_id(event_id, "event id")
 
 
 def event_snapshot(event_id: str) -> str:

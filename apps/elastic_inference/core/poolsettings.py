@@ -60,12 +60,15 @@ class PoolOptions:
 
 @dataclass(frozen=True)
 class CaptureOptions:
-    """How long a camera may stay silent, in either mode."""
+    """How long a camera may stay silent, and a frame stored, in either mode."""
 
     source_timeout: float = opt(5.0, "seconds a URL source may take to open or to deliver a "
                                      "frame before the try fails; three failed reads in a row "
                                      "reopen it (doc/streams.md)",
                                 check=lambda v: "" if 0.5 <= v <= 60 else "must be 0.5..60")
+    frame_keep: float = opt(2.0, "seconds of frames kept in a stream's frame store: a frame "
+                                 "still queued or unshown after this is gone (doc/streams.md)",
+                            check=lambda v: "" if 0.5 <= v <= 60 else "must be 0.5..60")
 
     def capture_timeout_ms(self) -> int:
         return int(self.source_timeout * 1000)

@@ -11,6 +11,7 @@ from elastic_inference.core import keys
 from elastic_inference.core.broker import OutputBroker
 from elastic_inference.core.registry import StreamRegistry, WorkerRegistry, worker_types
 from elastic_inference.core.result import Detection, Result
+from tests.outputs import publish
 
 pytestmark = pytest.mark.integration
 
@@ -48,7 +49,7 @@ def test_publish_keeps_jpeg_untouched_and_bounds_the_live_buffer(
     broker = OutputBroker(redis_client, out_maxlen=10)
     jpeg = b"\xff\xd8" + bytes(range(256))
     for seq in range(300):
-        broker.publish([(result("cam", seq), jpeg)])
+        publish(broker, [(result("cam", seq), jpeg)])
     latest = broker.latest("cam")[0]
     assert latest.jpeg == jpeg and b'"seq":299' in latest.result
     assert redis_client.xlen(keys.out("cam")) < 300  # approximate MAXLEN trims
@@ -57,10 +58,10 @@ def test_publish_keeps_jpeg_untouched_and_bounds_the_live_buffer(
 
 def test_read_returns_only_new_entries_across_streams(redis_client: redis.Redis) -> None:
     broker = OutputBroker(redis_client)
-    broker.publish([(result("a", 0), b"\xff\xd8a")])
+    publish(broker, [(result("a", 0), b"\xff\xd8a")])
     cursors = {"a": "$", "b": "$"}
     assert broker.read(cursors, block_ms=100) == []
-    broker.publish([(result("a", 1), b"\xff\xd8a"), (result("b", 1), b"\xff\xd8b")])
+    publish(broker, [(result("a", 1), b"\xff\xd8a"), (result("b", 1), b"\xff\xd8b")])
     got = broker.read({"a": "0", "b": "0"}, block_ms=100, count=10)
     assert sorted((e.stream, e.jpeg) for e in got) == [("a", b"\xff\xd8a"), ("a", b"\xff\xd8a"),
                                                       ("b", b"\xff\xd8b")]
@@ -69,10 +70,10 @@ def test_read_returns_only_new_entries_across_streams(redis_client: redis.Redis)
 def test_history_by_time_range(redis_client: redis.Redis) -> None:
     broker = OutputBroker(redis_client, retention=3600)
     t0 = time.time()
-    broker.publish([(result("h", 1), b"\xff\xd8")])
+    publish(broker, [(result("h", 1), b"\xff\xd8")])
     time.sleep(0.05)
     t1 = time.time()
     time.sleep(0.05)
-    broker.publish([(result("h", 2), b"\xff\xd8")])
+    publish(broker, [(result("h", 2), b"\xff\xd8")])
     assert [b'"seq":1' in r for _, r in broker.history("h", t0 - 1, t1)] == [True]
     assert len(broker.history("h", t0 - 1, time.time() + 1)) == 2

@@ -44,8 +44,40 @@ def test_truncated_message_is_invalid() -> None:
 
 def test_unknown_version_is_invalid() -> None:
     data = msgpack.unpackb(make().encode())
-    data["v"] = 2
+    data["v"] = 3
     with pytest.raises(InvalidMessage, match="version"):
+        frame.decode(msgpack.packb(data, use_bin_type=True))
+
+
+def test_a_reference_frame_round_trips_without_its_jpeg() -> None:
+    f = make(jpeg=b"", ref="1700000000500-0")
+    raw = f.encode()
+    assert JPEG[:64] not in raw and len(raw) < 120
+    assert msgpack.unpackb(raw)["v"] == frame.REF_VERSION
+    assert frame.decode(raw) == f
+
+
+def test_a_fetched_jpeg_is_checked_against_the_frame() -> None:
+    f = frame.decode(make(jpeg=b"", ref="5-1").encode())
+    assert frame.with_jpeg(f, JPEG).jpeg == JPEG
+    with pytest.raises(InvalidMessage, match=r"640x360|size"):
+        frame.with_jpeg(f, with_size(JPEG, 4000, 3000))
+    with pytest.raises(InvalidMessage):
+        frame.with_jpeg(f, b"")
+
+
+@pytest.mark.parametrize("ref", ["", "abc", "1-2-3", 5, "1" * 30 + "-0"])
+def test_a_bad_reference_is_invalid(ref: object) -> None:
+    data = msgpack.unpackb(make(jpeg=b"", ref="1-0").encode())
+    data["ref"] = ref
+    with pytest.raises(InvalidMessage):
+        frame.decode(msgpack.packb(data, use_bin_type=True))
+
+
+def test_a_reference_frame_lacking_its_ref_is_invalid() -> None:
+    data = msgpack.unpackb(make(jpeg=b"", ref="1-0").encode())
+    del data["ref"]
+    with pytest.raises(InvalidMessage, match="ref"):
         frame.decode(msgpack.packb(data, use_bin_type=True))
 
 

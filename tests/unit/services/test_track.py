@@ -21,6 +21,7 @@ from elastic_inference.core.result import Detection, Result
 from elastic_inference.core.rulestore import RuleStore
 from elastic_inference.core.settings import TrackSettings, parse_settings
 from elastic_inference.services.track import TrackService
+from tests.outputs import publish
 
 GATE = Rule("gate", "line", ((0.5, 0.0), (0.5, 1.0)), ("person",))
 
@@ -59,7 +60,7 @@ def test_frames_with_events_reach_the_handler(redis_url: str,
     broker = OutputBroker(redis_client)
     for seq in range(20):
         x = 0.3 + 0.02 * seq
-        broker.publish([(Result("cam", "people", seq, 100.0 + seq, 100.0 + seq, "m", "CPU", 640,
+        publish(broker, [(Result("cam", "people", seq, 100.0 + seq, 100.0 + seq, "m", "CPU", 640,
                                 480, (Detection("person", 0.9, (x - 0.03, 0.4, x + 0.03, 0.6)),)),
                          b"jpeg-%d" % seq)])
     for _ in range(10):

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ...core.broker import OutputBroker
+from ...core.frame import Frame
 from ...core.jobs import JobStore
 from ...core.leased import LeasedQueue
 from ...core.metrics import WorkerMetrics
@@ -19,8 +20,8 @@ from ...core.runtime import Progress
 
 log = logging.getLogger(__name__)
 
-#: A finished frame: its result, the original JPEG, and its job-queue lease (None when live).
-Published = tuple[Result, bytes, str | None]
+#: A finished frame: its result, the frame, and its job-queue lease (None when live).
+Published = tuple[Result, Frame, str | None]
 
 
 @dataclass
@@ -102,11 +103,11 @@ class ResultWriter:
     published: Callable[[int], None]
 
     def __call__(self, items: list[Published]) -> None:
-        live = [(r, jpeg) for r, jpeg, lease in items if lease is None]
+        live = [(r, f) for r, f, lease in items if lease is None]
         done = [(r, lease) for r, _, lease in items if lease is not None]
         while True:
             try:
-                self.broker.publish(live)
+                self.broker.publish([(r, self._ref(f)) for r, f in live])
                 self._store_job_results(done)
                 self.backoff.succeeded()
                 break
@@ -122,6 +123,12 @@ class ResultWriter:
             self.metrics.latency.observe(max(0.0, now - result.ts_capture))
         self.metrics.inferred.inc(len(items))
         self.published(len(items))
+
+    def _ref(self, frame: Frame) -> str:
+        """The frame's id in the frame store; a live frame that came with its JPEG (a v1
+        producer's) is stored there first, so every live result refers to a stored frame."""
+        return frame.ref or self.broker.frames.add(frame.stream, frame.jpeg,
+                                                   self.broker.out_maxlen)
 
     def _store_job_results(self, done: Sequence[tuple[Result, str]]) -> None:
         """Store job results by frame number and acknowledge their frames, in one round trip.

@@ -64,6 +64,7 @@ class InferWorker:
         self.job_queue = LeasedQueue.for_type(client, settings.type)
         self.jobs = JobStore(client)
         self.broker = OutputBroker(client, settings.out_maxlen, settings.results_retention)
+        self.frames = self.broker.frames
         self.registry = WorkerRegistry(client, settings.type)
         self.metrics = WorkerMetrics(runtime.registry, settings.type, detector.model,
                                      detector.device)
@@ -162,6 +163,7 @@ class InferWorker:
             leased = [] if raw else self.job_queue.lease(room, self.settings.lease_timeout)
             if block and not raw and not leased:
                 raw = self.queue.pop_batch(room, POP_TIMEOUT)
+            taken = self._fetch(self._validate([(None, m) for m in raw] + list(leased)))
             self._redis_ok()
         except REDIS_DOWN_ERRORS as exc:
             self.progress.moved()  # waiting on Redis, not wedged
@@ -172,7 +174,6 @@ class InferWorker:
             return False
         self.metrics.batch_size.observe(len(raw) + len(leased))
         size = self.detector.input_size
-        taken = self._validate([(None, m) for m in raw] + list(leased))
         for f, lease in taken:
             reduction = reduction_for(f.w, f.h, size)
             self._decoding.append((f, self.pool.submit(self._prepare, f.jpeg, reduction),
@@ -221,7 +222,7 @@ class InferWorker:
             ready.append((Result(stream=f.stream, type=f.type, seq=f.seq, ts_capture=f.ts,
                                  ts_done=finished, model=self.detector.model,
                                  device=self.detector.device, w=f.w, h=f.h,
-                                 detections=tuple(item.detections)), f.jpeg, item.lease))
+                                 detections=tuple(item.detections)), f, item.lease))
         if ready:
             self.publisher.put(ready)
         return len(done)
@@ -257,6 +258,31 @@ class InferWorker:
         if bad:
             self._ack_quietly(bad)
         return frames
+
+    def _fetch(self, frames: list[tuple[frame_msg.Frame, str | None]]
+               ) -> list[tuple[frame_msg.Frame, str | None]]:
+        """``frames`` with the JPEGs of those that refer to the frame store, fetched in one
+        round trip. One the store no longer holds is dropped as stale (it waited longer than
+        the store keeps frames); one that is not a JPEG of its size as invalid."""
+        wanted = [f for f, _ in frames if f.ref and not f.jpeg]
+        if not wanted:
+            return frames
+        jpegs = iter(self.frames.fetch([(f.stream, f.ref) for f in wanted]))
+        out: list[tuple[frame_msg.Frame, str | None]] = []
+        for f, lease in frames:
+            if not f.ref or f.jpeg:
+                out.append((f, lease))
+                continue
+            jpeg = next(jpegs)
+            if jpeg is None:
+                self._drop("stale")
+                continue
+            try:
+                out.append((frame_msg.with_jpeg(f, jpeg, self.settings.max_pixels), lease))
+            except InvalidMessage as exc:
+                log.warning("dropping frame %s/%d: %s", f.stream, f.seq, exc)
+                self._drop("invalid")
+        return out
 
     def _ack_quietly(self, leases: Sequence[str]) -> None:
         """Acknowledge job frames that will never have a result; an outage only delays them."""

@@ -10,6 +10,7 @@ from typing import Any
 
 from ...core.errors import InvalidMessage, SourceError
 from ...core.frame import Frame
+from ...core.framestore import FrameStore, store_length
 from ...core.metrics import RateWindow, StreamMetrics
 from ...core.queue import FrameQueue, push_to_types
 from ...core.redisconn import REDIS_DOWN_ERRORS, Backoff, RedisClient
@@ -58,6 +59,7 @@ class StreamService:
         self.unregister = unregister  # a pool reader leaves that to the pool (pool.py)
         self.types = list(dict.fromkeys(settings.types))
         self.queues = [FrameQueue(client, t, settings.queue_maxlen) for t in self.types]
+        self.frames = FrameStore(client)
         self.registry = StreamRegistry(client)
         self.metrics = metrics or StreamMetrics(runtime.registry, stream_id)
         self.overflow = {t: self.metrics.overflow.labels(stream_id, t) for t in self.types}
@@ -268,7 +270,7 @@ class StreamService:
     # ----- Redis
 
     def _publish(self, image: Any, captured: float) -> None:
-        """Encode once and push one Frame per type in one round trip (Redis is usable)."""
+        """Encode once, store the JPEG once and push a reference per type (Redis is usable)."""
         seq = self.seq
         self.seq += 1
         encoded = encode_jpeg(image, self.settings.max_width, self.settings.jpeg_quality)
@@ -277,14 +279,18 @@ class StreamService:
             return
         jpeg, w, h = encoded
         try:
-            messages = [Frame(self.stream_id, t, seq, captured, w, h, jpeg).encode()
-                        for t in self.types]
+            Frame(self.stream_id, self.types[0], seq, captured, w, h, jpeg)  # checks it
         except InvalidMessage as exc:
             self._capture_error(f"frame {seq} not sendable: {exc}")
             return
         if self.stop.is_set():  # told to stop, or (pool) the lease may lapse: send no more
             return
         try:
+            # The JPEG once in the frame store, then a reference to it in each type's queue.
+            ref = self.frames.add(self.stream_id, jpeg,
+                                  store_length(self.target_fps, self.settings.frame_keep))
+            messages = [Frame(self.stream_id, t, seq, captured, w, h, b"", ref).encode()
+                        for t in self.types]
             results = push_to_types(self.queues, messages)
         except REDIS_DOWN_ERRORS as exc:
             self._redis_failed(exc)
