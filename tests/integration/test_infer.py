@@ -18,6 +18,7 @@ from skimage import data
 
 from elastic_inference.core import frame as frame_msg
 from elastic_inference.core import keys
+from elastic_inference.core.framestore import FrameStore
 from elastic_inference.core.queue import FrameQueue
 from elastic_inference.core.result import decode_result
 from elastic_inference.core.runtime import ServiceRuntime
@@ -73,7 +74,9 @@ def test_bad_input_is_counted_invalid_and_the_worker_goes_on(
     assert len(entries) == 1
     result = decode_result(entries[0].result)
     assert result.seq == 2 and result.model == "blazeface" and result.device == "CPU"
-    assert entries[0].jpeg == frame_msg.decode(good).jpeg  # passed through untouched
+    assert entries[0].ref  # a frame that came with its JPEG is stored once for its results
+    stored = worker.broker.attach_frames(entries)[0].jpeg
+    assert stored == frame_msg.decode(good).jpeg  # passed through untouched
     face = max(result.detections, key=lambda d: d.score)
     x1, y1, x2, y2 = face.box
     assert 0.3 < (x1 + x2) / 2 < 0.6 and 0.05 < (y1 + y2) / 2 < 0.4
@@ -88,6 +91,31 @@ def test_stale_frames_are_dropped_at_pop_time(redis_url: str, model_dir: Path) -
     worker.run()
     assert q.stats().drops["stale"] == 1
     assert decode_result(worker.broker.latest("astro")[0].result).seq == 2
+
+
+def test_reference_frames_fetch_their_jpeg_and_a_trimmed_or_foreign_one_is_dropped(
+        redis_url: str, model_dir: Path) -> None:
+    """A v2 frame's JPEG comes from the frame store; one trimmed from it is stale, one that is
+    not a JPEG of the frame's size invalid; the result refers to the same stored frame."""
+    client = redis.Redis.from_url(redis_url)
+    q = FrameQueue(client, "face", maxlen=100)
+    store = FrameStore(client)
+    jpeg = astronaut_jpeg()
+    trimmed = store.add("astro", jpeg, 100)
+    client.xdel(keys.frames("astro"), trimmed)
+    small = cv2.imencode(".jpg", np.zeros((8, 8, 3), np.uint8))[1].tobytes()
+    foreign = store.add("astro", small, 100)
+    good = store.add("astro", jpeg, 100)
+    for seq, ref in enumerate((trimmed, foreign, good)):
+        q.push(frame_msg.Frame("astro", "face", seq, time.time(), 512, 512, b"", ref).encode())
+    worker = make_worker(redis_url, model_dir, "face", max_frames="1", max_age="0")
+    assert worker.run() == 0  # max_frames counts the frames taken to infer, not the drops
+    assert q.stats().drops["stale"] == 1 and q.stats().drops["invalid"] == 1
+    entries = worker.broker.latest("astro", 5)
+    assert len(entries) == 1 and entries[0].ref == good
+    assert decode_result(entries[0].result).seq == 2
+    assert worker.broker.attach_frames(entries)[0].jpeg == jpeg
+    assert client.xlen(keys.frames("astro")) == 2  # the worker stored nothing more
 
 
 @PRECISIONS

@@ -26,6 +26,7 @@ from elastic_inference.core.settings import StreamSettings
 from elastic_inference.services.stream import Source, SourceSpec, StreamService, parse_source
 from tests.conftest import REPO
 from tests.mjpeg_camera import MjpegCamera
+from tests.outputs import queued
 from tests.processes import environment, wait_for
 from tests.redis_server import RedisServer, free_port
 
@@ -147,14 +148,15 @@ def test_frames_reach_every_type_identically_and_the_queue_bound_holds(
     assert code == 0
     assert max(lengths) <= maxlen
 
-    face = [decode(m) for m in redis_client.lrange(keys.queue("face"), 0, -1)]
-    people = [decode(m) for m in redis_client.lrange(keys.queue("people"), 0, -1)]
+    face, people = queued(redis_client, "face"), queued(redis_client, "people")
     assert len(face) == len(people) == maxlen
     assert [f.seq for f in face] == list(range(30 - maxlen, 30))  # the oldest were trimmed
+    # Each JPEG is stored once, in the frame store; both queues refer to the same entry.
+    assert redis_client.xlen(keys.frames("clip")) == 30
     for a, b in zip(face, people, strict=True):
         assert (a.type, b.type) == ("face", "people")
         assert a.stream == b.stream == "clip"
-        assert (a.seq, a.ts, a.jpeg) == (b.seq, b.ts, b.jpeg)
+        assert a.ref and (a.seq, a.ts, a.ref, a.jpeg) == (b.seq, b.ts, b.ref, b.jpeg)
         assert (a.w, a.h) == (160, 120)
         image = cv2.imdecode(np.frombuffer(a.jpeg, np.uint8), cv2.IMREAD_COLOR)
         assert image is not None and image.shape == (120, 160, 3)
