@@ -3,15 +3,7 @@
 // can be a new frame to decode.
 import { describe, expect, it } from "vitest";
 import { LiveFeed } from "../src/live/feed.js";
-
-function frameMessage(header, jpegBytes) {
-  const json = new TextEncoder().encode(JSON.stringify(header));
-  const buffer = new ArrayBuffer(4 + json.length + jpegBytes.length);
-  new DataView(buffer).setUint32(0, json.length, false);
-  new Uint8Array(buffer, 4).set(json);
-  new Uint8Array(buffer, 4 + json.length).set(jpegBytes);
-  return buffer;
-}
+import { frameMessage } from "./frame-message.js";
 
 function result(seq, type) {
   return { seq, type, ts_capture: 100, ts_done: 100.05, detections: [] };
