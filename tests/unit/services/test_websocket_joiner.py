@@ -29,8 +29,10 @@ class Store:
 
 
 def entry(eid: str, seq: int, infer_type: str = "people", ref: str = "10-0",
-          stream: str = "cam1") -> OutputEntry:
-    result = {"v": 1, "stream": stream, "type": infer_type, "seq": seq, "detections": []}
+          stream: str = "cam1", ts: float | None = None) -> OutputEntry:
+    """A result as a worker writes it; captured at ``ts`` (default: 1000 + seq / 10)."""
+    result = {"v": 1, "stream": stream, "type": infer_type, "seq": seq, "detections": [],
+              "ts_capture": 1000 + seq / 10 if ts is None else ts}
     return OutputEntry(stream, eid, b"", json.dumps(result).encode(), ref)
 
 
@@ -49,8 +51,8 @@ def test_the_first_result_of_a_frame_carries_the_jpeg_and_the_others_go_as_text(
     assert jpeg == JPEGS["10-0"] and header["id"] == "1-0" and header["result"]["seq"] == 5
     assert isinstance(out[1].message, str)
     assert json.loads(out[1].message) == {
-        "result": {"v": 1, "stream": "cam1", "type": "face", "seq": 5, "detections": []},
-        "stream": "cam1", "id": "1-1"}
+        "result": {"v": 1, "stream": "cam1", "type": "face", "seq": 5, "detections": [],
+                   "ts_capture": 1000.5}, "stream": "cam1", "id": "1-1"}
     assert [o.infer_type for o in out] == ["people", "face", "car"]
 
 
@@ -64,7 +66,7 @@ def test_a_frame_already_sent_or_older_goes_as_text_without_a_fetch() -> None:
                                                                   ref="11-0")], store.attach)
     assert kinds(out) == ["frame", "text"]
     assert store.calls[-1] == ["2-0"]
-    assert joiner.last_sent == {"cam1": 6}
+    assert joiner.last_sent == {"cam1": (6, 1000.6)}
 
 
 def test_each_stream_has_its_own_frames_and_one_fetch_serves_all() -> None:
@@ -94,12 +96,27 @@ def test_a_result_without_a_ref_goes_as_text() -> None:
 
 
 def test_a_restarted_stream_sends_frames_again() -> None:
+    """A stream that restarts counts from 0 again: its frames are captured later than the
+    last one sent, unlike a late result of an older frame."""
     store, joiner = Store(), FrameJoiner()
-    joiner.join([entry("1-0", 1000)], store.attach)
-    assert kinds(joiner.join([entry("1-1", 1000 - RESTART_GAP, "face")], store.attach)) == \
-        ["text"]  # late, within the window
-    assert kinds(joiner.join([entry("2-0", 0, ref="11-0")], store.attach)) == ["frame"]
-    assert joiner.last_sent == {"cam1": 0}
+    joiner.join([entry("1-0", 100, ts=2000.0)], store.attach)
+    assert kinds(joiner.join([entry("1-1", 99, "face", ts=1999.9)], store.attach)) == ["text"]
+    out = joiner.join([entry("2-0", 0, ts=2001.0, ref="11-0"),
+                       entry("2-1", 0, "face", ts=2001.0, ref="11-0")], store.attach)
+    assert kinds(out) == ["frame", "text"]
+    assert joiner.last_sent == {"cam1": (0, 2001.0)}
+    assert kinds(joiner.join([entry("2-2", 1, ts=2001.1, ref="11-0")], store.attach)) == \
+        ["frame"]
+
+
+def test_without_capture_times_a_seq_far_below_means_a_restart() -> None:
+    store, joiner = Store(), FrameJoiner()
+    bare = [OutputEntry("cam1", eid, b"", json.dumps({"type": "people", "seq": seq}).encode(),
+                        "10-0") for eid, seq in (("1-0", 1000), ("1-1", 1000 - RESTART_GAP),
+                                                 ("1-2", 0))]
+    assert kinds(joiner.join(bare[:1], store.attach)) == ["frame"]
+    assert kinds(joiner.join(bare[1:2], store.attach)) == ["text"]  # late, within the window
+    assert kinds(joiner.join(bare[2:], store.attach)) == ["frame"]
 
 
 @pytest.mark.parametrize("raw", [b"not json", b"[1, 2]", b"\xff\xfe", b"[" * 100_000])
@@ -122,7 +139,7 @@ def test_streams_are_forgotten_with_their_cursors() -> None:
     store, joiner = Store(), FrameJoiner()
     joiner.join([entry("1-0", 5), entry("3-0", 5, stream="cam2", ref="20-0")], store.attach)
     joiner.retain({"cam2"})
-    assert joiner.last_sent == {"cam2": 5}
+    assert set(joiner.last_sent) == {"cam2"}
     assert kinds(joiner.join([entry("1-1", 5, "face")], store.attach)) == ["frame"]
     joiner.clear()
     assert joiner.last_sent == {}

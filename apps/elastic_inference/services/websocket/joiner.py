@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +23,8 @@ from ...core.live import encode_frame, encode_result
 log = logging.getLogger(__name__)
 
 #: How far below the last frame sent a seq must be to mean that the stream restarted (it
-#: counts from 0 again) rather than a late result; the dashboard uses the same window.
+#: counts from 0 again) rather than a late result, for a result without a capture time; the
+#: dashboard uses the same window.
 RESTART_GAP = 256
 
 #: Fetches the JPEGs of entries (``OutputBroker.attach_frames``): one round trip.
@@ -65,12 +67,19 @@ def _seq(result: dict[str, Any]) -> int | None:
     return seq if isinstance(seq, int) and not isinstance(seq, bool) else None
 
 
+def _ts(result: dict[str, Any]) -> float | None:
+    ts = result.get("ts_capture")
+    if isinstance(ts, (int, float)) and not isinstance(ts, bool) and math.isfinite(ts):
+        return float(ts)
+    return None
+
+
 class FrameJoiner:
-    """Decides which entries carry their frame's JPEG; remembers, per stream, the seq of the
-    last frame sent (one int per live stream, forgotten with the stream)."""
+    """Decides which entries carry their frame's JPEG; remembers, per stream, the seq and
+    capture time of the last frame sent (forgotten with the stream)."""
 
     def __init__(self) -> None:
-        self.last_sent: dict[str, int] = {}
+        self.last_sent: dict[str, tuple[int, float | None]] = {}
 
     def retain(self, streams: Container[str]) -> None:
         """Forget the streams not in ``streams`` (no longer live)."""
@@ -81,15 +90,21 @@ class FrameJoiner:
         """Forget every stream (the reader starts again at the newest entries)."""
         self.last_sent.clear()
 
-    def _first(self, entry: OutputEntry, seq: int | None) -> bool:
-        """Whether ``entry`` is the first result of a frame newer than the last one sent (or
-        of a restarted stream); if so, that frame becomes the last one sent."""
+    def _first(self, entry: OutputEntry, seq: int | None, ts: float | None) -> bool:
+        """Whether ``entry`` is the first result of a frame newer than the last one sent;
+        if so, that frame becomes the last one sent. A lower seq captured later means the
+        stream restarted (a late result of an older frame was captured earlier); without
+        capture times, a seq more than :data:`RESTART_GAP` lower does."""
         if not entry.ref or seq is None:
             return False
         last = self.last_sent.get(entry.stream)
-        if last is not None and last - RESTART_GAP <= seq <= last:
-            return False
-        self.last_sent[entry.stream] = seq
+        if last is not None and seq <= last[0]:
+            last_seq, last_ts = last
+            restarted = (seq < last_seq and ts > last_ts if ts is not None and last_ts is not None
+                         else seq < last_seq - RESTART_GAP)
+            if not restarted:
+                return False
+        self.last_sent[entry.stream] = (seq, ts)
         return True
 
     def join(self, entries: Sequence[OutputEntry], attach: Attach) -> list[Outgoing]:
@@ -98,7 +113,7 @@ class FrameJoiner:
         parsed: list[tuple[OutputEntry, dict[str, Any] | None, bool]] = []
         for entry in entries:
             result = parse_result(entry)
-            first = result is not None and self._first(entry, _seq(result))
+            first = result is not None and self._first(entry, _seq(result), _ts(result))
             parsed.append((entry, result, first))
         firsts = [e for e, _, first in parsed if first]
         jpegs = {(e.stream, e.entry_id): e.jpeg for e in attach(firsts)} if firsts else {}
