@@ -9,14 +9,11 @@ client.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 
 from ...core.live import streams_text
 from ...core.metrics import WebsocketMetrics
-
-log = logging.getLogger(__name__)
 
 #: Control messages (errors) queued per client before the oldest are dropped.
 MAX_PENDING_TEXT = 8
