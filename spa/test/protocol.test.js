@@ -1,16 +1,7 @@
 // Frame messages and the websocket URL (doc/api.md, "Websocket").
 import { describe, expect, it } from "vitest";
 import { decodeFrame, websocketUrl } from "../src/live/protocol.js";
-
-/** A frame message as the websocket service lays it out: uint32 BE length, JSON, JPEG. */
-function frameMessage(header, jpegBytes) {
-  const json = new TextEncoder().encode(JSON.stringify(header));
-  const buffer = new ArrayBuffer(4 + json.length + jpegBytes.length);
-  new DataView(buffer).setUint32(0, json.length, false);
-  new Uint8Array(buffer, 4).set(json);
-  new Uint8Array(buffer, 4 + json.length).set(jpegBytes);
-  return buffer;
-}
+import { frameMessage } from "./frame-message.js";
 
 describe("decodeFrame", () => {
   const header = { stream: "vtest-people", id: "1-0", result: { seq: 7, type: "people" } };

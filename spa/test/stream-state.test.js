@@ -82,6 +82,36 @@ describe("StreamState.accept", () => {
   });
 });
 
+describe("StreamState.accept of a result without its frame", () => {
+  it("is never a new frame nor counted as one, but keeps its type's newest result", () => {
+    const s = new StreamState("a");
+    const box = [0.1, 0.1, 0.5, 0.5];
+    expect(s.accept(result(10, "people"), 100)).toBe("new");
+    const face = result(10, "face", { detections: [{ label: "face", score: 0.8, box }] });
+    expect(s.accept(face, 100, false)).toBe("same"); // drawn on frame 10, which is here
+    expect(s.byType.get("face")).toBe(face);
+    // The frame of seq 11 is not coming (skipped on the way): its results still count.
+    expect(s.accept(result(11, "face"), 100, false)).toBe("late");
+    expect(s.byType.get("face").seq).toBe(11);
+    expect(s.accept(result(9, "car"), 100, false)).toBe("late");
+    expect(s.frames).toBe(1);
+    expect(s.messages).toBe(4);
+    expect(s.maxSeq).toBe(10);
+    // The next frame that comes with its JPEG is new, and seq 11 is counted as missed.
+    expect(s.accept(result(12, "people"), 100)).toBe("new");
+    expect(s.frames).toBe(2);
+    expect(s.missed).toBe(1);
+  });
+
+  it("never returns new for the first result of a stream either", () => {
+    const s = new StreamState("a");
+    expect(s.accept(result(3, "face"), 100, false)).toBe("late");
+    expect(s.frames).toBe(0);
+    expect(s.types()).toEqual(["face"]);
+    expect(s.accept(result(3, "people"), 100)).toBe("new");
+  });
+});
+
 describe("StreamState.delayPercentile", () => {
   it("is null before any paint", () => {
     expect(new StreamState("a").delayPercentile(50)).toBeNull();

@@ -273,11 +273,13 @@ LATENCY_BOUND_MS = 1500.0
 
 class Publisher(threading.Thread):
     """Streams registered in the registry and their output published at ``fps``, as workers
-    would: real JPEGs and real Result objects with a few moving "Person" boxes."""
+    would: real JPEGs and real Result objects with a few moving "Person" boxes (one box
+    labelled with the type's name for another type)."""
 
     def __init__(self, redis_url: str, streams: list[str], fps: float,
-                 jpegs: list[bytes]) -> None:
+                 jpegs: list[bytes], types: tuple[str, ...] = ("people",)) -> None:
         super().__init__(daemon=True)
+        self.types = types
         self.client = redis.Redis.from_url(redis_url)
         self.streams = streams
         self.fps = fps
@@ -285,19 +287,22 @@ class Publisher(threading.Thread):
         self.stop = threading.Event()
         self.published = 0
 
-    def result(self, stream: str, seq: int, now: float) -> Result:
+    def result(self, stream: str, seq: int, now: float, infer_type: str = "people") -> Result:
         phase = (seq % 90) / 90.0
         boxes = tuple(Detection("Person", 0.9 - 0.1 * i,
                                 (0.1 + 0.6 * phase, 0.2 + 0.2 * i, 0.25 + 0.6 * phase,
                                  0.5 + 0.2 * i)) for i in range(2))
-        return Result(stream=stream, type="people", seq=seq, ts_capture=now - 0.04,
+        if infer_type != "people":
+            y = 0.05 + 0.3 * (self.types.index(infer_type) - 1)
+            boxes = (Detection(infer_type, 0.8, (0.05, y, 0.3, y + 0.25)),)
+        return Result(stream=stream, type=infer_type, seq=seq, ts_capture=now - 0.04,
                       ts_done=now - 0.005, model="synthetic", device="CPU", w=FRAME_SIZE[0],
                       h=FRAME_SIZE[1], detections=boxes)
 
     def run(self) -> None:
         broker = OutputBroker(self.client)
         registry = StreamRegistry(self.client)
-        info = {"types": ["people"], "source_kind": "synthetic", "source": "vtest.avi",
+        info = {"types": list(self.types), "source_kind": "synthetic", "source": "vtest.avi",
                 "w": FRAME_SIZE[0], "h": FRAME_SIZE[1], "fps": self.fps, "state": "live"}
         period = 1.0 / self.fps
         next_beat = 0.0
@@ -311,7 +316,8 @@ class Publisher(threading.Thread):
                         registry.beat(stream, info)
                     next_beat = time.monotonic() + 1.0
                 jpeg = self.jpegs[seq % len(self.jpegs)]
-                publish(broker, [(self.result(s, seq, now), jpeg) for s in self.streams], now)
+                publish(broker, [(self.result(s, seq, now, t), jpeg) for s in self.streams
+                                 for t in self.types], now)
                 self.published = seq = seq + 1
                 # On a fixed schedule (not sleep-after-work), so the rate holds under load.
                 self.stop.wait(max(0.0, start + seq * period - time.monotonic()))

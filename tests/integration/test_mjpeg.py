@@ -326,9 +326,10 @@ async def text_until(ws: ClientConnection, key: str) -> dict[str, Any]:
             return dict(data)
 
 
-async def frames(ws: ClientConnection, seconds: float) -> dict[str, bytes]:
-    """Binary messages received for ``seconds``, by output entry id."""
-    out: dict[str, bytes] = {}
+async def frames(ws: ClientConnection, seconds: float) -> dict[str, bytes | str]:
+    """Live messages received for ``seconds`` by output entry id: binary frames (the first
+    type's result with the JPEG) and text results (the other type's)."""
+    out: dict[str, bytes | str] = {}
     deadline = time.monotonic() + seconds
     while (left := deadline - time.monotonic()) > 0:
         try:
@@ -339,6 +340,9 @@ async def frames(ws: ClientConnection, seconds: float) -> dict[str, bytes]:
             header, jpeg = decode_frame(message)
             assert header["stream"] == STREAM and jpeg[:2] == b"\xff\xd8"
             out[header["id"]] = message
+        elif "result" in (data := json.loads(message)):
+            assert data["stream"] == STREAM
+            out[data["id"]] = message
     return out
 
 
@@ -371,6 +375,8 @@ def test_ws_proxy_relays_the_websocket_service(redis_url: str, publisher: Publis
         common = set(got_direct) & set(got_proxied)
         assert len(common) >= 10, (len(got_direct), len(got_proxied))
         assert all(got_direct[i] == got_proxied[i] for i in common)  # relayed unchanged
+        # Both kinds: a frame's JPEG with its first result, the other type's result as text.
+        assert {type(got_proxied[i]) for i in common} == {bytes, str}
 
         # Bounded: a third proxied client is turned away with 1013 (try again later).
         second = await connect(f"ws://127.0.0.1:{gw_port}/ws")

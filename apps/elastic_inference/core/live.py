@@ -1,13 +1,19 @@
 """The live websocket message format: what the websocket service sends, the gateway relays
 and browsers and tests read (doc/api.md, "Live results").
 
+A frame's JPEG goes to a client once, whatever the number of inference types: the first
+result of a frame travels with it in a binary message, every other result of the stream as a
+text message.
+
 Binary message: 4-byte big-endian header length N, N bytes of UTF-8 JSON
 ``{"stream": id, "id": entry_id, "result": {...}}``, then the original JPEG bytes. Text
-messages: ``{"streams": [...]}``, ``{"tracks": {...}}`` (an entry of ``ei:tracks:{stream}`` as
+messages: ``{"result": {...}, "stream": id, "id": entry_id}`` (a result without its JPEG:
+another type's result for a frame already sent, a late one, or one whose frame is no longer
+stored), ``{"streams": [...]}``, ``{"tracks": {...}}`` (an entry of ``ei:tracks:{stream}`` as
 ``ei track`` wrote it: seq, type, tracks, counts; doc/analytics.md "Wire") and
-``{"error": "..."}`` from the server, ``{"subscribe": [ids] | "*"}`` from a client. Tracks
-follow the same subscription as frames, and only the latest per stream and type waits for a
-slow client.
+``{"error": "..."}`` from the server, ``{"subscribe": [ids] | "*"}`` from a client. Results
+and tracks follow the same subscription as frames; a slow client is kept the newest frame per
+stream and the newest result and tracks per stream and type.
 """
 
 from __future__ import annotations
@@ -37,6 +43,13 @@ def encode_frame(stream: str, entry_id: str, result: dict[str, Any], jpeg: bytes
     header = json.dumps({"stream": stream, "id": entry_id, "result": result},
                         separators=(",", ":")).encode()
     return b"".join((_LEN.pack(len(header)), header, jpeg))
+
+
+def encode_result(stream: str, entry_id: str, result: dict[str, Any]) -> str:
+    """One text message: a result whose frame's JPEG the client already has, or will not
+    get (doc/api.md, "Result")."""
+    return json.dumps({"result": result, "stream": stream, "id": entry_id},
+                      separators=(",", ":"))
 
 
 def decode_frame(data: bytes) -> tuple[dict[str, Any], bytes]:

@@ -1,5 +1,6 @@
 // The one websocket of the page: connects (URL from /api/config), subscribes, decodes frame
-// messages and hands each to the listeners of its stream; reconnects by itself with
+// messages (a JPEG and its first result) and result texts (the other types' results, no JPEG)
+// and hands each to the listeners of its stream; reconnects by itself with
 // exponential backoff. Components read `status` (reactive); frames bypass Vue entirely.
 // The socket is authenticated by the session cookie: App.vue starts the feed after login and
 // stops it (closing the socket) at logout or when the session ends.
@@ -136,20 +137,30 @@ export class LiveFeed {
     if (listeners) for (const fn of listeners) fn({ kind: "tracks", result: null, jpeg: null, arrivedAt, state });
   }
 
+  /**
+   * A result for `stream`, with its frame's JPEG (a binary message) or without (`jpeg` null: a
+   * text message, the frame came with another type's result or is not coming): kept with its
+   * stream, and the stream's canvases decode the JPEG of a new frame or repaint their boxes.
+   */
+  receiveResult(stream, result, jpeg, arrivedAt) {
+    if (typeof stream !== "string" || typeof result !== "object" || result === null) return;
+    const state = this.state(stream);
+    const kind = state.accept(result, Date.now() / 1000, jpeg !== null);
+    const listeners = this.listeners.get(stream);
+    if (listeners) for (const fn of listeners) fn({ kind, result, jpeg, arrivedAt, state });
+  }
+
   receive(data) {
     const arrivedAt = performance.now();
     if (typeof data === "string") {
       const message = JSON.parse(data);
       if (Array.isArray(message.streams)) this.onStreams(message.streams);
+      else if (message.result) this.receiveResult(message.stream, message.result, null, arrivedAt);
       else if (message.tracks) this.receiveTracks(message.tracks, arrivedAt);
       else if (message.error) console.warn("websocket server:", message.error);
       return;
     }
     const { header, jpeg } = decodeFrame(data);
-    const result = header.result;
-    const state = this.state(header.stream);
-    const kind = state.accept(result, Date.now() / 1000);
-    const listeners = this.listeners.get(header.stream);
-    if (listeners) for (const fn of listeners) fn({ kind, result, jpeg, arrivedAt, state });
+    this.receiveResult(header.stream, header.result, jpeg, arrivedAt);
   }
 }

@@ -21,8 +21,9 @@ export class FramePainter {
   /** A message from LiveFeed.listen. */
   offer({ kind, result, jpeg, arrivedAt, state }) {
     this.state = state; // a stream that went away and came back has a fresh state
-    if (kind !== "new") {
-      // Another type's boxes (or a late frame's): same picture, new overlay.
+    if (kind !== "new" || !jpeg) {
+      // Another type's boxes (or a late frame's, or a result without its JPEG): same
+      // picture, new overlay.
       if (this.shown) this.requestPaint();
       return;
     }

@@ -43,11 +43,14 @@ export class StreamState {
   }
 
   /**
-   * Record a result that arrived at `arrivedAt` (performance.now()). Returns "new" for a frame
-   * newer than any so far (worth decoding), "same" for another type's result of a frame already
-   * here, "late" for an older frame (its boxes still count; its picture is not drawn).
+   * Record a result. Returns "new" for a frame newer than any so far (worth decoding), "same"
+   * for another type's result of a frame already here, "late" for an older frame (its boxes
+   * still count; its picture is not drawn). `withFrame` false: a result that came as text,
+   * without a JPEG (the server sends each frame's JPEG once, with its first result). It is
+   * kept as its type's newest result but is no frame: never "new", never counted in `frames`;
+   * "same" when its frame is here, else "late".
    */
-  accept(result, nowEpochSeconds) {
+  accept(result, nowEpochSeconds, withFrame = true) {
     const seq = result.seq;
     this.messages += 1;
     if (this.maxSeq !== null && seq < this.maxSeq - SEQ_WINDOW) {
@@ -64,6 +67,7 @@ export class StreamState {
     this.latency.n += 1;
 
     if (this.seen.has(seq)) return "same";
+    if (!withFrame) return "late";
     this.seen.add(seq);
     this.frames += 1;
     if (this.maxSeq === null) {

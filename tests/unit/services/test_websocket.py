@@ -9,18 +9,19 @@ import struct
 import pytest
 from prometheus_client import CollectorRegistry
 
-from elastic_inference.core.broker import OutputEntry
 from elastic_inference.core.errors import SubscribeError
 from elastic_inference.core.live import (
     MAX_SUBSCRIBE_IDS,
     decode_frame,
     encode_frame,
+    encode_result,
     encode_tracks,
     parse_subscribe,
 )
 from elastic_inference.core.metrics import WS_CLIENTS, WS_SENT, WS_SKIPPED, WebsocketMetrics
-from elastic_inference.services.websocket import MAX_PENDING_TEXT, Hub, Mailbox, encode_entry
-from elastic_inference.services.websocket.hub import TRACKS
+from elastic_inference.services.websocket import MAX_PENDING_TEXT, Hub, Mailbox
+from elastic_inference.services.websocket.hub import FRAME, TRACKS
+from elastic_inference.services.websocket.hub import RESULT as TEXT_RESULT
 
 JPEG = b"\xff\xd8\xff\xe0fake-jpeg-\x00\x01\x02\xff\xd9"
 RESULT = {"v": 1, "stream": "cam1", "type": "people", "seq": 7, "detections": []}
@@ -52,18 +53,10 @@ def test_decode_frame_rejects_malformed(data: bytes) -> None:
         decode_frame(data)
 
 
-def test_encode_entry_embeds_result_object() -> None:
-    entry = OutputEntry("cam1", "5-1", JPEG, json.dumps(RESULT).encode())
-    encoded = encode_entry(entry)
-    assert encoded is not None
-    assert encoded[0] == "people"
-    header, jpeg = decode_frame(encoded[1])
-    assert header["result"] == RESULT and header["id"] == "5-1" and jpeg == JPEG
-
-
-@pytest.mark.parametrize("raw", [b"not json", b"[1, 2]", b"\xff\xfe"])
-def test_encode_entry_skips_non_object_results(raw: bytes) -> None:
-    assert encode_entry(OutputEntry("cam1", "5-1", JPEG, raw)) is None
+def test_result_text_carries_the_result_stream_and_id() -> None:
+    text = encode_result("cam1", "5-1", {**RESULT, "model": "modèle"})
+    assert json.loads(text) == {"result": {**RESULT, "model": "modèle"}, "stream": "cam1",
+                                "id": "5-1"}
 
 
 # -- subscribe validation ---------------------------------------------------------------------
@@ -144,7 +137,7 @@ def test_mailbox_latest_wins_and_counts_skips() -> None:
         assert box.skipped == 2 and box.pending == 2
         rec.gate.set()
         await settle()
-        assert rec.frames == [b"a3", b"b1"]
+        assert rec.frames == [b"b1", b"a3"]  # in the order they were last offered
         assert box.sent == 2
         assert registry.get_sample_value(WS_SENT) == 2
         assert registry.get_sample_value(WS_SKIPPED) == 2
@@ -153,18 +146,44 @@ def test_mailbox_latest_wins_and_counts_skips() -> None:
     asyncio.run(scenario())
 
 
-def test_mailbox_keeps_each_types_latest_of_a_stream() -> None:
+def test_mailbox_keeps_one_frame_per_stream_and_each_types_latest_result() -> None:
+    async def scenario() -> None:
+        registry = CollectorRegistry()
+        rec = Recorder(blocked=True)
+        box = Mailbox(rec.send, WebsocketMetrics(registry))
+        task = asyncio.create_task(box.run())
+        box.offer("a", b"frame-1", "people", FRAME)
+        box.offer("a", '{"result":{"type":"face","seq":1}}', "face", TEXT_RESULT)
+        box.offer("a", b"frame-2", "face", FRAME)  # the frame of seq 2 came with face first
+        box.offer("a", '{"result":{"type":"people","seq":2}}', "people", TEXT_RESULT)
+        box.offer("a", '{"result":{"type":"face","seq":3}}', "face", TEXT_RESULT)
+        assert box.skipped == 2 and box.pending == 3
+        rec.gate.set()
+        await settle()
+        assert rec.frames == [b"frame-2"]
+        assert rec.texts == [{"result": {"type": "people", "seq": 2}},
+                             {"result": {"type": "face", "seq": 3}}]
+        # Only frames count: one skipped (frame-1), one sent.
+        assert registry.get_sample_value(WS_SKIPPED) == 1
+        assert registry.get_sample_value(WS_SENT) == 1
+        task.cancel()
+
+    asyncio.run(scenario())
+
+
+def test_mailbox_never_sends_a_result_before_the_frame_of_its_seq() -> None:
+    """A replaced slot moves to the end: the result of seq 6 replaces one of seq 5 that was
+    pending before the frame of seq 6, and still goes out after that frame."""
     async def scenario() -> None:
         rec = Recorder(blocked=True)
         box = Mailbox(rec.send)
         task = asyncio.create_task(box.run())
-        box.offer("a", b"people-1", "people")
-        box.offer("a", b"face-1", "face")
-        box.offer("a", b"people-2", "people")
-        assert box.skipped == 1
+        box.offer("a", '{"result":{"type":"face","seq":5}}', "face", TEXT_RESULT)
+        box.offer("a", b"frame-6", "people", FRAME)
+        box.offer("a", '{"result":{"type":"face","seq":6}}', "face", TEXT_RESULT)
         rec.gate.set()
         await settle()
-        assert sorted(rec.frames) == [b"face-1", b"people-2"]
+        assert rec.messages == [b"frame-6", '{"result":{"type":"face","seq":6}}']
         task.cancel()
 
     asyncio.run(scenario())
@@ -175,7 +194,7 @@ def test_mailbox_keeps_tracks_beside_frames_latest_per_type() -> None:
         rec = Recorder(blocked=True)
         box = Mailbox(rec.send)
         task = asyncio.create_task(box.run())
-        box.offer("a", b"people-1", "people")
+        box.offer("a", b"people-1", "people", FRAME)
         box.offer("a", '{"tracks":{"seq":1}}', "people", TRACKS)
         box.offer("a", '{"tracks":{"seq":2}}', "people", TRACKS)
         assert box.skipped == 1  # the older tracks message, not the frame

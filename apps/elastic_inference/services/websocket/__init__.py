@@ -2,9 +2,12 @@
 
 One reader per process follows ``ei:out:{stream}`` and ``ei:tracks:{stream}`` of all live
 streams in one ``XREAD`` (core is sync redis, so each blocking read runs in a thread) and offers
-every entry, encoded once, to each subscribed client's mailbox: frames as binary messages,
-tracks as ``{"tracks": ...}`` texts. A mailbox keeps only the latest pending entry per stream,
-inference type and kind, and has its own sender task, so a slow browser loses intermediate frames
+every entry, encoded once, to each subscribed client's mailbox: the first result of each frame
+as a binary message with the JPEG (so a frame's JPEG goes once, whatever the number of types,
+see :mod:`.joiner`), every other result as a ``{"result": ...}`` text and tracks as
+``{"tracks": ...}`` texts. A mailbox keeps only the latest pending frame per stream and the
+latest text per stream, inference type and kind, and has its own sender task, so a slow
+browser loses intermediate frames
 (counted as skipped) instead of delaying the reader or any other client. The protocol is
 described in doc/api.md; the message format is :mod:`..core.live`.
 """
@@ -20,10 +23,10 @@ from ...core.metrics import WebsocketMetrics
 from ...core.runtime import running
 from ...core.sessions import Signer
 from ...core.settings import WebsocketSettings, parse_settings
-from .hub import MAX_PENDING_TEXT, Hub, Mailbox, encode_entry
+from .hub import MAX_PENDING_TEXT, Hub, Mailbox
 from .service import WebsocketService
 
-__all__ = ["MAX_PENDING_TEXT", "Hub", "Mailbox", "WebsocketService", "encode_entry", "main"]
+__all__ = ["MAX_PENDING_TEXT", "Hub", "Mailbox", "WebsocketService", "main"]
 
 log = logging.getLogger(__name__)
 

@@ -1,59 +1,40 @@
-"""Per-client mailboxes and the hub that offers each live entry, encoded once, to them.
+"""Per-client mailboxes and the hub that offers each live message, encoded once, to them.
 
-A mailbox keeps only the latest pending entry per stream, inference type and kind (a frame,
-or a tracks message) and has its own sender task, so a slow browser loses intermediate frames
-(counted as skipped) instead of delaying the reader or any other client.
+A mailbox keeps only the latest pending frame per stream, and the latest result text and
+tracks message per stream and inference type, and has its own sender task, so a slow browser
+loses intermediate frames (counted as skipped) instead of delaying the reader or any other
+client.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 
-from ...core.broker import OutputEntry
-from ...core.live import (
-    encode_frame,
-    streams_text,
-)
+from ...core.live import streams_text
 from ...core.metrics import WebsocketMetrics
-
-log = logging.getLogger(__name__)
 
 #: Control messages (errors) queued per client before the oldest are dropped.
 MAX_PENDING_TEXT = 8
 
 Send = Callable[[str | bytes], Awaitable[None]]
 
-#: Kinds of live message a mailbox keeps the latest of, each in its own slot.
-FRAME, TRACKS = "frame", "tracks"
-
-
-def encode_entry(entry: OutputEntry) -> tuple[str, bytes] | None:
-    """``(inference type, message)`` for one live-buffer entry; ``None`` when its result is
-    not a JSON object (logged at debug; workers validate, so this means a foreign writer)."""
-    try:
-        result = json.loads(entry.result)
-    except (ValueError, UnicodeDecodeError):
-        log.debug("skipping entry %s of %s: result is not JSON", entry.entry_id, entry.stream)
-        return None
-    if not isinstance(result, dict):
-        log.debug("skipping entry %s of %s: result is not an object", entry.entry_id,
-                  entry.stream)
-        return None
-    infer_type = result.get("type")
-    return (infer_type if isinstance(infer_type, str) else "",
-            encode_frame(entry.stream, entry.entry_id, result, entry.jpeg))
+#: Kinds of live message a mailbox keeps the latest of, each in its own slot: a frame (binary,
+#: one slot per stream), a result without its JPEG and a tracks message (text, one slot per
+#: stream and type).
+FRAME, RESULT, TRACKS = "frame", "result", "tracks"
 
 
 class Mailbox:
-    """What one client has yet to receive: the latest entry per (stream, type, kind), plus
-    control texts. Keyed by type too because each type publishes its own result for the same
-    frame; keyed by stream alone, one type's boxes would routinely replace another's. A tracks
-    message has its own slot, so it never replaces a frame (nor a frame it). Only frames count
-    in the sent and skipped metrics.
+    """What one client has yet to receive: the latest frame per stream, the latest result
+    and tracks message per (stream, type), plus control texts. Results are keyed by type
+    because each type publishes its own result for a frame; keyed by stream alone, one type's
+    boxes would routinely replace another's. Only frames count in the sent and skipped metrics.
+
+    Pending messages go out in the order they were last offered (a replaced one moves to the
+    end), so a result of seq N never overtakes the frame of seq N: the reader offers the frame
+    first, and a newer frame that replaces it comes after any older result.
 
     ``offer`` never awaits, so the fan-out loop is never held up by this client; the sender
     task (``run``) drains the mailbox at the client's own pace.
@@ -83,10 +64,10 @@ class Mailbox:
 
     def offer(self, stream: str, message: str | bytes, infer_type: str = "",
               kind: str = FRAME) -> None:
-        """Queue ``message``; an unsent older one of the same stream, type and kind is
-        replaced and counted as skipped."""
-        key = (stream, infer_type, kind)
-        if key in self._frames:
+        """Queue ``message``; an unsent older one of the same slot (stream, type and kind;
+        frames: stream alone) is replaced and counted as skipped."""
+        key = (stream, "" if kind == FRAME else infer_type, kind)
+        if self._frames.pop(key, None) is not None:
             self.skipped += 1
             if self.metrics is not None and kind == FRAME:
                 self.metrics.skipped.inc()
@@ -108,7 +89,8 @@ class Mailbox:
         return len(self._frames) + len(self._texts) + (self._streams is not None)
 
     async def run(self) -> None:
-        """Send whatever is pending, oldest kind first, until the connection closes."""
+        """Send whatever is pending (stream list, control texts, then live messages in
+        offer order) until the connection closes."""
         while True:
             await self._wake.wait()
             self._wake.clear()

@@ -36,7 +36,8 @@ from ...core.runtime import (
     LIVE_SOCKET_BUFFER,
     cap_socket_buffers,
 )
-from .hub import TRACKS, Hub, Mailbox, encode_entry
+from .hub import FRAME, RESULT, TRACKS, Hub, Mailbox
+from .joiner import FrameJoiner, Outgoing
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,8 @@ class WebsocketService:
                                            limits.ws_per_client)
         self.hub = Hub(metrics)
         self.state = ReaderState(cursors={})
+        #: Which results carry their frame's JPEG (the first of each frame).
+        self.joiner = FrameJoiner()
         self.backoff = Backoff("websocket")
         self.server: Server | None = None
         #: Connections whose handler runs (whatever their state), for aborting at shutdown.
@@ -178,6 +181,7 @@ class WebsocketService:
         for held in (cursors, track_cursors):
             for gone in [s for s in held if s not in ids]:
                 del held[gone]
+        self.joiner.retain(ids)
         if with_cursors:
             for stream in ids:
                 if stream not in cursors:
@@ -188,11 +192,17 @@ class WebsocketService:
         return ids
 
     def _read(self, cursors: dict[str, str], track_cursors: dict[str, str]
-              ) -> list[OutputEntry | TracksEntry]:
-        return self.broker.read_live(cursors, track_cursors, block_ms=self.block_ms,
-                                     count=self.read_count)
+              ) -> list[Outgoing | TracksEntry]:
+        """The new entries, each output entry encoded as a frame (the first result of a new
+        frame, with its JPEG: all such JPEGs fetched in one more round trip) or as a text
+        result (sync, in a thread)."""
+        entries = self.broker.read_live(cursors, track_cursors, block_ms=self.block_ms,
+                                        count=self.read_count)
+        joined = iter(self.joiner.join([e for e in entries if isinstance(e, OutputEntry)],
+                                       self.broker.attach_frames))
+        return [next(joined) if isinstance(e, OutputEntry) else e for e in entries]
 
-    def _dispatch(self, entry: OutputEntry | TracksEntry) -> None:
+    def _dispatch(self, entry: Outgoing | TracksEntry) -> None:
         """Move the entry's cursor on and offer it to the hub; a malformed tracks entry is
         skipped and counted (its producer is another service)."""
         if isinstance(entry, TracksEntry):
@@ -209,9 +219,9 @@ class WebsocketService:
             return
         if entry.stream in self.state.cursors:
             self.state.cursors[entry.stream] = entry.entry_id
-        encoded = encode_entry(entry)
-        if encoded is not None:
-            self.hub.dispatch(entry.stream, encoded[1], encoded[0])
+        if entry.message is not None:
+            self.hub.dispatch(entry.stream, entry.message, entry.infer_type,
+                              FRAME if entry.is_frame else RESULT)
 
     async def _reader(self) -> None:
         """Follow every live stream's output and dispatch each entry to the hub."""
@@ -244,6 +254,7 @@ class WebsocketService:
         if not self.hub.clients:
             self.state.cursors.clear()
             self.state.track_cursors.clear()
+            self.joiner.clear()
         had_clients = bool(self.hub.clients)
         self.hub.changed.clear()
         remaining = self.refresh_s - (time.monotonic() - self.state.last_refresh)
@@ -258,6 +269,7 @@ class WebsocketService:
             # After an outage, start again at the newest entries instead of a backlog.
             self.state.cursors.clear()
             self.state.track_cursors.clear()
+            self.joiner.clear()
             self.state.last_refresh = 0.0
 
     # -- lifecycle ----------------------------------------------------------------------------
