@@ -92,7 +92,7 @@ def _with_frame(choices: Sequence[_Choice], attach: Attach | None) -> Snapshot:
     if attach is not None:
         for start, stop in ((0, 1), (1, len(choices))):
             batch = firsts[start:stop]
-            if batch:
+            if any(e.ref and not e.jpeg for e in batch):
                 firsts[start:stop] = attach(batch)
             for choice, entry in zip(choices[start:stop], firsts[start:stop], strict=True):
                 if entry.jpeg:
@@ -199,6 +199,8 @@ class SnapshotFollower:
         ref, jpeg = self.frame
         known = [replace(e, jpeg=jpeg) if ref and e.ref == ref and not e.jpeg else e
                  for e in entries]
+        if not any(e.ref and not e.jpeg for e in known):
+            return known
         out = self.broker.attach_frames(known)
         got = next((e for e in out if e.jpeg and e.ref), None)
         if got is not None:
