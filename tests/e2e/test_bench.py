@@ -62,5 +62,12 @@ def test_quick_bench_reports_every_figure(model_dir: Path, sample_dir: Path,
     assert q["fp32_detections"] > 0 and 0 < q["agreement"] <= 1
     assert report["checks"] and all(isinstance(c["ok"], bool) for c in report["checks"])
     assert report["seconds"] > 0 and report["machine"]["cores"] >= 1
-    for heading in ("THROUGHPUT", "LATENCY", "WHERE THE TIME GOES", "INT8 vs FP32", "TARGETS"):
+    # Frame storage (quick: no websocket viewer): the JPEG written once, whatever the types.
+    one, three = report["storage"]
+    assert (one["types"], three["types"]) == (1, 3)
+    for s in (one, three):
+        assert s["jpeg"] < s["frame_store"] < s["redis"] < s["before"], s
+    assert three["before"] > 3 * three["jpeg"] > 2 * three["redis"]
+    for heading in ("THROUGHPUT", "LATENCY", "WHERE THE TIME GOES", "INT8 vs FP32",
+                    "FRAME STORAGE", "TARGETS"):
         assert heading in done.stdout

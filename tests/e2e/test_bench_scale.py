@@ -48,7 +48,7 @@ def test_scale_bench_small(model_dir: Path, sample_dir: Path, tmp_path: Path) ->
     redis = r["redis"]
     for key in ("cpu_ms_per_frame", "memory_per_source_kb", "used_memory_mb", "ops_per_frame",
                 "in_bytes_per_frame", "out_bytes_per_frame", "out_stream_bytes",
-                "results_bytes_per_entry"):
+                "frame_store_bytes", "results_bytes_per_entry"):
         assert redis[key] > 0, (key, redis)
 
     commands = r["redis_commands"]

@@ -116,6 +116,26 @@ def test_snapshot_draws_boxes_of_every_type(gateway: GatewayThread, published: b
     assert not edge_changed(0.03, 0.3)  # the older seq 4 box (bottom edge) is not drawn
 
 
+def test_snapshot_of_a_frame_no_longer_stored(gateway: GatewayThread,
+                                              redis_client: redis.Redis) -> None:
+    """The newest frame trimmed from the frame store: the newest one still stored is shown;
+    none stored: 404 (as without output), not a broken picture."""
+    StreamRegistry(redis_client).beat("cam1", STREAM_INFO)
+    broker = OutputBroker(redis_client)
+    jpeg = gray_jpeg()
+    old, new = publish(broker, [(result("people", 4, (0.1, 0.1, 0.45, 0.9), "old"), jpeg),
+                                (result("people", 5, (0.6, 0.2, 0.9, 0.5), "new"), jpeg)])
+    redis_client.xdel(keys.frames("cam1"), new)
+    code, headers, body = gateway.get("/api/streams/cam1/snapshot.jpg")
+    assert code == 200 and headers["X-EI-Seq"] == "4"
+    diff = np.abs(decode(body).astype(int) - decode(jpeg).astype(int)).sum(axis=2)
+    assert diff[round(0.5 * (H - 1)), round(0.1 * (W - 1)) - 1:round(0.1 * (W - 1)) + 2
+                ].max() > 60  # seq 4's box is drawn on it
+    redis_client.xdel(keys.frames("cam1"), old)
+    code, _, body = gateway.get("/api/streams/cam1/snapshot.jpg")
+    assert code == 404 and b"EI_FRAME_KEEP" in body
+
+
 def test_latest_results_per_type(gateway: GatewayThread, published: bytes) -> None:
     code, body = gateway.get_json("/api/streams/cam1/latest")
     assert code == 200 and body["stream"] == "cam1"

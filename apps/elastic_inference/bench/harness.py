@@ -1,9 +1,11 @@
 """Drives real ``ei infer`` processes through Redis and reads back what they published.
 
-Throughput is measured on a queue filled before the worker looks at it (so pushing costs the
-worker nothing), as the slope of published results over time between 10 % and 95 % done; model
-load and warm-up fall outside that window. Latency and density feed a live worker at a paced
-rate from a producer thread, as stream services would.
+Frames are pushed as a stream service pushes them: each JPEG once in the stream's frame store
+(``ei:frames:{stream}``) and a v2 reference in the type's queue, so the worker's figures
+include fetching the JPEGs. Throughput is measured on a queue filled before the worker looks
+at it (so pushing costs the worker nothing), as the slope of published results over time
+between 10 % and 95 % done; model load and warm-up fall outside that window. Latency and
+density feed a live worker at a paced rate from a producer thread, as stream services would.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import redis
 from ..core import frame as frame_msg
 from ..core import keys
 from ..core.errors import EIError
+from ..core.framestore import DEFAULT_KEEP, FrameStore, store_length
 from ..core.queue import DROP_REASONS, FrameQueue, QueueStats
 from ..core.registry import WorkerRegistry
 from ..core.result import decode_result
@@ -98,21 +101,28 @@ class WorkerProcess:
 FrameGroup = tuple[str, Sequence[bytes], tuple[int, int]]
 
 
-def fill_queue(client: redis.Redis, infer_type: str, groups: Sequence[FrameGroup]) -> None:
+def fill_queue(client: redis.Redis, infer_type: str, groups: Sequence[FrameGroup],
+               by_ref: bool = True) -> None:
     """Replace the type's queue with one frame message per JPEG, group after group.
 
-    The queue's bound is bypassed on purpose, and the frames are staged under another key and
-    moved in with one RENAME, so a worker sees the whole backlog at once.
+    With ``by_ref`` each JPEG goes to its stream's frame store, which keeps the whole backlog
+    (a stream service keeps EI_FRAME_KEEP seconds, but a pre-filled queue must not go stale),
+    and the queue gets v2 references; without, v1 messages carry the JPEG (the original
+    design's baseline). The queue's bound is bypassed on purpose, and the messages are staged
+    under another key and moved in with one RENAME, so a worker sees the whole backlog at once.
     """
     staging = f"ei:bench:staging:{infer_type}"
     client.delete(staging)
+    store = FrameStore(client)
     now = time.time()
     pipe = client.pipeline(transaction=False)
     for stream, jpegs, (w, h) in groups:
-        client.delete(keys.results(stream), keys.out(stream))
+        client.delete(keys.results(stream), keys.out(stream), keys.frames(stream))
         for i, jpeg in enumerate(jpegs):
+            ref = store.add(stream, jpeg, len(jpegs)) if by_ref else ""
             pipe.rpush(staging, frame_msg.Frame(stream=stream, type=infer_type, seq=i, ts=now,
-                                                w=w, h=h, jpeg=jpeg).encode())
+                                                w=w, h=h, jpeg=b"" if ref else jpeg,
+                                                ref=ref).encode())
             if i % 64 == 63:
                 pipe.execute()
     pipe.execute()
@@ -184,13 +194,16 @@ class LivePhase:
 
 
 class Producer(threading.Thread):
-    """Pushes frames for several streams at a steady total rate, as ``ei stream`` would."""
+    """Pushes frames for several streams at a steady total rate, as ``ei stream`` would: the
+    JPEG in the stream's frame store (kept as long as EI_FRAME_KEEP's default), then a reference."""
 
     def __init__(self, client: redis.Redis, infer_type: str, streams: Sequence[str],
                  total_fps: float, jpegs: Sequence[bytes], size: tuple[int, int],
                  seconds: float, maxlen: int = 16) -> None:
         super().__init__(name="bench-producer", daemon=True)
         self.queue = FrameQueue(client, infer_type, maxlen)
+        self.store = FrameStore(client)
+        self.keep = store_length(total_fps / len(streams), DEFAULT_KEEP)
         self.type = infer_type
         self.streams = list(streams)
         self.interval = 1.0 / total_fps
@@ -210,9 +223,11 @@ class Producer(threading.Thread):
             if delay > 0:
                 time.sleep(delay)
             stream = self.streams[n % len(self.streams)]
+            captured = time.time()
+            ref = self.store.add(stream, self.jpegs[n % len(self.jpegs)], self.keep)
             message = frame_msg.Frame(stream=stream, type=self.type, seq=n // len(self.streams),
-                                      ts=time.time(), w=self.size[0], h=self.size[1],
-                                      jpeg=self.jpegs[n % len(self.jpegs)]).encode()
+                                      ts=captured, w=self.size[0], h=self.size[1], jpeg=b"",
+                                      ref=ref).encode()
             self.max_queue = max(self.max_queue, self.queue.push(message).length)
             n += 1
         self.pushed = n
@@ -226,7 +241,7 @@ def run_live(client: redis.Redis, infer_type: str, streams: Sequence[str], total
              jpegs: Sequence[bytes], size: tuple[int, int], seconds: float) -> LivePhase:
     """Feed a live worker for ``seconds``, let it drain, then read every published age."""
     queue = FrameQueue(client, infer_type)
-    client.delete(*[keys.results(s) for s in streams], *[keys.out(s) for s in streams])
+    client.delete(*[k for s in streams for k in (keys.results(s), keys.out(s), keys.frames(s))])
     before = queue.stats()
     producer = Producer(client, infer_type, streams, total_fps, jpegs, size, seconds)
     producer.start()

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..cli.table import table
+from .storage import StorageFigure
 from .tracking import SCENARIOS, TARGET_RATE, TrackerFigure
 
 STREAM_FPS = 15.0  # per stream, for density
@@ -122,7 +123,8 @@ def checks(models: list[ModelFigures], int8: list[Int8Figures],
 
 
 def render(report: dict[str, Any], models: list[ModelFigures], int8: list[Int8Figures],
-           results: list[Check], tracking: Sequence[TrackerFigure] = ()) -> str:
+           results: list[Check], tracking: Sequence[TrackerFigure] = (),
+           storage: Sequence[StorageFigure] = ()) -> str:
     m = report["machine"]
     lines = [f"ei bench{' --quick' if report['quick'] else ''}: {m['cpu']}, {m['cores']} cores, "
              f"OpenVINO {m['openvino']}, device {m['device']}", ""]
@@ -178,7 +180,22 @@ def render(report: dict[str, Any], models: list[ModelFigures], int8: list[Int8Fi
         lines += ["TRACKER (ei track: decode, reorder, track, count), result messages per CPU "
                   "second, one core",
                   table(rows, ("scene", "people/frame", "rules", "messages/s")), ""]
+    if storage:
+        lines += _storage(storage)
     rows = [(c.what, f"{c.value:.2f}", f"{'>=' if c.at_least else '<='} {c.target:g}",
              "ok" if c.ok else "MISSED") for c in results]
     lines += ["TARGETS", table(rows, ("check", "measured", "target", "")), ""]
     return "\n".join(lines)
+
+
+def _storage(storage: Sequence[StorageFigure]) -> list[str]:
+    rows = [(s.types, f"{s.jpeg:.0f}", f"{s.frame_store:.0f}", f"{s.queues:.0f}",
+             f"{s.outputs:.0f}", f"{s.redis:.0f}", f"{s.ratio:.2f}", f"{s.before:.0f}",
+             f"{s.before / s.jpeg:.2f}",
+             f"{s.websocket:.0f}" if s.ws_messages else "-",
+             f"{s.ws_messages:.1f}" if s.ws_messages else "-") for s in storage]
+    return [f"FRAME STORAGE, bytes per frame ({storage[0].frames} 1280x720 frames): written to "
+            "Redis (frame store, every type's queue message, every type's ei:out + ei:results "
+            "entries), before the frame store, and to one websocket viewer",
+            table(rows, ("types", "JPEG", "frame store", "queues", "results", "Redis",
+                         "x JPEG", "before", "x JPEG", "websocket", "ws msgs")), ""]

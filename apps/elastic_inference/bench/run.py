@@ -19,7 +19,7 @@ from typing import Any
 from ..core import keys
 from ..core.errors import ConfigError
 from ..core.redisconn import connect
-from ..core.result import count_matched
+from ..core.result import Result, count_matched, decode_result
 from ..core.runtime import setup_logging
 from ..core.settings import BenchSettings, parse_settings
 from ..engine.factory import load_detector
@@ -31,6 +31,7 @@ from .frames import cycle, sample_video, video_jpegs
 from .harness import Drain, LivePhase, WorkerProcess, fill_queue, measure_drain, run_live
 from .probes import Rate, cpu_model, decode_only, detector_only, model_only_fps
 from .report import MAX_AGE, STREAM_FPS, Int8Figures, ModelFigures, checks, render
+from .storage import StorageFigure, measure_storage
 from .tracking import measure_tracker
 
 log = logging.getLogger(__name__)
@@ -54,10 +55,16 @@ class Plan:
     agreement_frames: int
 
 
+    storage_frames: int  # frames written for the frame storage figures
+    storage_websocket: bool  # run a websocket service for them (a few seconds)
+
+
 QUICK = Plan(probe_seconds=2, drain_seconds=2.0, max_frames=600, baseline_seconds=1.5,
-             live_seconds=2.0, density_seconds=2.0, density_tries=3, agreement_frames=24)
+             live_seconds=2.0, density_seconds=2.0, density_tries=3, agreement_frames=24,
+             storage_frames=8, storage_websocket=False)
 FULL = Plan(probe_seconds=10, drain_seconds=8.0, max_frames=2000, baseline_seconds=8.0,
-            live_seconds=10.0, density_seconds=10.0, density_tries=5, agreement_frames=120)
+            live_seconds=10.0, density_seconds=10.0, density_tries=5, agreement_frames=120,
+            storage_frames=60, storage_websocket=True)
 
 
 class Bench:
@@ -178,14 +185,15 @@ class Bench:
                                         self.s.device, model)
         try:
             # Its speed is unknown until measured: time a few frames, then size the run.
-            fill_queue(self.client, infer_type, [("bench-original", hd[:10], HD)])
+            fill_queue(self.client, infer_type, [("bench-original", hd[:10], HD)],
+                       by_ref=False)
             start = time.perf_counter()
             original.run(10, threading.Event())
             first = 10 / (time.perf_counter() - start)
             n = int(max(30, min(self.plan.max_frames, first * self.plan.baseline_seconds)))
             original.reset()
-            fill_queue(self.client, infer_type,
-                       [("bench-original", cycle(hd, n), HD)])
+            fill_queue(self.client, infer_type, [("bench-original", cycle(hd, n), HD)],
+                       by_ref=False)
             original.run(n, threading.Event())
             return original.throughput()
         finally:
@@ -246,6 +254,20 @@ class Bench:
         return (sum(map(len, ref)), sum(map(len, cand)),
                 sum(count_matched(r, c) for r, c in zip(ref, cand, strict=True)))
 
+    def sample_result(self) -> Result | None:
+        """A result a worker published in the last 1280x720 drain, of median size."""
+        raw = sorted((fields[b"result"] for _, fields in
+                      self.client.xrevrange(keys.results("bench-hd"), count=200)), key=len)
+        return decode_result(raw[len(raw) // 2]) if raw else None
+
+    def storage(self, result: Result) -> list[StorageFigure]:
+        """Bytes per 1280x720 frame written to Redis and sent to a websocket viewer."""
+        log.info("frame storage: bytes per frame for 1 and 3 types%s",
+                 ", with a websocket viewer" if self.plan.storage_websocket else "")
+        jpegs = self.frames(result.type, HD, 100)[:self.plan.storage_frames]
+        return measure_storage(self.client, self.url, jpegs, HD, result,
+                               self.plan.storage_websocket)
+
     def close(self) -> None:
         self.client.close()
 
@@ -269,10 +291,14 @@ def run(settings: BenchSettings) -> int:
     try:
         models: list[ModelFigures] = []
         int8: list[Int8Figures] = []
+        samples: dict[str, Result] = {}
         for infer_type in settings.types:
             spec, _ = resolve(infer_type, None, settings.model_dir)
             fp32 = bench.measure(infer_type, spec.name, full=True)
             models.append(fp32)
+            sample = bench.sample_result()
+            if sample is not None:
+                samples[infer_type] = sample
             quantized = f"{spec.name}-int8"
             if settings.int8 and quantized in BUILTIN_MODELS:
                 q = bench.measure(infer_type, quantized, full=False)
@@ -286,6 +312,9 @@ def run(settings: BenchSettings) -> int:
                                         q.model_only_fps / f32,
                                         q.worker_fps / fp32.worker_fps,
                                         q.worker_fps / f32_worker, *dets))
+        # People are what most streams look for; another type's result when not measured.
+        sample = samples.get("people") or next(iter(samples.values()), None)
+        storage = bench.storage(sample) if sample is not None else []
     finally:
         bench.close()
         if embedded is not None:
@@ -303,9 +332,10 @@ def run(settings: BenchSettings) -> int:
                    for f in models],
         "int8": [{**asdict(q), "agreement": q.agreement} for q in int8],
         "tracker": [asdict(t) for t in tracking],
+        "storage": [{**asdict(f), "redis": f.redis, "ratio": f.ratio} for f in storage],
         "checks": [{**asdict(c), "ok": c.ok} for c in results],
     }
-    sys.stdout.write(render(report, models, int8, results, tracking) + "\n")
+    sys.stdout.write(render(report, models, int8, results, tracking, storage) + "\n")
     log.info("bench finished in %.0f s", report["seconds"])
     if settings.json:
         Path(settings.json).write_text(json.dumps(report, indent=2) + "\n")

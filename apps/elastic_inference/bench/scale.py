@@ -225,6 +225,7 @@ class ScaleRun:
                 "in_bytes_per_frame": round(net_in / per_frame),
                 "out_bytes_per_frame": round(net_out / per_frame),
                 "out_stream_bytes": self._memory(keys.out(sample)),
+                "frame_store_bytes": self._memory(keys.frames(sample)),
                 "results_bytes_per_entry": round(
                     self._memory(keys.results(sample)) / max(1, results_len))},
             "redis_commands": _commands(a.commands, b.commands, per_frame),

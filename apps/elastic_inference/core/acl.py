@@ -230,7 +230,7 @@ COMPONENTS: tuple[ComponentAcl, ...] = (
         "track", "follows the live output of the streams it leases; writes their tracks, "
                  "counts, events and snapshots",
         ("Leases", "TrackStore.read", "TrackStore.write", "Heartbeats.ids",
-         "OutputBroker.read", "OutputBroker.attach_frames", "RuleStore.get", "EventRecorder"),
+         "OutputBroker.read", "FrameStore.fetch", "RuleStore.get", "EventRecorder"),
         TRACKS + EVENTS + SNAPSHOT_INDEX + OUTPUT + FRAMES + STREAMS + RULES),
     ComponentAcl(
         "admin", "ei auth, ei status, ei results prune",

@@ -22,6 +22,8 @@ from .text import as_text
 
 #: Fewest frames the store keeps per stream, however slow the stream.
 MIN_FRAMES = 8
+#: Seconds of frames a stream keeps by default (EI_FRAME_KEEP).
+DEFAULT_KEEP = 2.0
 
 
 def store_length(fps: float, keep_seconds: float) -> int:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from . import setting_checks as checks
 from .errors import ConfigError
+from .framestore import DEFAULT_KEEP
 from .netguard import SourcePolicy
 from .options import opt
 from .tracksettings import SOURCE_ALLOW_HELP
@@ -66,8 +67,9 @@ class CaptureOptions:
                                      "frame before the try fails; three failed reads in a row "
                                      "reopen it (doc/streams.md)",
                                 check=lambda v: "" if 0.5 <= v <= 60 else "must be 0.5..60")
-    frame_keep: float = opt(2.0, "seconds of frames kept in a stream's frame store: a frame "
-                                 "still queued or unshown after this is gone (doc/streams.md)",
+    frame_keep: float = opt(DEFAULT_KEEP, "seconds of frames kept in a stream's frame store: "
+                                          "a frame still queued or unshown after this is gone "
+                                          "(doc/streams.md)",
                             check=lambda v: "" if 0.5 <= v <= 60 else "must be 0.5..60")
 
     def capture_timeout_ms(self) -> int:

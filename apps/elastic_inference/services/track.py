@@ -7,7 +7,9 @@ every ``EI_COUNTS_INTERVAL``, samples the counts into their history. In between 
 held streams' ``ei:out:{stream}`` with one blocking XREAD (bounded by the next housekeeping),
 puts each result through the stream's pipeline (reorder, track, count:
 core/analytics/pipeline.py) and writes the batch's tracks entries and count increments in
-one round trip. Frames with events go to the injected :class:`EventHandler`.
+one round trip. Frames with events go to the injected :class:`EventHandler`, with their JPEGs
+fetched from the frame store (``ei:frames:{stream}``) in one more round trip: results carry
+only the frame's id, and most frames have no event, so no other JPEG is read.
 
 A stream taken over is read from its newest entry (live): the tracker starts empty, ids come
 from the stream's id counter in Redis and the counts continue from its counts hash. Redis
@@ -26,7 +28,7 @@ from dataclasses import replace
 
 from ..core import keys
 from ..core.analytics.counting import LINE_WHATS, ZONE_WHATS
-from ..core.analytics.events import EventHandler, FrameEvents
+from ..core.analytics.events import EventHandler, FrameEvents, with_frames
 from ..core.analytics.pipeline import StreamPipeline, tracks_entry
 from ..core.broker import OutputBroker
 from ..core.errors import InvalidMessage
@@ -134,16 +136,18 @@ class TrackService:
                 continue
             self.messages += 1
             self.metrics.messages.inc()
-            frames += pipeline.push(result, entry.jpeg, now)
+            frames += pipeline.push(result, entry.ref, now)
         for pipeline in self.owned.values():
             frames += pipeline.poll(now)
         self.publish(frames)
 
     def publish(self, frames: list[FrameEvents]) -> None:
-        """Write the frames' tracks entries and counts, update the metrics, hand on events."""
+        """Write the frames' tracks entries and counts, update the metrics, hand on events
+        (with the JPEGs of the frames that have them, fetched in one round trip)."""
         if not frames:
             self._count_reorder()
             return
+        frames = with_frames(frames, self.broker.frames.fetch_unique)
         touched = {f.stream for f in frames}
         writes = []
         for f in frames:

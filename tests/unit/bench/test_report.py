@@ -9,6 +9,7 @@ import pytest
 from elastic_inference.bench.frames import sample_video
 from elastic_inference.bench.probes import percentile, proc_sample
 from elastic_inference.bench.report import Int8Figures, ModelFigures, checks, render
+from elastic_inference.bench.storage import StorageFigure
 from elastic_inference.bench.tracking import SCENARIOS, TrackerFigure, measure_tracker, scene
 from elastic_inference.core.analytics.speed import replay
 from elastic_inference.core.errors import ConfigError
@@ -80,6 +81,22 @@ def test_render_shows_every_section_and_the_misses() -> None:
     for heading in ("THROUGHPUT", "LATENCY", "WHERE THE TIME GOES", "INT8 vs FP32", "TARGETS"):
         assert heading in text
     assert "MISSED" in text and "96.0%" in text and "Test CPU" in text
+
+
+def test_render_shows_the_frame_storage_figures() -> None:
+    ssd = figures("ssd", model_fps=100, decode_fps=400, worker_fps=70, baseline_fps=30)
+    report = {"quick": False, "machine": {"cpu": "Test CPU", "cores": 2, "openvino": "x",
+                                          "device": "CPU"}}
+    one = StorageFigure(1, 60, 100_000.0, 100_100.0, 300.0, 1_000.0, 201_400.0, 100_500.0, 1.0)
+    three = StorageFigure(3, 60, 100_000.0, 100_100.0, 800.0, 3_000.0, 604_000.0, 0.0, 0.0)
+    assert one.redis == 101_400.0 and three.ratio == pytest.approx(1.039)
+    text = render(report, [ssd], [], checks([ssd], []), storage=[one, three])
+    assert "FRAME STORAGE" in text and "(60 1280x720 frames)" in text
+    row = next(line for line in text.splitlines() if "101400" in line)
+    assert "1.01" in row and "201400" in row and "2.01" in row and "100500" in row
+    row = next(line for line in text.splitlines() if "103900" in line)
+    assert "1.04" in row and "6.04" in row and row.rstrip().endswith("-")  # no websocket
+    assert "FRAME STORAGE" not in render(report, [ssd], [], checks([ssd], []))
 
 
 def test_a_batched_model_is_held_to_its_batched_limit_and_shows_the_single_one() -> None:

@@ -9,7 +9,8 @@ tracking.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from .counting import Event
@@ -19,8 +20,9 @@ from .tracker import Track
 
 @dataclass(frozen=True)
 class FrameEvents:
-    """One frame's events with what a snapshot and a sink need: the frame's JPEG as the worker
-    passed it through, every track in the frame, and the stream's rules (for their sinks)."""
+    """One frame's events with what a snapshot and a sink need: the frame's JPEG (empty until
+    :func:`with_frames` fetched it by ``ref``, its id in the frame store), every track in the
+    frame, and the stream's rules (for their sinks)."""
 
     stream: str
     type: str
@@ -32,6 +34,22 @@ class FrameEvents:
     events: tuple[Event, ...]
     tracks: tuple[Track, ...]
     rules: tuple[Rule, ...]
+    ref: str = ""
+
+#: ``fetch([(stream, ref), ...])`` -> the JPEGs still stored (FrameStore.fetch_unique).
+FetchFrames = Callable[[Sequence[tuple[str, str]]], Mapping[tuple[str, str], bytes]]
+
+
+def with_frames(frames: Sequence[FrameEvents], fetch: FetchFrames) -> list[FrameEvents]:
+    """``frames`` with the JPEG of each that has events, all fetched in one call (each frame
+    once): only frames with events need a picture. One no longer stored keeps an empty JPEG;
+    its events are recorded without a snapshot."""
+    wanted = [(f.stream, f.ref) for f in frames if f.events and f.ref and not f.jpeg]
+    if not wanted:
+        return list(frames)
+    found = fetch(wanted)
+    return [replace(f, jpeg=found.get((f.stream, f.ref), b""))
+            if f.events and f.ref and not f.jpeg else f for f in frames]
 
 
 class EventHandler(Protocol):

@@ -37,7 +37,7 @@ class _TypeState:
     """Reorder buffer, tracker, counter and id map of one stream and type."""
 
     def __init__(self, rules: tuple[Rule, ...], bound: int, timeout: float) -> None:
-        self.buffer: ReorderBuffer[tuple[Result, bytes]] = ReorderBuffer(bound, timeout)
+        self.buffer: ReorderBuffer[tuple[Result, str]] = ReorderBuffer(bound, timeout)
         self.tracker = Tracker()
         self.counter = Counter(rules)
         self.ids: dict[int, int] = {}  # tracker id -> wire id
@@ -71,17 +71,19 @@ class StreamPipeline:
             state = self.types[infer_type] = _TypeState(self.rules, self.bound, self.timeout)
         return state
 
-    def push(self, result: Result, jpeg: bytes, now: float) -> list[FrameEvents]:
-        """One result (of this stream) and its frame; the frames now tracked, in seq order."""
+    def push(self, result: Result, ref: str, now: float) -> list[FrameEvents]:
+        """One result (of this stream) and its frame's id in the frame store; the frames now
+        tracked, in seq order (their JPEGs are fetched by the caller, for those with events
+        only: :func:`.events.with_frames`)."""
         state = self._state(result.type)
-        return [self._track(state, r, j) for _, (r, j) in state.buffer.push(result.seq,
-                                                                           (result, jpeg), now)]
+        return [self._track(state, r, f) for _, (r, f) in state.buffer.push(result.seq,
+                                                                           (result, ref), now)]
 
     def poll(self, now: float) -> list[FrameEvents]:
         """Frames released because a gap timed out (call it when nothing arrives)."""
         out: list[FrameEvents] = []
         for state in self.types.values():
-            out += [self._track(state, r, j) for _, (r, j) in state.buffer.poll(now)]
+            out += [self._track(state, r, f) for _, (r, f) in state.buffer.poll(now)]
         return out
 
     def late(self) -> int:
@@ -92,7 +94,7 @@ class StreamPipeline:
         """Seqs given up on (never arrived within the reorder bound), all types."""
         return sum(s.buffer.skipped for s in self.types.values())
 
-    def _track(self, state: _TypeState, result: Result, jpeg: bytes) -> FrameEvents:
+    def _track(self, state: _TypeState, result: Result, ref: str) -> FrameEvents:
         local = state.tracker.update(result.detections, result.seq, result.ts_capture)
         fresh = sorted(t.id for t in local if t.id not in state.ids)
         if fresh:
@@ -106,7 +108,7 @@ class StreamPipeline:
         for e in events:
             self.totals[(e.rule, what_of(e), e.label)] += 1
         return FrameEvents(self.stream, result.type, result.seq, result.ts_capture, result.w,
-                           result.h, jpeg, events, tracks, self.rules)
+                           result.h, b"", events, tracks, self.rules, ref)
 
     def occupancy(self) -> dict[str, int]:
         """Tracks inside each zone now, all types together."""

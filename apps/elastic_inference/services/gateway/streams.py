@@ -13,7 +13,7 @@ from ...core.history import query_counts, query_results
 from ...core.snapshot import (
     SNAPSHOT_SCAN,
     latest_by_type,
-    pick_snapshot,
+    latest_snapshot,
 )
 from ...core.status import collect_status
 from .base import PUBLIC, VIEW, BaseHandler, render_snapshot
@@ -49,10 +49,12 @@ class SnapshotHandler(BaseHandler):
 
     async def get(self, raw_id: str) -> None:
         stream = self.stream_id(raw_id)
-        entries = await self.run(self.ctx.broker.latest, stream, SNAPSHOT_SCAN)
-        snap = pick_snapshot(entries)
+        snap = await self.run(latest_snapshot, self.ctx.broker, stream)
         if snap is None:
             raise tornado.web.HTTPError(404, "no output yet for stream %r", stream)
+        if not snap.jpeg:
+            raise tornado.web.HTTPError(404, "no frame of stream %r is stored any more (the "
+                                        "frame store keeps EI_FRAME_KEEP seconds)", stream)
         try:
             body = await self.run(render_snapshot, snap)
         except ValueError as exc:

@@ -3,6 +3,9 @@ with wire ids from the caller's allocator and totals over all labels."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from elastic_inference.core.analytics.events import with_frames
 from elastic_inference.core.analytics.pipeline import StreamPipeline, tracks_entry
 from elastic_inference.core.analytics.rules import Rule
 from elastic_inference.core.result import Detection, Result
@@ -39,7 +42,7 @@ def walk(n: int = 30) -> list[Result]:
 def run(results: list[Result], pipeline: StreamPipeline) -> list:
     out = []
     for r in results:
-        out += pipeline.push(r, b"jpeg", 0.0)
+        out += pipeline.push(r, f"{r.seq}-0", 0.0)
     return out + pipeline.poll(10.0)
 
 
@@ -50,6 +53,25 @@ def test_ids_come_from_the_allocator_and_stay_stable() -> None:
     seen = {t.id for f in frames for t in f.tracks}
     assert seen == {101, 102}  # two people, two ids from the counter, never the tracker's own
     assert ids.calls == [2]  # both confirmed in the same frame: one allocation
+    assert all(f.ref == f"{f.seq}-0" and f.jpeg == b"" for f in frames)  # no picture carried
+
+
+def test_only_frames_with_events_fetch_their_jpeg_in_one_call() -> None:
+    frames = run(walk(), StreamPipeline("cam", (LINE, ZONE), Ids()))
+    asked: list[list[tuple[str, str]]] = []
+
+    def fetch(refs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], bytes]:
+        asked.append(list(refs))
+        return {r: b"jpeg " + r[1].encode() for r in refs[1:]}  # the first is gone
+
+    eventful = [f for f in frames if f.events]
+    assert 0 < len(eventful) < len(frames)
+    out = with_frames(frames, fetch)
+    assert asked == [[("cam", f.ref) for f in eventful]]
+    assert [f.jpeg for f in out if f.events] == [b""] + [b"jpeg " + f.ref.encode()
+                                                         for f in eventful[1:]]
+    assert all(f.jpeg == b"" for f in out if not f.events)
+    assert with_frames([f for f in frames if not f.events], fetch) and len(asked) == 1
 
 
 def test_out_of_order_results_give_the_same_events() -> None:
@@ -62,7 +84,7 @@ def test_out_of_order_results_give_the_same_events() -> None:
     assert [f.seq for f in swapped] == list(range(30))
     assert [e for f in swapped for e in f.events] == [e for f in in_order for e in f.events]
     assert pipeline.late() == 0
-    pipeline.push(frame(28, [0.4]), b"", 11.0)  # passed already: late
+    pipeline.push(frame(28, [0.4]), "", 11.0)  # passed already: late
     assert pipeline.late() == 1
 
 
@@ -96,8 +118,8 @@ def test_each_type_has_its_own_tracker_but_one_id_space() -> None:
     ids = Ids(0)
     pipeline = StreamPipeline("cam", (), ids)
     for s in range(3):
-        pipeline.push(frame(s, [0.2], "people"), b"", 0.0)
-        pipeline.push(frame(s, [0.2], "car"), b"", 0.0)
-    people = {t.id for t in pipeline.push(frame(3, [0.2], "people"), b"", 0.0)[0].tracks}
-    cars = {t.id for t in pipeline.push(frame(3, [0.2], "car"), b"", 0.0)[0].tracks}
+        pipeline.push(frame(s, [0.2], "people"), "", 0.0)
+        pipeline.push(frame(s, [0.2], "car"), "", 0.0)
+    people = {t.id for t in pipeline.push(frame(3, [0.2], "people"), "", 0.0)[0].tracks}
+    cars = {t.id for t in pipeline.push(frame(3, [0.2], "car"), "", 0.0)[0].tracks}
     assert people and cars and not people & cars
