@@ -26,10 +26,11 @@ MIN_FRAMES = 8
 DEFAULT_KEEP = 2.0
 
 
-def store_length(fps: float, keep_seconds: float) -> int:
-    """Entries to keep for a stream at ``fps`` so a frame lives ``keep_seconds`` (at least
-    :data:`MIN_FRAMES`; an unpaced stream, ``fps`` 0, is counted at 30 fps)."""
-    return max(MIN_FRAMES, math.ceil((fps or 30.0) * keep_seconds))
+def store_length(fps: float, keep_seconds: float, queue_maxlen: int = 0) -> int:
+    """Entries to keep for a stream at ``fps`` so a frame lives ``keep_seconds``, and at
+    least as many as a queue holds (a frame still queued is never trimmed from the store
+    first), and :data:`MIN_FRAMES`; an unpaced stream, ``fps`` 0, is counted at 30 fps."""
+    return max(MIN_FRAMES, queue_maxlen, math.ceil((fps or 30.0) * keep_seconds))
 
 
 class FrameStore:

@@ -288,7 +288,8 @@ class StreamService:
         try:
             # The JPEG once in the frame store, then a reference to it in each type's queue.
             ref = self.frames.add(self.stream_id, jpeg,
-                                  store_length(self.target_fps, self.settings.frame_keep))
+                                  store_length(self.target_fps, self.settings.frame_keep,
+                                               self.settings.queue_maxlen))
             messages = [Frame(self.stream_id, t, seq, captured, w, h, b"", ref).encode()
                         for t in self.types]
             results = push_to_types(self.queues, messages)
