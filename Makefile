@@ -43,7 +43,7 @@ UV := .cache/uv-$(UV_VERSION)/bin/uv
 LOCK_TOOLS := pip 'setuptools>=68' wheel
 LOCK_FLAGS := --universal --python-version 3.11 --all-extras --no-header
 
-.PHONY: demo test bench soak lint typecheck unit venv lock images image-test models samples \
+.PHONY: demo test test-bench bench soak lint typecheck unit venv lock images image-test models samples \
 	prometheus redis-server mosquitto rtsp-server spa spa-test chromium clean
 
 demo: $(STAMP) $(MODELS) $(SAMPLES) $(QUANTIZED) $(SPA)
@@ -52,6 +52,11 @@ demo: $(STAMP) $(MODELS) $(SAMPLES) $(QUANTIZED) $(SPA)
 test: $(STAMP) $(MODELS) $(SAMPLES) $(QUANTIZED) $(PROMETHEUS) $(REDIS_SERVER) $(MOSQUITTO) \
 	$(RTSP_SERVER) $(SPA) $(CHROMIUM) spa-test lint typecheck
 	$(VENV)/bin/pytest
+
+# The tests of `ei bench` itself (its quick run and its 150-source scale run, about 2 minutes):
+# outside `make test` to keep that within its budget; CI (.ci/run) runs both.
+test-bench: $(STAMP) $(MODELS) $(SAMPLES) $(QUANTIZED) $(PROMETHEUS) $(REDIS_SERVER) $(SPA)
+	$(VENV)/bin/pytest -m bench
 
 # The worker's speed beside its limits (doc/benchmarks.md); BENCH_FLAGS=--quick for a first look.
 bench: $(STAMP) $(MODELS) $(SAMPLES) $(QUANTIZED)

@@ -21,6 +21,34 @@ page.on("console", (msg) => {
 });
 page.on("pageerror", (err) => problems.push(`page error: ${err.message}`));
 
+// What the page's websockets receive, as the browser got it off the wire: per live message,
+// whether it was binary (a frame's JPEG and its first result), its size, and which stream,
+// seq and type its result is for. Bounded: a test reads and clears it (op wsFrames).
+const received = [];
+const RECEIVED_MAX = 20000;
+function liveMessage(payload) {
+  if (typeof payload === "string") {
+    const message = JSON.parse(payload);
+    return message.result ? { binary: false, bytes: payload.length, result: message.result } : null;
+  }
+  const length = payload.readUInt32BE(0);
+  const header = JSON.parse(payload.subarray(4, 4 + length).toString("utf8"));
+  return { binary: true, bytes: payload.length, jpeg: payload.length - 4 - length, result: header.result };
+}
+page.on("websocket", (ws) => {
+  ws.on("framereceived", ({ payload }) => {
+    let message = null;
+    try {
+      message = liveMessage(payload);
+    } catch (err) {
+      problems.push(`websocket: unreadable message (${err.message})`);
+    }
+    if (!message || received.length >= RECEIVED_MAX) return;
+    const { stream, seq, type } = message.result;
+    received.push({ binary: message.binary, bytes: message.bytes, jpeg: message.jpeg ?? 0, stream, seq, type });
+  });
+});
+
 const ops = {
   goto: ({ url }) => page.goto(url, { waitUntil: "load" }).then((resp) => resp?.status() ?? null),
   eval: ({ expr }) => page.evaluate(expr),
@@ -29,6 +57,7 @@ const ops = {
   screenshot: ({ path, fullPage = false }) => page.screenshot({ path, fullPage }).then(() => path),
   viewport: ({ width, height }) => page.setViewportSize({ width, height }),
   problems: () => problems.splice(0),
+  wsFrames: () => received.splice(0),
   // Real mouse input at page coordinates: [{action: "move" | "down" | "up" | "click", x, y}].
   mouse: async ({ steps }) => {
     for (const { action, x, y } of steps) {

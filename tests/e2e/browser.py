@@ -115,6 +115,13 @@ class Browser:
         self.call("screenshot", path=str(path), fullPage=full_page)
         return path
 
+    def ws_frames(self) -> list[dict[str, Any]]:
+        """The live messages the page's websockets received since the last call, as the
+        browser got them: ``binary`` (a frame's JPEG with its first result), ``bytes``,
+        ``jpeg`` (the JPEG's size, 0 for text), and the result's ``stream``, ``seq``, ``type``."""
+        value: list[dict[str, Any]] = self.call("wsFrames")
+        return value
+
     def problems(self) -> list[str]:
         """Console errors and page errors since the last call (CSP violations included)."""
         value: list[str] = self.call("problems")

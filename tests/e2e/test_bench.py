@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import REPO
 from tests.processes import environment
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.bench]
 
 POSITIVE_PER_MODEL = ("model_only_fps", "detector_only_fps", "decode_only_fps", "worker_fps",
                       "shared_limit_fps", "worker_rss_mb")

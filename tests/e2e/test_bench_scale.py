@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import REPO
 from tests.processes import environment
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.bench]
 
 SOURCES, REPLICAS, CLIENTS, FPS = 8, 2, 3, 4.0
 

@@ -5,8 +5,10 @@ output of vtest.avi frames published straight to Redis (no workers)."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -46,6 +48,7 @@ def three_types(redis_server: RedisServer, sample_dir: Path,
 def test_a_stream_fed_to_three_types_shows_every_types_boxes(
         three_types: tuple[str, Publisher], browser: Browser) -> None:
     url, publisher = three_types
+    browser.ws_frames()  # only what this page receives
     browser.goto(url)
     browser.wait(f"{TILES_JS}.some((t) => t.stream === '{STREAM}' && t.painted >= 3)", 30,
                  "the tile to paint frames")
@@ -59,4 +62,18 @@ def test_a_stream_fed_to_three_types_shows_every_types_boxes(
     # A frame counts once, not once per type: no more frames than seqs published.
     tile = tiles_by_stream(browser)[STREAM]
     assert 3 <= tile["frames"] <= publisher.published, (tile, publisher.published)
+    # Off the wire, in the browser: each frame's JPEG once, every type's result for it, and
+    # all of it at most 1.1x the JPEG.
+    by_seq: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for message in browser.ws_frames():
+        if message["stream"] == STREAM:
+            by_seq[message["seq"]].append(message)
+    jpegs = {seq: [m for m in got if m["binary"]] for seq, got in by_seq.items()}
+    assert jpegs and all(len(j) <= 1 for j in jpegs.values()), jpegs
+    whole = [seq for seq, got in by_seq.items()
+             if jpegs[seq] and {m["type"] for m in got} == set(TYPES)]
+    assert len(whole) >= 3, by_seq
+    for seq in whole:
+        size = sum(m["bytes"] for m in by_seq[seq])
+        assert size <= 1.1 * jpegs[seq][0]["jpeg"], (seq, size, by_seq[seq])
     assert_no_page_problems(browser)

@@ -1,4 +1,5 @@
-"""``ei up`` end to end: three sample streams, results for each, a websocket client sees all."""
+"""``ei up`` end to end: three sample streams, results for each, a websocket client sees all;
+a camera of three types added through the API is stored and sent once per frame."""
 
 from __future__ import annotations
 
@@ -11,15 +12,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import websockets
 
+from elastic_inference.core import keys
 from elastic_inference.core.live import MAX_FRAME_MESSAGE_BYTES, decode_frame
+from elastic_inference.core.sessions import CSRF_HEADER
+from tests.e2e.frame_once import copies, stored_bytes, view
 from tests.processes import Service, get_json, http, wait_for
 from tests.redis_server import free_port
 
 pytestmark = pytest.mark.e2e
 
 STREAMS = {"vtest-people", "vtest-car", "megamind-face"}
+ALL_TYPES = "vtest-all"
+EMBEDDED_REDIS = re.compile(r"embedded Redis at (\S+)")
 
 
 FIRST_ADMIN = re.compile(r"created user 'admin' with password\n\n    (\S+)\n")
@@ -49,6 +56,37 @@ def login(port: int, password: str) -> str:
                                  {"Content-Type": "application/json"})
     assert status == 200, body
     return str(headers["Set-Cookie"]).split(";", 1)[0]
+
+
+def check_a_frame_is_stored_and_sent_once(port: int, ws_port: int, cookie: str,
+                                          output: str) -> None:
+    """A camera of three types added through the API: each of its JPEGs is in Redis once
+    (with everything referring to it, at most 1.1x its size) and reaches a viewer once."""
+    status, _, body = http(f"http://127.0.0.1:{port}/api/me", headers={"Cookie": cookie})
+    csrf = json.loads(body)["csrf"]
+    status, _, body = http(
+        f"http://127.0.0.1:{port}/api/sources", "POST",
+        json.dumps({"id": ALL_TYPES, "source": "vtest.avi", "types": ["people", "car", "face"],
+                    "fps": 4}).encode(),
+        {"Cookie": cookie, CSRF_HEADER: csrf, "Content-Type": "application/json"})
+    assert status == 201, body
+    url = EMBEDDED_REDIS.search(output)
+    assert url, "ei up names its embedded Redis"
+    client = redis.Redis.from_url(url.group(1))
+    wait_for(lambda: client.xlen(keys.out(ALL_TYPES)) >= 6, 60, "results of the new camera")
+    viewed = asyncio.run(view(f"ws://127.0.0.1:{ws_port}/ws", cookie, ALL_TYPES, 6.0))
+    assert viewed.frames, "no frame of the camera reached the viewer"
+    assert all(len(sizes) == 1 for sizes in viewed.frames.values()), viewed.frames
+    whole = [s for s, types in viewed.types.items() if len(types) == 3 and s in viewed.frames]
+    assert whole, viewed.types  # every type's result of one frame, its JPEG once
+    for seq in whole:
+        assert viewed.bytes[seq] <= 1.1 * viewed.frames[seq][0], (seq, viewed.bytes[seq])
+    stored = stored_bytes(client, ALL_TYPES)
+    assert stored
+    for ref, (jpeg, total) in stored.items():
+        assert total <= 1.1 * jpeg, (ref, jpeg, total)
+    newest = client.xrevrange(keys.frames(ALL_TYPES), count=1)[0][1][b"jpeg"]
+    assert copies(client, newest) == 1
 
 
 def test_up_serves_three_streams_with_results(model_dir: Path, sample_dir: Path,
@@ -89,6 +127,7 @@ def test_up_serves_three_streams_with_results(model_dir: Path, sample_dir: Path,
                                                      cookie["Cookie"]))
         assert set(seen) == STREAMS
         assert {r["type"] for r in seen.values()} == {"people", "car", "face"}
+        check_a_frame_is_stored_and_sent_once(port, ws_port, cookie["Cookie"], up.output())
         assert up.alive(), up.output()[-3000:]
     finally:
         up.send(signal.SIGINT, group=True)  # a terminal's Ctrl-C: the whole foreground group

@@ -193,9 +193,11 @@ def _storage(storage: Sequence[StorageFigure]) -> list[str]:
              f"{s.outputs:.0f}", f"{s.redis:.0f}", f"{s.ratio:.2f}", f"{s.before:.0f}",
              f"{s.before / s.jpeg:.2f}",
              f"{s.websocket:.0f}" if s.ws_messages else "-",
+             f"{s.websocket / s.jpeg:.2f}" if s.ws_messages else "-",
              f"{s.ws_messages:.1f}" if s.ws_messages else "-") for s in storage]
     return [f"FRAME STORAGE, bytes per frame ({storage[0].frames} 1280x720 frames): written to "
             "Redis (frame store, every type's queue message, every type's ei:out + ei:results "
-            "entries), before the frame store, and to one websocket viewer",
+            "entries), before the frame store, and to one websocket viewer (every message; "
+            "JPEGs: binary messages per frame)",
             table(rows, ("types", "JPEG", "frame store", "queues", "results", "Redis",
-                         "x JPEG", "before", "x JPEG", "websocket", "ws msgs")), ""]
+                         "x JPEG", "before", "x JPEG", "websocket", "x JPEG", "JPEGs")), ""]

@@ -8,8 +8,9 @@ included) while nothing else talks to it. The design before the frame store (the
 queue message and every ``ei:out`` entry) is written the same way for comparison.
 
 Websocket: a real ``ei websocket`` (``--no-auth``, loopback) and one client subscribed to the
-stream; every binary message it receives for the stream's frames, with its websocket frame
-header (the service sends uncompressed), divided by the frames published.
+stream; every message it receives for the stream (binary: a frame's JPEG with one result;
+text: another type's result), with its websocket frame header (the service sends
+uncompressed), divided by the frames published.
 """
 
 from __future__ import annotations
@@ -190,13 +191,14 @@ class WebsocketViewer:
             pass  # the service stopped first: what was counted stands
 
     def _count(self) -> None:
+        """Every message's bytes (a frame's JPEG comes in a binary message, the other types'
+        results as text); binary messages are counted apart: one per frame is the point."""
         for message in self.conn:
-            if isinstance(message, bytes):
-                size = len(message)
-                header = 2 if size < 126 else 4 if size < 65536 else 10
-                with self.lock:
-                    self.bytes += size + header
-                    self.messages += 1
+            size = len(message if isinstance(message, bytes) else message.encode())
+            header = 2 if size < 126 else 4 if size < 65536 else 10
+            with self.lock:
+                self.bytes += size + header
+                self.messages += isinstance(message, bytes)
 
     def taken(self) -> tuple[int, int]:
         """(bytes, messages) received so far, and start counting again."""

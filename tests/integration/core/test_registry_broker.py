@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import pytest
 import redis
@@ -51,7 +52,8 @@ def test_publish_keeps_jpeg_untouched_and_bounds_the_live_buffer(
     for seq in range(300):
         publish(broker, [(result("cam", seq), jpeg)])
     latest = broker.latest("cam")[0]
-    assert latest.jpeg == jpeg and b'"seq":299' in latest.result
+    assert latest.jpeg == b"" and latest.ref  # the entry refers to the stored frame
+    assert broker.attach_frames([latest])[0].jpeg == jpeg and b'"seq":299' in latest.result
     assert redis_client.xlen(keys.out("cam")) < 300  # approximate MAXLEN trims
     assert redis_client.xlen(keys.results("cam")) == 300
 
@@ -62,9 +64,24 @@ def test_read_returns_only_new_entries_across_streams(redis_client: redis.Redis)
     cursors = {"a": "$", "b": "$"}
     assert broker.read(cursors, block_ms=100) == []
     publish(broker, [(result("a", 1), b"\xff\xd8a"), (result("b", 1), b"\xff\xd8b")])
-    got = broker.read({"a": "0", "b": "0"}, block_ms=100, count=10)
+    got = broker.attach_frames(broker.read({"a": "0", "b": "0"}, block_ms=100, count=10))
     assert sorted((e.stream, e.jpeg) for e in got) == [("a", b"\xff\xd8a"), ("a", b"\xff\xd8a"),
                                                       ("b", b"\xff\xd8b")]
+
+
+def test_attach_frames_fetches_each_frame_once_and_leaves_a_gone_one_empty(
+        redis_client: redis.Redis) -> None:
+    broker = OutputBroker(redis_client)
+    first = publish(broker, [(result("f", 0), b"\xff\xd8zero")])[0]
+    publish(broker, [(result("f", 1), b"\xff\xd8one"),
+                     (replace(result("f", 1), type="face"), b"\xff\xd8one")])
+    redis_client.xdel(keys.frames("f"), first)
+    entries = broker.latest("f", 3)
+    assert len({e.ref for e in entries}) == 2  # two types' results share one stored frame
+    attached = broker.attach_frames(entries)
+    assert [e.jpeg for e in attached] == [b"\xff\xd8one", b"\xff\xd8one", b""]
+    assert [(e.entry_id, e.result) for e in attached] == \
+        [(e.entry_id, e.result) for e in entries]
 
 
 def test_history_by_time_range(redis_client: redis.Redis) -> None:
