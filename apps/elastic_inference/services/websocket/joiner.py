@@ -10,7 +10,6 @@ round trip per read.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Callable, Container, Sequence
@@ -18,7 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...core.broker import OutputEntry
+from ...core.errors import InvalidMessage
 from ...core.live import encode_frame, encode_result
+from ...core.result import parse_json
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +52,8 @@ def parse_result(entry: OutputEntry) -> dict[str, Any] | None:
     """The entry's result object; ``None`` when it is not a JSON object (logged at debug:
     workers validate, so this means a foreign writer)."""
     try:
-        result = json.loads(entry.result)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        result = parse_json(entry.result)
+    except InvalidMessage:
         log.debug("skipping entry %s of %s: result is not JSON", entry.entry_id, entry.stream)
         return None
     if not isinstance(result, dict):
