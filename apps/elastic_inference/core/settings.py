@@ -126,7 +126,8 @@ class InferSettings(ServiceSettings):
     model_dir: Path = opt(Path("models"), "directory of model files (tools/download-models.sh)")
     threshold: float = opt(0.0, "score threshold (0 = the model's default)",
                            check=lambda v: "" if 0 <= v < 1 else "must be in 0..1")
-    batch: int = opt(8, "most frames popped and decoded ahead of inference", check=checks.positive)
+    batch: int = opt(8, "frames popped and decoded ahead of inference (at least 3 model batches)",
+                     check=checks.positive)
     max_age: float = opt(1.0, "drop frames older than this many seconds at pop time (0 = never)",
                          check=checks.non_negative)
     out_maxlen: int = opt(32, "live output buffer length per stream (approximate)",
