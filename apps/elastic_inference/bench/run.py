@@ -25,7 +25,7 @@ from ..core.settings import BenchSettings, parse_settings
 from ..engine.factory import load_detector
 from ..engine.models import BUILTIN_MODELS, resolve
 from ..engine.openvino_runtime import model_input_shape, openvino_version
-from ..engine.preprocess import decode_jpeg, reduction_for
+from ..engine.preprocess import decode_jpeg, reduction_for, reuse_frame_memory
 from .baseline import OriginalDesignWorker
 from .frames import cycle, sample_video, video_jpegs
 from .harness import Drain, LivePhase, WorkerProcess, fill_queue, measure_drain, run_live
@@ -279,6 +279,7 @@ def _phase(p: LivePhase) -> dict[str, float]:
 def run(settings: BenchSettings) -> int:
     plan = QUICK if settings.quick else FULL
     started = time.monotonic()
+    reuse_frame_memory()  # decode-only and the other in-process probes run as the worker does
     embedded = None
     if settings.redis_url:
         url, pid = settings.redis_url, None
