@@ -24,9 +24,9 @@ import numpy as np
 from ..core.result import Detection
 from .detector import Done, Prepared
 
-#: Raw outputs of one frame (each with a batch axis of 1) and its letterboxed frame size
-#: (None when stretched) -> the frame's detections.
-Decode = Callable[[list[np.ndarray], "tuple[int, int] | None"], list[Detection]]
+#: Raw outputs of one request (its frames on their first axis) and each frame's letterboxed
+#: size (None when stretched) -> each frame's detections.
+Decode = Callable[[list[np.ndarray], "list[tuple[int, int] | None]"], list[list[Detection]]]
 
 
 @dataclass(frozen=True)
@@ -127,11 +127,9 @@ class Lane:
         self._inputs.clear()
 
     def _collect(self, rid: int) -> list[Done]:
-        """Post-process a finished request's outputs, frame by frame, before it is reused."""
+        """Post-process a finished request's outputs before it is reused."""
         request = self._queue[rid]
         outputs = [request.get_output_tensor(i).data for i in self._outputs]
         frames = self._pending.pop(rid)
-        if len(frames) == 1:
-            return [(frames[0].tag, self._decode(outputs, frames[0].frame_size))]
-        return [(f.tag, self._decode([o[k:k + 1] for o in outputs], f.frame_size))
-                for k, f in enumerate(frames)]
+        found = self._decode(outputs, [f.frame_size for f in frames])
+        return [(f.tag, d) for f, d in zip(frames, found, strict=True)]

@@ -266,10 +266,22 @@ class OpenVINODetector:
         boxed.frame_size = (image.shape[1], image.shape[0])
         return boxed
 
-    def _decode(self, outputs: list[np.ndarray], frame: tuple[int, int] | None
-                ) -> list[Detection]:
-        """One frame's raw outputs -> its detections (boxes mapped back out of a letterbox)."""
-        found = self._decoder(outputs)
+    def _decode(self, outputs: list[np.ndarray], frames: Sequence[tuple[int, int] | None]
+                ) -> list[list[Detection]]:
+        """A request's raw outputs (``len(frames)`` frames on their first axis) -> each
+        frame's detections, boxes mapped back out of a letterbox. A decoder with a ``batch``
+        method (``layouts.base``) reads a whole batch in one pass."""
+        batch = getattr(self._decoder, "batch", None)
+        if len(frames) == 1:
+            found = [self._decoder(outputs)]
+        elif batch is not None:
+            found = batch(outputs, len(frames))
+        else:
+            found = [self._decoder([o[k:k + 1] for o in outputs]) for k in range(len(frames))]
+        return [self._unletterbox(d, f) for d, f in zip(found, frames, strict=True)]
+
+    def _unletterbox(self, found: list[Detection], frame: tuple[int, int] | None
+                     ) -> list[Detection]:
         if frame is None:
             return found
         w, h = self.input_size

@@ -163,6 +163,24 @@ def test_ssd_postprocessor_end_to_end() -> None:
     assert [d.label for d in only_cars] == ["Car"]
 
 
+def test_a_batch_gives_each_frame_what_it_gives_alone() -> None:
+    post = _ssd_postprocessor()
+    n = post.num_anchors
+    rng = np.random.default_rng(7)
+    frames = 4
+    raw_boxes = rng.normal(0.0, 1.0, (frames, n, 4)).astype(np.float32)
+    logits = np.full((frames, n, 24), -10.0, dtype=np.float32)
+    person = OIDV4_LABELS.index("Person")
+    for anchor in (10, 11, 12, 900, n - 1):  # frame 0: neighbours overlap, NMS keeps some
+        logits[0, anchor, person] = rng.uniform(0.5, 4.0)
+    logits[2, 5, OIDV4_LABELS.index("Car")] = 2.0  # frame 1 and 3: nothing
+    logits[2, n - 1, person] = 1.5  # the last anchor of a frame is that frame's, not the next
+    alone = [post(raw_boxes[k], logits[k]) for k in range(frames)]
+    batched = post.batch(raw_boxes, logits, frames)
+    assert batched == alone
+    assert [len(d) for d in batched][1::2] == [0, 0] and batched[0] and len(batched[2]) == 2
+
+
 def test_label_filter_applies_before_argmax() -> None:
     post = _ssd_postprocessor(frozenset({"Person"}))
     n = post.num_anchors

@@ -73,7 +73,12 @@ class Context:
 
 class Decoder(Protocol):
     """Turns the tensors of ``outputs`` (indices into the model's outputs, in that order) into
-    detections normalised to the network input."""
+    detections normalised to the network input.
+
+    A decoder may also have ``batch(tensors, frames) -> list[list[Detection]]`` for tensors
+    holding ``frames`` frames on their first axis (a batched model's request); without it the
+    runtime calls the decoder frame by frame.
+    """
 
     @property
     def outputs(self) -> tuple[int, ...]: ...

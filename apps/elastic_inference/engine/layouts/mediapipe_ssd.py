@@ -27,6 +27,10 @@ class SsdDecoder:
     def __call__(self, tensors: Sequence[npt.ArrayLike]) -> list[Detection]:
         return self.post(tensors[0], tensors[1])
 
+    def batch(self, tensors: Sequence[npt.ArrayLike], frames: int) -> list[list[Detection]]:
+        """Each frame's detections from outputs holding ``frames`` frames (see ``base``)."""
+        return self.post.batch(tensors[0], tensors[1], frames)
+
 
 def _pick(outputs: Sequence[Output], n_anchors: int, n_classes: int) -> tuple[int, int] | None:
     """(boxes, scores) output indices; names decide when both have ``nc`` values."""
