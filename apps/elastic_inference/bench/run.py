@@ -47,7 +47,10 @@ class Plan:
 
     probe_seconds: int  # benchmark_app -t, and decode-only
     drain_seconds: float  # target length of a pre-filled drain
-    max_frames: int  # cap on pre-filled frames (each 1280x720 JPEG is ~120 KB in Redis)
+    # Cap on pre-filled frames (each 1280x720 JPEG is ~120 KB in Redis). 8,000 lets a
+    # 1,000 frames/s worker drain for 7 s; at 2,000 its measured window was 1.5 s, short
+    # beside the shared machine's swings.
+    max_frames: int
     baseline_seconds: float
     live_seconds: float
     density_seconds: float
@@ -62,7 +65,7 @@ class Plan:
 QUICK = Plan(probe_seconds=2, drain_seconds=2.0, max_frames=600, baseline_seconds=1.5,
              live_seconds=2.0, density_seconds=2.0, density_tries=3, agreement_frames=24,
              storage_frames=8, storage_websocket=False)
-FULL = Plan(probe_seconds=10, drain_seconds=8.0, max_frames=2000, baseline_seconds=8.0,
+FULL = Plan(probe_seconds=10, drain_seconds=8.0, max_frames=8000, baseline_seconds=8.0,
             live_seconds=10.0, density_seconds=10.0, density_tries=5, agreement_frames=120,
             storage_frames=60, storage_websocket=True)
 
