@@ -128,6 +128,8 @@ class OpenVINODetector:
             spec.layout_context((w, h), None if label_filter is None else frozenset(label_filter)),
             spec.postprocess,
         )
+        # A decoder that reads a whole batched request at once (``layouts.base.Decoder``).
+        self._decode_batch = getattr(self._decoder, "batch", None)
         defaults = found.input_defaults
         color = spec.color or defaults.color
         mean = defaults.mean if spec.mean is None else spec.mean
@@ -271,11 +273,10 @@ class OpenVINODetector:
         """A request's raw outputs (``len(frames)`` frames on their first axis) -> each
         frame's detections, boxes mapped back out of a letterbox. A decoder with a ``batch``
         method (``layouts.base``) reads a whole batch in one pass."""
-        batch = getattr(self._decoder, "batch", None)
         if len(frames) == 1:
             found = [self._decoder(outputs)]
-        elif batch is not None:
-            found = batch(outputs, len(frames))
+        elif self._decode_batch is not None:
+            found = self._decode_batch(outputs, len(frames))
         else:
             found = [self._decoder([o[k:k + 1] for o in outputs]) for k in range(len(frames))]
         return [self._unletterbox(d, f) for d, f in zip(found, frames, strict=True)]

@@ -31,8 +31,8 @@ lo, hi = heap()
 in_heap = lo <= address < hi
 big = np.ones(20 << 20, np.uint8)  # 20 MB at the top of the heap, then freed
 del big
-after = heap()[1] - heap()[0]
-print(json.dumps({"reused": reused, "in_heap": in_heap, "heap_after": after,
+after_lo, after_hi = heap()
+print(json.dumps({"reused": reused, "in_heap": in_heap, "heap_after": after_hi - after_lo,
                   "heap_before": hi - lo}))
 """
 
