@@ -37,6 +37,9 @@ class ModelFigures:
     latency_overload: dict[str, float] = field(default_factory=dict)
     density_streams: int = 0
     worker_exit_code: int = 0
+    #: worker / shared limit of each round (limits and worker back to back); the figures
+    #: above are the median round's
+    rounds: list[float] = field(default_factory=list)
 
     @property
     def bound(self) -> str:
@@ -147,6 +150,11 @@ def render(report: dict[str, Any], models: list[ModelFigures], int8: list[Int8Fi
                          f"{f.model_only_fps_single:.0f} frames/s, a shared limit of "
                          f"{single:.0f} (the worker {f.worker_fps / single:.2f} of it); the "
                          f"targets use the batch of {f.batch} it runs")
+    for f in models:
+        if len(f.rounds) > 1:
+            lines.append(f"{f.model}: worker / shared limit in {len(f.rounds)} rounds (limits "
+                         f"and worker back to back): {', '.join(f'{r:.2f}' for r in f.rounds)};"
+                         " the row is the median round")
     lines.append("")
     live = [f for f in models if f.latency_half]
     if live:
