@@ -7,10 +7,11 @@ Three stages overlap, so on a small CPU every core stays busy:
     THROUGHPUT hint), results taken back in pop order -> publisher thread: result JSON with the
     frame's reference, everything waiting published in one pipelined round trip.
 
-The main thread tops the decode pool up with a non-blocking pop whenever fewer than half of
-what it keeps ahead is in hand (``EI_BATCH``, at least three model batches), and blocks on Redis
-only when it has nothing else to do. Freed frame buffers stay in the process
-(``engine.preprocess.reuse_frame_memory``) instead of being faulted in again for every frame.
+The main thread keeps ``EI_BATCH`` frames (at least three model batches) popped and decoding
+ahead, topping the pool up with a non-blocking pop whenever a model batch (at least half of
+``EI_BATCH``) is missing, and blocks on Redis only when it has nothing else to do. Freed frame
+buffers stay in the process (``engine.preprocess.reuse_frame_memory``) instead of being faulted
+in again for every frame.
 On SIGTERM it stops popping and finishes the frames it holds.
 
 Frames of analysis jobs come from the type's lossless job queue, only when the live queue is
