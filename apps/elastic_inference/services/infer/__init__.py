@@ -11,8 +11,7 @@ The main thread keeps ``EI_BATCH`` frames (at least three model batches) popped 
 ahead, topping the pool up with a non-blocking pop whenever a model batch (at least half of
 ``EI_BATCH``) is missing, and blocks on Redis only when it has nothing else to do. Freed frame
 buffers stay in the process (``engine.preprocess.reuse_frame_memory``) instead of being faulted
-in again for every frame.
-On SIGTERM it stops popping and finishes the frames it holds.
+in again for every frame. On SIGTERM it stops popping and finishes the frames it holds.
 
 Frames of analysis jobs come from the type's lossless job queue, only when the live queue is
 empty (live frames are fresher and may be dropped; job frames wait). They are leased, never
