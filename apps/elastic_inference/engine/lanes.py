@@ -97,7 +97,10 @@ class Lane:
         """Start one request on ``frames`` (1 or ``batch`` of them); returns the detections
         of the request it had to reuse. Blocks (GIL released) while every request is busy."""
         rid = self._queue.get_idle_request_id()
-        done = self._collect(rid) if rid in self._pending else []
+        # A finished request's outputs are copied and post-processed only after it runs
+        # again, so the device never waits on the host's decoding and NMS: BlazeFace worker
+        # faster in 5 of 6 alternating pairs (+2 % on average, 2 cores).
+        finished = self._take(rid) if rid in self._pending else None
         data = frames[0].tensor if len(frames) == 1 else np.concatenate(
             [f.tensor for f in frames])
         # The request reads ``data`` in place (share_inputs): keep it alive until reuse.
@@ -109,7 +112,7 @@ class Lane:
         if self._queue.userdata[rid] != self._started:  # cheap guard on that invariant
             raise RuntimeError("AsyncInferQueue started another request than expected")
         self._pending[rid] = list(frames)
-        return done
+        return self._decode_taken(*finished) if finished else []
 
     def finish(self) -> list[Done]:
         """Wait for every running request; the detections of all not yet returned."""
@@ -127,9 +130,18 @@ class Lane:
         self._inputs.clear()
 
     def _collect(self, rid: int) -> list[Done]:
-        """Post-process a finished request's outputs before it is reused."""
+        """Post-process a finished request's outputs (it is not running)."""
         request = self._queue[rid]
         outputs = [request.get_output_tensor(i).data for i in self._outputs]
-        frames = self._pending.pop(rid)
+        return self._decode_taken(self._pending.pop(rid), outputs)
+
+    def _take(self, rid: int) -> tuple[list[Staged], list[np.ndarray]]:
+        """A finished request's frames and a copy of its outputs (BlazeFace: 0.5 MB for 8
+        frames), so it can run again before they are post-processed."""
+        request = self._queue[rid]
+        return self._pending.pop(rid), [request.get_output_tensor(i).data.copy()
+                                        for i in self._outputs]
+
+    def _decode_taken(self, frames: list[Staged], outputs: list[np.ndarray]) -> list[Done]:
         found = self._decode(outputs, [f.frame_size for f in frames])
         return [(f.tag, d) for f, d in zip(frames, found, strict=True)]

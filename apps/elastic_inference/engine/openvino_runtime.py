@@ -3,9 +3,9 @@
 The host only resizes (cv2, into a fresh array that is handed to OpenVINO without a copy);
 u8 -> f32, BGR -> RGB and ``(x - mean) / scale`` are folded into the compiled model with
 ``PrePostProcessor``, where the plugin fuses them into the first layer. Frames are spread over
-the device's optimal number of infer requests (``lanes``), several frames per request for a
-model whose spec asks for a batch; a finished request is post-processed on the calling thread
-while the others still run.
+infer requests (``lanes``), one more than the device runs at once, several frames per request
+for a model whose spec asks for a batch; a finished request is restarted first and its outputs
+post-processed on the calling thread after.
 
 openvino is imported inside the class, never at module level: the gateway and the unit tests
 import ``engine`` without having openvino installed.
@@ -168,7 +168,11 @@ class OpenVINODetector:
             self.precision = "unknown"
 
         def lane(compiled: Any, batch: int) -> Lane:
-            n = num_requests or int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+            # One request more than the device runs at once: one is always queued, so a
+            # stream finishing never waits for the worker's thread to start the next (BlazeFace
+            # worker faster in 4 of 5 alternating pairs, +2.6 %; NanoDet unchanged; 2 cores).
+            optimal = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+            n = num_requests or optimal + 1
             return Lane(compiled, batch, n, self._decoder.outputs, self._decode)
 
         self._single = lane(self._compiled, 1)

@@ -84,7 +84,7 @@ class InferWorker:
                               Backoff(f"infer[{settings.type}] publishing"), self.progress,
                               self.stop, self.counters.published)
         # Frames popped and decoded ahead: EI_BATCH, but at least three model batches (the
-        # request being filled and two in flight), else a batched model's requests wait on
+        # request being filled and those in flight), else a batched model's requests wait on
         # the decode pool: BlazeFace (8 a request) ran 998 frames/s 8 ahead, 1,100 24 ahead.
         self.ahead = max(settings.batch, 3 * detector.batch)
         # Topped up a model batch at a time (at least half of EI_BATCH): BlazeFace refilled
@@ -156,10 +156,14 @@ class InferWorker:
         self.counters.worked(completed, time.monotonic() - started)
 
     def drain(self) -> None:
-        """Finish every frame already popped (stop or ``max_frames``); publishing follows."""
+        """Finish every frame already popped (stop or ``max_frames``); publishing follows.
+        Busy time like any other: with a request per frame in flight, a short run's frames may
+        all complete here."""
+        started, completed = time.monotonic(), 0
         while self._decoding:
-            self._infer_next()
-        self._complete(self.detector.flush())
+            completed += self._infer_next()
+        completed += self._complete(self.detector.flush())
+        self.counters.worked(completed, time.monotonic() - started)
 
     def _top_up(self, block: bool) -> bool:
         """Pop up to the free room (blocking only when idle) and start decoding; True if any."""
