@@ -18,7 +18,7 @@ import pytest
 
 from elastic_inference.bench.frames import sample_video, video_jpegs
 from elastic_inference.core.errors import ModelError
-from elastic_inference.core.result import box_iou
+from elastic_inference.core.result import Detection, box_iou
 from elastic_inference.engine.factory import load_detector
 from elastic_inference.engine.models import BUILTIN_MODELS
 from elastic_inference.engine.openvino_runtime import OpenVINODetector
@@ -63,6 +63,41 @@ def test_submit_stages_until_a_batch_is_full_and_flush_runs_the_rest(
         assert len({len(dets) for _, dets in done}) == 1
     finally:
         det.close()
+
+
+def test_one_request_more_than_the_device_runs_and_each_restarts_before_post_processing(
+        model_dir: Path, sample_dir: Path) -> None:
+    frames = [decode_jpeg(j) for j in
+              video_jpegs(sample_video(sample_dir, "face"), 40, (640, 360), step=5)]
+    det = OpenVINODetector(BUILTIN_MODELS["blazeface"], model_dir)
+    optimal = int(det._compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+    assert det.num_requests == optimal + 1
+    det.close()
+    # Two requests, five batches: the third, fourth and fifth reuse a finished request.
+    det = OpenVINODetector(BUILTIN_MODELS["blazeface"], model_dir, num_requests=2)
+    single = OpenVINODetector(replace(BUILTIN_MODELS["blazeface"], batch=1), model_dir)
+    lane = det._full
+    decode, running = lane._decode, []
+
+    def spy(outputs: list[np.ndarray], sizes: list[tuple[int, int] | None]
+            ) -> list[list[Detection]]:
+        running.append(len(lane._pending))  # requests started and not yet read back
+        return decode(outputs, sizes)
+
+    lane._decode = spy
+    try:
+        got, want = det.infer(frames), single.infer(frames)
+    finally:
+        det.close()
+        single.close()
+    # A reused request's outputs are read once it runs again (both requests out), then the
+    # last two after the flush; reading first would give 1, 1, 1, 1, 0.
+    assert running == [2, 2, 2, 1, 0]
+    assert [len(d) for d in got] == [len(d) for d in want] and sum(map(len, want)) >= 10
+    for dets, refs in zip(got, want, strict=True):
+        for d, r in zip(sorted(dets, key=lambda d: d.box), sorted(refs, key=lambda d: d.box),
+                        strict=True):
+            assert box_iou(d.box, r.box) >= 0.9 and abs(d.score - r.score) < 0.05
 
 
 def _write_unbatchable_model(path: Path) -> None:
