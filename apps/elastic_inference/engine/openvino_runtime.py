@@ -171,8 +171,7 @@ class OpenVINODetector:
             # One request more than the device runs at once: one is always queued, so a
             # stream finishing never waits for the worker's thread to start the next (BlazeFace
             # worker faster in 4 of 5 alternating pairs, +2.6 %; NanoDet unchanged; 2 cores).
-            optimal = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
-            n = num_requests or optimal + 1
+            n = num_requests or int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")) + 1
             return Lane(compiled, batch, n, self._decoder.outputs, self._decode)
 
         self._single = lane(self._compiled, 1)
