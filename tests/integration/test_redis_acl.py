@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from elastic_inference.core import acl, keys
 from elastic_inference.core.access import Credentials, Gatekeeper, session_cookie
@@ -398,10 +400,14 @@ def test_a_script_runs_only_what_its_caller_may(fresh: AclRedis) -> None:
 
 
 def test_the_default_user_is_off(fresh: AclRedis) -> None:
-    anonymous = redis.Redis(port=fresh.server.port)
+    # No retries: redis-py's default retries a refused login (a ConnectionError) three times
+    # with backoff, 4 s a ping.
+    once = Retry(NoBackoff(), 0)
+    anonymous = redis.Redis(port=fresh.server.port, retry=once)
     with pytest.raises(redis.AuthenticationError):
         anonymous.ping()
-    wrong = redis.Redis(port=fresh.server.port, username="ei-stream", password="x" * 20)
+    wrong = redis.Redis(port=fresh.server.port, username="ei-stream", password="x" * 20,
+                        retry=once)
     with pytest.raises(redis.AuthenticationError):
         wrong.ping()
 
