@@ -18,7 +18,7 @@ from .errors import InvalidMessage
 from .netguard import NO_URLS, URL_SCHEMES, SourcePolicy
 from .redact import ambiguous_credentials
 from .sourceurl import checked_source_url
-from .text import json_object_body, shown
+from .text import has_control_characters, json_object_body, shown
 
 STATUSES = ("queued", "extracting", "processing", "done", "failed")
 MAX_NAME = 120
@@ -34,7 +34,7 @@ def resolve_source(source: str, media_dir: Path, policy: SourcePolicy = NO_URLS)
     (:func:`.sourceurl.checked_source_url`, which may read the response head of the URL).
     """
     if not isinstance(source, str) or not source or len(source) > 2048 \
-            or any(ord(c) < 32 for c in source):
+            or has_control_characters(source):
         raise InvalidMessage("source must be a non-empty path or URL without control characters")
     if "://" in source:
         try:
@@ -83,7 +83,7 @@ class JobRequest:
         if not isinstance(self.frame_step, int) or isinstance(self.frame_step, bool) \
                 or not 1 <= self.frame_step <= 10000:
             raise InvalidMessage("frame_step must be an integer in 1..10000")
-        if len(self.name) > MAX_NAME or any(ord(c) < 32 for c in self.name):
+        if len(self.name) > MAX_NAME or has_control_characters(self.name):
             raise InvalidMessage(f"name must be at most {MAX_NAME} printable characters")
 
 

@@ -22,7 +22,7 @@ from . import keys
 from .errors import InvalidMessage
 from .redact import redact_url
 from .redisconn import RedisClient
-from .text import json_object_body, shown
+from .text import has_control_characters, json_object_body, shown
 
 #: Most sources the registry takes; a POST beyond it is refused.
 MAX_SOURCES = 1000
@@ -63,7 +63,7 @@ class SourceConfig:
     def __post_init__(self) -> None:
         keys.check_stream_id(self.id)
         if not self.source or len(self.source) > MAX_SOURCE_LEN \
-                or any(ord(c) < 32 or ord(c) == 127 for c in self.source):
+                or has_control_characters(self.source):
             raise InvalidMessage(f"source must be 1..{MAX_SOURCE_LEN} characters without "
                                  "control characters")
         if not 1 <= len(self.types) <= MAX_TYPES:

@@ -1,9 +1,10 @@
-"""Text helpers: Redis replies as str (``as_text``), JSON request bodies read strictly and
-JSON values shown in error messages."""
+"""Text helpers: Redis replies as str (``as_text``), JSON request bodies read strictly, JSON
+values shown in error messages, and the control-character check every network name passes."""
 
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,6 +14,13 @@ from .errors import InvalidMessage
 def as_text(value: bytes | str) -> str:
     """UTF-8 text of a Redis reply element; the project writes only UTF-8 names and ids."""
     return value.decode() if isinstance(value, bytes) else value
+
+
+def has_control_characters(text: str) -> bool:
+    """True if ``text`` holds a control character (C0, DEL or C1): no name, path, URL or label
+    the project accepts from the network may, since logs, terminals and files would show them
+    as something else or not at all."""
+    return any(unicodedata.category(c) == "Cc" for c in text)
 
 
 def shown(value: Any) -> str:

@@ -333,6 +333,11 @@ class TestGatewayHttp(AsyncHTTPTestCase):
         code, _, body = self.json_fetch("/static/missing.js")
         assert code == 404 and "error" in body
 
+    def test_paths_no_resource_can_have_give_400_on_every_route(self) -> None:
+        for path in ("/%00", "/api/nope%0A", "/static/%00", "/x%7F", "/x%C2%85"):
+            code, _, body = self.json_fetch(path)
+            assert code == 400 and "control characters" in body["error"], (path, body)
+
     def test_wrong_method_gives_405_json(self) -> None:
         code, _, body = self.json_fetch("/api/streams", method="POST")
         assert code == 405 and body["error"]

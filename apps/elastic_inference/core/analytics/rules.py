@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from ..errors import InvalidMessage
 from ..redact import redact_url
-from ..text import load_json_body, shown
+from ..text import has_control_characters, load_json_body, shown
 from .geometry import Point, polygon_area, self_intersection
 
 RuleKind = Literal["zone", "line"]
@@ -135,7 +135,7 @@ def _dwell(raw: Any, kind: RuleKind, where: str) -> float | None:
 def _webhook_url(url: str, where: str, check_url: UrlCheck | None) -> str:
     if len(url) > MAX_URL_CHARS:
         raise InvalidMessage(f"{where}: the URL is longer than {MAX_URL_CHARS} characters")
-    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
+    if has_control_characters(url) or any(c.isspace() for c in url):
         raise InvalidMessage(f"{where}: the URL holds spaces or control characters")
     try:
         parts = urlsplit(url)

@@ -8,7 +8,7 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, TypeVar, cast
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import tornado.web
 import tornado.websocket
@@ -26,6 +26,7 @@ from ...core.sessions import CSRF_HEADER, SESSION_COOKIE, Session, csrf_matches
 from ...core.snapshot import (
     Snapshot,
 )
+from ...core.text import has_control_characters
 from ...engine.annotate import annotate_jpeg
 from ...engine.models import BUILTIN_MODELS, INFER_TYPES
 from .context import GatewayApp, GatewayContext
@@ -255,10 +256,18 @@ class BaseHandler(SecureHandler):
         return job
 
 
+def refuse_control_characters(path: str) -> None:
+    """A name no file or resource can have (NUL, control characters) is a bad request, on
+    every route: with or without a dashboard build in front of the unknown paths."""
+    if has_control_characters(path):
+        raise tornado.web.HTTPError(400, "invalid path: it contains control characters")
+
+
 class NotFoundHandler(BaseHandler):
-    """Every unknown path, API or not: 404 JSON."""
+    """Every unknown path, API or not: 404 JSON (400 for a path no resource can have)."""
 
     async def prepare(self) -> None:
+        refuse_control_characters(unquote(self.request.path))
         raise tornado.web.HTTPError(404, "no such resource: %s", self.request.path)
 
 
@@ -284,9 +293,8 @@ class SecureStaticHandler(SecureHandler, tornado.web.StaticFileHandler):
 
     async def get(self, path: str, include_body: bool = True) -> None:
         """A missing file, a directory or a path out of the root answers like any unknown
-        path; a name no file can have (NUL, control characters) is a bad request."""
-        if any(ord(c) < 32 or c == "\x7f" for c in path):
-            raise tornado.web.HTTPError(400, "invalid path: it contains control characters")
+        path; a name no file can have is a bad request."""
+        refuse_control_characters(path)
         try:
             await super().get(path, include_body)
         except tornado.web.HTTPError as exc:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 import math
 import re
-import unicodedata
 
 from ...core.history import bucket_count
+from ...core.text import has_control_characters
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def parse_label(raw: str | None) -> str | None:
         return None
     if len(raw) > MAX_LABEL_CHARS:
         raise ParamError(f"invalid label: longer than {MAX_LABEL_CHARS} characters")
-    if any(unicodedata.category(c) == "Cc" for c in raw):
+    if has_control_characters(raw):
         raise ParamError("invalid label: contains control characters")
     return raw
 
