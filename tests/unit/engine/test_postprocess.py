@@ -125,13 +125,54 @@ def test_nms_suppresses_overlaps_and_keeps_other_labels() -> None:
     assert nms(np.zeros((0, 4)), np.zeros(0)).tolist() == []
 
 
-def _ssd_postprocessor(label_filter: frozenset[str] | None = None) -> SsdPostprocessor:
+def _greedy(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou_threshold: float,
+            max_detections: int) -> list[int]:
+    """Textbook greedy NMS, one box at a time: the oracle for ``nms``."""
+    kept: list[int] = []
+    for i in sorted(range(len(scores)), key=lambda k: -scores[k]):  # sorted() is stable
+        if len(kept) == max_detections:
+            break
+        x1, y1, x2, y2 = boxes[i]
+        for j in kept:
+            if classes[j] != classes[i]:
+                continue
+            a1, b1, a2, b2 = boxes[j]
+            inter = max(min(x2, a2) - max(x1, a1), 0) * max(min(y2, b2) - max(y1, b1), 0)
+            union = (x2 - x1) * (y2 - y1) + (a2 - a1) * (b2 - b1) - inter
+            if inter / union > iou_threshold:
+                break
+        else:
+            kept.append(i)
+    return kept
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_nms_keeps_what_one_greedy_pass_keeps(seed: int) -> None:
+    """Crowded and sparse sets, tied scores, few and many classes, and a ``max_detections``
+    reached within the first candidates or only after all of them."""
+    rng = np.random.default_rng(seed)
+    for _ in range(60):
+        n = int(rng.integers(1, 700))
+        corner = rng.random((n, 2)) * rng.choice([0.1, 1.0])
+        boxes = np.concatenate([corner, corner + 0.01 + rng.random((n, 2)) * 0.3], axis=1)
+        boxes = boxes.astype(np.float32)
+        scores = np.round(rng.random(n), 2).astype(np.float32)
+        classes = rng.integers(0, int(rng.choice([1, 3, 80])), n)
+        iou, most = float(rng.choice([0.3, 0.5, 0.6])), int(rng.choice([1, 10, 100]))
+        assert nms(boxes, scores, classes, iou, most).tolist() == \
+            _greedy(boxes, scores, classes, iou, most)
+        assert nms(boxes, scores, None, iou, most).tolist() == \
+            _greedy(boxes, scores, np.zeros(n), iou, most)
+
+
+def _ssd_postprocessor(label_filter: frozenset[str] | None = None, max_detections: int = 0
+                       ) -> SsdPostprocessor:
     spec = BUILTIN_MODELS["ssd-mobilenetv2-oidv4"]
     assert spec.anchors is not None and spec.decode is not None
     return SsdPostprocessor(
         generate_anchors(spec.anchors), spec.decode, spec.labels, spec.threshold,
         spec.iou_threshold, ignore_classes=spec.ignore_classes, label_filter=label_filter,
-        max_detections=spec.max_detections)
+        max_detections=max_detections or spec.max_detections)
 
 
 def _encode_box(anchor: np.ndarray, box: tuple[float, float, float, float]) -> list[float]:
@@ -163,8 +204,11 @@ def test_ssd_postprocessor_end_to_end() -> None:
     assert [d.label for d in only_cars] == ["Car"]
 
 
-def test_a_batch_gives_each_frame_what_it_gives_alone() -> None:
-    post = _ssd_postprocessor()
+@pytest.mark.parametrize("max_detections", [0, 1])
+def test_a_batch_gives_each_frame_what_it_gives_alone(max_detections: int) -> None:
+    """One NMS runs over the whole batch: no frame's boxes may suppress another's, and each
+    frame keeps its own best ``max_detections``."""
+    post = _ssd_postprocessor(max_detections=max_detections)
     n = post.num_anchors
     rng = np.random.default_rng(7)
     frames = 4
@@ -175,10 +219,13 @@ def test_a_batch_gives_each_frame_what_it_gives_alone() -> None:
         logits[0, anchor, person] = rng.uniform(0.5, 4.0)
     logits[2, 5, OIDV4_LABELS.index("Car")] = 2.0  # frame 1 and 3: nothing
     logits[2, n - 1, person] = 1.5  # the last anchor of a frame is that frame's, not the next
+    raw_boxes[2, n - 1] = raw_boxes[0, n - 1]  # the same box as one of frame 0's
     alone = [post(raw_boxes[k], logits[k]) for k in range(frames)]
     batched = post.batch(raw_boxes, logits, frames)
     assert batched == alone
-    assert [len(d) for d in batched][1::2] == [0, 0] and batched[0] and len(batched[2]) == 2
+    assert [len(d) for d in batched][1::2] == [0, 0] and batched[0]
+    assert len(batched[2]) == min(2, post.max_detections)
+    assert len(batched[0]) <= post.max_detections
 
 
 def test_label_filter_applies_before_argmax() -> None:
