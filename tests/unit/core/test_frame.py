@@ -59,11 +59,15 @@ def test_a_reference_frame_round_trips_without_its_jpeg() -> None:
 
 def test_a_fetched_jpeg_is_checked_against_the_frame() -> None:
     f = frame.decode(make(jpeg=b"", ref="5-1").encode())
-    assert frame.with_jpeg(f, JPEG).jpeg == JPEG
+    frame.check_fetched(f, JPEG)
     with pytest.raises(InvalidMessage, match=r"640x360|size"):
-        frame.with_jpeg(f, with_size(JPEG, 4000, 3000))
-    with pytest.raises(InvalidMessage):
-        frame.with_jpeg(f, b"")
+        frame.check_fetched(f, with_size(JPEG, 4000, 3000))
+    with pytest.raises(InvalidMessage, match="pixel limit"):
+        frame.check_fetched(f, with_size(JPEG, 640, 360), max_pixels=640 * 359)
+    with pytest.raises(InvalidMessage, match="size 0"):
+        frame.check_fetched(f, b"")
+    with pytest.raises(InvalidMessage, match="SOI"):
+        frame.check_fetched(f, b"GIF89a" + JPEG)
 
 
 @pytest.mark.parametrize("ref", ["", "abc", "1-2-3", 5, "1" * 30 + "-0"])

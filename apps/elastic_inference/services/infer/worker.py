@@ -188,9 +188,9 @@ class InferWorker:
             return False
         self.metrics.batch_size.observe(len(raw) + len(leased))
         size = self.detector.input_size
-        for f, lease in taken:
+        for f, lease, jpeg in taken:
             reduction = reduction_for(f.w, f.h, size)
-            self._decoding.append((f, self.pool.submit(self._prepare, f.jpeg, reduction),
+            self._decoding.append((f, self.pool.submit(self._prepare, jpeg, reduction),
                                    lease))
             self._taken += 1
         return True
@@ -274,28 +274,29 @@ class InferWorker:
         return frames
 
     def _fetch(self, frames: list[tuple[frame_msg.Frame, str | None]]
-               ) -> list[tuple[frame_msg.Frame, str | None]]:
-        """``frames`` with the JPEGs of those that refer to the frame store, fetched in one
-        round trip. One the store no longer holds is dropped as stale (it waited longer than
-        the store keeps frames); one that is not a JPEG of its size as invalid."""
+               ) -> list[tuple[frame_msg.Frame, str | None, bytes]]:
+        """``frames`` each with its lease and its JPEG: its own, or the one it refers to in the
+        frame store, fetched in one round trip. One the store no longer holds is dropped as
+        stale (it waited longer than the store keeps frames); one that is not a JPEG of its
+        size as invalid."""
         wanted = [f for f, _ in frames if f.ref and not f.jpeg]
-        if not wanted:
-            return frames
-        jpegs = iter(self.frames.fetch([(f.stream, f.ref) for f in wanted]))
-        out: list[tuple[frame_msg.Frame, str | None]] = []
+        jpegs = iter(self.frames.fetch([(f.stream, f.ref) for f in wanted]) if wanted else ())
+        out: list[tuple[frame_msg.Frame, str | None, bytes]] = []
         for f, lease in frames:
             if not f.ref or f.jpeg:
-                out.append((f, lease))
+                out.append((f, lease, f.jpeg))
                 continue
             jpeg = next(jpegs)
             if jpeg is None:
                 self._drop("stale")
                 continue
             try:
-                out.append((frame_msg.with_jpeg(f, jpeg, self.settings.max_pixels), lease))
+                frame_msg.check_fetched(f, jpeg, self.settings.max_pixels)
             except InvalidMessage as exc:
                 log.warning("dropping frame %s/%d: %s", f.stream, f.seq, exc)
                 self._drop("invalid")
+                continue
+            out.append((f, lease, jpeg))
         return out
 
     def _ack_quietly(self, leases: Sequence[str]) -> None:
