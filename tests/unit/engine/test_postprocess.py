@@ -165,6 +165,16 @@ def test_nms_keeps_what_one_greedy_pass_keeps(seed: int) -> None:
             _greedy(boxes, scores, np.zeros(n), iou, most)
 
 
+def test_a_box_with_an_infinite_or_nan_corner_spoils_no_other() -> None:
+    boxes = np.array([[0.1, 0.1, np.inf, 0.5], [0.2, np.nan, 0.4, 0.4], [0.1, 0.1, 0.5, 0.5],
+                      [0.12, 0.1, 0.5, 0.5], [0.6, 0.6, 0.9, 0.9]], dtype=np.float32)
+    scores = np.array([0.95, 0.9, 0.8, 0.7, 0.6], dtype=np.float32)
+    classes = np.array([1, 0, 0, 0, 2])
+    kept = nms(boxes, scores, classes, 0.5).tolist()
+    assert {2, 4} <= set(kept) and 3 not in kept  # 3 overlaps 2, its own class
+    assert nms(boxes[2:], scores[2:], classes[2:], 0.5).tolist() == [0, 2]
+
+
 def _ssd_postprocessor(label_filter: frozenset[str] | None = None, max_detections: int = 0
                        ) -> SsdPostprocessor:
     spec = BUILTIN_MODELS["ssd-mobilenetv2-oidv4"]
