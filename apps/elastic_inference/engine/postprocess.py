@@ -240,7 +240,8 @@ def nms(
         m = min(n, 4 * m)
 
 
-def _to_detections(boxes: FloatArray, scores: FloatArray, labels: Sequence[str]) -> list[Detection]:
+def to_detections(boxes: FloatArray, scores: FloatArray, labels: Sequence[str]) -> list[Detection]:
+    """Detections of normalised boxes, clipped to the frame; one with no area left is dropped."""
     return [d for _, d in _placed(boxes, scores, labels, [0] * len(labels))]
 
 
@@ -381,7 +382,7 @@ class DetectionOutputPostprocessor:
             mask = np.asarray([lab.casefold() in self.wanted for lab in labels], dtype=bool)
             rows = rows[mask]
             labels = [lab for lab, m in zip(labels, mask, strict=True) if m]
-        return _to_detections(rows[:, 3:7], rows[:, 2], labels)
+        return to_detections(rows[:, 3:7], rows[:, 2], labels)
 
 
 def parse_detection_output(

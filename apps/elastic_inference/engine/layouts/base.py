@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from ...core.errors import ModelError
 from ...core.result import Detection
-from ..postprocess import AnchorOptions, DecodeOptions, nms
+from ..postprocess import AnchorOptions, DecodeOptions, nms, to_detections
 
 FloatArray = npt.NDArray[np.float32]
 Color = Literal["RGB", "BGR"]
@@ -162,14 +162,8 @@ def finish(
         keep = nms(boxes, scores, classes, ctx.iou_threshold, ctx.max_detections)
     else:
         keep = np.argsort(-scores, kind="stable")[: ctx.max_detections]
-    out: list[Detection] = []
-    clipped = np.clip(boxes[keep], 0.0, 1.0)
-    for (x1, y1, x2, y2), score, cls in zip(
-        clipped.tolist(), scores[keep].tolist(), classes[keep].tolist(), strict=True
-    ):
-        if x2 > x1 and y2 > y1:
-            out.append(Detection(label_of(ctx, int(cls)), float(score), (x1, y1, x2, y2)))
-    return out
+    return to_detections(boxes[keep], scores[keep],
+                         [label_of(ctx, int(c)) for c in classes[keep].tolist()])
 
 
 def shapes_text(outputs: Collection[Output]) -> str:
