@@ -45,9 +45,11 @@ def test_quick_bench_reports_every_figure(model_dir: Path, sample_dir: Path,
         for key in POSITIVE_PER_MODEL:
             assert m[key] > 0, (name, key, m[key])
         assert m["worker_exit_code"] == 0, name
-        # --quick measures one round: the row's figures are that round's own.
+        # --quick measures one round: the row's figures are that round's own, its limits
+        # the mean of those measured before and after the drain.
         assert m["rounds"] == [pytest.approx(m["worker_fps"] / m["shared_limit_fps"],
                                              abs=1e-3)], name
+        assert len(m["drift"]) == 1 and 0.2 < m["drift"][0] < 5, (name, m["drift"])
         assert set(m["cpu_ms_per_frame"]) == {"worker", "redis", "decode_alone",
                                               "inference_alone", "rest"}
         assert m["cpu_ms_per_frame"]["worker"] > 0 and m["cpu_ms_per_frame"]["decode_alone"] > 0

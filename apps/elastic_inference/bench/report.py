@@ -15,6 +15,13 @@ MAX_AGE = 1.0  # the worker's default freshness bound, used in the live phases
 QUEUE_MAXLEN = 16  # the stream service's default queue bound
 
 
+def shared_limit(model_fps: float, decode_fps: float) -> float:
+    """Both limits sharing the same cores: 1 / (1/model + 1/decode); 0 if one is unknown."""
+    if model_fps <= 0 or decode_fps <= 0:
+        return 0.0
+    return 1.0 / (1.0 / model_fps + 1.0 / decode_fps)
+
+
 @dataclass
 class ModelFigures:
     """Everything measured for one model (FP32 or INT8) serving one type."""
@@ -37,9 +44,12 @@ class ModelFigures:
     latency_overload: dict[str, float] = field(default_factory=dict)
     density_streams: int = 0
     worker_exit_code: int = 0
-    #: worker / shared limit of each round (limits and worker back to back); the figures
-    #: above are the median round's
+    #: worker / shared limit of each round (the limits measured before and after its drain,
+    #: averaged); the figures above are the median round's
     rounds: list[float] = field(default_factory=list)
+    #: each round's shared limit after its drain over the one before: how far the machine
+    #: drifted while the worker ran
+    drift: list[float] = field(default_factory=list)
 
     @property
     def bound(self) -> str:
@@ -49,10 +59,7 @@ class ModelFigures:
 
     @property
     def shared_limit_fps(self) -> float:
-        """Both limits sharing the same cores: 1 / (1/model + 1/decode)."""
-        if self.model_only_fps <= 0 or self.decode_only_fps <= 0:
-            return 0.0
-        return 1.0 / (1.0 / self.model_only_fps + 1.0 / self.decode_only_fps)
+        return shared_limit(self.model_only_fps, self.decode_only_fps)
 
 
 @dataclass
@@ -153,8 +160,12 @@ def render(report: dict[str, Any], models: list[ModelFigures], int8: list[Int8Fi
     for f in models:
         if len(f.rounds) > 1:
             lines.append(f"{f.model}: worker / shared limit in {len(f.rounds)} rounds (limits "
-                         f"and worker back to back): {', '.join(f'{r:.2f}' for r in f.rounds)};"
-                         " the row is the median round")
+                         "before and after each drain, averaged): "
+                         f"{', '.join(f'{r:.2f}' for r in f.rounds)}; the row is the median "
+                         "round")
+        if f.drift:
+            lines.append(f"{f.model}: shared limit after each drain / before it: "
+                         f"{', '.join(f'{d:.2f}' for d in f.drift)}")
     lines.append("")
     live = [f for f in models if f.latency_half]
     if live:

@@ -12,7 +12,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from .frames import cycle, sample_video, video_jpegs
 from .harness import Drain, LivePhase, WorkerProcess, fill_queue, measure_drain, run_live
 from .probes import Rate, cpu_model, decode_only, detector_only, model_only_fps
 from .report import MAX_AGE, STREAM_FPS, Int8Figures, ModelFigures, checks, render
+from .rounds import FULL, QUICK, Limits, Plan, Round, median_round
 from .storage import StorageFigure, measure_storage
 from .tracking import measure_tracker
 
@@ -39,59 +40,6 @@ log = logging.getLogger(__name__)
 HD = (1280, 720)
 SMALL = (640, 360)
 STOP_WAIT = 30.0  # for a worker to exit by itself after ``max_frames``
-
-
-@dataclass(frozen=True)
-class Plan:
-    """How long each measurement runs: ``--quick`` trades precision for time."""
-
-    probe_seconds: int  # benchmark_app -t, and decode-only
-    drain_seconds: float  # target length of a pre-filled drain
-    # Cap on pre-filled frames (each 1280x720 JPEG is ~120 KB in Redis). 8,000 lets a
-    # 1,000 frames/s worker drain for 7 s; at 2,000 its measured window was 1.5 s, short
-    # beside the shared machine's swings.
-    max_frames: int
-    baseline_seconds: float
-    live_seconds: float
-    density_seconds: float
-    density_tries: int
-    agreement_frames: int
-
-
-    storage_frames: int  # frames written for the frame storage figures
-    storage_websocket: bool  # run a websocket service for them (a few seconds)
-    # Rounds of the two limits and the worker, back to back; the median round is reported.
-    # The machine's speed swings by a third within minutes (decode-only 1,960 then 1,050
-    # frames/s a quarter of an hour apart), so one round's ratio moved by +-0.05.
-    rounds: int
-
-
-QUICK = Plan(probe_seconds=2, drain_seconds=2.0, max_frames=600, baseline_seconds=1.5,
-             live_seconds=2.0, density_seconds=2.0, density_tries=3, agreement_frames=24,
-             storage_frames=8, storage_websocket=False, rounds=1)
-FULL = Plan(probe_seconds=6, drain_seconds=8.0, max_frames=8000, baseline_seconds=8.0,
-            live_seconds=10.0, density_seconds=10.0, density_tries=5, agreement_frames=120,
-            storage_frames=60, storage_websocket=True, rounds=3)
-
-
-@dataclass(frozen=True)
-class Round:
-    """The two limits and the worker, measured back to back so they share the machine's
-    speed of the moment: model only, decode only, then the worker's drains (1280x720 first)."""
-
-    model_only_fps: float
-    decode: Rate
-    drains: list[Drain]
-
-    @property
-    def share(self) -> float:
-        """The worker's 1280x720 throughput as a share of this round's shared limit."""
-        return self.drains[0].fps * (1.0 / self.model_only_fps + 1.0 / self.decode.fps)
-
-
-def median_round(rounds: list[Round]) -> Round:
-    """The round whose share is the median (the upper one of an even number)."""
-    return sorted(rounds, key=lambda r: r.share)[len(rounds) // 2]
 
 
 class Bench:
@@ -145,10 +93,12 @@ class Bench:
                   for r in range(self.plan.rounds)]
         median = median_round(rounds)
         fig.rounds = [round(r.share, 3) for r in rounds]
-        fig.model_only_fps = median.model_only_fps
-        fig.decode_only_fps = median.decode.fps
+        fig.drift = [round(r.drift, 3) for r in rounds]
+        limit = median.limit
+        fig.model_only_fps = limit.model_only_fps
+        fig.decode_only_fps = limit.decode.fps
         fig.worker_fps = median.drains[0].fps
-        fig.cpu_ms_per_frame = self._profile(median.drains[0], median.decode, inference)
+        fig.cpu_ms_per_frame = self._profile(median.drains[0], limit.decode, inference)
         if full:
             fig.worker_fps_small = rounds[0].drains[1].fps
             fig.baseline_fps = self._baseline(infer_type, spec.name, hd)
@@ -157,8 +107,9 @@ class Bench:
 
     def _round(self, model: str, infer_type: str, path: Path, fig: ModelFigures,
                hd: list[bytes], small: bool, index: int) -> Round:
-        """Model only, decode only, then a real worker draining 1280x720 frames (and 640x360
-        ones after them with ``small``); the worker's exit code and memory go into ``fig``."""
+        """Model only, decode only, a real worker draining 1280x720 frames (and 640x360 ones
+        after them with ``small``), then decode only and model only again; the worker's exit
+        code and memory go into ``fig``."""
         log.info("%s: round %d of %d: model only (benchmark_app, %d frames per request), "
                  "decode only", model, index + 1, self.plan.rounds, fig.batch)
         model_only = self.model_only(path, fig.batch)
@@ -176,7 +127,11 @@ class Bench:
         drains, worker = self._drain(infer_type, model, groups)
         fig.worker_exit_code = fig.worker_exit_code or (worker.proc.returncode or 0)
         fig.worker_rss_mb = max(fig.worker_rss_mb, worker.peak_rss_mb)
-        return Round(model_only, decode, drains)
+        log.info("%s: round %d of %d: decode only, model only again", model, index + 1,
+                 self.plan.rounds)
+        decode_after = decode_only(hd, fig.reduction, self.cores, self.plan.probe_seconds)
+        after = Limits(self.model_only(path, fig.batch), decode_after)
+        return Round([Limits(model_only, decode), after], drains)
 
     def _drain(self, infer_type: str, model: str,
                groups: list[tuple[str, list[bytes], tuple[int, int]]], precision: str = ""
