@@ -13,6 +13,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "tools" / "gen-k8s-yaml.sh"
+TEMPLATES = REPO / "kubernetes"
 
 Doc = dict[str, Any]
 
@@ -115,3 +116,15 @@ def container_env(rendered: Rendered, container: Doc) -> dict[str, str]:
             if ref["key"] in data or not ref.get("optional"):  # an optional key may be absent
                 env[var["name"]] = data[ref["key"]]
     return env
+
+
+def is_custom(doc: Doc) -> bool:
+    """A kind from a CRD: an API group with a dot that is not Kubernetes' own."""
+    group = doc["apiVersion"].rpartition("/")[0]
+    return "." in group and not group.endswith(".k8s.io")
+
+
+def worker_autoscalers(rendered: Rendered, kind: str) -> list[Doc]:
+    """The HPAs or ScaledObjects of the workers (the stream pool's: test_kubernetes_pool)."""
+    return [doc for doc in rendered.of_kind(kind)
+            if doc["metadata"]["labels"]["app.kubernetes.io/component"] == "infer"]

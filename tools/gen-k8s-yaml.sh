@@ -20,7 +20,7 @@ MONITORING=$TEMPLATES/monitoring
 readonly PROG ROOT TEMPLATES MONITORING
 
 # The inference types (engine/models.py INFER_TYPES) and the sample streams of `ei up`
-# (services/local.py SAMPLE_STREAMS: id, video, types); tests/integration/test_kubernetes.py
+# (services/local.py SAMPLE_STREAMS: id, video, types); tests/deploy/test_kubernetes.py
 # checks that they agree.
 readonly INFER_TYPES=(face people car object)
 readonly SAMPLE_STREAMS=("vtest-people vtest.avi people" "vtest-car vtest.avi car"
