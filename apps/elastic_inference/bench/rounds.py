@@ -25,8 +25,6 @@ class Plan:
     density_seconds: float
     density_tries: int
     agreement_frames: int
-
-
     storage_frames: int  # frames written for the frame storage figures
     storage_websocket: bool  # run a websocket service for them (a few seconds)
     # Rounds of the worker bracketed by the two limits; the median round is reported. The
@@ -55,12 +53,6 @@ class Limits:
     def shared_fps(self) -> float:
         return shared_limit(self.model_only_fps, self.decode.fps)
 
-    @staticmethod
-    def mean(both: list[Limits]) -> Limits:
-        n = len(both)
-        return Limits(sum(x.model_only_fps for x in both) / n,
-                      Rate(sum(x.decode.fps for x in both) / n,
-                           sum(x.decode.cpu_ms_per_frame for x in both) / n))
 
 
 @dataclass(frozen=True)
@@ -69,17 +61,22 @@ class Round:
     and again just after in reverse order: the machine's speed drifts within a minute, and
     the mean of a bracket is taken at the drain's own moment."""
 
-    limits: list[Limits]
+    before: Limits
+    after: Limits
     drains: list[Drain]
 
     @property
     def limit(self) -> Limits:
-        return Limits.mean(self.limits)
+        """The mean of the limits before and after the drain."""
+        a, b = self.before, self.after
+        return Limits((a.model_only_fps + b.model_only_fps) / 2,
+                      Rate((a.decode.fps + b.decode.fps) / 2,
+                           (a.decode.cpu_ms_per_frame + b.decode.cpu_ms_per_frame) / 2))
 
     @property
     def drift(self) -> float:
         """The shared limit after the drain over the one before it."""
-        return self.limits[-1].shared_fps / self.limits[0].shared_fps
+        return self.after.shared_fps / self.before.shared_fps
 
     @property
     def share(self) -> float:

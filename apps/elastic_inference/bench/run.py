@@ -131,7 +131,7 @@ class Bench:
                  self.plan.rounds)
         decode_after = decode_only(hd, fig.reduction, self.cores, self.plan.probe_seconds)
         after = Limits(self.model_only(path, fig.batch), decode_after)
-        return Round([Limits(model_only, decode), after], drains)
+        return Round(Limits(model_only, decode), after, drains)
 
     def _drain(self, infer_type: str, model: str,
                groups: list[tuple[str, list[bytes], tuple[int, int]]], precision: str = ""

@@ -14,7 +14,7 @@ from elastic_inference.bench.rounds import Limits, Round, median_round
 
 def round_of(model_fps: float, decode_fps: float, worker_fps: float) -> Round:
     same = Limits(model_fps, Rate(decode_fps, 1.0))
-    return Round([same, same], [Drain(worker_fps, 2.0, 0.1, 1000)])
+    return Round(same, same, [Drain(worker_fps, 2.0, 0.1, 1000)])
 
 
 def test_a_rounds_share_uses_its_own_limits() -> None:
@@ -24,13 +24,13 @@ def test_a_rounds_share_uses_its_own_limits() -> None:
 
 def test_a_round_averages_the_limits_before_and_after_its_drain() -> None:
     # The machine slowed down while the worker ran: model 2400 -> 1600, decode 2000 -> 1600.
-    r = Round([Limits(2400, Rate(2000, 1.0)), Limits(1600, Rate(1600, 3.0))],
+    r = Round(Limits(2400, Rate(2000, 1.0)), Limits(1600, Rate(1600, 3.0)),
               [Drain(630, 2.0, 0.1, 1000)])
     assert r.limit == Limits(2000, Rate(1800, 2.0))
     limit = 1 / (1 / 2000 + 1 / 1800)  # 947.4
     assert r.share == pytest.approx(630 / limit)
     assert r.drift == pytest.approx(800 / (1 / (1 / 2400 + 1 / 2000)))  # 800 / 1090.9
-    assert r.share != pytest.approx(630 / r.limits[0].shared_fps)
+    assert r.share != pytest.approx(630 / r.before.shared_fps)
 
 
 def test_the_median_round_is_reported_whatever_the_order() -> None:
