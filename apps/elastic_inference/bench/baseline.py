@@ -40,9 +40,11 @@ class OriginalDesignWorker:
         spec, label_filter = resolve(infer_type, model, model_dir)
         self.client = client
         self.type = infer_type
-        # One frame per request, as it had: no batch (ModelSpec.batch) in the original design.
-        self.detector = OpenVINODetector(replace(spec, batch=1), model_dir, device, label_filter,
-                                         performance_hint="LATENCY", num_requests=1)
+        # One frame per request on every core, as it had: no batch or CPU share
+        # (ModelSpec.batch, .cpu_share) in the original design.
+        self.detector = OpenVINODetector(replace(spec, batch=1, cpu_share=1.0), model_dir,
+                                         device, label_filter, performance_hint="LATENCY",
+                                         num_requests=1)
         self.frames = 0
         self.published_at: list[float] = []
 

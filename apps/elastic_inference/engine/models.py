@@ -43,6 +43,9 @@ class ModelSpec:
     ``threshold`` when the model serves that type: one model's scores for people and for
     vehicles need not sit alike (measured, doc/models.md). ``batch`` frames share one infer
     request when a queue is full: worth it only for light models (doc/models.md, "Batches").
+    ``cpu_share`` is the share of the worker's CPUs its inference runs on when the device is
+    the CPU, the rest being left to decoding: below 1 for a model no dearer than decoding its
+    frames (doc/models.md, "CPU share").
     """
 
     name: str
@@ -70,6 +73,7 @@ class ModelSpec:
     int8: bool = True
     type_thresholds: tuple[tuple[str, float], ...] = ()
     batch: int = 1
+    cpu_share: float = 1.0
 
     @property
     def precision(self) -> str:
@@ -131,6 +135,9 @@ BUILTIN_MODELS: dict[str, ModelSpec] = {
             mean=127.5,
             scale=127.5,
             batch=8,
+            # Its inference costs about what decoding its frame does (0.8 ms each, 2 cores):
+            # one OpenVINO stream on half the cores ran the worker 3-10 % faster than two.
+            cpu_share=0.5,
             source=f"{_MP}: mediapipe/modules/face_detection/face_detection_short_range.tflite",
         ),
         ModelSpec(

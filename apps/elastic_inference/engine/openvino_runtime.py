@@ -14,6 +14,7 @@ import ``engine`` without having openvino installed.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Collection, Sequence
 from pathlib import Path
@@ -50,6 +51,22 @@ def model_input_shape(path: Path) -> tuple[int, ...]:
 
     shape = ov.Core().read_model(str(path)).input(0).get_partial_shape()
     return tuple(d.get_length() if d.is_static else -1 for d in shape)
+
+
+def cpu_streams(share: float, device: str, cpus: int | None = None) -> dict[str, str]:
+    """OpenVINO properties that run a model on ``share`` of this process's CPUs: that many
+    streams of one thread each. Empty (OpenVINO's THROUGHPUT choice: every CPU) for a share
+    of 1 or another device than the CPU.
+
+    The THROUGHPUT hint takes every core for inference, but the worker decodes JPEGs on the
+    same cores; for a model about as cheap as the decoding, the two then preempt each other
+    (doc/models.md, "CPU share").
+    """
+    if share >= 1.0 or device != "CPU":
+        return {}
+    available = cpus if cpus is not None else len(os.sched_getaffinity(0))
+    streams = str(max(1, int(available * share + 0.5)))
+    return {"NUM_STREAMS": streams, "INFERENCE_NUM_THREADS": streams}
 
 
 def check_device(device: str, available: Sequence[str]) -> str:
@@ -156,7 +173,8 @@ class OpenVINODetector:
 
         config = {"PERFORMANCE_HINT": performance_hint,
                   # e.g. f32: exact float where the CPU would run BF16
-                  **({"INFERENCE_PRECISION_HINT": precision} if precision else {})}
+                  **({"INFERENCE_PRECISION_HINT": precision} if precision else {}),
+                  **cpu_streams(spec.cpu_share, requested)}
         batched = self._batched(net, spec) if spec.batch > 1 else None
         self._compiled = self._compile(core, net, requested, config, spec)
         used = self._compiled.get_property("EXECUTION_DEVICES")
@@ -166,6 +184,10 @@ class OpenVINODetector:
             self.precision = str(hint.to_string() if hasattr(hint, "to_string") else hint)
         except RuntimeError:  # a virtual device (AUTO, MULTI) may not report it
             self.precision = "unknown"
+        try:
+            self.streams = int(self._compiled.get_property("NUM_STREAMS"))
+        except (RuntimeError, TypeError, ValueError):  # not every device reports streams
+            self.streams = 0
 
         def lane(compiled: Any, batch: int) -> Lane:
             # One request more than the device runs at once: one is always queued, so a
@@ -185,7 +207,7 @@ class OpenVINODetector:
         self._staged: list[Staged] = []
         log.info(
             "model %s (%s, layout %s, %s %s mean %s scale %s) compiled for %s, running on %s "
-            "in %s with %d infer requests of %d frames, input %dx%d",
+            "in %s with %d streams, %d infer requests of %d frames, input %dx%d",
             spec.name,
             path.name,
             self.layout,
@@ -196,6 +218,7 @@ class OpenVINODetector:
             requested,
             self.device,
             self.precision,
+            self.streams,
             self.num_requests,
             self.batch,
             w,

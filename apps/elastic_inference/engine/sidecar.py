@@ -138,6 +138,7 @@ KEYS: dict[str, tuple[str, Parser]] = {
     "iou_threshold": ("iou_threshold", _fraction(True)),
     "max_detections": ("max_detections", _int(1)),
     "batch": ("batch", _int(1)),
+    "cpu_share": ("cpu_share", _fraction(True)),
     "input_w": ("input_w", _int(1)),
     "input_h": ("input_h", _int(1)),
     "color": ("color", _choice("RGB", "BGR")),

@@ -26,12 +26,12 @@ def test_every_key_reaches_the_spec(tmp_path: Path) -> None:
         "color": "BGR", "mean": [103.53, 116.28, 123.675], "scale": 57.6,
         "resize": "letterbox", "threshold": 0.35, "iou_threshold": 0.6, "max_detections": 50,
         "strides": [8, 16, 32, 64], "box_format": "xyxy", "box_units": "pixels",
-        "score_activation": "sigmoid", "batch": 4})
+        "score_activation": "sigmoid", "batch": 4, "cpu_share": 0.5})
     assert spec.postprocess == "yolox" and spec.labels == ("person", "bicycle", "car")
     assert (spec.input_w, spec.input_h, spec.color) == (416, 320, "BGR")
     assert spec.mean == (103.53, 116.28, 123.675) and spec.scale == 57.6
     assert spec.resize == "letterbox" and spec.threshold == 0.35 and spec.iou_threshold == 0.6
-    assert spec.max_detections == 50 and spec.batch == 4
+    assert spec.max_detections == 50 and spec.batch == 4 and spec.cpu_share == 0.5
     assert spec.options == LayoutOptions((8, 16, 32, 64), "xyxy", "pixels", "sigmoid")
 
 
@@ -39,6 +39,7 @@ def test_defaults_leave_layout_and_input_to_the_model(tmp_path: Path) -> None:
     spec = spec_with(tmp_path, {})
     assert spec.postprocess == "auto" and spec.resize == "stretch" and spec.threshold == 0.5
     assert spec.color is None and spec.mean is None and spec.scale is None and spec.batch == 1
+    assert spec.cpu_share == 1.0
     assert spec.options == LayoutOptions()
     assert spec_with(tmp_path, {"postprocess": "omz-ssd"}).postprocess == "omz-ssd"  # old name
 
@@ -51,6 +52,8 @@ def test_defaults_leave_layout_and_input_to_the_model(tmp_path: Path) -> None:
     ({"input_w": 416.0}, r"'input_w' must be an integer >= 1, not 416.0"),
     ({"input_h": True}, r"'input_h' must be an integer >= 1, not true"),
     ({"batch": 0}, r"'batch' must be an integer >= 1, not 0"),
+    ({"cpu_share": 0}, r"'cpu_share' must be a number between 0 and 1 \(1 included\), not 0"),
+    ({"cpu_share": "half"}, r"'cpu_share' must be a number, not \"half\""),
     ({"color": "rgb"}, r"'color' must be one of \"RGB\", \"BGR\", not \"rgb\""),
     ({"mean": [0, 0]}, r"'mean' must be a number or a list of 3 numbers"),
     ({"scale": 0}, r"'scale' must be non-zero"),
