@@ -1,21 +1,59 @@
-"""The gateway application on a free port, in-process, against a real Redis."""
+"""The gateway application on a free port, in-process, against a real Redis, and the small
+stream (``cam1``) its tests publish."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import cv2
+import numpy as np
 import redis
 from prometheus_client import CollectorRegistry
 
+from elastic_inference.core.broker import OutputBroker
 from elastic_inference.core.metrics import GatewayMetrics
 from elastic_inference.core.redisconn import connect
+from elastic_inference.core.registry import StreamRegistry
+from elastic_inference.core.result import Detection, Result
 from elastic_inference.services.gateway import GatewayContext, make_app, serve
 from tests.credentials import bearer, gatekeeper
+from tests.outputs import publish
 from tests.processes import http
+
+W, H = 160, 120
+STREAM_INFO = {"types": ["people", "face"], "source_kind": "file", "source": "vtest.avi",
+               "w": W, "h": H, "fps": 10.0, "state": "running", "frames": 42}
+
+
+def gray_jpeg() -> bytes:
+    ok, buf = cv2.imencode(".jpg", np.full((H, W, 3), 128, np.uint8),
+                           [cv2.IMWRITE_JPEG_QUALITY, 95])
+    assert ok
+    return buf.tobytes()
+
+
+def result(infer_type: str, seq: int, box: tuple[float, float, float, float],
+           label: str) -> Result:
+    return Result(stream="cam1", type=infer_type, seq=seq, ts_capture=time.time(),
+                  ts_done=time.time(), model="fake", device="CPU", w=W, h=H,
+                  detections=(Detection(label, 0.8, box),))
+
+
+def publish_cam1(client: redis.Redis) -> bytes:
+    """cam1 registered, with people and face results for seq 4 (older) and 5 (newest); the
+    JPEG they refer to."""
+    jpeg = gray_jpeg()
+    StreamRegistry(client).beat("cam1", STREAM_INFO)
+    broker = OutputBroker(client)
+    publish(broker, [(result("people", 4, (0.0, 0.0, 0.3, 0.3), "old"), jpeg)])
+    publish(broker, [(result("people", 5, (0.1, 0.1, 0.45, 0.9), "person"), jpeg)])
+    publish(broker, [(result("face", 5, (0.6, 0.2, 0.9, 0.5), "face"), jpeg)])
+    return jpeg
 
 
 class GatewayThread:

@@ -160,7 +160,8 @@ def copy_renderer(root: Path) -> Path:
     shutil.copytree(TEMPLATES, root / "kubernetes", ignore=shutil.ignore_patterns("monitoring"))
     (root / "apps").symlink_to(REPO / "apps")
     (root / "tools").mkdir()
-    shutil.copy2(SCRIPT.with_name("gen-k8s-redis.sh"), root / "tools")
+    for sourced in ("gen-k8s-redis.sh", "gen-k8s-render.sh"):
+        shutil.copy2(SCRIPT.with_name(sourced), root / "tools")
     return Path(shutil.copy2(SCRIPT, root / "tools" / SCRIPT.name))
 
 

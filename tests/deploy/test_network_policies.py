@@ -2,7 +2,7 @@
 selects pods that exist, names ports they have, and together they let in exactly the intended
 peers on the intended ports (evaluated here with the NetworkPolicy rules of the Kubernetes API:
 policies add up, a pod selected by none for a direction is open in that direction).
-kubernetes-validate checks the documents themselves (tests/deploy/test_kubernetes.py)."""
+kubernetes-validate checks the documents themselves (tests/deploy/test_kubernetes_validity.py)."""
 
 from __future__ import annotations
 

@@ -33,7 +33,7 @@ from elastic_inference.core.result import Detection, Result
 from elastic_inference.core.rulestore import RuleStore
 from tests.credentials import SECRET_ENV
 from tests.e2e.browser import Browser
-from tests.e2e.test_dashboard import assert_no_page_problems, flushed, live_services
+from tests.e2e.live import assert_no_page_problems, flushed, live_services
 from tests.e2e.test_login import log_in, log_out, page_problems, page_status
 from tests.outputs import publish
 from tests.processes import get_json, wait_for

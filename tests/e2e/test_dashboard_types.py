@@ -15,7 +15,7 @@ import pytest
 from elastic_inference.bench.frames import video_jpegs
 from elastic_inference.engine.annotate import label_colour
 from tests.e2e.browser import Browser
-from tests.e2e.test_dashboard import (
+from tests.e2e.live import (
     FRAME_SIZE,
     TILES_JS,
     Publisher,

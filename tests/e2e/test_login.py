@@ -1,6 +1,6 @@
 """The dashboard's login page, logout and role-aware UI in a real headless Chromium against the
 real gateway (authentication on) and websocket services, fed by synthetic-but-real output as in
-tests/e2e/test_dashboard.py (real JPEGs, real Result objects, the real stream registry).
+tests/e2e/live.py (real JPEGs, real Result objects, the real stream registry).
 
 Users are created with the project's own AuthStore on the test's Redis, with passwords made
 for this run. The rate-limit test runs last: failed logins may be limited per client address,
@@ -24,7 +24,7 @@ from elastic_inference.core.auth import Role
 from elastic_inference.core.authstore import AuthStore
 from tests.credentials import SECRET_ENV
 from tests.e2e.browser import Browser
-from tests.e2e.test_dashboard import (
+from tests.e2e.live import (
     FRAME_SIZE,
     TILES_JS,
     Publisher,

@@ -27,7 +27,7 @@ from elastic_inference.core.frame import decode
 from elastic_inference.core.sources import SourceConfig, SourceStore
 from tests.credentials import SECRET_ENV
 from tests.e2e.browser import Browser
-from tests.e2e.test_dashboard import flushed, live_services
+from tests.e2e.live import flushed, live_services
 from tests.e2e.test_login import log_in, log_out, page_problems
 from tests.processes import Service, get_json, wait_for
 from tests.redis_server import RedisServer

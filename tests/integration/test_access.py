@@ -31,8 +31,7 @@ from elastic_inference.core.sessions import SESSION_COOKIE, Signer
 from elastic_inference.core.sources import SourceConfig, SourceStore
 from elastic_inference.services.gateway.base import implemented_methods
 from tests.credentials import SECRET, SECRET_ENV, bearer
-from tests.gateway_app import GatewayThread
-from tests.integration.test_gateway import STREAM_INFO, gray_jpeg, result
+from tests.gateway_app import STREAM_INFO, GatewayThread, gray_jpeg, result
 from tests.outputs import publish
 from tests.processes import Service, wait_for
 from tests.redis_server import free_port
