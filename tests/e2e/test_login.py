@@ -32,7 +32,7 @@ from tests.e2e.live import (
     live_services,
     publishing,
 )
-from tests.integration.test_mjpeg import metric
+from tests.live_feed import metric
 from tests.processes import Service, wait_for
 from tests.redis_server import RedisServer
 

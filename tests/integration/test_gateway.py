@@ -13,7 +13,6 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import redis
@@ -31,6 +30,7 @@ from elastic_inference.engine.factory import load_detector
 from elastic_inference.services.infer import InferWorker
 from tests.credentials import SECRET_ENV, bearer
 from tests.gateway_app import STREAM_INFO, GatewayThread, H, W, gray_jpeg, result
+from tests.jpegs import decode, vtest_jpegs
 from tests.outputs import publish
 from tests.processes import Service, get_json, http, wait_for
 from tests.redis_server import RedisServer, free_port
@@ -38,12 +38,6 @@ from tests.redis_server import RedisServer, free_port
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-def decode(jpeg: bytes) -> np.ndarray:
-    img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
-    assert img is not None
-    return img
-
-
 def test_lists_and_describes_streams(gateway: GatewayThread, published: bytes) -> None:
     code, body = gateway.get_json("/api/streams")
     assert code == 200
@@ -143,24 +137,6 @@ def test_status_totals_over_the_workers_of_a_type(gateway: GatewayThread,
                                    "capacity_fps", "models", "devices")} == {
         "infer_fps": 20.0, "drop_fps": 4.0, "scale_ratio": 2.3, "desired_workers": 3,
         "capacity_fps": 12.0, "models": ["ssd", "ssd-int8"], "devices": ["CPU", "GPU"]}
-
-
-def vtest_jpegs(n: int, width: int = 320) -> list[bytes]:
-    """The first ``n`` frames of samples/vtest.avi as JPEGs ``width`` pixels wide."""
-    cap = cv2.VideoCapture(str(REPO / "samples" / "vtest.avi"))
-    out: list[bytes] = []
-    try:
-        while len(out) < n:
-            ok, frame = cap.read()
-            assert ok, "samples/vtest.avi is missing or short: run tools/download-samples.sh"
-            h = round(frame.shape[0] * width / frame.shape[1])
-            ok, buf = cv2.imencode(".jpg", cv2.resize(frame, (width, h)),
-                                   [cv2.IMWRITE_JPEG_QUALITY, 80])
-            assert ok
-            out.append(buf.tobytes())
-    finally:
-        cap.release()
-    return out
 
 
 def test_status_reads_a_real_workers_heartbeat(gateway: GatewayThread, redis_url: str,
