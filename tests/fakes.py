@@ -12,6 +12,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import redis
 
 from elastic_inference.core.result import Detection
 from elastic_inference.engine.detector import Done, infer_all
@@ -115,3 +116,17 @@ class StuckDetector(FakeDetector):
 
     def close(self) -> None:
         self.release.set()
+
+
+class DownRedis:
+    """Every Redis call fails as if the server were unreachable."""
+
+    def __getattr__(self, name: str) -> Any:
+        def fail(*_args: Any, **_kwargs: Any) -> Any:
+            raise redis.ConnectionError("Connection refused (fake)")
+        return fail
+
+
+#: Headers every gateway answer carries (services/gateway: security headers).
+SECURITY_HEADERS = ("Content-Security-Policy", "X-Content-Type-Options", "X-Frame-Options",
+                    "Referrer-Policy")
