@@ -1,6 +1,6 @@
 """Fixtures shared by integration test modules: the in-process gateway and a stream it serves,
-a small video clip for ``ei stream``, and a redis-server with the project's Redis ACL users
-(core/acl.py)."""
+the in-process websocket service, a small video clip for ``ei stream``, and a redis-server with
+the project's Redis ACL users (core/acl.py)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from elastic_inference.core import acl
 from tests.acl_redis import BINARIES, AclRedis
 from tests.gateway_app import GatewayThread, publish_cam1
 from tests.redis_server import ROOT_USER, start_with_aclfile
+from tests.websocket_service import ServiceThread
 
 
 @pytest.fixture(scope="module", params=sorted(BINARIES))
@@ -66,3 +67,10 @@ def gateway(redis_url: str) -> Iterator[GatewayThread]:
 def published(redis_client: redis.Redis) -> bytes:
     """cam1 registered, with people and face results for seq 4 (older) and 5 (newest)."""
     return publish_cam1(redis_client)
+
+
+@pytest.fixture
+def service(redis_url: str) -> Iterator[ServiceThread]:
+    svc = ServiceThread(redis_url)
+    yield svc
+    svc.stop()

@@ -17,8 +17,8 @@ import redis
 from elastic_inference.core import keys
 from elastic_inference.core.auth import Role
 from elastic_inference.core.jobs import JobStore
+from tests.analysis_api import Api
 from tests.credentials import SECRET_ENV, bearer
-from tests.integration.test_analysis_api import Api
 from tests.mjpeg_camera import MjpegCamera
 from tests.processes import Service, wait_for
 from tests.redis_server import RedisServer, free_port

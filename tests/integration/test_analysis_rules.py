@@ -20,7 +20,7 @@ import pytest
 import redis
 
 from elastic_inference.core import keys
-from tests.integration.test_analysis_api import Api, gateway_api, start_runner, start_worker
+from tests.analysis_api import Api, gateway_api, start_runner, start_worker
 from tests.processes import wait_for
 from tests.synthetic_scene import crossings, render
 

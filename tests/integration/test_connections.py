@@ -29,10 +29,10 @@ from elastic_inference.core.clients import ConnectionLimits
 from elastic_inference.core.live import decode_frame
 from tests.credentials import SECRET_ENV, bearer
 from tests.gateway_app import GatewayThread
-from tests.integration.test_websocket import ServiceThread
 from tests.live_feed import STREAM, Publisher, metric, read_part, ready
 from tests.processes import Service, wait_for
 from tests.redis_server import free_port
+from tests.websocket_service import ServiceThread
 
 pytestmark = pytest.mark.integration
 

@@ -16,11 +16,11 @@ from elastic_inference.core.auth import Role
 from elastic_inference.core.clients import ConnectionLimits, parse_networks
 from elastic_inference.core.ratelimit import Rate
 from elastic_inference.services.gateway import REDIS_DOWN_MESSAGE
+from tests.analysis_api import job_body
 from tests.credentials import bearer
 from tests.gateway_app import GatewayThread
 from tests.processes import http
 from tests.redis_server import free_port
-from tests.unit.core.test_jobs import job_body
 
 pytestmark = pytest.mark.integration
 

@@ -21,8 +21,8 @@ import redis
 from elastic_inference.core.auth import Role
 from elastic_inference.core.jobrequest import JobRequest
 from elastic_inference.core.jobs import JobStore
+from tests.analysis_api import Api
 from tests.credentials import SECRET_ENV, bearer
-from tests.integration.test_analysis_api import Api
 from tests.processes import Service, wait_for
 from tests.redis_server import free_port
 

@@ -19,10 +19,10 @@ from elastic_inference.core.analytics.rules import Rule, Sink
 from elastic_inference.core.eventstore import EventQuery, EventStore
 from elastic_inference.core.rulestore import RuleStore
 from elastic_inference.core.webhook import SIGNATURE_HEADER
-from tests.integration.test_track import FakeStream, entries, metrics
 from tests.mosquitto_server import MosquittoServer, Subscriber
 from tests.processes import Service, wait_for
 from tests.redis_server import free_port
+from tests.track_feed import FakeStream, entries, metrics
 from tests.webhook_receiver import Receiver, signature_of
 
 pytestmark = pytest.mark.integration

@@ -16,10 +16,10 @@ from elastic_inference.core.broker import OutputBroker
 from elastic_inference.core.live import decode_frame
 from elastic_inference.core.metrics import WS_CLIENTS, WS_SENT, WS_SKIPPED
 from elastic_inference.core.registry import StreamRegistry
-from tests.integration.test_websocket import Publisher, ServiceThread, make_jpeg, make_result
 from tests.jpegs import vtest_jpegs
 from tests.outputs import publish
 from tests.processes import wait_for
+from tests.websocket_service import Publisher, ServiceThread, make_jpeg, make_result
 
 pytestmark = pytest.mark.integration
 

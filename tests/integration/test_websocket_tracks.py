@@ -18,8 +18,8 @@ from websockets.sync.client import ClientConnection
 from elastic_inference.core import keys
 from elastic_inference.core.metrics import WS_TRACKS_INVALID
 from elastic_inference.core.registry import StreamRegistry
-from tests.integration.test_websocket import ServiceThread, service  # noqa: F401 (fixture)
 from tests.processes import wait_for
+from tests.websocket_service import ServiceThread
 
 pytestmark = pytest.mark.integration
 
@@ -55,7 +55,7 @@ def subscribed(ws: ClientConnection, streams: list[str]) -> None:
 
 
 def test_tracks_reach_subscribers_and_malformed_entries_are_skipped(
-        service: ServiceThread, redis_url: str) -> None:  # noqa: F811
+        service: ServiceThread, redis_url: str) -> None:
     client = redis.Redis.from_url(redis_url)
     registry = StreamRegistry(client)
     for s in ("cam1", "cam2"):
@@ -78,7 +78,7 @@ def test_tracks_reach_subscribers_and_malformed_entries_are_skipped(
 
 
 def test_latest_tracks_of_each_type_reach_a_client_of_every_stream(
-        service: ServiceThread, redis_url: str) -> None:  # noqa: F811
+        service: ServiceThread, redis_url: str) -> None:
     client = redis.Redis.from_url(redis_url)
     StreamRegistry(client).beat("cam1", {"types": ["people", "face"], "source_kind": "file"})
     with service.connect() as ws:

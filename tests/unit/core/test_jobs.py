@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 
 from elastic_inference.core.analytics.rules import Rule
 from elastic_inference.core.errors import InvalidMessage
 from elastic_inference.core.jobrequest import JobRequest, check_known_types, parse_job_request
+from tests.analysis_api import job_body
 
 LABELS = {"person", "car"}
-
-
-def job_body(**fields: Any) -> bytes:
-    return json.dumps({"source": "v.avi", "types": ["people"], **fields}).encode()
 
 
 def test_job_request_defaults_and_fields() -> None:

@@ -36,9 +36,9 @@ from elastic_inference.services.gateway import (
     parse_step,
 )
 from elastic_inference.services.local import LocalSystem
+from tests.analysis_api import job_body
 from tests.credentials import NO_AUTH, SECRET_ENV
 from tests.fakes import SECURITY_HEADERS, DownRedis
-from tests.unit.core.test_jobs import job_body
 
 # -- pure helpers ------------------------------------------------------------------------------
 
