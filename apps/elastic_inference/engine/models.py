@@ -136,7 +136,8 @@ BUILTIN_MODELS: dict[str, ModelSpec] = {
             scale=127.5,
             batch=8,
             # Its inference costs about what decoding its frame does (0.8 ms each, 2 cores):
-            # one OpenVINO stream on half the cores ran the worker 3-10 % faster than two.
+            # one OpenVINO stream on half the cores beat two in 14 of 22 alternating drains
+            # (about 3 %, inside the noise) and took 14 MB less (doc/benchmarks.md).
             cpu_share=0.5,
             source=f"{_MP}: mediapipe/modules/face_detection/face_detection_short_range.tflite",
         ),
