@@ -43,9 +43,8 @@ class ModelSpec:
     ``threshold`` when the model serves that type: one model's scores for people and for
     vehicles need not sit alike (measured, doc/models.md). ``batch`` frames share one infer
     request when a queue is full: worth it only for light models (doc/models.md, "Batches").
-    ``cpu_share`` is the share of the worker's CPUs its inference runs on when the device is
-    the CPU, the rest being left to decoding: below 1 for a model no dearer than decoding its
-    frames (doc/models.md, "CPU share").
+    ``cpu_share``: the share of the CPUs its inference takes on the CPU device, the rest left
+    to decoding (doc/models.md, "CPU share").
     """
 
     name: str
@@ -135,9 +134,8 @@ BUILTIN_MODELS: dict[str, ModelSpec] = {
             mean=127.5,
             scale=127.5,
             batch=8,
-            # Its inference costs about what decoding its frame does (0.8 ms each, 2 cores):
-            # one OpenVINO stream on half the cores beat two in 14 of 22 alternating drains
-            # (about 3 %, inside the noise) and took 14 MB less (doc/benchmarks.md).
+            # Inference costs about what decoding its frame does: half the cores (measured in
+            # doc/models.md, "CPU share": 14 of 22 drains faster, about 3 %, 14 MB less).
             cpu_share=0.5,
             source=f"{_MP}: mediapipe/modules/face_detection/face_detection_short_range.tflite",
         ),
