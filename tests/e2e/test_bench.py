@@ -53,6 +53,13 @@ def test_quick_bench_reports_every_figure(model_dir: Path, sample_dir: Path,
         assert set(m["cpu_ms_per_frame"]) == {"worker", "redis", "decode_alone",
                                               "inference_alone", "rest"}
         assert m["cpu_ms_per_frame"]["worker"] > 0 and m["cpu_ms_per_frame"]["decode_alone"] > 0
+        # The worker's CPU by thread: its own by name, OpenVINO's as "unnamed"; together what
+        # the process used (each thread's CPU is counted in 10 ms ticks, hence the margin).
+        threads = m["threads_ms_per_frame"]
+        assert {"main", "infer-decode", "infer-publish", "unnamed"} <= set(threads), threads
+        assert threads["infer-decode"] > 0 and threads["unnamed"] > 0, threads
+        assert sum(threads.values()) == pytest.approx(m["cpu_ms_per_frame"]["worker"],
+                                                      rel=0.2), threads
     for name in ("blazeface", "nanodet-g-416"):
         m = models[name]
         for key in POSITIVE_PER_FP32_MODEL:

@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
@@ -31,7 +31,7 @@ from ..core.queue import DROP_REASONS, FrameQueue, QueueStats
 from ..core.registry import WorkerRegistry
 from ..core.result import decode_result
 from ..core.text import as_text
-from .probes import percentile, proc_sample
+from .probes import percentile, proc_sample, thread_cpu
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +137,8 @@ class Drain:
     cpu_ms_per_frame: float
     redis_cpu_ms_per_frame: float
     published: int
+    #: the worker's CPU a frame by thread name (``probes.thread_cpu``)
+    threads_ms_per_frame: dict[str, float] = field(default_factory=dict)
 
 
 def measure_drain(client: redis.Redis, worker: WorkerProcess, streams: Sequence[str],
@@ -147,14 +149,14 @@ def measure_drain(client: redis.Redis, worker: WorkerProcess, streams: Sequence[
     Streams are drained one after another (the queue holds them in order), so each stream's
     window is the part of the run where its own results were appearing.
     """
-    samples: list[tuple[float, list[int], float, float]] = []
+    samples: list[tuple[float, list[int], float, float, dict[str, float]]] = []
     deadline = time.monotonic() + timeout
     while True:
         counts = [int(client.xlen(keys.results(s))) for s in streams]
         cpu = worker.sample()
         rcpu = proc_sample(redis_pid) if redis_pid else None
         samples.append((time.perf_counter(), counts, cpu or 0.0,
-                        rcpu.cpu_seconds if rcpu else 0.0))
+                        rcpu.cpu_seconds if rcpu else 0.0, thread_cpu(worker.pid)))
         if all(c >= t for c, t in zip(counts, totals, strict=True)):
             break
         if cpu is None or worker.proc.poll() is not None:
@@ -175,7 +177,10 @@ def measure_drain(client: redis.Redis, worker: WorkerProcess, streams: Sequence[
         out.append(Drain(fps=frames / seconds,
                          cpu_ms_per_frame=1000 * (hi[2] - lo[2]) / frames,
                          redis_cpu_ms_per_frame=1000 * (hi[3] - lo[3]) / frames,
-                         published=hi[1][i]))
+                         published=hi[1][i],
+                         threads_ms_per_frame={
+                             name: 1000 * (cpu - lo[4].get(name, 0.0)) / frames
+                             for name, cpu in hi[4].items()}))
     return out
 
 

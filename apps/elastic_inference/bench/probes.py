@@ -146,6 +146,35 @@ def proc_sample(pid: int) -> ProcSample | None:
     return ProcSample(cpu, int(hwm) / 1024)
 
 
+#: :func:`thread_cpu`'s names for the main thread and for threads that kept the process's name
+#: (OpenVINO's: they inherit it when it starts them).
+MAIN_THREAD, UNNAMED_THREADS = "main", "unnamed"
+
+
+def thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds so far of the threads of ``pid``, summed by OS thread name (the worker
+    names its own: ``core.runtime.name_os_thread``); empty when /proc cannot be read."""
+    out: dict[str, float] = {}
+    process = ""
+    try:
+        tids = sorted(os.listdir(f"/proc/{pid}/task"), key=lambda t: t != str(pid))
+    except OSError:
+        return out
+    for tid in tids:  # the main thread first: its name is the process's
+        try:
+            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+        except OSError:  # the thread ended meanwhile
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        rest = stat.rsplit(")", 1)[1].split()
+        if tid == str(pid):
+            process, key = name, MAIN_THREAD
+        else:
+            key = UNNAMED_THREADS if name == process else name
+        out[key] = out.get(key, 0.0) + (int(rest[11]) + int(rest[12])) / _TICKS
+    return out
+
+
 def cpu_model() -> str:
     """The CPU's model name, for the report."""
     try:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..cli.table import table
+from .probes import UNNAMED_THREADS
 from .storage import StorageFigure
 from .tracking import SCENARIOS, TARGET_RATE, TrackerFigure
 
@@ -40,6 +41,8 @@ class ModelFigures:
     baseline_fps: float = 0.0
     worker_rss_mb: float = 0.0
     cpu_ms_per_frame: dict[str, float] = field(default_factory=dict)
+    #: the worker's CPU ms a frame by thread name, busiest first (``probes.thread_cpu``)
+    threads_ms_per_frame: dict[str, float] = field(default_factory=dict)
     latency_half: dict[str, float] = field(default_factory=dict)
     latency_overload: dict[str, float] = field(default_factory=dict)
     density_streams: int = 0
@@ -184,7 +187,11 @@ def render(report: dict[str, Any], models: list[ModelFigures], int8: list[Int8Fi
             for f in models]
     lines += ["WHERE THE TIME GOES, CPU ms per frame (decode, inference: measured alone)",
               table(rows, ("model", "worker", "decode", "inference", "rest",
-                           "redis-server")), ""]
+                           "redis-server"))]
+    lines += [f"{f.model}: by thread " + ", ".join(f"{name} {ms:.2f}" for name, ms in
+                                                  f.threads_ms_per_frame.items() if ms >= 0.005)
+              for f in models if f.threads_ms_per_frame]
+    lines += [f"(main: pops, submits, post-processes; {UNNAMED_THREADS}: OpenVINO's threads)", ""]
     if int8:
         rows = [(q.int8, f"{q.model_only_speedup:.2f}", f"{q.model_only_speedup_vs_f32:.2f}",
                  f"{q.worker_speedup:.2f}", f"{q.worker_speedup_vs_f32:.2f}",

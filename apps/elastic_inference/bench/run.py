@@ -99,6 +99,9 @@ class Bench:
         fig.decode_only_fps = limit.decode.fps
         fig.worker_fps = median.drains[0].fps
         fig.cpu_ms_per_frame = self._profile(median.drains[0], limit.decode, inference)
+        fig.threads_ms_per_frame = {
+            name: round(ms, 3) for name, ms in sorted(
+                median.drains[0].threads_ms_per_frame.items(), key=lambda kv: -kv[1])}
         if full:
             fig.worker_fps_small = rounds[0].drains[1].fps
             fig.baseline_fps = self._baseline(infer_type, spec.name, hd)

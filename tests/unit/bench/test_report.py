@@ -7,12 +7,19 @@ from pathlib import Path
 import pytest
 
 from elastic_inference.bench.frames import sample_video
-from elastic_inference.bench.probes import percentile, proc_sample
+from elastic_inference.bench.probes import (
+    MAIN_THREAD,
+    UNNAMED_THREADS,
+    percentile,
+    proc_sample,
+    thread_cpu,
+)
 from elastic_inference.bench.report import Int8Figures, ModelFigures, checks, render
 from elastic_inference.bench.storage import StorageFigure
 from elastic_inference.bench.tracking import SCENARIOS, TrackerFigure, measure_tracker, scene
 from elastic_inference.core.analytics.speed import replay
 from elastic_inference.core.errors import ConfigError
+from elastic_inference.core.runtime import ServiceRuntime
 
 
 def figures(model: str, model_fps: float, decode_fps: float, worker_fps: float,
@@ -123,6 +130,49 @@ def test_proc_sample_reads_this_process() -> None:
     sample = proc_sample(os.getpid())
     assert sample is not None and sample.cpu_seconds > 0 and sample.peak_rss_mb > 10
     assert proc_sample(2**22 + 12345) is None
+
+
+def test_thread_cpu_sums_threads_by_the_names_the_runtime_gives_them() -> None:
+    """A thread started by the runtime shows under its name (cut to the kernel's 15 bytes);
+    one that kept the process's name, as OpenVINO's do, under ``unnamed``."""
+    import os
+    import threading
+    import time
+
+    done = threading.Event()
+
+    def burn() -> None:
+        end = time.thread_time() + 0.2
+        while time.thread_time() < end:
+            pass
+        done.wait(10)
+
+    runtime = ServiceRuntime("t")
+    named = runtime.start_thread(burn, "bench-busy-thread-long-name")
+    plain = threading.Thread(target=burn)
+    plain.start()
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            cpu = thread_cpu(os.getpid())
+            if cpu.get("bench-busy-thre", 0) >= 0.1 and cpu.get(UNNAMED_THREADS, 0) >= 0.1:
+                break
+            time.sleep(0.05)
+    finally:
+        done.set()
+        named.join(10)
+        plain.join(10)
+    assert cpu["bench-busy-thre"] >= 0.1, cpu
+    assert cpu[UNNAMED_THREADS] >= 0.1 and cpu[MAIN_THREAD] > 0, cpu
+    assert thread_cpu(2**22 + 12345) == {}
+
+
+def test_render_lists_the_worker_threads() -> None:
+    f = figures("ssd", model_fps=100, decode_fps=400, worker_fps=70)
+    f.threads_ms_per_frame = {"unnamed": 7.1, "infer-decode": 2.2, "main": 0.55}
+    text = render({"quick": True, "machine": {"cpu": "c", "cores": 2, "openvino": "x",
+                                              "device": "CPU"}}, [f], [], checks([f], []))
+    assert "ssd: by thread unnamed 7.10, infer-decode 2.20, main 0.55" in text
 
 
 def test_tracker_rows_and_their_target() -> None:

@@ -22,7 +22,7 @@ from ...core.queue import FrameQueue
 from ...core.redisconn import REDIS_DOWN_ERRORS, Backoff, RedisClient
 from ...core.registry import WorkerRegistry
 from ...core.result import Detection, Result
-from ...core.runtime import Progress, ServiceRuntime
+from ...core.runtime import Progress, ServiceRuntime, name_os_thread
 from ...core.settings import InferSettings
 from ...engine.detector import Detector, Done, Prepared
 from ...engine.preprocess import decode_jpeg, reduction_for
@@ -75,9 +75,11 @@ class InferWorker:
         self.stats = WorkerStats(self.worker_id, settings.type, detector.model, detector.device,
                                  self.queue, self.job_queue, self.registry, self.metrics,
                                  self.counters)
-        # JPEG decoding is the other big cost beside inference: one thread per core.
+        # JPEG decoding is the other big cost beside inference: one thread per core, named
+        # for the OS like the runtime's threads (`ei bench` sums the worker's CPU by name).
         self.pool = ThreadPoolExecutor(max_workers=max(2, min(4, os.cpu_count() or 2)),
-                                       thread_name_prefix="decode")
+                                       thread_name_prefix="decode", initializer=name_os_thread,
+                                       initargs=("infer-decode",))
         # The writer backs off on its own: at maxmemory pops still succeed while publishing is
         # refused, and a shared Backoff would be reset by every pop.
         writer = ResultWriter(client, self.broker, self.jobs, self.job_queue, self.metrics,
