@@ -31,7 +31,7 @@ from ..core.queue import DROP_REASONS, FrameQueue, QueueStats
 from ..core.registry import WorkerRegistry
 from ..core.result import decode_result
 from ..core.text import as_text
-from .probes import percentile, proc_sample, thread_cpu
+from .probes import cpu_by_name, percentile, proc_sample, thread_cpu
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ def measure_drain(client: redis.Redis, worker: WorkerProcess, streams: Sequence[
     Streams are drained one after another (the queue holds them in order), so each stream's
     window is the part of the run where its own results were appearing.
     """
-    samples: list[tuple[float, list[int], float, float, dict[str, float]]] = []
+    samples: list[_Sample] = []
     deadline = time.monotonic() + timeout
     while True:
         counts = [int(client.xlen(keys.results(s))) for s in streams]
@@ -168,8 +168,9 @@ def measure_drain(client: redis.Redis, worker: WorkerProcess, streams: Sequence[
         time.sleep(0.05)
     out = []
     for i, total in enumerate(totals):
-        lo = next(s for s in samples if s[1][i] >= 0.1 * total)
-        hi = next(s for s in samples if s[1][i] >= 0.95 * total)
+        lo_at = next(k for k, s in enumerate(samples) if s[1][i] >= 0.1 * total)
+        hi_at = next(k for k, s in enumerate(samples) if s[1][i] >= 0.95 * total)
+        lo, hi = samples[lo_at], samples[hi_at]
         frames = hi[1][i] - lo[1][i]
         seconds = hi[0] - lo[0]
         if frames <= 0 or seconds <= 0:
@@ -178,10 +179,24 @@ def measure_drain(client: redis.Redis, worker: WorkerProcess, streams: Sequence[
                          cpu_ms_per_frame=1000 * (hi[2] - lo[2]) / frames,
                          redis_cpu_ms_per_frame=1000 * (hi[3] - lo[3]) / frames,
                          published=hi[1][i],
-                         threads_ms_per_frame={
-                             name: 1000 * (cpu - lo[4].get(name, 0.0)) / frames
-                             for name, cpu in hi[4].items()}))
+                         threads_ms_per_frame=by_thread(samples[lo_at:hi_at + 1], i)))
     return out
+
+
+#: One poll of a drain: time, published counts, worker CPU, redis-server CPU, worker threads.
+_Sample = tuple[float, list[int], float, float, dict[str, tuple[str, float]]]
+
+
+def by_thread(window: Sequence[_Sample], stream: int) -> dict[str, float]:
+    """The worker's CPU ms a frame by thread name over ``window``, cut at its last sample in
+    which every thread of its first was still alive: a worker ends its decode and publisher
+    threads once its last frame is out (``max_frames``), and /proc then forgets their CPU."""
+    first = window[0]
+    end = next(s for s in reversed(window) if first[4].keys() <= s[4].keys())
+    frames = end[1][stream] - first[1][stream]
+    if frames <= 0:
+        return {}
+    return {name: 1000 * cpu / frames for name, cpu in cpu_by_name(first[4], end[4]).items()}
 
 
 @dataclass(frozen=True)

@@ -151,10 +151,11 @@ def proc_sample(pid: int) -> ProcSample | None:
 MAIN_THREAD, UNNAMED_THREADS = "main", "unnamed"
 
 
-def thread_cpu(pid: int) -> dict[str, float]:
-    """CPU seconds so far of the threads of ``pid``, summed by OS thread name (the worker
-    names its own: ``core.runtime.name_os_thread``); empty when /proc cannot be read."""
-    out: dict[str, float] = {}
+def thread_cpu(pid: int) -> dict[str, tuple[str, float]]:
+    """Each thread of ``pid`` by id: its name (the worker names its own threads,
+    ``core.runtime.name_os_thread``) and CPU seconds so far; empty when /proc cannot be read.
+    /proc forgets a thread once it ends (its CPU stays in the process's total)."""
+    out: dict[str, tuple[str, float]] = {}
     process = ""
     try:
         tids = sorted(os.listdir(f"/proc/{pid}/task"), key=lambda t: t != str(pid))
@@ -168,10 +169,20 @@ def thread_cpu(pid: int) -> dict[str, float]:
         name = stat[stat.index("(") + 1:stat.rindex(")")]
         rest = stat.rsplit(")", 1)[1].split()
         if tid == str(pid):
-            process, key = name, MAIN_THREAD
-        else:
-            key = UNNAMED_THREADS if name == process else name
-        out[key] = out.get(key, 0.0) + (int(rest[11]) + int(rest[12])) / _TICKS
+            process, name = name, MAIN_THREAD
+        elif name == process:
+            name = UNNAMED_THREADS
+        out[tid] = (name, (int(rest[11]) + int(rest[12])) / _TICKS)
+    return out
+
+
+def cpu_by_name(before: dict[str, tuple[str, float]], after: dict[str, tuple[str, float]]
+                ) -> dict[str, float]:
+    """CPU seconds used between two :func:`thread_cpu` samples, summed by thread name (a
+    thread started in between counts from zero)."""
+    out: dict[str, float] = {}
+    for tid, (name, cpu) in after.items():
+        out[name] = out.get(name, 0.0) + cpu - before.get(tid, (name, 0.0))[1]
     return out
 
 

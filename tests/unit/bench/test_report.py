@@ -10,6 +10,7 @@ from elastic_inference.bench.frames import sample_video
 from elastic_inference.bench.probes import (
     MAIN_THREAD,
     UNNAMED_THREADS,
+    cpu_by_name,
     percentile,
     proc_sample,
     thread_cpu,
@@ -147,6 +148,7 @@ def test_thread_cpu_sums_threads_by_the_names_the_runtime_gives_them() -> None:
             pass
         done.wait(10)
 
+    before = thread_cpu(os.getpid())
     runtime = ServiceRuntime("t")
     named = runtime.start_thread(burn, "bench-busy-thread-long-name")
     plain = threading.Thread(target=burn)
@@ -154,7 +156,7 @@ def test_thread_cpu_sums_threads_by_the_names_the_runtime_gives_them() -> None:
     try:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            cpu = thread_cpu(os.getpid())
+            cpu = cpu_by_name(before, thread_cpu(os.getpid()))
             if cpu.get("bench-busy-thre", 0) >= 0.1 and cpu.get(UNNAMED_THREADS, 0) >= 0.1:
                 break
             time.sleep(0.05)
@@ -163,8 +165,25 @@ def test_thread_cpu_sums_threads_by_the_names_the_runtime_gives_them() -> None:
         named.join(10)
         plain.join(10)
     assert cpu["bench-busy-thre"] >= 0.1, cpu
-    assert cpu[UNNAMED_THREADS] >= 0.1 and cpu[MAIN_THREAD] > 0, cpu
+    assert cpu[UNNAMED_THREADS] >= 0.1 and cpu[MAIN_THREAD] >= 0, cpu
     assert thread_cpu(2**22 + 12345) == {}
+
+
+def test_the_thread_window_ends_before_the_worker_ends_its_threads() -> None:
+    """A worker at ``max_frames`` ends its decode and publisher threads after its last frame;
+    /proc then forgets their CPU, so the breakdown stops at the last poll that saw them."""
+    from elastic_inference.bench.harness import by_thread
+
+    def poll(published: int, decode: float, main: float, alive: bool = True
+             ) -> tuple[float, list[int], float, float, dict[str, tuple[str, float]]]:
+        threads = {"1": ("main", main), **({"2": ("infer-decode", decode)} if alive else {})}
+        return (0.0, [published], 0.0, 0.0, threads)
+
+    window = [poll(100, 1.0, 0.5), poll(300, 1.4, 0.6), poll(500, 1.8, 0.7),
+              poll(600, 0.0, 0.75, alive=False)]
+    ms = by_thread(window, 0)
+    assert ms == {"main": pytest.approx(0.5), "infer-decode": pytest.approx(2.0)}
+    assert by_thread([poll(100, 1.0, 0.5), poll(200, 0.0, 0.6, alive=False)], 0) == {}
 
 
 def test_render_lists_the_worker_threads() -> None:
