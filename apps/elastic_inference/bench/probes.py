@@ -138,12 +138,17 @@ def proc_sample(pid: int) -> ProcSample | None:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return None
-    # Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-    rest = stat.rsplit(")", 1)[1].split()
-    cpu = (int(rest[11]) + int(rest[12])) / _TICKS
+    cpu = _stat_cpu(stat)
     hwm = next((line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")),
                "0")
     return ProcSample(cpu, int(hwm) / 1024)
+
+
+def _stat_cpu(stat: str) -> float:
+    """CPU seconds (user + system) in a /proc ``stat`` line: after the parenthesised command
+    name, utime and stime are the 12th and 13th fields."""
+    rest = stat.rsplit(")", 1)[1].split()
+    return (int(rest[11]) + int(rest[12])) / _TICKS
 
 
 #: :func:`thread_cpu`'s names for the main thread and for threads that kept the process's name
@@ -167,12 +172,11 @@ def thread_cpu(pid: int) -> dict[str, tuple[str, float]]:
         except OSError:  # the thread ended meanwhile
             continue
         name = stat[stat.index("(") + 1:stat.rindex(")")]
-        rest = stat.rsplit(")", 1)[1].split()
         if tid == str(pid):
             process, name = name, MAIN_THREAD
         elif name == process:
             name = UNNAMED_THREADS
-        out[tid] = (name, (int(rest[11]) + int(rest[12])) / _TICKS)
+        out[tid] = (name, _stat_cpu(stat))
     return out
 
 
