@@ -189,8 +189,8 @@ _Sample = tuple[float, list[int], float, float, dict[str, tuple[str, float]]]
 
 def by_thread(window: Sequence[_Sample], stream: int) -> dict[str, float]:
     """The worker's CPU ms a frame by thread name over ``window``, cut at its last sample in
-    which every thread of its first was still alive: a worker ends its decode and publisher
-    threads once its last frame is out (``max_frames``), and /proc then forgets their CPU."""
+    which every thread of its first was still alive: a worker ends its decode threads once
+    its last frame is out (``max_frames``), and /proc then forgets their CPU."""
     first = window[0]
     end = next(s for s in reversed(window) if first[4].keys() <= s[4].keys())
     frames = end[1][stream] - first[1][stream]

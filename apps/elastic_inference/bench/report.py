@@ -191,7 +191,8 @@ def render(report: dict[str, Any], models: list[ModelFigures], int8: list[Int8Fi
     lines += [f"{f.model}: by thread " + ", ".join(f"{name} {ms:.2f}" for name, ms in
                                                   f.threads_ms_per_frame.items() if ms >= 0.005)
               for f in models if f.threads_ms_per_frame]
-    lines += [f"(main: pops, submits, post-processes; {UNNAMED_THREADS}: OpenVINO's threads)", ""]
+    lines += [f"(main: pops, submits, post-processes, publishes; {UNNAMED_THREADS}: "
+              "OpenVINO's threads)", ""]
     if int8:
         rows = [(q.int8, f"{q.model_only_speedup:.2f}", f"{q.model_only_speedup_vs_f32:.2f}",
                  f"{q.worker_speedup:.2f}", f"{q.worker_speedup_vs_f32:.2f}",

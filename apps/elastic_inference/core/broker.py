@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+import redis
 from redis.cluster import RedisCluster
 
 from . import keys
@@ -61,21 +62,23 @@ class OutputBroker:
         self.retention = retention
         self.frames = FrameStore(client)
 
-    def publish(self, items: Sequence[tuple[Result, str]], now: float | None = None) -> None:
+    def publish(self, items: Sequence[tuple[Result, str]], now: float | None = None,
+                pipe: redis.client.Pipeline | None = None) -> None:
         """Publish ``(result, its frame's id in the frame store)`` pairs in one pipelined
-        round trip."""
+        round trip, or queue them on ``pipe`` to share the caller's."""
         if not items:
             return
         now = time.time() if now is None else now
         min_id = str(int((now - self.retention) * 1000))
-        pipe = self.client.pipeline(transaction=False)
+        target = pipe if pipe is not None else self.client.pipeline(transaction=False)
         for result, ref in items:
             body = result.encode()
-            pipe.xadd(keys.out(result.stream), {"ref": ref, "result": body},
-                      maxlen=self.out_maxlen, approximate=True)
-            pipe.xadd(keys.results(result.stream), {"result": body},
-                      minid=min_id, approximate=True)
-        pipe.execute()
+            target.xadd(keys.out(result.stream), {"ref": ref, "result": body},
+                        maxlen=self.out_maxlen, approximate=True)
+            target.xadd(keys.results(result.stream), {"result": body},
+                        minid=min_id, approximate=True)
+        if pipe is None:
+            target.execute()
 
     def attach_frames(self, entries: Sequence[OutputEntry]) -> list[OutputEntry]:
         """``entries`` with the JPEG of each that refers to the frame store, fetched in one

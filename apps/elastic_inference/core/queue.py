@@ -85,6 +85,10 @@ class FrameQueue:
         more = self.client.lpop(self.key, max_items)
         return list(more) if more else []
 
+    def pop_pipelined(self, pipe: redis.client.Pipeline, max_items: int) -> None:
+        """Queue a :meth:`pop_nowait` on ``pipe``; its reply is a list of frames or None."""
+        pipe.lpop(self.key, max_items)
+
     def count_drops(self, reason: str, n: int = 1) -> None:
         """Record drops a worker made (stale/invalid) where every peer can see them."""
         if reason not in DROP_REASONS:

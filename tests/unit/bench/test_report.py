@@ -170,7 +170,7 @@ def test_thread_cpu_sums_threads_by_the_names_the_runtime_gives_them() -> None:
 
 
 def test_the_thread_window_ends_before_the_worker_ends_its_threads() -> None:
-    """A worker at ``max_frames`` ends its decode and publisher threads after its last frame;
+    """A worker at ``max_frames`` ends its decode threads after its last frame;
     /proc then forgets their CPU, so the breakdown stops at the last poll that saw them."""
     from elastic_inference.bench.harness import by_thread
 

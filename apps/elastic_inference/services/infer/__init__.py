@@ -4,8 +4,8 @@ Three stages overlap, so on a small CPU every core stays busy:
 
     Redis pop -> validate, drop stale (pop time) -> decode pool: JPEG decoded at reduced size
     and resized to the model input -> main thread: submit to OpenVINO (async requests,
-    THROUGHPUT hint), results taken back in pop order -> publisher thread: result JSON with the
-    frame's reference, everything waiting published in one pipelined round trip.
+    THROUGHPUT hint), results taken back in pop order -> result JSON with the frame's
+    reference, everything finished published in the round trip of the next pop.
 
 The main thread keeps ``EI_BATCH`` frames (at least three model batches) popped and decoding
 ahead, topping the pool up with a non-blocking pop whenever a model batch (at least half of
@@ -22,9 +22,10 @@ A side thread refreshes the rate gauges and the heartbeat every second, so the h
 sleeps on a timer.
 
 Redis errors that pass (an outage, ``maxmemory``, a failover: ``REDIS_DOWN_ERRORS``) are retried
-with backoff by every thread; any other exception in the publisher or stats thread ends the
-process (``ServiceRuntime.start_thread``), and ``/healthz`` fails when frames wait and nothing
-has moved for ``EI_STALL_TIMEOUT`` seconds.
+with backoff (publishing on a backoff of its own: at ``maxmemory`` pops succeed while
+publishing is refused); any other exception ends the process, from the stats thread too
+(``ServiceRuntime.start_thread``), and ``/healthz`` fails when frames wait and nothing has
+moved for ``EI_STALL_TIMEOUT`` seconds.
 """
 
 from __future__ import annotations

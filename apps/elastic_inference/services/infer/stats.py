@@ -20,7 +20,7 @@ STATS_INTERVAL = 1.0
 
 @dataclass
 class Counters:
-    """What the hot loop and the publisher count and the stats loop reads, under one lock."""
+    """What the hot loop counts and the stats loop reads, under one lock."""
 
     frames_done: int = 0  # published
     infer_rate: RateWindow = field(default_factory=RateWindow)

@@ -1,4 +1,4 @@
-"""The inference worker's hot loop: pop, validate, decode, infer, hand results over."""
+"""The inference worker's hot loop: pop, validate, decode, infer, publish with the next pop."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from ...core.runtime import Progress, ServiceRuntime, name_os_thread
 from ...core.settings import InferSettings
 from ...engine.detector import Detector, Done, Prepared
 from ...engine.preprocess import decode_jpeg, reduction_for
-from .publisher import Published, Publisher, ResultWriter
+from .publisher import Published, ResultWriter
 from .stats import Counters, WorkerStats
 
 log = logging.getLogger(__name__)
@@ -82,9 +82,9 @@ class InferWorker:
                                        initargs=("infer-decode",))
         # The writer backs off on its own: at maxmemory pops still succeed while publishing is
         # refused, and a shared Backoff would be reset by every pop.
-        writer = ResultWriter(client, self.broker, self.jobs, self.job_queue, self.metrics,
-                              Backoff(f"infer[{settings.type}] publishing"), self.progress,
-                              self.stop, self.counters.published)
+        self.writer = ResultWriter(client, self.broker, self.jobs, self.job_queue, self.metrics,
+                                   Backoff(f"infer[{settings.type}] publishing"), self.progress,
+                                   self.stop, self.counters.published)
         # Frames popped and decoded ahead: EI_BATCH, but at least three model batches (the
         # request being filled and those in flight), else a batched model's requests wait on
         # the decode pool: BlazeFace (8 a request) ran 998 frames/s 8 ahead, 1,100 24 ahead.
@@ -95,7 +95,8 @@ class InferWorker:
         # idle 10 % of the time against 8: a refill of 12 to 24 frames is one reply of 1.4 to
         # 2.8 MB, read while the decode pool runs low.
         self.refill = max(detector.batch, settings.batch // 2)
-        self.publisher = Publisher(writer, max(8, 2 * self.ahead))
+        # Finished frames in pop order, published with the next pop (``_pop_publishing``).
+        self._unpublished: list[Published] = []
         self._taken = 0  # validated frames taken into the pipeline (``max_frames`` counts these)
         self._decoding: deque[tuple[frame_msg.Frame, Future[Prepared], str | None]] = deque()
         self._inflight: dict[int, _InFlight] = {}  # by tag; insertion order is pop order
@@ -111,7 +112,6 @@ class InferWorker:
     def run(self) -> int:
         """Serve until the stop event or ``max_frames``; returns the process exit code."""
         stats = self.runtime.start_thread(lambda: self.stats.loop(self.stop), "infer-stats")
-        self.publisher.start(self.runtime.start_thread)
         self.runtime.ready.set()
         log.info("worker %s serving type %r with model %s on %s", self.worker_id,
                  self.settings.type, self.detector.model, self.detector.device)
@@ -120,7 +120,6 @@ class InferWorker:
                 self.step()
             self.drain()
         finally:
-            self.publisher.close()
             self.stop.set()
             stats.join(timeout=5)
             self.pool.shutdown(wait=True)
@@ -134,7 +133,7 @@ class InferWorker:
 
     def healthy(self) -> bool:
         """False when frames wait (in hand or in Redis) and nothing moved for a while."""
-        busy = bool(self._decoding or self._inflight or self.publisher.pending()
+        busy = bool(self._decoding or self._inflight or self._unpublished
                     or self.stats.waiting)
         return not self.progress.stalled(busy)
 
@@ -158,14 +157,48 @@ class InferWorker:
         self.counters.worked(completed, time.monotonic() - started)
 
     def drain(self) -> None:
-        """Finish every frame already popped (stop or ``max_frames``); publishing follows.
-        Busy time like any other: with a request per frame in flight, a short run's frames may
-        all complete here."""
+        """Finish and publish every frame already popped (stop or ``max_frames``). Busy time
+        like any other: with a request per frame in flight, a short run's frames may all
+        complete here."""
         started, completed = time.monotonic(), 0
         while self._decoding:
             completed += self._infer_next()
         completed += self._complete(self.detector.flush())
+        self._publish()
         self.counters.worked(completed, time.monotonic() - started)
+
+    def _publish(self) -> None:
+        """Publish what finished, alone (before waiting on an empty queue, and at the end)."""
+        items, self._unpublished = self._unpublished, []
+        if items:
+            self.writer(items)
+
+    def _pop_publishing(self, room: int) -> list[bytes]:
+        """Up to ``room`` frames without waiting; what finished since the last pop is published
+        in the same round trip. A publishing thread of its own cost a round trip a batch and
+        left the cores idle more often: BlazeFace's worker idled 1.2 points less this way, in
+        12 of 12 alternating pairs (doc/benchmarks.md). A refused publish (a full Redis) is
+        retried alone with backoff, the loop waiting meanwhile as it waited on a full
+        hand-over queue before; an outage keeps the results for the next turn."""
+        items, self._unpublished = self._unpublished, []
+        if not items:
+            return self.queue.pop_nowait(room)
+        pipe = self.client.pipeline(transaction=False)
+        try:
+            self.writer.stage(items, pipe)
+            self.queue.pop_pipelined(pipe, room)
+            replies = pipe.execute(raise_on_error=False)
+        except BaseException:
+            self._unpublished[:0] = items
+            raise
+        popped = replies.pop()
+        if any(isinstance(r, Exception) for r in replies):
+            self.writer(items)
+        else:
+            self.writer.record(items)
+        if isinstance(popped, Exception):
+            raise popped
+        return list(popped) if popped else []
 
     def _top_up(self, block: bool) -> bool:
         """Pop up to the free room (blocking only when idle) and start decoding; True if any."""
@@ -175,9 +208,10 @@ class InferWorker:
         if room <= 0:
             return False
         try:
-            raw = self.queue.pop_nowait(room)
+            raw = self._pop_publishing(room)
             leased = [] if raw else self.job_queue.lease(room, self.settings.lease_timeout)
             if block and not raw and not leased:
+                self._publish()
                 raw = self.queue.pop_batch(room, POP_TIMEOUT)
             taken = self._fetch(self._validate([(None, m) for m in raw] + list(leased)))
             self._redis_ok()
@@ -219,7 +253,7 @@ class InferWorker:
         return self._complete(self.detector.submit(prepared, tag))
 
     def _complete(self, done: Sequence[Done]) -> int:
-        """Record finished detections; hand the ones now in pop order to the publisher."""
+        """Record finished detections; the ones now in pop order wait for the next pop."""
         if not done:
             return 0
         now = time.monotonic()
@@ -239,8 +273,7 @@ class InferWorker:
                                  ts_done=finished, model=self.detector.model,
                                  device=self.detector.device, w=f.w, h=f.h,
                                  detections=tuple(item.detections)), f, item.lease))
-        if ready:
-            self.publisher.put(ready)
+        self._unpublished += ready
         return len(done)
 
     def _validate(self, messages: Sequence[tuple[str | None, bytes]]
