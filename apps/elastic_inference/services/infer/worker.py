@@ -176,8 +176,8 @@ class InferWorker:
     def _pop_publishing(self, room: int) -> list[bytes]:
         """Up to ``room`` frames without waiting; what finished since the last pop is published
         in the same round trip. A publishing thread of its own cost a round trip a batch and
-        left the cores idle more often: BlazeFace's worker idled 1.2 points less this way, in
-        12 of 12 alternating pairs (doc/benchmarks.md). A refused publish (a full Redis) is
+        left the cores idle more often: BlazeFace's worker idled about a point less this way,
+        in 18 of 18 alternating pairs (doc/benchmarks.md). A refused publish (a full Redis) is
         retried alone with backoff, the loop waiting meanwhile as it waited on a full
         hand-over queue before; an outage keeps the results for the next turn."""
         items, self._unpublished = self._unpublished, []
