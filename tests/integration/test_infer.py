@@ -25,6 +25,7 @@ from elastic_inference.core.runtime import ServiceRuntime
 from elastic_inference.core.settings import InferSettings, parse_settings
 from elastic_inference.engine.factory import load_detector
 from elastic_inference.services.infer import InferWorker, decode_jpeg, reduction_for
+from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.integration
 
@@ -54,6 +55,15 @@ def frame_bytes(jpeg: bytes, seq: int, infer_type: str = "face", ts: float | Non
                 w: int = 512, h: int = 512) -> bytes:
     return frame_msg.Frame(stream="astro", type=infer_type, seq=seq,
                            ts=time.time() if ts is None else ts, w=w, h=h, jpeg=jpeg).encode()
+
+
+def push_stored_frames(client: redis.Redis, n: int) -> FrameQueue:
+    """``n`` v2 face frames of stream "astro", their JPEGs in the frame store."""
+    q, store, jpeg = FrameQueue(client, "face", maxlen=100), FrameStore(client), astronaut_jpeg()
+    for seq in range(n):
+        q.push(frame_msg.Frame("astro", "face", seq, time.time(), 512, 512, b"",
+                               store.add("astro", jpeg, 100)).encode())
+    return q
 
 
 @PRECISIONS
@@ -116,6 +126,45 @@ def test_reference_frames_fetch_their_jpeg_and_a_trimmed_or_foreign_one_is_dropp
     assert decode_result(entries[0].result).seq == 2
     assert worker.broker.attach_frames(entries)[0].jpeg == jpeg
     assert client.xlen(keys.frames("astro")) == 2  # the worker stored nothing more
+
+
+def test_an_outage_under_the_pop_puts_the_results_riding_on_it_back(model_dir: Path) -> None:
+    """Finished results are published in the round trip of the next pop; when Redis is down
+    for that round trip they wait for the next one, and none is lost."""
+    server = RedisServer(config=("--appendonly", "yes")).start()  # keeps its data over a restart
+    try:
+        client = redis.Redis.from_url(server.url)
+        q = push_stored_frames(client, 64)
+        worker = make_worker(server.url, model_dir, "face", max_frames="64", max_age="0")
+        for _ in range(400):
+            worker.step()
+            if worker._unpublished and q.length():
+                break
+        results = list(worker._unpublished)
+        assert results and q.length(), "no turn with results to publish and frames to pop"
+        server.stop()
+        assert worker._top_up(block=False) is False
+        assert worker._unpublished == results
+        server.start()
+        assert worker.run() == 0
+        assert sorted(decode_result(f[b"result"]).seq
+                      for _, f in client.xrange(keys.results("astro"))) == list(range(64))
+        assert q.stats().drops == dict.fromkeys(q.stats().drops, 0)
+    finally:
+        server.stop()
+
+
+def test_a_stopped_worker_infers_and_publishes_every_frame_it_popped(
+        redis_url: str, model_dir: Path) -> None:
+    client = redis.Redis.from_url(redis_url)
+    q = push_stored_frames(client, 48)
+    worker = make_worker(redis_url, model_dir, "face", max_age="0")
+    worker.step()
+    popped = 48 - q.length()
+    assert popped > 0 and not worker._unpublished
+    worker.stop.set()  # as SIGTERM does
+    assert worker.run() == 0
+    assert client.xlen(keys.results("astro")) == popped
 
 
 @PRECISIONS
