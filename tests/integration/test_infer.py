@@ -144,6 +144,7 @@ def test_an_outage_under_the_pop_puts_the_results_riding_on_it_back(model_dir: P
         assert results and q.length(), "no turn with results to publish and frames to pop"
         server.stop()
         assert worker._top_up(block=False) is False
+        assert worker.backoff.failures == 1  # the round trip was tried, and failed
         assert worker._unpublished == results
         server.start()
         assert worker.run() == 0
