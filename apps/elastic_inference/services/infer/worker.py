@@ -178,8 +178,8 @@ class InferWorker:
         in the same round trip. A publishing thread of its own cost a round trip a batch and
         left the cores idle more often: BlazeFace's worker idled about a point less this way,
         in 18 of 18 alternating pairs (doc/benchmarks.md). A refused publish (a full Redis) is
-        retried alone with backoff, the loop waiting meanwhile as it waited on a full
-        hand-over queue before; an outage keeps the results for the next turn."""
+        retried alone with backoff before the loop goes on; an outage keeps the results for
+        the next turn."""
         items, self._unpublished = self._unpublished, []
         if not items:
             return self.queue.pop_nowait(room)
