@@ -99,9 +99,11 @@ class Lane:
         # read in place (a copy would cost what the binding saves).
         self._buffers: dict[int, np.ndarray] = {}
         if batch > 1:
-            shape = tuple(compiled.input(0).get_shape())
+            model_input = compiled.input(0)
+            shape = tuple(model_input.get_shape())
+            dtype = model_input.get_element_type().to_dtype()
             for rid in range(self.num_requests):
-                buffer = np.empty(shape, np.uint8)
+                buffer = np.empty(shape, dtype)
                 self._queue[rid].set_input_tensor(ov.Tensor(buffer, shared_memory=True))
                 self._buffers[rid] = buffer
 
@@ -116,7 +118,7 @@ class Lane:
         self._started += 1
         # start_async takes this same request: it is the front of the queue's idle list, and
         # only one thread submits (the detector's lock).
-        if len(frames) == 1:
+        if self.batch == 1:
             data = frames[0].tensor
             # The request reads ``data`` in place (share_inputs): keep it alive until reuse.
             self._inputs[rid] = data
