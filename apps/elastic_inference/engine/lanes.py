@@ -108,7 +108,7 @@ class Lane:
                 self._buffers[rid] = buffer
 
     def start(self, frames: Sequence[Staged]) -> list[Done]:
-        """Start one request on ``frames`` (1 or ``batch`` of them); returns the detections
+        """Start one request on ``frames`` (exactly ``batch`` of them); returns the detections
         of the request it had to reuse. Blocks (GIL released) while every request is busy."""
         rid = self._queue.get_idle_request_id()
         # A finished request's outputs are copied and post-processed only after it runs

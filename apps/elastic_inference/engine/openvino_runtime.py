@@ -1,6 +1,7 @@
 """``Detector`` on OpenVINO: THROUGHPUT hint, ``AsyncInferQueue``, preprocessing in the graph.
 
-The host only resizes (cv2, into a fresh array that is handed to OpenVINO without a copy);
+The host only resizes (cv2, into a fresh array that a one-frame request reads in place and a
+batch is copied from into its request's own input);
 u8 -> f32, BGR -> RGB and ``(x - mean) / scale`` are folded into the compiled model with
 ``PrePostProcessor``, where the plugin fuses them into the first layer. Frames are spread over
 infer requests (``lanes``), one more than the device runs at once, several frames per request
